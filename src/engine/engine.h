@@ -1,0 +1,41 @@
+/*
+ * engine: the commands ferry runs (dump, pre-dump, restore, check). Each takes the
+ * parsed options and returns 0 or -errno after logging the cause once; main turns
+ * that into an exit status.
+ */
+#ifndef FERRY_ENGINE_H
+#define FERRY_ENGINE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct ferry_opts {
+	pid_t pid;			/* -t/--tree */
+	const char *images_dir;		/* -D/--images-dir */
+	const char *prev_images_dir;	/* --prev-images-dir (relative to images_dir) */
+	const char *pidfile;		/* --pidfile */
+	const char *log_file;		/* -o/--log-file */
+	int verbosity;			/* -v (0..4) */
+	bool leave_running;		/* --leave-running */
+	bool shell_job;			/* --shell-job */
+	bool detach;			/* -d/--restore-detached */
+	bool track_mem;			/* --track-mem */
+	bool json;			/* --json */
+};
+
+/* ferry dump: freeze, write the images, then kill (default) or resume the process.
+ * The process is never left frozen or changed on failure. 0 or -errno (logged). */
+int dump_main(const struct ferry_opts *o);
+
+/* ferry restore: recreate the dumped process with its PID. With o->detach returns once
+ * it runs; otherwise waits and stores its wait status in *status. 0 or -errno. */
+int restore_main(const struct ferry_opts *o, int *status);
+
+/* ferry check: print one line per kernel feature. Returns 0 when every must-have
+ * feature is present, 1 otherwise. */
+int check_main(const struct ferry_opts *o);
+
+/* ferry show FILE|DIR: JSON on stdout. 0 or -errno (logged). */
+int show_main(const char *path);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * fs: the file descriptors of a process, one fd kind per file (fd-<kind>.c) behind a
+ * small ops table (fs-priv.h).
+ *
+ * Dump (in the ferry process, target frozen): every fd of the task is classified by
+ * kind, described in files.img (one FileEntry per open file description, shared ids
+ * for descriptions shared between fds), fdinfo-<pid>.img (fd number -> file id,
+ * FD_CLOEXEC), plus per-kind data images (pipe buffers, ghost file contents).
+ * An fd of a kind ferry does not support fails the dump, naming the fd, its kind and
+ * the process, before anything is changed.
+ *
+ * Restore: fs_rst_prepare() runs in the restorer before the task is created;
+ * fs_rst_in_stub() runs inside the new task (a copy of the restorer's memory, before it
+ * is taken over by ptrace) and installs every fd at its exact number with its flags and
+ * offset, closing every other fd except *keep_fd (moved out of the way if it collides).
+ * The stub cannot log: errors come back as -errno plus a message in err.
+ */
+#ifndef FERRY_FS_H
+#define FERRY_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct img_dir;
+struct fs_dump;
+struct fs_rst;
+
+struct fs_dump_opts {
+	int shell_job;		/* allow tty fds (restored as the restorer's terminal) */
+};
+
+/* Start dumping files into d. 0 or -errno. */
+int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump **out);
+/* Dump the fd table of pid (frozen); pidfd for pidfd_getfd. Writes fdinfo-<pid>.img.
+ * 0 or -errno (logged, naming fd, kind and pid). */
+int fs_dump_task(struct fs_dump *fd, pid_t pid, int pidfd);
+/* Write files.img and per-kind images. 0 or -errno (logged). */
+int fs_dump_finish(struct fs_dump *fd);
+void fs_dump_free(struct fs_dump *fd);
+
+/* Load what restoring pid's fds needs (before the task exists). 0 or -errno (logged). */
+int fs_rst_prepare(struct img_dir *d, pid_t pid, int shell_job, struct fs_rst **out);
+/* In the new task: install all fds. 0 or -errno with a message in err (no logging). */
+int fs_rst_in_stub(struct fs_rst *r, int *keep_fd, char *err, size_t errlen);
+/* Restorer-side clean-up after the task is restored or failed. NULL is fine. */
+void fs_rst_free(struct fs_rst *r);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * main: command-line parsing and dispatch. One binary: `ferry <command>`, and the
+ * names `migrate` and `pageserver` (argv[0]) for the live-migration commands.
+ * Exit status: 0 success, 1 failure (one error line on stderr), 2 usage or not
+ * implemented; `ferry restore` without -d exits with the restored process's status.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/engine.h"
+
+#define FERRY_VERSION "0.1"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"ferry " FERRY_VERSION ": live migration of Linux processes\n"
+		"\n"
+		"Usage:\n"
+		"  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
+		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job]\n"
+		"  ferry check\n"
+		"  ferry show FILE|DIR\n"
+		"  ferry pre-dump ...          (not implemented yet)\n"
+		"  pageserver --port N         (not implemented yet)\n"
+		"  migrate --to HOST:PORT PID  (not implemented yet)\n"
+		"\n"
+		"Common options:\n"
+		"  -v[v...], -v N   verbosity (0 errors .. 4 trace; default 2)\n"
+		"  -o, --log-file FILE   write the log to FILE instead of stderr\n"
+		"  -h, --help       this help\n");
+}
+
+enum {
+	OPT_LEAVE_RUNNING = 256, OPT_SHELL_JOB, OPT_PIDFILE, OPT_PREV, OPT_TRACK_MEM, OPT_JSON,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "tree", required_argument, NULL, 't' },
+	{ "images-dir", required_argument, NULL, 'D' },
+	{ "log-file", required_argument, NULL, 'o' },
+	{ "verbosity", optional_argument, NULL, 'v' },
+	{ "restore-detached", no_argument, NULL, 'd' },
+	{ "leave-running", no_argument, NULL, OPT_LEAVE_RUNNING },
+	{ "shell-job", no_argument, NULL, OPT_SHELL_JOB },
+	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "prev-images-dir", required_argument, NULL, OPT_PREV },
+	{ "track-mem", no_argument, NULL, OPT_TRACK_MEM },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Parse options after the command word. Returns 0, or 2 on a usage error (printed). */
+static int parse_opts(int argc, char **argv, struct ferry_opts *o)
+{
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:D:o:v::dh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 't': {
+			int pid;
+			if (parse_int(optarg, &pid) < 0 || pid <= 0) {
+				fprintf(stderr, "ferry: error: -t needs a positive PID, got '%s'\n", optarg);
+				return 2;
+			}
+			o->pid = pid;
+			break;
+		}
+		case 'D': o->images_dir = optarg; break;
+		case 'o': o->log_file = optarg; break;
+		case 'v':
+			if (optarg) {
+				if (optarg[0] == 'v') {
+					o->verbosity = 3 + (int)strspn(optarg, "v");
+				} else if (parse_int(optarg, &o->verbosity) < 0) {
+					fprintf(stderr, "ferry: error: bad verbosity '%s'\n", optarg);
+					return 2;
+				}
+			} else {
+				o->verbosity = o->verbosity < 3 ? 3 : o->verbosity + 1;
+			}
+			break;
+		case 'd': o->detach = true; break;
+		case OPT_LEAVE_RUNNING: o->leave_running = true; break;
+		case OPT_SHELL_JOB: o->shell_job = true; break;
+		case OPT_PIDFILE: o->pidfile = optarg; break;
+		case OPT_PREV: o->prev_images_dir = optarg; break;
+		case OPT_TRACK_MEM: o->track_mem = true; break;
+		case OPT_JSON: o->json = true; break;
+		case 'h': usage(stdout); exit(0);
+		case OPT_VERSION: printf("ferry " FERRY_VERSION "\n"); exit(0);
+		case ':':
+			fprintf(stderr, "ferry: error: option '%s' needs an argument\n", argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "ferry: error: unknown option '%s' (see ferry --help)\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (o->verbosity > 4)
+		o->verbosity = 4;
+	return 0;
+}
+
+static int not_implemented(const char *what, int issue)
+{
+	fprintf(stderr, "ferry: error: %s is not implemented yet (tracked in issue %d)\n", what, issue);
+	return 2;
+}
+
+static int exit_code(int r)
+{
+	return r < 0 ? 1 : r;
+}
+
+int main(int argc, char **argv)
+{
+	struct ferry_opts o = { .verbosity = LOG_INFO };
+	const char *prog = basename(argv[0]);
+	const char *cmd;
+	int r;
+
+	util_init();
+	log_set_prefix("ferry");
+	if (!strcmp(prog, "pageserver"))
+		return not_implemented("pageserver", 5);
+	if (!strcmp(prog, "migrate"))
+		return not_implemented("migrate", 6);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("ferry " FERRY_VERSION "\n");
+		return 0;
+	}
+	r = parse_opts(argc - 1, argv + 1, &o);
+	if (r)
+		return r;
+	r = log_init(o.log_file, o.verbosity);
+	if (r < 0) {
+		fprintf(stderr, "ferry: error: cannot open log file '%s': %s\n", o.log_file, strerror(-r));
+		return 1;
+	}
+
+	if (!strcmp(cmd, "dump")) {
+		if (!o.pid || !o.images_dir) {
+			fprintf(stderr, "ferry: error: dump needs -t PID and -D DIR\n");
+			return 2;
+		}
+		return exit_code(dump_main(&o));
+	}
+	if (!strcmp(cmd, "restore")) {
+		int status = 0;
+		if (!o.images_dir) {
+			fprintf(stderr, "ferry: error: restore needs -D DIR\n");
+			return 2;
+		}
+		r = restore_main(&o, &status);
+		if (r < 0)
+			return 1;
+		if (o.detach)
+			return 0;
+		if (WIFEXITED(status))
+			return WEXITSTATUS(status);
+		if (WIFSIGNALED(status))
+			return 128 + WTERMSIG(status);
+		return 0;
+	}
+	if (!strcmp(cmd, "check"))
+		return check_main(&o);
+	if (!strcmp(cmd, "show")) {
+		/* show takes a positional path after the options */
+		if (optind + 1 >= argc) {
+			fprintf(stderr, "ferry: error: show needs FILE or DIR\n");
+			return 2;
+		}
+		return exit_code(show_main(argv[optind + 1]));
+	}
+	if (!strcmp(cmd, "pre-dump"))
+		return not_implemented("pre-dump", 4);
+	if (!strcmp(cmd, "pageserver"))
+		return not_implemented("pageserver", 5);
+	if (!strcmp(cmd, "migrate"))
+		return not_implemented("migrate", 6);
+	fprintf(stderr, "ferry: error: unknown command '%s' (see ferry --help)\n", cmd);
+	return 2;
+}
