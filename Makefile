@@ -84,9 +84,10 @@ $(BUILD)/test/zdtm/%: test/zdtm/static/%.c $(ZDTM_LIB) test/zdtm/lib/zdtmtst.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE -Itest/zdtm/lib -o $@ $< $(ZDTM_LIB) -lpthread -lrt
 
-$(BUILD)/test/zdtm/tools/%: test/zdtm/tools/%.c
+# test tools may use the project's own library (image codec, utils)
+$(BUILD)/test/zdtm/tools/%: test/zdtm/tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lpthread
 
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))

@@ -58,6 +58,14 @@
 #define PE_PARENT    0x2u	/* data is in the parent images directory (pre-dump chain) */
 #define PE_ZERO      0x4u	/* range reads as zeroes (written explicitly on restore) */
 
+/* VmaEntry.madv: advice to re-apply on restore (from smaps VmFlags) */
+#define VMA_MADV_DONTFORK   (1u << 0)
+#define VMA_MADV_DONTDUMP   (1u << 1)
+#define VMA_MADV_HUGEPAGE   (1u << 2)
+#define VMA_MADV_NOHUGEPAGE (1u << 3)
+#define VMA_MADV_MERGEABLE  (1u << 4)
+#define VMA_MADV_WIPEONFORK (1u << 5)
+
 /* InventoryEntry.kind */
 #define IMG_KIND_DUMP     0
 #define IMG_KIND_PREDUMP  1
