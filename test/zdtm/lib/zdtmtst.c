@@ -127,3 +127,107 @@ size_t test_verify(const void *p, size_t len, uint64_t seed)
 			return i;
 	return (size_t)-1;
 }
+
+/* ---- additions: helpers shared by several tests ---------------------------------- */
+
+const char *test_dir(void)
+{
+	static char dir[4096];
+	const char *r = getenv("ZDTM_READY");
+	char *slash;
+
+	if (!r || strlen(r) >= sizeof(dir))
+		return "/tmp";
+	strcpy(dir, r);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return ".";
+	if (slash == dir)
+		return "/";
+	*slash = '\0';
+	return dir;
+}
+
+int test_ready_prepare(char *tmp, char *path, size_t len)
+{
+	const char *r = getenv("ZDTM_READY");
+	char buf[32];
+	int fd, n;
+
+	if (!r)
+		return -1;
+	snprintf(path, len, "%s", r);
+	snprintf(tmp, len, "%s.tmp", r);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail("open %s: %m", tmp);
+	n = snprintf(buf, sizeof(buf), "%d\n", getpid());
+	if (write(fd, buf, n) != n)
+		fail("write %s: %m", tmp);
+	close(fd);
+	return 0;
+}
+
+ssize_t test_read_file(const char *path, char *buf, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while (off + 1 < len && (n = read(fd, buf + off, len - 1 - off)) > 0)
+		off += n;
+	close(fd);
+	buf[off] = '\0';
+	return off;
+}
+
+int test_vma_find(const void *addr, unsigned long *start, unsigned long *end, char perms[5])
+{
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[512], p[5];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int r = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx %4s", &s, &e, p) != 3)
+			continue;
+		if (a >= s && a < e) {
+			*start = s;
+			*end = e;
+			memcpy(perms, p, 5);
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+int test_vma_vmflags(const void *addr, char *buf, size_t len)
+{
+	unsigned long a = (unsigned long)addr, s, e;
+	char line[512];
+	int in = 0, r = -1;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = a >= s && a < e;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(buf, len, "%s", line + 9);
+			buf[strcspn(buf, "\n")] = '\0';
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 extern volatile sig_atomic_t test_sigterm;	/* set by the SIGTERM handler */
 
@@ -43,5 +44,25 @@ void test_skip(const char *why) __attribute__((noreturn));
 void test_fill(void *p, size_t len, uint64_t seed);
 /* Returns the offset of the first mismatch, or (size_t)-1 when all match. */
 size_t test_verify(const void *p, size_t len, uint64_t seed);
+
+
+/* ---- additions (zdtm engineer): helpers shared by several tests ------------------ */
+#include <stddef.h>
+
+/* The directory the runner gave this test (dirname of $ZDTM_READY), or "/tmp" when run
+ * by hand. Tests create their scratch files there. Static string. */
+const char *test_dir(void);
+/* For tests that must announce readiness without calling libc afterwards (register
+ * tests): write the ready file's temporary copy and return both names; the caller then
+ * does rename(tmp, path) itself (e.g. as a raw syscall from asm). Returns 0, or -1 when
+ * $ZDTM_READY is unset (nothing to announce). */
+int test_ready_prepare(char *tmp, char *path, size_t len);
+/* Read a whole (proc) file into buf (NUL-terminated); returns its length or -1. */
+ssize_t test_read_file(const char *path, char *buf, size_t len);
+/* Find the /proc/self/maps line of the VMA containing addr: start, end and the 4-char
+ * permissions ("rw-p"). Returns 0, or -1 when addr is not mapped. */
+int test_vma_find(const void *addr, unsigned long *start, unsigned long *end, char perms[5]);
+/* The VmFlags of that VMA from /proc/self/smaps (e.g. "rd wr mr mw me gd ac"), or -1. */
+int test_vma_vmflags(const void *addr, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,363 @@
+#!/bin/bash
+# zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
+# restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
+#
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|none|all]
+#                    [--keep] [--timeout SEC] [TEST...]
+#
+# Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
+# original, restore waits for the restored process), detach (restore -d; the restored
+# process is reparented to this runner), leave-running (dump --leave-running, then the
+# original is killed and the images restored). "all" = plain detach leave-running.
+# A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
+# flavors: LIST, expect: dump-fail, timeout: SEC. See docs/testing.md.
+#
+# The runner re-executes itself under tools/subreaper (PR_SET_CHILD_SUBREAPER) so that
+# detached restored processes become its children and are reaped by bash.
+# Exit: 0 when every test passed, 1 otherwise. Last line: "N passed, N failed".
+set -u
+
+SELF=$(readlink -f "$0")
+ROOT=$(cd "$(dirname "$SELF")/../.." && pwd)
+BUILD=build
+FLAVOR=all
+KEEP=0
+TIMEOUT=30
+TESTS=()
+ARGS=("$@")
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) BUILD=$2; shift 2 ;;
+	--flavor|--flavour) FLAVOR=$2; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
+	*) TESTS+=("$1"); shift ;;
+	esac
+done
+
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+FERRY="$BUILD/ferry"
+ZBIN="$BUILD/test/zdtm"
+SUBREAPER="$ZBIN/tools/subreaper"
+
+case "$FLAVOR" in
+all) FLAVORS=(plain detach leave-running) ;;
+plain|detach|leave-running|none) FLAVORS=("$FLAVOR") ;;
+*) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
+esac
+
+if [ "${ZDTM_SUBREAPER:-}" != "$$" ]; then
+	if [ ! -x "$SUBREAPER" ]; then
+		echo "run.sh: $SUBREAPER missing (make BUILD=... $SUBREAPER)" >&2
+		exit 2
+	fi
+	# exec keeps our pid, so the child can recognise it is already under the reaper
+	export ZDTM_SUBREAPER=$$
+	exec "$SUBREAPER" /bin/bash "$SELF" "${ARGS[@]}"
+fi
+
+if [ "$FLAVOR" != none ] && [ ! -x "$FERRY" ]; then
+	echo "run.sh: $FERRY missing (build first)" >&2
+	exit 2
+fi
+
+# ---- state and cleanup ------------------------------------------------------------
+LIVE_PIDS=()		# pids we started (tests, restores) that may still run
+DIRS=()			# temp dirs to remove
+NPASS=0
+NFAIL=0
+NSKIP=0
+WORK=$(mktemp -d /tmp/zdtm-run.XXXXXX)
+mkfifo "$WORK/tick"
+exec {TICKFD}<>"$WORK/tick"	# never written: read -t on it is a fork-free sleep
+
+cleanup() {
+	local p
+	for p in "${LIVE_PIDS[@]}"; do
+		alive "$p" && kill -9 "$p" 2>/dev/null
+	done
+	if [ "$KEEP" = 0 ]; then
+		rm -rf "${DIRS[@]}" 2>/dev/null
+	else
+		[ ${#DIRS[@]} -gt 0 ] && echo "kept: ${DIRS[*]}"
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+tick() { read -r -t 0.01 -u "$TICKFD" _ 2>/dev/null; return 0; }
+
+# alive PID: running, not a zombie
+alive() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "$st" != Z ] && [ -n "$st" ]
+}
+
+# wait_gone PID SEC: poll until PID is gone; 0 if gone in time
+wait_gone() {
+	local i n=$(($2 * 100))
+	for ((i = 0; i < n; i++)); do
+		alive "$1" || return 0
+		tick
+	done
+	return 1
+}
+
+# wait_file FILE SEC [PID]: poll until FILE exists (non-empty); stop early when PID dies
+wait_file() {
+	local i n=$(($2 * 100))
+	for ((i = 0; i < n; i++)); do
+		[ -s "$1" ] && return 0
+		if [ -n "${3:-}" ] && ! alive "$3"; then
+			[ -s "$1" ] && return 0
+			return 1
+		fi
+		tick
+	done
+	return 1
+}
+
+forget() {
+	local p keep=()
+	for p in "${LIVE_PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+	LIVE_PIDS=("${keep[@]}")
+}
+
+# reap PID SEC: wait for our child PID (bounded; kill -9 after SEC); sets RC
+reap() {
+	if ! wait_gone "$1" "$2"; then
+		kill -9 "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		RC=timeout
+		forget "$1"
+		return 1
+	fi
+	wait "$1" 2>/dev/null
+	RC=$?
+	forget "$1"
+	return 0
+}
+
+# desc_get NAME KEY: value of KEY in NAME.desc (empty if none)
+desc_get() {
+	local f="$ROOT/test/zdtm/static/$1.desc"
+	[ -f "$f" ] || return 0
+	sed -n "s/^$2:[[:space:]]*//p" "$f" | head -n1
+}
+
+# ---- one test run -----------------------------------------------------------------
+REASON=""
+failed() { REASON="$*"; return 1; }
+
+start_test() {
+	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
+	PID=$!
+	LIVE_PIDS+=("$PID")
+	wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
+	local rp
+	rp=$(cat "$DIR/ready")
+	[ "$rp" = "$PID" ] || failed "ready file says pid '$rp', started $PID"
+}
+
+# check_out: the .out file has PASS and no FAIL
+check_out() {
+	grep -q '^FAIL' "$DIR/$NAME.out" && { failed "test says: $(grep -m1 '^FAIL' "$DIR/$NAME.out")"; return 1; }
+	grep -q '^PASS' "$DIR/$NAME.out" || { failed "no PASS line in $NAME.out"; return 1; }
+	return 0
+}
+
+# finish_original: SIGTERM the (original or restored) child PID and expect PASS
+finish_child() {
+	kill -TERM "$PID" 2>/dev/null
+	reap "$PID" "$TTIME" || { failed "no exit ${TTIME} s after SIGTERM"; return 1; }
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "exit status $RC"; return 1; }
+	check_out
+}
+
+run_none() {
+	start_test || return 1
+	finish_child
+}
+
+do_dump() {	# extra dump options in "$@"
+	"$FERRY" dump -t "$PID" -D "$DIR/img" -v4 -o "$DIR/dump.log" $OPTS "$@" \
+		>"$DIR/dump.stdout" 2>&1 &
+	local d=$!
+	LIVE_PIDS+=("$d")
+	reap "$d" "$TTIME" || { failed "dump hung (killed after ${TTIME} s)"; return 1; }
+	DUMP_RC=$RC
+	return 0
+}
+
+# restore in the background as a child of ours; sets RST
+do_restore() {	# extra restore options in "$@"
+	rm -f "$DIR/rpid"
+	"$FERRY" restore -D "$DIR/img" -v4 -o "$DIR/restore.log" --pidfile "$DIR/rpid" $OPTS "$@" \
+		>"$DIR/restore.stdout" 2>&1 &
+	RST=$!
+	LIVE_PIDS+=("$RST")
+	if ! wait_file "$DIR/rpid" "$TTIME" "$RST"; then
+		if alive "$RST"; then
+			reap "$RST" 0; failed "restore: no pidfile in ${TTIME} s"
+		else
+			reap "$RST" 1; failed "restore exited with $RC, no pidfile"
+		fi
+		return 1
+	fi
+	local rp
+	rp=$(cat "$DIR/rpid")
+	[ "$rp" = "$PID" ] || { failed "restored pid $rp != original $PID"; LIVE_PIDS+=("$rp"); return 1; }
+	LIVE_PIDS+=("$PID")
+}
+
+# after dump (which must succeed): the original must be gone (killed by dump)
+expect_dumped_and_killed() {
+	[ "$DUMP_RC" = 0 ] || { failed "dump exited with $DUMP_RC"; return 1; }
+	[ -f "$DIR/img/inventory.img" ] || { failed "dump succeeded but no inventory.img"; return 1; }
+	reap "$PID" 5 || { failed "original still alive 5 s after dump"; return 1; }
+	return 0
+}
+
+run_plain() {
+	start_test || return 1
+	do_dump || return 1
+	expect_dumped_and_killed || return 1
+	do_restore || return 1
+	kill -TERM "$PID" 2>/dev/null
+	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "restore exited with $RC"; return 1; }
+	check_out
+}
+
+run_detach() {
+	start_test || return 1
+	do_dump || return 1
+	expect_dumped_and_killed || return 1
+	do_restore -d || return 1
+	reap "$RST" "$TTIME" || { failed "restore -d did not exit in ${TTIME} s"; return 1; }
+	[ "$RC" = 0 ] || { failed "restore -d exited with $RC"; return 1; }
+	alive "$PID" || { check_out; failed "restored process died before SIGTERM"; return 1; }
+	kill -TERM "$PID" 2>/dev/null
+	# reparented to us (subreaper): bash reaps it, we only see it vanish
+	wait_gone "$PID" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	check_out
+}
+
+run_leave_running() {
+	start_test || return 1
+	do_dump --leave-running || return 1
+	[ "$DUMP_RC" = 0 ] || { failed "dump --leave-running exited with $DUMP_RC"; return 1; }
+	alive "$PID" || { failed "original died in dump --leave-running"; return 1; }
+	kill -9 "$PID"
+	reap "$PID" 5 || { failed "original survived kill -9"; return 1; }
+	do_restore || return 1
+	kill -TERM "$PID" 2>/dev/null
+	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "restore exited with $RC"; return 1; }
+	check_out
+}
+
+# expect: dump-fail: dump fails with one error line, the original survives and PASSes
+run_dump_fail() {
+	start_test || return 1
+	do_dump || return 1
+	[ "$DUMP_RC" != 0 ] || { failed "dump succeeded but was expected to fail"; return 1; }
+	[ "$DUMP_RC" -lt 128 ] 2>/dev/null || { failed "dump crashed (status $DUMP_RC)"; return 1; }
+	local n
+	n=$(grep -c ': error: ' "$DIR/dump.log" "$DIR/dump.stdout" | awk -F: '{s+=$NF} END {print s}')
+	[ "$n" = 1 ] || { failed "dump printed $n error lines, expected 1"; return 1; }
+	[ ! -f "$DIR/img/inventory.img" ] || { failed "failed dump left an inventory.img"; return 1; }
+	alive "$PID" || { failed "original died in a failed dump"; return 1; }
+	finish_child
+}
+
+show_logs() {
+	local f
+	for f in "$DIR/$NAME.out" "$DIR/dump.log" "$DIR/dump.stdout" "$DIR/restore.log" \
+		"$DIR/restore.stdout"; do
+		[ -s "$f" ] || continue
+		echo "  --- tail $(basename "$f")"
+		tail -n 12 "$f" | sed 's/^/  | /'
+	done
+}
+
+run_one() {	# NAME FLAVOR
+	NAME=$1
+	local fl=$2 r
+	BIN="$ZBIN/$NAME"
+	DIR=$(mktemp -d "/tmp/zdtm-$NAME-$fl.XXXXXX")
+	DIRS+=("$DIR")
+	OPTS=$(desc_get "$NAME" opts)
+	TTIME=$(desc_get "$NAME" timeout)
+	TTIME=${TTIME:-$TIMEOUT}
+	REASON=""
+	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
+		run_dump_fail
+	else
+		case "$fl" in
+		none) run_none ;;
+		plain) run_plain ;;
+		detach) run_detach ;;
+		leave-running) run_leave_running ;;
+		esac
+	fi
+	r=$?
+	if [ $r = 0 ]; then
+		echo "PASS $NAME ($fl)"
+		NPASS=$((NPASS + 1))
+	elif [ $r = 77 ]; then
+		echo "SKIP $NAME ($fl): $(grep -m1 '^SKIP' "$DIR/$NAME.out" 2>/dev/null)"
+		NSKIP=$((NSKIP + 1))
+	else
+		echo "FAIL $NAME ($fl): ${REASON:-unknown}"
+		show_logs
+		NFAIL=$((NFAIL + 1))
+	fi
+	# nothing of this run may survive it
+	for r in "${LIVE_PIDS[@]}"; do alive "$r" && kill -9 "$r" 2>/dev/null; done
+	for r in "${LIVE_PIDS[@]}"; do wait "$r" 2>/dev/null; done
+	LIVE_PIDS=()
+	if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
+}
+
+# ---- main ---------------------------------------------------------------------------
+if [ ${#TESTS[@]} -eq 0 ]; then
+	for b in "$ZBIN"/*; do
+		[ -f "$b" ] && [ -x "$b" ] && TESTS+=("$(basename "$b")")
+	done
+fi
+[ ${#TESTS[@]} -gt 0 ] || { echo "run.sh: no tests in $ZBIN (make zdtm binaries first)" >&2; exit 2; }
+
+for t in "${TESTS[@]}"; do
+	if [ ! -x "$ZBIN/$t" ]; then
+		echo "FAIL $t: no binary $ZBIN/$t"
+		NFAIL=$((NFAIL + 1))
+		continue
+	fi
+	skip=$(desc_get "$t" skip)
+	if [ -n "$skip" ]; then
+		echo "SKIP $t: $skip"
+		NSKIP=$((NSKIP + 1))
+		continue
+	fi
+	allowed=$(desc_get "$t" flavors)
+	for fl in "${FLAVORS[@]}"; do
+		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $fl "* ]]; then
+			continue
+		fi
+		run_one "$t" "$fl"
+	done
+done
+
+[ "$NSKIP" -gt 0 ] && echo "$NSKIP skipped"
+echo "$NPASS passed, $NFAIL failed"
+[ "$NFAIL" = 0 ]
