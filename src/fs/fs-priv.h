@@ -1,0 +1,186 @@
+/*
+ * fs-priv: what the fd kinds (fd-<kind>.c) share with the driver (fs.c, fs-restore.c).
+ *
+ * One kind = one `struct fd_ops` in its own file plus one line in the table of kinds
+ * (fs.c). The driver owns the fd table, file ids and image files; a kind only
+ * describes one open file description (dump) and reopens it (restore).
+ *
+ * Dump: the driver collects a `struct fd_parms` for every fd of the frozen task
+ * (a local copy of the fd via pidfd_getfd, its fstat, the /proc link and the fdinfo
+ * flags/pos), finds the kind whose match() accepts it, runs every kind's check() over
+ * the whole table (so a dump fails before any image is written for the task), then
+ * calls dump() once per new open file description.
+ *
+ * Restore: prepare() runs in the restorer (may log, allocate, touch the filesystem),
+ * validates the untrusted FileEntry and fills a `struct rst_file`. open() runs in the
+ * stub (a forked copy of the restorer): no logging, no allocation; it returns a new fd
+ * numbered >= base (above every target number) or -errno with a message in err.
+ */
+#ifndef FERRY_FS_PRIV_H
+#define FERRY_FS_PRIV_H
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "files.pb-c.h"
+#include "fs/fs.h"
+
+/* Bounds applied to everything read from images. */
+#define FS_MAX_FD        (1 << 20)		/* fs.nr_open default: fd numbers are below */
+#define FS_MAX_FILES     (1 << 20)		/* FileEntry records in files.img */
+#define FS_MAX_GHOST     (1ULL << 30)		/* content of one unlinked file */
+#define FS_MAX_PIPE_SZ   (1U << 28)		/* F_SETPIPE_SZ value */
+#define FS_FD_FLAGS_MASK 0x3fffffffU		/* bits open(2) may carry */
+
+/* O_PATH and __O_TMPFILE are in glibc; O_CLOEXEC shows in fdinfo flags. */
+#define FS_DROP_FLAGS    (O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC | O_NOCTTY)
+
+/* ---- dump side ------------------------------------------------------------------ */
+
+struct fd_parms {
+	pid_t pid;
+	int fd;			/* number in the target */
+	int lfd;		/* our copy (pidfd_getfd), O_CLOEXEC; -1 if none */
+	struct stat st;		/* fstat of lfd */
+	char link[PATH_MAX];	/* readlink /proc/PID/fd/N */
+	uint32_t flags;		/* fdinfo flags, minus O_CLOEXEC */
+	uint64_t pos;		/* fdinfo pos */
+	bool cloexec;
+	int shell_job;
+};
+
+struct dump_file {		/* one open file description already described */
+	FileEntry *fe;
+	pid_t pid;		/* first holder, for kcmp */
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct dump_pipe {		/* one pipe or FIFO (by inode), dump-wide */
+	dev_t dev;
+	ino_t ino;
+	uint32_t id;
+	bool data_done;
+};
+
+struct fs_dump {
+	struct img_dir *d;
+	struct fs_dump_opts o;
+	struct dump_file *files;
+	size_t nfiles, cap_files;
+	struct dump_pipe *pipes;
+	size_t npipes, cap_pipes;
+	uint32_t next_file_id;
+	uint32_t next_pipe_id;
+	struct img_writer *pipes_data;	/* opened on the first pipe with data */
+};
+
+/* ---- restore side --------------------------------------------------------------- */
+
+struct rst_pipe {		/* one pipe or FIFO of the task */
+	uint32_t id;
+	uint8_t *data;		/* buffered bytes (owned), may be NULL */
+	size_t len;
+	/* stub state */
+	bool filled;		/* data written into the new pipe/FIFO */
+	int ends[2];		/* anonymous pipe: new ends (>= base), -1 before */
+	bool end_used[2];
+};
+
+struct rst_file {
+	uint32_t id;
+	const struct fd_ops *ops;
+	uint32_t flags;		/* open flags, sanitized */
+	uint64_t pos;
+	char *path;		/* reg, fifo (owned) */
+	uint32_t rdev;		/* chr, tty */
+	uint32_t pipe_size;
+	struct rst_pipe *pipe;	/* pipe, fifo */
+	int ghost_fd;		/* reg ghost: the recreated, already unlinked file; else -1 */
+	int tmp_fd;		/* stub: the opened file, >= base; -1 before */
+};
+
+struct rst_fd {
+	int fd;
+	bool cloexec;
+	struct rst_file *file;
+};
+
+struct fs_rst {
+	struct img_dir *d;
+	pid_t pid;
+	int shell_job;
+	int tty_src;			/* restorer fd 0/1/2 that is a terminal, or -1 */
+	struct rst_file *files;		/* only the files this task uses */
+	size_t nfiles;
+	struct rst_fd *fds;		/* sorted by fd */
+	size_t nfds;
+	struct rst_pipe *pipes;
+	size_t npipes;
+	void *pipes_img;		/* struct img_buf * of pipes-data.img, lazily loaded */
+};
+
+/* ---- the ops table -------------------------------------------------------------- */
+
+struct fd_ops {
+	const char *name;
+	FdKind kind;
+	/* Does this kind handle p? Pure. */
+	bool (*match)(const struct fd_parms *p);
+	/* Optional: called with the whole table of the task (all classified) before any
+	 * dump(); 0 or -errno (logged). */
+	int (*check)(struct fs_dump *d, const struct fd_parms *all, size_t n, size_t i);
+	/* Fill fe's sub-message (fe->id and fe->type are set); may write data images.
+	 * Sub-messages and strings must be malloc'd (freed with free_unpacked). */
+	int (*dump)(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe);
+	/* Restorer: validate fe (untrusted) and fill f. 0 or -errno (logged). */
+	int (*prepare)(struct fs_rst *r, const FileEntry *fe, struct rst_file *f);
+	/* Stub: open f at a number >= base. fd or -errno with a message in err. */
+	int (*open)(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen);
+	/* Restorer: release what prepare made (not f->path, freed by the driver). */
+	void (*release)(struct rst_file *f);
+};
+
+extern const struct fd_ops fd_reg_ops, fd_chr_ops, fd_tty_ops, fd_pipe_ops, fd_fifo_ops;
+
+/* ---- helpers (fs.c / fs-restore.c) ---------------------------------------------- */
+
+/* The dump-wide pipe record for (dev, ino), created if new. NULL on ENOMEM. */
+struct dump_pipe *fs_dump_pipe(struct fs_dump *d, dev_t dev, ino_t ino);
+/* Write one PipeDataEntry to pipes-data.img (opened on first use). 0 or -errno. */
+int fs_dump_pipe_data(struct fs_dump *d, uint32_t pipe_id, const uint8_t *data, size_t len);
+/* Peek at the buffered bytes of the pipe/FIFO p (not consumed) and record them once
+ * per pipe; *pipe_id and *pipe_size describe it. 0 or -errno (logged). */
+int fd_pipe_dump_common(struct fs_dump *d, const struct fd_parms *p, uint32_t *pipe_id,
+			uint32_t *pipe_size);
+
+/* Restorer: the task's record of pipe id (created if new, data loaded from
+ * pipes-data.img). NULL and logged on error. */
+struct rst_pipe *fs_rst_pipe(struct fs_rst *r, uint32_t id);
+/* Sanitize open flags from an image. */
+uint32_t fs_sanitize_flags(uint32_t flags);
+/* A checked absolute path from an image: strdup'd into *out. 0 or -EINVAL (logged). */
+int fs_check_path(const char *path, char **out);
+
+/* Stub helpers (no logging, no allocation). */
+/* Move fd to the lowest free number >= base (close the old one). New fd or -errno. */
+int fs_stub_move_high(int fd, int base);
+/* snprintf into err and return -e (e > 0). */
+int fs_stub_err(char *err, size_t errlen, int e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* fd-tty.c: is rdev a terminal (supported with --shell-job)? */
+bool fd_tty_is_terminal(dev_t rdev);
+
+/* ghost.c: content of unlinked files. */
+int fs_ghost_dump(struct fs_dump *d, const struct fd_parms *p, uint32_t id);
+/* Recreate ghost id as an unlinked file next to path; returns an O_RDWR fd or -errno
+ * (logged). */
+int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mode);
+
+#endif

@@ -1,0 +1,278 @@
+/*
+ * test_fs: src/fs end to end without the engine. A forked child sets up an fd table
+ * (files with offsets and flags, a dup, an unlinked file, a pipe with data, a FIFO
+ * with data, /dev/null, a high fd number) and stops itself; we dump it with fs_dump_*,
+ * kill it, then restore into another forked child through fs_rst_prepare +
+ * fs_rst_in_stub (as the restorer's stub would) and that child checks every fd.
+ * Also: an unsupported fd (socket) fails the dump; a corrupted fdinfo image is refused.
+ * Exit 0 pass, 1 fail, 77 skip (no pidfd_getfd/kcmp here).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "fs/fs.h"
+#include "img/img.h"
+#include "files.pb-c.h"
+
+static int report_fd = 2;	/* the restored child reports through its kept fd */
+#define CHECK(cond) do { if (!(cond)) { \
+	dprintf(report_fd, "FAIL %s:%d: %s (errno %d)\n", __FILE__, __LINE__, #cond, errno); \
+	exit(1); } } while (0)
+
+static char tmpdir[] = "/tmp/ferry-test-fs-XXXXXX";
+static char path_a[300], path_b[300], path_g[300], path_f[300], path_h[300];
+static const char ghost_data[] = "ghost content: still here after restore";
+static const char pipe_data[] = "pipe bytes in order 0123456789";
+static const char fifo_data[] = "fifo bytes";
+
+static void place(int fd, int target)
+{
+	CHECK(fd >= 0);
+	if (fd != target) {
+		CHECK(dup2(fd, target) == target);
+		close(fd);
+	}
+}
+
+/* The target: set up fds, stop, and wait to be killed. */
+static void target_main(bool with_socket)
+{
+	int p[2], fd;
+	CHECK(close_range(0, ~0U, 0) == 0);
+	place(open(path_a, O_RDWR), 10);
+	CHECK(lseek(10, 5, SEEK_SET) == 5);
+	CHECK(dup2(10, 11) == 11);
+	place(open(path_b, O_WRONLY | O_APPEND), 12);
+	CHECK(fcntl(12, F_SETFD, FD_CLOEXEC) == 0);
+	fd = open(path_g, O_RDWR | O_CREAT | O_TRUNC, 0640);
+	CHECK(write(fd, ghost_data, sizeof(ghost_data)) == sizeof(ghost_data));
+	CHECK(lseek(fd, 3, SEEK_SET) == 3);
+	place(fd, 13);
+	CHECK(unlink(path_g) == 0);
+	CHECK(pipe(p) == 0);
+	CHECK(write(p[1], pipe_data, sizeof(pipe_data)) == sizeof(pipe_data));
+	place(p[0], 14);
+	place(p[1], 15);
+	CHECK(fcntl(15, F_SETFL, O_NONBLOCK) == 0);
+	CHECK(fcntl(15, F_SETFD, FD_CLOEXEC) == 0);
+	place(open(path_f, O_RDONLY | O_NONBLOCK), 16);
+	place(open(path_f, O_WRONLY), 17);
+	CHECK(write(17, fifo_data, sizeof(fifo_data)) == sizeof(fifo_data));
+	place(open("/dev/null", O_RDWR), 20);
+	place(open(path_h, O_RDONLY), 1000);
+	if (with_socket)
+		place(socket(AF_UNIX, SOCK_STREAM, 0), 21);
+	kill(getpid(), SIGSTOP);
+	for (;;)
+		pause();
+}
+
+static pid_t start_target(bool with_socket)
+{
+	int st;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		target_main(with_socket);
+	CHECK(waitpid(pid, &st, WUNTRACED) == pid);
+	CHECK(WIFSTOPPED(st));
+	return pid;
+}
+
+static void stop_target(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int dump_into(const char *dir, pid_t pid)
+{
+	struct img_dir *d;
+	struct fs_dump *fd;
+	struct fs_dump_opts o = { 0 };
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	CHECK(img_dir_create(dir, &d) == 0);
+	CHECK(fs_dump_init(d, &o, &fd) == 0);
+	int r = fs_dump_task(fd, pid, -1);
+	if (r == 0)
+		r = fs_dump_finish(fd);
+	fs_dump_free(fd);
+	if (r == 0) {
+		img_inventory_init(&inv);
+		inv.root_pid = (uint32_t)pid;
+		CHECK(img_dir_commit(d, &inv) == 0);
+	}
+	img_dir_free(d);
+	return r;
+}
+
+static void read_exact(int fd, const void *want, size_t len)
+{
+	char buf[256];
+	CHECK(len <= sizeof(buf));
+	CHECK(read(fd, buf, len) == (ssize_t)len);
+	CHECK(memcmp(buf, want, len) == 0);
+}
+
+/* In the restored child: check every fd. */
+static void verify_restored(int keep)
+{
+	char link[512];
+	struct stat st;
+	CHECK(keep != 12 && fcntl(keep, F_GETFD) >= 0);
+	CHECK(lseek(10, 0, SEEK_CUR) == 5);
+	CHECK((fcntl(10, F_GETFL) & O_ACCMODE) == O_RDWR);
+	CHECK(lseek(11, 7, SEEK_SET) == 7 && lseek(10, 0, SEEK_CUR) == 7);	/* shared */
+	CHECK(fcntl(12, F_GETFL) & O_APPEND);
+	CHECK((fcntl(12, F_GETFL) & O_ACCMODE) == O_WRONLY);
+	CHECK(fcntl(12, F_GETFD) == FD_CLOEXEC && fcntl(10, F_GETFD) == 0);
+	CHECK(fstat(13, &st) == 0 && st.st_nlink == 0 && (st.st_mode & 07777) == 0640);
+	CHECK(lseek(13, 0, SEEK_CUR) == 3);
+	CHECK(pread(13, link, sizeof(ghost_data), 0) == sizeof(ghost_data));
+	CHECK(memcmp(link, ghost_data, sizeof(ghost_data)) == 0);
+	read_exact(14, pipe_data, sizeof(pipe_data));
+	CHECK(fcntl(15, F_GETFL) & O_NONBLOCK);
+	CHECK(!(fcntl(14, F_GETFL) & O_NONBLOCK));
+	CHECK(fcntl(15, F_GETFD) == FD_CLOEXEC);
+	read_exact(16, fifo_data, sizeof(fifo_data));
+	CHECK(fcntl(16, F_GETFL) & O_NONBLOCK);
+	CHECK(readlink("/proc/self/fd/20", link, sizeof(link)) == 9 && !memcmp(link, "/dev/null", 9));
+	CHECK(fstat(1000, &st) == 0 && S_ISREG(st.st_mode));
+	for (int fd = 0; fd < 1100; fd++) {
+		bool want = (fd >= 10 && fd <= 17) || fd == 20 || fd == 1000 || fd == keep;
+		CHECK(want == (fcntl(fd, F_GETFD) >= 0));
+	}
+}
+
+static void test_dump_restore(void)
+{
+	char dir[300], err[256];
+	struct img_dir *d;
+	struct fs_rst *r;
+	int st;
+	snprintf(dir, sizeof(dir), "%s/img", tmpdir);
+	pid_t pid = start_target(false);
+	int rc = dump_into(dir, pid);
+	stop_target(pid);
+	CHECK(rc == 0);
+	CHECK(access(path_g, F_OK) < 0);	/* still unlinked */
+
+	CHECK(img_dir_open(dir, &d) == 0);
+	CHECK(fs_rst_prepare(d, pid, 0, &r) == 0);
+	CHECK(access(path_g, F_OK) < 0);	/* recreated unlinked */
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		int keep = dup(2);
+		place(keep, 12);	/* collides with a target: must move */
+		keep = 12;
+		int e = fs_rst_in_stub(r, &keep, err, sizeof(err));
+		report_fd = keep;
+		if (e < 0) {
+			dprintf(keep, "FAIL stub: %s\n", err);
+			_exit(1);
+		}
+		verify_restored(keep);
+		_exit(0);
+	}
+	CHECK(waitpid(c, &st, 0) == c);
+	fs_rst_free(r);
+	img_dir_free(d);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_unsupported(void)
+{
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/img-sock", tmpdir);
+	pid_t pid = start_target(true);
+	int rc = dump_into(dir, pid);
+	stop_target(pid);
+	CHECK(rc == -EOPNOTSUPP);
+}
+
+/* A fdinfo image with an out-of-range fd is refused by prepare. */
+static void test_bad_fdinfo(void)
+{
+	char dir[300];
+	struct img_dir *d;
+	struct img_writer *w;
+	struct fs_rst *r;
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	FdinfoEntry fe = FDINFO_ENTRY__INIT;
+	snprintf(dir, sizeof(dir), "%s/img-bad", tmpdir);
+	CHECK(img_dir_create(dir, &d) == 0);
+	CHECK(img_writer_open(d, "fdinfo-42.img", IMG_MAGIC_FDINFO, &w) == 0);
+	fe.fd = 1u << 30;
+	fe.id = 1;
+	CHECK(img_write_pb(w, &fe.base) == 0);
+	CHECK(img_writer_close(w) == 0);
+	CHECK(img_writer_open(d, "files.img", IMG_MAGIC_FILES, &w) == 0);
+	CHECK(img_writer_close(w) == 0);
+	img_inventory_init(&inv);
+	CHECK(img_dir_commit(d, &inv) == 0);
+	img_dir_free(d);
+	CHECK(img_dir_open(dir, &d) == 0);
+	CHECK(fs_rst_prepare(d, 42, 0, &r) == -EBADMSG);
+	img_dir_free(d);
+}
+
+static void run(const char *name, void (*fn)(void), int *failed)
+{
+	int st;
+	pid_t c = fork();
+	if (c == 0) {
+		fn();
+		_exit(0);
+	}
+	waitpid(c, &st, 0);
+	bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+	*failed += !ok;
+}
+
+int main(void)
+{
+	int failed = 0, fd;
+	char cmd[400];
+	util_init();
+	log_init(NULL, LOG_WARN);
+	if (sys_pidfd_getfd(-1, 0, 0) == -ENOSYS) {
+		printf("SKIP: no pidfd_getfd\n");
+		return 77;
+	}
+	CHECK(mkdtemp(tmpdir));
+	snprintf(path_a, sizeof(path_a), "%s/a", tmpdir);
+	snprintf(path_b, sizeof(path_b), "%s/b", tmpdir);
+	snprintf(path_g, sizeof(path_g), "%s/ghost", tmpdir);
+	snprintf(path_f, sizeof(path_f), "%s/fifo", tmpdir);
+	snprintf(path_h, sizeof(path_h), "%s/high", tmpdir);
+	CHECK((fd = open(path_a, O_RDWR | O_CREAT, 0644)) >= 0);
+	CHECK(write(fd, "0123456789abcdef", 16) == 16);
+	close(fd);
+	CHECK((fd = open(path_b, O_RDWR | O_CREAT, 0644)) >= 0);
+	close(fd);
+	CHECK((fd = open(path_h, O_RDWR | O_CREAT, 0644)) >= 0);
+	close(fd);
+	CHECK(mkfifo(path_f, 0600) == 0);
+
+	run("dump_restore", test_dump_restore, &failed);
+	run("unsupported_socket", test_unsupported, &failed);
+	run("bad_fdinfo", test_bad_fdinfo, &failed);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+	printf("%d failed\n", failed);
+	return failed ? 1 : 0;
+}
