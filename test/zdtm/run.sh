@@ -10,7 +10,7 @@
 # process is reparented to this runner), leave-running (dump --leave-running, then the
 # original is killed and the images restored). "all" = plain detach leave-running.
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
-# flavors: LIST, expect: dump-fail, timeout: SEC. See docs/testing.md.
+# flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS. See docs/testing.md.
 #
 # The runner re-executes itself under tools/subreaper (PR_SET_CHILD_SUBREAPER) so that
 # detached restored processes become its children and are reaped by bash.
@@ -165,6 +165,21 @@ start_test() {
 	[ "$rp" = "$PID" ] || failed "ready file says pid '$rp', started $PID"
 }
 
+# wait_blocked: with "blocked: NR..." in the .desc, wait (10 s at most) until the test
+# sits in one of those syscalls (/proc/PID/syscall), so that the dump and the SIGTERM
+# find it blocked there and not on the way in
+wait_blocked() {
+	local i nr
+	[ -n "$BLOCKED" ] || return 0
+	for ((i = 0; i < 1000; i++)); do
+		nr=$(cut -d' ' -f1 "/proc/$PID/syscall" 2>/dev/null)
+		[[ " $BLOCKED " == *" $nr "* ]] && return 0
+		alive "$PID" || break
+		tick
+	done
+	failed "not blocked in syscall $BLOCKED (last: '${nr:-gone}')"
+}
+
 # check_out: the .out file has PASS and no FAIL
 check_out() {
 	grep -q '^FAIL' "$DIR/$NAME.out" && { failed "test says: $(grep -m1 '^FAIL' "$DIR/$NAME.out")"; return 1; }
@@ -174,6 +189,7 @@ check_out() {
 
 # finish_original: SIGTERM the (original or restored) child PID and expect PASS
 finish_child() {
+	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$PID" "$TTIME" || { failed "no exit ${TTIME} s after SIGTERM"; return 1; }
 	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "exit status $RC"; return 1; }
@@ -229,6 +245,7 @@ run_plain() {
 	do_dump || return 1
 	expect_dumped_and_killed || return 1
 	do_restore || return 1
+	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
@@ -244,6 +261,7 @@ run_detach() {
 	reap "$RST" "$TTIME" || { failed "restore -d did not exit in ${TTIME} s"; return 1; }
 	[ "$RC" = 0 ] || { failed "restore -d exited with $RC"; return 1; }
 	alive "$PID" || { check_out; failed "restored process died before SIGTERM"; return 1; }
+	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	# reparented to us (subreaper): bash reaps it, we only see it vanish
 	wait_gone "$PID" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
@@ -259,6 +277,7 @@ run_leave_running() {
 	kill -9 "$PID"
 	reap "$PID" 5 || { failed "original survived kill -9"; return 1; }
 	do_restore || return 1
+	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
@@ -299,6 +318,7 @@ run_one() {	# NAME FLAVOR
 	OPTS=$(desc_get "$NAME" opts)
 	TTIME=$(desc_get "$NAME" timeout)
 	TTIME=${TTIME:-$TIMEOUT}
+	BLOCKED=$(desc_get "$NAME" blocked | tr ',' ' ')
 	REASON=""
 	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
 		run_dump_fail
@@ -349,7 +369,7 @@ for t in "${TESTS[@]}"; do
 		NSKIP=$((NSKIP + 1))
 		continue
 	fi
-	allowed=$(desc_get "$t" flavors)
+	allowed=$(desc_get "$t" flavors | tr ',' ' ')
 	for fl in "${FLAVORS[@]}"; do
 		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $fl "* ]]; then
 			continue
