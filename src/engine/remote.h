@@ -40,6 +40,8 @@ struct remote {
 	uint64_t scratch;		/* remote address of the scratch area, 0 if none */
 	size_t scratch_len;
 	bool inited;
+	uint64_t stashed_sigs;		/* signals (bit sig-1) that arrived while injecting:
+					 * suppressed then, re-sent to the process by remote_fini */
 };
 
 /* Find a `syscall` (0f 05) instruction in the [vdso] of task tid. 0 or -errno (logged). */

@@ -252,6 +252,245 @@ static void test_seize_threads(void)
 	munmap((void *)counters, 4096);
 }
 
+/* ---- injection -------------------------------------------------------------- */
+
+/* Wait until pid is blocked in syscall nr (first field of /proc/pid/syscall). */
+static bool wait_in_syscall(pid_t pid, long nr, int timeout_ms)
+{
+	char path[64], *buf;
+	snprintf(path, sizeof(path), "/proc/%d/syscall", pid);
+	for (int i = 0; i < timeout_ms; i++) {
+		if (read_file(path, &buf, NULL, 4096) == 0) {
+			long cur = strtol(buf, NULL, 10);
+			free(buf);
+			if (cur == nr && proc_state(pid, 0) == 'S')
+				return true;
+		}
+		usleep(1000);
+	}
+	return false;
+}
+
+static bool regs_equal(const struct user_regs_struct *a, const struct user_regs_struct *b)
+{
+	/* eflags may carry the trap flag the kernel keeps while single-stepping. */
+	struct user_regs_struct x = *a, y = *b;
+	x.eflags &= ~0x100ull;
+	y.eflags &= ~0x100ull;
+	return !memcmp(&x, &y, sizeof(x));
+}
+
+static bool vma_present(pid_t pid, uint64_t addr)
+{
+	struct proc_vma *v;
+	size_t n;
+	bool found = false;
+	if (proc_parse_smaps(pid, &v, &n) < 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		found |= v[i].start <= addr && addr < v[i].end;
+	proc_vmas_free(v, n);
+	return found;
+}
+
+/* Average cost of n injected getpid calls, in microseconds. */
+static double time_getpid(struct remote *rt, pid_t expect, int n)
+{
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < n; i++)
+		if (rcall0(rt, __NR_getpid) != expect) {
+			CHECK(!"getpid in timing loop");
+			return -1;
+		}
+	return (now_ns() - t0) / 1000.0 / n;
+}
+
+/* The common checks on a stopped tracee: getpid, write through a pipe, scratch round
+ * trip; then fini restores registers/mask and removes the scratch page. */
+static void inject_common(pid_t c, int out_r, int out_w, const char *what)
+{
+	struct user_regs_struct after;
+	struct remote rt;
+	uint64_t scratch, a, mask_before = 0, mask_after = 1;
+	char msg[] = "hello from inside", got[sizeof(msg)];
+	uint8_t pat[1000], back[1000];
+
+	CHECK(ptrace(PTRACE_GETSIGMASK, c, (void *)8, &mask_before) == 0);
+	CHECK(remote_init(&rt, c, 0) == 0);
+	CHECK(rcall0(&rt, __NR_getpid) == c);
+	CHECK(remote_scratch(&rt, 100, &scratch) == 0 && scratch && rt.scratch_len == page_size);
+	CHECK(remote_put(&rt, 0, msg, sizeof(msg), &a) == 0 && a == scratch);
+	CHECK(rcall3(&rt, __NR_write, out_w, a, sizeof(msg)) == (long)sizeof(msg));
+	struct pollfd p = { .fd = out_r, .events = POLLIN };
+	CHECK(poll(&p, 1, 5000) == 1 && read(out_r, got, sizeof(got)) == (ssize_t)sizeof(got));
+	CHECK(!memcmp(got, msg, sizeof(msg)));
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 7 + 3);
+	CHECK(remote_put(&rt, 100, pat, sizeof(pat), &a) == 0 && a == scratch + 100);
+	CHECK(remote_read(&rt, a, back, sizeof(back)) == 0 && !memcmp(pat, back, sizeof(pat)));
+	CHECK(remote_put(&rt, page_size - 10, pat, 11, &a) == -ENOSPC);
+	CHECK(remote_read(&rt, 8, back, 8) == -EFAULT);
+	/* A failing remote call returns its errno, not an injection error. */
+	CHECK(rcall1(&rt, __NR_close, 12345) == -EBADF);
+	if (verbose)
+		printf("%s: injected getpid (single-step): %.2f us/call over 1000 calls\n", what,
+		       time_getpid(&rt, c, 1000));
+	CHECK(remote_fini(&rt) == 0);
+	CHECK(ptrace(PTRACE_GETREGS, c, 0, &after) == 0 && regs_equal(&after, &rt.saved));
+	CHECK(ptrace(PTRACE_GETSIGMASK, c, (void *)8, &mask_after) == 0 && mask_after == mask_before);
+	CHECK(!vma_present(c, scratch));
+	CHECK(remote_fini(&rt) == 0);	/* twice is harmless */
+}
+
+/* A seized child blocked in clock_nanosleep: it must sleep its full time. */
+static void test_inject_nanosleep(void)
+{
+	int ready[2], out[2];
+	struct seized s;
+
+	CHECK(pipe(ready) == 0 && pipe(out) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		struct timespec ts = { 2, 0 };
+		uint64_t t0;
+		(void)write(ready[1], "r", 1);
+		t0 = now_ns();
+		int r = nanosleep(&ts, NULL);
+		_exit(r == 0 && now_ns() - t0 >= 2000000000ull ? 0 : 3);
+	}
+	CHECK(read_byte(ready[0], 5000) == 'r');
+	CHECK(wait_in_syscall(c, __NR_clock_nanosleep, 5000));
+	CHECK(seize_process(c, &s) == 0);
+	struct remote probe;
+	CHECK(remote_init(&probe, c, 0) == 0);
+	CHECK(probe.saved.orig_rax == __NR_clock_nanosleep && (long)probe.saved.rax == -516);
+	CHECK(remote_fini(&probe) == 0);
+	inject_common(c, out[0], out[1], "nanosleep child");
+	seize_release(&s, SEIZE_RESUME);
+	int st = wait_child(c, 5000);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ready[0]); close(ready[1]); close(out[0]); close(out[1]);
+}
+
+/* A seized child blocked in read() on a pipe: after release it reads what we write.
+ * A SIGSTOP sent while we inject is not lost: the child ends up group-stopped. */
+static void test_inject_read(void)
+{
+	int ready[2], out[2], in[2];
+	struct seized s;
+	struct remote rt;
+
+	CHECK(pipe(ready) == 0 && pipe(out) == 0 && pipe(in) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		char buf[64] = "";
+		(void)write(ready[1], "r", 1);
+		ssize_t n = read(in[0], buf, sizeof(buf));
+		_exit(n == 7 && !memcmp(buf, "data123", 7) ? 0 : 4);
+	}
+	CHECK(read_byte(ready[0], 5000) == 'r');
+	CHECK(wait_in_syscall(c, __NR_read, 5000));
+	CHECK(seize_process(c, &s) == 0);
+	inject_common(c, out[0], out[1], "read child");
+
+	CHECK(remote_init(&rt, c, 0) == 0);
+	CHECK(rt.saved.orig_rax == __NR_read && (long)rt.saved.rax == -512);
+	kill(c, SIGSTOP);
+	CHECK(rcall0(&rt, __NR_getpid) == c);
+	CHECK(rt.stashed_sigs == (1ull << (SIGSTOP - 1)));
+	CHECK(rcall0(&rt, __NR_getpid) == c);
+	CHECK(remote_fini(&rt) == 0);
+	seize_release(&s, SEIZE_RESUME);
+	CHECK(wait_state(c, 'T', 2000));
+	kill(c, SIGCONT);
+	CHECK(write(in[1], "data123", 7) == 7);
+	int st = wait_child(c, 5000);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ready[0]); close(ready[1]); close(out[0]); close(out[1]); close(in[0]); close(in[1]);
+}
+
+/* The restorer's kind of tracee: PTRACE_TRACEME + SIGSTOP. Also drives a
+ * `syscall; int3` gadget we map into it, and unmaps that gadget through itself. */
+static void test_inject_traceme(void)
+{
+	static const uint8_t code[] = { 0x0f, 0x05, 0xcc };
+	int done[2], out[2];
+	struct remote rt, g;
+	uint64_t got = 0;
+
+	CHECK(pipe(done) == 0 && pipe(out) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		kill(getpid(), SIGSTOP);
+		(void)write(done[1], "c", 1);
+		_exit(0);
+	}
+	int st = ptrace_wait_stop(c, 5000);
+	CHECK(st >= 0 && WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP);
+	inject_common(c, out[0], out[1], "traceme child");
+
+	CHECK(remote_init(&rt, c, 0) == 0);
+	long m = rcall6(&rt, __NR_mmap, 0, page_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(m > 0);
+	CHECK(remote_write(&rt, m, code, sizeof(code)) == 0);
+	CHECK(rcall3(&rt, __NR_mprotect, m, page_size, PROT_READ | PROT_EXEC) == 0);
+	/* /proc/pid/mem writes reach read-only mappings too. */
+	CHECK(remote_write(&rt, m + 100, "xyz", 3) == 0 && remote_read(&rt, m + 100, &got, 3) == 0);
+	CHECK(!memcmp(&got, "xyz", 3));
+	CHECK(remote_fini(&rt) == 0);
+
+	CHECK(remote_init(&g, c, m) == 0 && g.sc_int3);
+	CHECK(rcall0(&g, __NR_getpid) == c);
+	if (verbose)
+		printf("traceme child: injected getpid (syscall;int3 + PTRACE_CONT): %.2f us/call over 1000 calls\n",
+		       time_getpid(&g, c, 1000));
+	CHECK(rcall2(&g, __NR_munmap, m, page_size) == 0);
+	CHECK(remote_fini(&g) == 0);
+	CHECK(!vma_present(c, m));
+
+	CHECK(ptrace(PTRACE_DETACH, c, 0, 0) == 0);
+	CHECK(read_byte(done[0], 5000) == 'c');
+	st = wait_child(c, 5000);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(done[0]); close(done[1]); close(out[0]); close(out[1]);
+}
+
+/* A killed task: calls fail with -ESRCH, fini does not hang. */
+static void test_inject_killed(void)
+{
+	struct seized s;
+	struct remote rt;
+	int ready[2];
+
+	CHECK(pipe(ready) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		(void)write(ready[1], "r", 1);
+		pause();
+		_exit(0);
+	}
+	CHECK(read_byte(ready[0], 5000) == 'r');
+	CHECK(seize_process(c, &s) == 0);
+	CHECK(remote_init(&rt, c, 0) == 0);
+	kill(c, SIGKILL);
+	CHECK(rcall0(&rt, __NR_getpid) == -ESRCH);
+	(void)remote_fini(&rt);
+	seize_release(&s, SEIZE_RESUME);
+	int st = wait_child(c, 5000);
+	CHECK(st == -1 || (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL));
+	close(ready[0]); close(ready[1]);
+}
+
+static void test_inject(void)
+{
+	test_inject_nanosleep();
+	test_inject_read();
+	test_inject_traceme();
+	test_inject_killed();
+}
+
 int main(int argc, char **argv)
 {
 	util_init();
@@ -264,6 +503,7 @@ int main(int argc, char **argv)
 	test_seize_refusals();
 	test_seize_eperm();
 	test_seize_threads();
+	test_inject();
 	if (failures) {
 		printf("test_remote: %d checks failed\n", failures);
 		return 1;
