@@ -14,6 +14,7 @@
  * only once the whole input decoded, so a bad image never yields half a JSON document:
  * it gives one error line and a non-zero exit.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -546,6 +547,32 @@ static int show_dir_image(FILE *f, struct img_dir *d, const char *name, int dept
 	return r;
 }
 
+/* Names in the directory that the manifest does not list (leftovers, a parent link):
+ * never read, only named, so a reader sees what the verification ignored. */
+static void show_dir_unlisted(FILE *f, struct img_dir *d)
+{
+	int fd = openat(img_dir_fd(d), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	int n = 0;
+
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) && n < 1000) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "inventory.img") || img_dir_has(d, de->d_name))
+			continue;
+		fputs(n++ ? ", " : ",\n    \"unlisted\": [", f);
+		json_string(f, de->d_name, strlen(de->d_name));
+	}
+	if (n)
+		fputc(']', f);
+	closedir(dir);
+}
+
 static void show_dir_summary(FILE *f, struct img_dir *d)
 {
 	const InventoryEntry *inv = img_dir_inventory(d);
@@ -565,8 +592,10 @@ static void show_dir_summary(FILE *f, struct img_dir *d)
 		fputs(",\n    \"parent\": ", f);
 		json_string(f, inv->parent, strlen(inv->parent));
 	}
-	fprintf(f, ",\n    \"files\": %zu,\n    \"total_size\": %" PRIu64 ",\n    \"verified\": true\n  },",
+	fprintf(f, ",\n    \"files\": %zu,\n    \"total_size\": %" PRIu64 ",\n    \"verified\": true",
 		inv->n_manifest, total);
+	show_dir_unlisted(f, d);
+	fputs("\n  },", f);
 }
 
 /* A directory: verified (inventory, manifest sizes and hashes), then every image. */
