@@ -1,0 +1,509 @@
+/*
+ * dump-core: the CPU and task state of one single-threaded process -> core-<pid>.img.
+ *
+ * Three phases, in this order (see dump.h):
+ *  1. dump_thread_collect: ptrace reads from outside (registers exactly as the kernel
+ *     reports them, including an interrupted syscall's rax = -ERESTART* / orig_rax = nr,
+ *     which restore fixes up; xsave; the real blocked mask, read before remote_init blocks
+ *     everything; signal queues; robust list; rseq).
+ *  2. dump_core_remote: queries that only the task itself can answer, injected in the
+ *     one remote session (brk, tid address, sigaltstack, sigactions, itimers, prctls).
+ *  3. dump_core_write: assemble CoreEntry with /proc data and write it.
+ * Nothing here changes the target: injected calls only read, into the scratch area.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <elf.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/dump.h"
+#include "img/img.h"
+
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS 40
+#endif
+#ifndef PR_GET_THP_DISABLE
+#define PR_GET_THP_DISABLE 42
+#endif
+
+#define SIGINFO_SIZE 128
+#define XSAVE_BUF (64u << 10)	/* larger than any xstate (AMX is ~11 KiB) */
+#define PEEK_BATCH 32
+
+struct rseq_conf {
+	uint64_t rseq_abi_pointer;
+	uint32_t rseq_abi_size;
+	uint32_t signature;
+	uint32_t flags;
+	uint32_t pad;
+};
+
+struct peek_args {
+	uint64_t off;
+	uint32_t flags;
+	int32_t nr;
+};
+
+/* Append every queued siginfo of tid (thread queue, or the shared one) to *buf. */
+static int peek_siginfo(pid_t tid, bool shared, uint8_t **buf, size_t *n)
+{
+	uint8_t batch[PEEK_BATCH * SIGINFO_SIZE];
+	struct peek_args a = { .off = 0, .flags = shared ? 1 : 0, .nr = PEEK_BATCH };
+
+	*buf = NULL;
+	*n = 0;
+	for (;;) {
+		long r = ptrace(PTRACE_PEEKSIGINFO, tid, &a, batch);
+		if (r < 0)
+			return pr_perror("PTRACE_PEEKSIGINFO%s of %d", shared ? " (shared)" : "", tid);
+		if (r == 0)
+			return 0;
+		uint8_t *nb = realloc(*buf, (*n + r) * SIGINFO_SIZE);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		memcpy(nb + *n * SIGINFO_SIZE, batch, r * SIGINFO_SIZE);
+		*n += r;
+		a.off += r;
+	}
+}
+
+static int collect_regs(pid_t tid, struct dump_thread *th)
+{
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &th->regs) < 0)
+		return pr_perror("PTRACE_GETREGS of %d", tid);
+	th->xsave = malloc(XSAVE_BUF);
+	if (!th->xsave)
+		return -ENOMEM;
+	struct iovec iov = { .iov_base = th->xsave, .iov_len = XSAVE_BUF };
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
+		return pr_perror("PTRACE_GETREGSET NT_X86_XSTATE of %d", tid);
+	th->xsave_len = iov.iov_len;
+	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(uint64_t), &th->sigmask) < 0)
+		return pr_perror("PTRACE_GETSIGMASK of %d", tid);
+	return 0;
+}
+
+int dump_thread_collect(struct dump_ctx *c)
+{
+	struct dump_thread *th = &c->th;
+	pid_t tid = c->pid;
+	int r = collect_regs(tid, th);
+	if (r < 0)
+		return r;
+	r = peek_siginfo(tid, false, &th->pending, &th->n_pending);
+	if (r < 0)
+		return r;
+
+	void *head = NULL;
+	size_t len = 0;
+	if (syscall(SYS_get_robust_list, tid, &head, &len) < 0)
+		return pr_perror("get_robust_list of %d", tid);
+	th->robust_list = (uint64_t)(uintptr_t)head;
+	th->robust_len = len;
+
+	struct rseq_conf rc = { 0 };
+	long n = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc);
+	if (n < 0)
+		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION of %d", tid);
+	th->rseq_ptr = rc.rseq_abi_pointer;
+	th->rseq_size = rc.rseq_abi_size;
+	th->rseq_sig = rc.signature;
+	pr_debug("thread %d: rip %#llx orig_rax %lld rax %lld, xsave %zu bytes, %zu pending, rseq %#llx",
+		 tid, th->regs.rip, (long long)th->regs.orig_rax, (long long)th->regs.rax,
+		 th->xsave_len, th->n_pending, (unsigned long long)th->rseq_ptr);
+	return 0;
+}
+
+void dump_thread_free(struct dump_thread *th)
+{
+	free(th->xsave);
+	free(th->pending);
+	th->xsave = th->pending = NULL;
+}
+
+/* Injected call whose result must not be an errno; name is for the error line. */
+static int rcheck(long v, const char *name, pid_t pid)
+{
+	if (v < 0 && v >= -4095)
+		return pr_err_ret((int)v, "injected %s in process %d failed", name, pid);
+	return 0;
+}
+
+/* prctl(op, scratch) that stores an int at scratch. */
+static int rprctl_int(struct dump_ctx *c, int op, uint64_t scratch, const char *name, uint32_t *out)
+{
+	int v = 0;
+	int r = rcheck(rcall2(&c->rt, SYS_prctl, op, scratch), name, c->pid);
+	if (r == 0)
+		r = remote_read(&c->rt, scratch, &v, sizeof(v));
+	if (r < 0)
+		return r == -ESRCH ? r : pr_err_ret(r, "reading result of %s in %d", name, c->pid);
+	*out = v;
+	return 0;
+}
+
+static int remote_sigactions(struct dump_ctx *c, uint64_t scratch)
+{
+	struct dump_remote_state *rs = &c->rs;
+	struct { uint64_t handler, flags, restorer, mask; } ka;
+
+	rs->n_sigact = 0;
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		long v = rcall4(&c->rt, SYS_rt_sigaction, sig, 0, scratch, 8);
+		if (v == -EINVAL && (sig == 32 || sig == 33))
+			continue;
+		int r = rcheck(v, "rt_sigaction", c->pid);
+		if (r == 0)
+			r = remote_read(&c->rt, scratch, &ka, sizeof(ka));
+		if (r < 0)
+			return r;
+		if (ka.handler == (uint64_t)(uintptr_t)SIG_DFL && !ka.flags && !ka.mask)
+			continue;
+		rs->sigact[rs->n_sigact].sig = sig;
+		rs->sigact[rs->n_sigact].handler = ka.handler;
+		rs->sigact[rs->n_sigact].flags = ka.flags;
+		rs->sigact[rs->n_sigact].restorer = ka.restorer;
+		rs->sigact[rs->n_sigact].mask = ka.mask;
+		rs->n_sigact++;
+	}
+	return 0;
+}
+
+static int remote_itimers_sas(struct dump_ctx *c, uint64_t scratch)
+{
+	struct dump_remote_state *rs = &c->rs;
+	int r;
+
+	for (int w = 0; w < 3; w++) {
+		struct itimerval it;
+		r = rcheck(rcall2(&c->rt, SYS_getitimer, w, scratch), "getitimer", c->pid);
+		if (r == 0)
+			r = remote_read(&c->rt, scratch, &it, sizeof(it));
+		if (r < 0)
+			return r;
+		rs->itimer[w].isec = it.it_interval.tv_sec;
+		rs->itimer[w].iusec = it.it_interval.tv_usec;
+		rs->itimer[w].vsec = it.it_value.tv_sec;
+		rs->itimer[w].vusec = it.it_value.tv_usec;
+	}
+
+	stack_t ss;
+	r = rcheck(rcall2(&c->rt, SYS_sigaltstack, 0, scratch), "sigaltstack", c->pid);
+	if (r == 0)
+		r = remote_read(&c->rt, scratch, &ss, sizeof(ss));
+	if (r < 0)
+		return r;
+	rs->has_sas = !(ss.ss_flags & SS_DISABLE);
+	rs->sas_sp = (uint64_t)(uintptr_t)ss.ss_sp;
+	rs->sas_size = ss.ss_size;
+	rs->sas_flags = ss.ss_flags;
+	return 0;
+}
+
+int dump_core_remote(struct dump_ctx *c)
+{
+	struct dump_remote_state *rs = &c->rs;
+	uint64_t scratch;
+	long v;
+	int r = remote_scratch(&c->rt, page_size, &scratch);
+	if (r < 0)
+		return r;
+
+	v = rcall1(&c->rt, SYS_brk, 0);
+	if ((r = rcheck(v, "brk(0)", c->pid)) < 0)
+		return r;
+	rs->brk = (uint64_t)v;
+
+	if ((r = rcheck(rcall2(&c->rt, SYS_prctl, PR_GET_TID_ADDRESS, scratch),
+			"prctl(PR_GET_TID_ADDRESS)", c->pid)) < 0)
+		return r;
+	if ((r = remote_read(&c->rt, scratch, &rs->clear_tid_addr, 8)) < 0)
+		return pr_err_ret(r, "reading the tid address of %d", c->pid);
+
+	v = rcall1(&c->rt, SYS_prctl, PR_GET_SECUREBITS);
+	if ((r = rcheck(v, "prctl(PR_GET_SECUREBITS)", c->pid)) < 0)
+		return r;
+	rs->secbits = v;
+	v = rcall1(&c->rt, SYS_prctl, PR_GET_DUMPABLE);
+	if ((r = rcheck(v, "prctl(PR_GET_DUMPABLE)", c->pid)) < 0)
+		return r;
+	rs->dumpable = v;
+	v = rcall1(&c->rt, SYS_prctl, PR_GET_THP_DISABLE);
+	if ((r = rcheck(v, "prctl(PR_GET_THP_DISABLE)", c->pid)) < 0)
+		return r;
+	rs->thp_disabled = v;
+	if ((r = rprctl_int(c, PR_GET_PDEATHSIG, scratch, "prctl(PR_GET_PDEATHSIG)",
+			    &rs->pdeath_sig)) < 0)
+		return r;
+	if ((r = rprctl_int(c, PR_GET_CHILD_SUBREAPER, scratch, "prctl(PR_GET_CHILD_SUBREAPER)",
+			    &rs->child_subreaper)) < 0)
+		return r;
+	if ((r = remote_sigactions(c, scratch)) < 0)
+		return r;
+	return remote_itimers_sas(c, scratch);
+}
+
+/* ---- assembling the CoreEntry ---------------------------------------------------- */
+
+/* Read a one-line /proc file of pid without its newline into a malloc'd string. */
+static int read_line(pid_t pid, const char *what, char **out)
+{
+	char path[64];
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	int r = read_file(path, out, &len, 4096);
+	if (r < 0)
+		return pr_err_ret(r, "cannot read %s", path);
+	while (len && ((*out)[len - 1] == '\n'))
+		(*out)[--len] = 0;
+	return 0;
+}
+
+static int read_link(pid_t pid, const char *what, char **out)
+{
+	char path[64], buf[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return pr_perror("cannot read link %s", path);
+	buf[n] = 0;
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Owned allocations of one CoreEntry, freed by core_bufs_free. */
+struct core_bufs {
+	char *comm, *tcomm, *pers, *cwd, *root;
+	SiginfoEntry *si, **sip;
+	SigactionEntry *sa, **sap;
+	ItimerEntry it[3], *itp[3];
+	RlimitEntry rl[RLIM_NLIMITS], *rlp[RLIM_NLIMITS];
+};
+
+static void core_bufs_free(struct core_bufs *b)
+{
+	free(b->comm); free(b->tcomm); free(b->pers); free(b->cwd); free(b->root);
+	free(b->si); free(b->sip); free(b->sa); free(b->sap);
+}
+
+/* Fill n SiginfoEntry (pointing into raw) starting at index base of b->si. */
+static void fill_siginfo(struct core_bufs *b, size_t base, const uint8_t *raw, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		siginfo_entry__init(&b->si[base + i]);
+		b->si[base + i].siginfo.data = (uint8_t *)raw + i * SIGINFO_SIZE;
+		b->si[base + i].siginfo.len = SIGINFO_SIZE;
+		b->sip[base + i] = &b->si[base + i];
+	}
+}
+
+static void fill_thread(struct dump_ctx *c, ThreadCoreEntry *t, UserRegsEntry *g,
+			SigaltstackEntry *sas, struct core_bufs *b)
+{
+	const struct user_regs_struct *r = &c->th.regs;
+	user_regs_entry__init(g);
+	g->r15 = r->r15; g->r14 = r->r14; g->r13 = r->r13; g->r12 = r->r12;
+	g->rbp = r->rbp; g->rbx = r->rbx; g->r11 = r->r11; g->r10 = r->r10;
+	g->r9 = r->r9; g->r8 = r->r8; g->rax = r->rax; g->rcx = r->rcx;
+	g->rdx = r->rdx; g->rsi = r->rsi; g->rdi = r->rdi; g->orig_rax = r->orig_rax;
+	g->rip = r->rip; g->cs = r->cs; g->flags = r->eflags; g->sp = r->rsp;
+	g->ss = r->ss; g->fs_base = r->fs_base; g->gs_base = r->gs_base; g->ds = r->ds;
+	g->es = r->es; g->fs = r->fs; g->gs = r->gs;
+
+	thread_core_entry__init(t);
+	t->tid = c->pid;
+	t->regs = g;
+	t->xsave.data = c->th.xsave;
+	t->xsave.len = c->th.xsave_len;
+	t->sigmask = c->th.sigmask;
+	t->n_pending = c->th.n_pending;
+	t->pending = b->sip;
+	if (c->rs.has_sas) {
+		sigaltstack_entry__init(sas);
+		sas->sp = c->rs.sas_sp;
+		sas->flags = c->rs.sas_flags;
+		sas->size = c->rs.sas_size;
+		t->sas = sas;
+	}
+	t->clear_tid_addr = c->rs.clear_tid_addr;
+	t->robust_list = c->th.robust_list;
+	t->robust_list_len = c->th.robust_len;
+	if (c->th.rseq_ptr) {
+		t->has_rseq_abi_pointer = t->has_rseq_abi_size = t->has_rseq_signature = 1;
+		t->rseq_abi_pointer = c->th.rseq_ptr;
+		t->rseq_abi_size = c->th.rseq_size;
+		t->rseq_signature = c->th.rseq_sig;
+	}
+	t->comm = b->tcomm;
+}
+
+static int fill_rlimits(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
+{
+	for (int i = 0; i < RLIM_NLIMITS; i++) {
+		struct rlimit old;
+		if (prlimit(c->pid, i, NULL, &old) < 0)
+			return pr_perror("prlimit(%d, %d) failed", c->pid, i);
+		rlimit_entry__init(&b->rl[i]);
+		b->rl[i].resource = i;
+		b->rl[i].cur = old.rlim_cur;
+		b->rl[i].max = old.rlim_max;
+		b->rlp[i] = &b->rl[i];
+	}
+	k->n_rlimits = RLIM_NLIMITS;
+	k->rlimits = b->rlp;
+	return 0;
+}
+
+static void fill_sig_timers(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
+{
+	for (size_t i = 0; i < c->rs.n_sigact; i++) {
+		SigactionEntry *s = &b->sa[i];
+		sigaction_entry__init(s);
+		s->sig = c->rs.sigact[i].sig;
+		s->handler = c->rs.sigact[i].handler;
+		s->flags = c->rs.sigact[i].flags;
+		s->restorer = c->rs.sigact[i].restorer;
+		s->mask = c->rs.sigact[i].mask;
+		b->sap[i] = s;
+	}
+	k->n_sigactions = c->rs.n_sigact;
+	k->sigactions = b->sap;
+	for (int w = 0; w < 3; w++) {
+		itimer_entry__init(&b->it[w]);
+		b->it[w].which = w;
+		b->it[w].isec = c->rs.itimer[w].isec;
+		b->it[w].iusec = c->rs.itimer[w].iusec;
+		b->it[w].vsec = c->rs.itimer[w].vsec;
+		b->it[w].vusec = c->rs.itimer[w].vusec;
+		b->itp[w] = &b->it[w];
+	}
+	k->n_itimers = 3;
+	k->itimers = b->itp;
+}
+
+static void fill_creds(struct dump_ctx *c, CredsEntry *cr)
+{
+	const struct proc_status *s = &c->status;
+	creds_entry__init(cr);
+	cr->uid = s->uid[0]; cr->euid = s->uid[1]; cr->suid = s->uid[2]; cr->fsuid = s->uid[3];
+	cr->gid = s->gid[0]; cr->egid = s->gid[1]; cr->sgid = s->gid[2]; cr->fsgid = s->gid[3];
+	cr->n_groups = s->ngroups;
+	cr->groups = (uint32_t *)s->groups;
+	cr->cap_inh = s->cap_inh; cr->cap_prm = s->cap_prm; cr->cap_eff = s->cap_eff;
+	cr->cap_bnd = s->cap_bnd; cr->cap_amb = s->cap_amb;
+	cr->secbits = c->rs.secbits;
+	cr->no_new_privs = s->no_new_privs;
+}
+
+static int fill_task(struct dump_ctx *c, TaskCoreEntry *k, CredsEntry *cr, struct core_bufs *b)
+{
+	uint64_t pers;
+	char tcomm[64];
+	int r;
+
+	snprintf(tcomm, sizeof(tcomm), "task/%d/comm", c->pid);
+	if ((r = read_line(c->pid, "comm", &b->comm)) < 0 ||
+	    (r = read_line(c->pid, tcomm, &b->tcomm)) < 0 ||
+	    (r = read_line(c->pid, "personality", &b->pers)) < 0 ||
+	    (r = read_link(c->pid, "cwd", &b->cwd)) < 0 ||
+	    (r = read_link(c->pid, "root", &b->root)) < 0)
+		return r;
+	if (parse_u64(b->pers, 16, &pers) < 0 || pers > UINT32_MAX)
+		return pr_err_ret(-EINVAL, "bad /proc/%d/personality '%s'", c->pid, b->pers);
+
+	task_core_entry__init(k);
+	k->comm = b->comm;
+	k->personality = pers;
+	k->umask = c->status.umask;
+	k->cwd = b->cwd;
+	k->root = b->root;
+	fill_sig_timers(c, k, b);
+	if ((r = fill_rlimits(c, k, b)) < 0)
+		return r;
+	fill_creds(c, cr);
+	k->creds = cr;
+	k->dumpable = c->rs.dumpable;
+	k->has_pdeath_sig = k->has_child_subreaper = k->has_exit_signal = k->has_thp_disabled = 1;
+	k->pdeath_sig = c->rs.pdeath_sig;
+	k->child_subreaper = c->rs.child_subreaper;
+	k->exit_signal = c->st.exit_signal;
+	k->thp_disabled = c->rs.thp_disabled;
+	return 0;
+}
+
+static int write_core(struct dump_ctx *c, CoreEntry *ce)
+{
+	char name[64];
+	struct img_writer *w;
+	int r = img_writer_open(c->d, img_name(name, "core-%d.img", c->pid), IMG_MAGIC_CORE, &w);
+	if (r < 0)
+		return r;
+	r = img_write_pb(w, &ce->base);
+	if (r < 0) {
+		img_writer_abort(w);
+		return r;
+	}
+	return img_writer_close(w);
+}
+
+int dump_core_write(struct dump_ctx *c)
+{
+	struct core_bufs b = { 0 };
+	uint8_t *shared = NULL;
+	size_t n_shared = 0;
+	ThreadCoreEntry t;
+	UserRegsEntry g;
+	SigaltstackEntry sas;
+	TaskCoreEntry k;
+	CredsEntry cr;
+	CoreEntry ce;
+
+	int r = peek_siginfo(c->pid, true, &shared, &n_shared);
+	if (r < 0)
+		goto out;
+	size_t nsi = c->th.n_pending + n_shared;
+	b.si = calloc(nsi + 1, sizeof(*b.si));
+	b.sip = calloc(nsi + 1, sizeof(*b.sip));
+	b.sa = calloc(c->rs.n_sigact + 1, sizeof(*b.sa));
+	b.sap = calloc(c->rs.n_sigact + 1, sizeof(*b.sap));
+	r = -ENOMEM;
+	if (!b.si || !b.sip || !b.sa || !b.sap)
+		goto out;
+	fill_siginfo(&b, 0, c->th.pending, c->th.n_pending);
+	fill_siginfo(&b, c->th.n_pending, shared, n_shared);
+	if ((r = fill_task(c, &k, &cr, &b)) < 0)
+		goto out;
+	k.n_shared_pending = n_shared;
+	k.shared_pending = b.sip + c->th.n_pending;
+	fill_thread(c, &t, &g, &sas, &b);
+
+	core_entry__init(&ce);
+	ce.thread = &t;
+	ce.task = &k;
+	r = write_core(c, &ce);
+	if (r == 0)
+		pr_info("core: %zu sigactions, %zu+%zu pending signals, xsave %zu bytes",
+			c->rs.n_sigact, c->th.n_pending, n_shared, c->th.xsave_len);
+out:
+	free(shared);
+	core_bufs_free(&b);
+	return r;
+}

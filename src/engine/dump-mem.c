@@ -1,0 +1,623 @@
+/*
+ * dump-mem: the address space of one process -> mm-<pid>.img, pagemap-<pid>.img and
+ * pages-<pid>.img.
+ *
+ * Which pages are stored (the agreement with restore, docs/dump.md):
+ *  - anonymous private VMAs (heap, stack included): present or swapped pages whose
+ *    content is not all zero; zero pages are absent from the images and read as zero
+ *    after restore;
+ *  - private file VMAs: pages that are present and not file pages (COW'd) or swapped,
+ *    zero content included;
+ *  - shared anonymous VMAs: present or swapped pages, zero ones skipped;
+ *  - shared file VMAs, vdso, vvar, vsyscall: nothing.
+ * PagemapEntry runs never cross a VMA boundary; page data lies in entry order.
+ *
+ * Workload: up to many GiB per process, so the copy is batched: /proc/PID/pagemap is
+ * read in 512 KiB chunks, pages are pulled with process_vm_readv (up to 1024 remote
+ * iovecs, BATCH_BYTES per call) straight into one buffer, zero pages are squeezed out
+ * in place and the rest goes to the pages file with one write per batch; writeback is
+ * started as we go (sync_file_range) so the final fsync is short. Ranges that
+ * process_vm_readv cannot read (PROT_NONE: EFAULT) are read through /proc/PID/mem.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/dump.h"
+#include "img/img.h"
+#include "pagemap.pb-c.h"
+
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAP      (1ULL << 62)
+#define PM_FILE      (1ULL << 61)
+#define PM_CHUNK     65536			/* pagemap entries per read (512 KiB) */
+#define BATCH_BYTES  (8u << 20)			/* page data per process_vm_readv */
+#define BATCH_IOV    1024
+#define MAX_RUN      UINT32_MAX			/* pages per PagemapEntry */
+
+enum page_policy { POL_NONE, POL_ANON, POL_FILE_PRIVATE };
+
+struct run {
+	uint64_t vaddr;
+	uint64_t len;		/* bytes */
+	uint32_t vma;		/* index in c->vmas */
+	bool check_zero;
+	bool via_mem;		/* PROT_NONE: process_vm_readv cannot read it */
+};
+
+struct pe {			/* one PagemapEntry in memory */
+	uint64_t vaddr;
+	uint32_t nr;
+	uint32_t vma;
+};
+
+/* Reader -> writer hand-off: NBUF batch buffers; slots [tail, head) are full and
+ * belong to the writer thread, the others to the reader. */
+#define NBUF 4
+struct wring {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, done;
+	uint8_t *mem;		/* NBUF * BATCH_BYTES */
+	size_t len[NBUF];
+	uint64_t head, tail;
+	int err;		/* first write error (logged by the writer) */
+};
+
+struct pages_ctx {
+	struct dump_ctx *c;
+	int pm_fd, mem_fd;
+	struct img_writer *w;
+	int wfd;
+	char wname[64];		/* pages-<pid>.img, for error lines */
+	uint8_t *buf;		/* the batch being filled (a slot of the ring) */
+	struct wring ring;
+	struct run runs[BATCH_IOV];
+	size_t n_runs;
+	uint64_t batch_len;
+	struct pe *ents;
+	size_t n_ents, cap_ents;
+	uint64_t nr_pages;
+};
+
+static bool kind_is_anon(enum proc_vma_kind k)
+{
+	return k == PVMA_ANON || k == PVMA_HEAP || k == PVMA_STACK || k == PVMA_SHMEM_ANON;
+}
+
+static enum page_policy vma_policy(const struct proc_vma *v)
+{
+	switch (v->kind) {
+	case PVMA_ANON: case PVMA_HEAP: case PVMA_STACK: case PVMA_SHMEM_ANON:
+		return POL_ANON;
+	case PVMA_FILE:
+		return v->shared ? POL_NONE : POL_FILE_PRIVATE;
+	default:
+		return POL_NONE;
+	}
+}
+
+static bool kind_is_special(enum proc_vma_kind k)
+{
+	return k == PVMA_VDSO || k == PVMA_VVAR || k == PVMA_VVAR_VCLOCK || k == PVMA_VSYSCALL;
+}
+
+int dump_vmas_check(struct dump_ctx *c)
+{
+	for (size_t i = 0; i < c->n_vmas; i++) {
+		const struct proc_vma *v = &c->vmas[i];
+		const char *p = v->path ? v->path : "";
+		unsigned long long a = v->start, e = v->end;
+
+		/* [vvar] and friends are VM_IO|VM_PFNMAP too: they are recreated, not copied. */
+		if ((v->vmflags & VMF_IO) && !kind_is_special(v->kind))
+			pr_err("process %d maps device memory at %#llx-%#llx ('%s'): not supported",
+			       c->pid, a, e, p);
+		else if (v->kind == PVMA_FILE && v->deleted)
+			pr_err("process %d: mapping of unlinked file '%s' at %#llx-%#llx not supported yet",
+			       c->pid, p, a, e);
+		else if (v->kind == PVMA_OTHER_SPECIAL)
+			pr_err("process %d: special mapping '%s' at %#llx-%#llx not supported", c->pid, p, a, e);
+		else if (v->kind == PVMA_VDSO && (v->vmflags & VMF_SEALED))
+			pr_err("process %d: [vdso] is sealed by the kernel (cannot be moved on restore): "
+			       "not supported", c->pid);
+		else
+			continue;
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+char *dump_vdso_layout(const struct dump_ctx *c)
+{
+	char out[256] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < c->n_vmas; i++) {
+		const struct proc_vma *v = &c->vmas[i];
+		const char *n = v->kind == PVMA_VVAR ? "[vvar]" : v->kind == PVMA_VVAR_VCLOCK ?
+			"[vvar_vclock]" : v->kind == PVMA_VDSO ? "[vdso]" : NULL;
+		if (!n || len >= sizeof(out))
+			continue;
+		len += snprintf(out + len, sizeof(out) - len, "%s%s:%llu", len ? "," : "", n,
+				(unsigned long long)(v->end - v->start));
+	}
+	return strdup(out);
+}
+
+/* ---- mm-<pid>.img ------------------------------------------------------------------ */
+
+static void vma_fill(const struct proc_vma *v, VmaEntry *e)
+{
+	vma_entry__init(e);
+	e->start = v->start;
+	e->end = v->end;
+	e->pgoff = v->pgoff;
+	e->prot = v->prot;
+	e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) | (kind_is_anon(v->kind) ? MAP_ANONYMOUS : 0) |
+		   ((v->vmflags & VMF_GROWSDOWN) ? MAP_GROWSDOWN : 0);
+	switch (v->kind) {
+	case PVMA_HEAP: e->kind = VMA_KIND__VMA_ANON; e->has_is_heap = 1; e->is_heap = 1; break;
+	case PVMA_STACK: e->kind = VMA_KIND__VMA_ANON; e->has_is_stack = 1; e->is_stack = 1; break;
+	case PVMA_FILE:
+		e->kind = VMA_KIND__VMA_FILE;
+		e->path = v->path;
+		e->has_dev = e->has_ino = 1;
+		e->dev = makedev(v->dev_major, v->dev_minor);
+		e->ino = v->ino;
+		break;
+	case PVMA_SHMEM_ANON:
+		e->kind = VMA_KIND__VMA_SHMEM_ANON;
+		e->has_shmid = 1;
+		e->shmid = v->ino;
+		break;
+	case PVMA_VDSO: e->kind = VMA_KIND__VMA_VDSO; break;
+	case PVMA_VVAR: e->kind = VMA_KIND__VMA_VVAR; break;
+	case PVMA_VVAR_VCLOCK: e->kind = VMA_KIND__VMA_VVAR_VCLOCK; break;
+	case PVMA_VSYSCALL: e->kind = VMA_KIND__VMA_VSYSCALL; break;
+	default: e->kind = VMA_KIND__VMA_ANON; break;
+	}
+	uint64_t m = 0;
+	if (v->vmflags & VMF_DONTCOPY) m |= VMA_MADV_DONTFORK;
+	if (v->vmflags & VMF_DONTDUMP) m |= VMA_MADV_DONTDUMP;
+	if (v->vmflags & VMF_HUGEPAGE) m |= VMA_MADV_HUGEPAGE;
+	if (v->vmflags & VMF_NOHUGEPAGE) m |= VMA_MADV_NOHUGEPAGE;
+	if (v->vmflags & VMF_MERGEABLE) m |= VMA_MADV_MERGEABLE;
+	if (v->vmflags & VMF_WIPEONFORK) m |= VMA_MADV_WIPEONFORK;
+	if (m) {
+		e->has_madv = 1;
+		e->madv = m;
+	}
+}
+
+/* /proc/PID/auxv as u64 values up to and including the AT_NULL pair. */
+static int read_auxv(pid_t pid, uint64_t **out, size_t *n)
+{
+	char path[64], *buf;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/auxv", pid);
+	int r = read_file(path, &buf, &len, 64 << 10);
+	if (r < 0)
+		return pr_err_ret(r, "cannot read %s", path);
+	uint64_t *a = (uint64_t *)buf;
+	size_t cnt = len / 16 * 2;
+	for (size_t i = 0; i + 1 < cnt; i += 2)
+		if (a[i] == 0) {
+			cnt = i + 2;
+			break;
+		}
+	*out = a;
+	*n = cnt;
+	return 0;
+}
+
+int dump_mm_write(struct dump_ctx *c)
+{
+	char name[64], exe[PATH_MAX], path[64];
+	MmEntry mm;
+	VmaEntry *ve = calloc(c->n_vmas + 1, sizeof(*ve));
+	VmaEntry **vp = calloc(c->n_vmas + 1, sizeof(*vp));
+	uint64_t *auxv = NULL;
+	struct img_writer *w = NULL;
+	int r = -ENOMEM;
+
+	if (!ve || !vp)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%d/exe", c->pid);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	if (n < 0) {
+		r = pr_perror("cannot read link %s", path);
+		goto out;
+	}
+	exe[n] = 0;
+	mm_entry__init(&mm);
+	if ((r = read_auxv(c->pid, &auxv, &mm.n_auxv)) < 0)
+		goto out;
+	mm.auxv = auxv;
+	mm.start_code = c->st.start_code; mm.end_code = c->st.end_code;
+	mm.start_data = c->st.start_data; mm.end_data = c->st.end_data;
+	mm.start_stack = c->st.start_stack; mm.start_brk = c->st.start_brk;
+	mm.brk = c->rs.brk;
+	mm.arg_start = c->st.arg_start; mm.arg_end = c->st.arg_end;
+	mm.env_start = c->st.env_start; mm.env_end = c->st.env_end;
+	mm.exe_path = exe;
+	for (size_t i = 0; i < c->n_vmas; i++) {
+		vma_fill(&c->vmas[i], &ve[i]);
+		vp[i] = &ve[i];
+	}
+	mm.n_vmas = c->n_vmas;
+	mm.vmas = vp;
+
+	if ((r = img_writer_open(c->d, img_name(name, "mm-%d.img", c->pid), IMG_MAGIC_MM, &w)) < 0)
+		goto out;
+	if ((r = img_write_pb(w, &mm.base)) < 0) {
+		img_writer_abort(w);
+		goto out;
+	}
+	r = img_writer_close(w);
+out:
+	free(auxv);
+	free(ve);
+	free(vp);
+	return r;
+}
+
+/* ---- pagemap-<pid>.img + pages-<pid>.img ------------------------------------------ */
+
+static int ent_add(struct pages_ctx *p, uint64_t vaddr, uint32_t vma)
+{
+	struct pe *last = p->n_ents ? &p->ents[p->n_ents - 1] : NULL;
+	p->nr_pages++;
+	if (last && last->vma == vma && last->nr < MAX_RUN &&
+	    last->vaddr + (uint64_t)last->nr * page_size == vaddr) {
+		last->nr++;
+		return 0;
+	}
+	if (p->n_ents == p->cap_ents) {
+		size_t cap = p->cap_ents ? p->cap_ents * 2 : 1024;
+		struct pe *n = realloc(p->ents, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->ents = n;
+		p->cap_ents = cap;
+	}
+	p->ents[p->n_ents++] = (struct pe){ .vaddr = vaddr, .nr = 1, .vma = vma };
+	return 0;
+}
+
+/* Read runs [from, to) of the batch into buf at off with process_vm_readv; the part it
+ * cannot read (EFAULT, e.g. PROT_NONE) is read through /proc/PID/mem. */
+static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *dst)
+{
+	struct iovec local, remote[BATCH_IOV];
+	uint64_t total = 0;
+	for (size_t i = from; i < to; i++) {
+		remote[i - from].iov_base = (void *)(uintptr_t)p->runs[i].vaddr;
+		remote[i - from].iov_len = p->runs[i].len;
+		total += p->runs[i].len;
+	}
+	local.iov_base = dst;
+	local.iov_len = total;
+	ssize_t got = process_vm_readv(p->c->pid, &local, 1, remote, to - from, 0);
+	if (got < 0) {
+		if (errno == ESRCH)
+			return pr_perror("process_vm_readv of %d", p->c->pid);
+		got = 0;
+	}
+	if ((uint64_t)got == total)
+		return 0;
+	/* Fallback for the rest: find where process_vm_readv stopped. */
+	uint64_t skip = got;
+	for (size_t i = from; i < to; i++) {
+		uint64_t len = p->runs[i].len;
+		if (skip >= len) {
+			skip -= len;
+			dst += len;
+			continue;
+		}
+		ssize_t n = pread_full(p->mem_fd, dst + skip, len - skip, p->runs[i].vaddr + skip);
+		if (n != (ssize_t)(len - skip))
+			return pr_err_ret(n < 0 ? (int)n : -EIO, "cannot read memory of %d at %#llx",
+					  p->c->pid, (unsigned long long)(p->runs[i].vaddr + skip));
+		dst += len;
+		skip = 0;
+	}
+	return 0;
+}
+
+static int batch_read(struct pages_ctx *p)
+{
+	uint8_t *dst = p->buf;
+	size_t i = 0;
+	while (i < p->n_runs) {
+		size_t j = i;
+		uint64_t len = 0;
+		if (p->runs[i].via_mem) {
+			ssize_t n = pread_full(p->mem_fd, dst, p->runs[i].len, p->runs[i].vaddr);
+			if (n != (ssize_t)p->runs[i].len)
+				return pr_err_ret(n < 0 ? (int)n : -EIO, "cannot read memory of %d at %#llx",
+						  p->c->pid, (unsigned long long)p->runs[i].vaddr);
+			dst += p->runs[i].len;
+			i++;
+			continue;
+		}
+		while (j < p->n_runs && !p->runs[j].via_mem)
+			len += p->runs[j++].len;
+		int r = batch_read_vm(p, i, j, dst);
+		if (r < 0)
+			return r;
+		dst += len;
+		i = j;
+	}
+	return 0;
+}
+
+/* Writer thread: writes full slots in order, starts their writeback every 64 MiB. */
+static void *writer_main(void *arg)
+{
+	struct pages_ctx *p = arg;
+	struct wring *q = &p->ring;
+	uint64_t written = 0, synced = 0;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (q->tail == q->head && !q->done)
+			pthread_cond_wait(&q->cond, &q->lock);
+		if (q->tail == q->head)
+			break;
+		unsigned slot = q->tail % NBUF;
+		bool skip = q->err != 0;
+		pthread_mutex_unlock(&q->lock);
+		int r = skip ? 0 : write_full(p->wfd, q->mem + (size_t)slot * BATCH_BYTES, q->len[slot]);
+		if (r < 0)
+			pr_err_ret(r, "cannot write image '%s/%s'", img_dir_path(p->c->d), p->wname);
+		written += skip ? 0 : q->len[slot];
+		if (written - synced >= (64u << 20)) {
+			(void)sync_file_range(p->wfd, synced, written - synced, SYNC_FILE_RANGE_WRITE);
+			synced = written;
+		}
+		pthread_mutex_lock(&q->lock);
+		if (r < 0 && !q->err)
+			q->err = r;
+		q->tail++;
+		pthread_cond_broadcast(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static int ring_start(struct pages_ctx *p)
+{
+	struct wring *q = &p->ring;
+	q->mem = mmap(NULL, (size_t)NBUF * BATCH_BYTES, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->mem == MAP_FAILED) {
+		q->mem = NULL;
+		return pr_perror("cannot map %u MiB of page buffers", NBUF * (BATCH_BYTES >> 20));
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	int r = pthread_create(&q->thread, NULL, writer_main, p);
+	if (r)
+		return pr_err_ret(-r, "cannot start the page writer thread");
+	q->started = true;
+	return 0;
+}
+
+/* A free slot for the next batch (waits for the writer); the write error if any. */
+static int ring_acquire(struct pages_ctx *p)
+{
+	struct wring *q = &p->ring;
+	pthread_mutex_lock(&q->lock);
+	while (q->head - q->tail == NBUF && !q->err)
+		pthread_cond_wait(&q->cond, &q->lock);
+	int r = q->err;
+	pthread_mutex_unlock(&q->lock);
+	p->buf = q->mem + (size_t)(q->head % NBUF) * BATCH_BYTES;
+	return r;
+}
+
+/* Hand the filled slot (len bytes, already hashed) to the writer. */
+static void ring_submit(struct pages_ctx *p, size_t len)
+{
+	struct wring *q = &p->ring;
+	pthread_mutex_lock(&q->lock);
+	q->len[q->head % NBUF] = len;
+	q->head++;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Wait until everything submitted is written; stop the thread. The write error or 0. */
+static int ring_stop(struct pages_ctx *p)
+{
+	struct wring *q = &p->ring;
+	if (q->started) {
+		pthread_mutex_lock(&q->lock);
+		q->done = true;
+		pthread_cond_broadcast(&q->cond);
+		pthread_mutex_unlock(&q->lock);
+		pthread_join(q->thread, NULL);
+		q->started = false;
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->cond);
+	}
+	if (q->mem)
+		munmap(q->mem, (size_t)NBUF * BATCH_BYTES);
+	q->mem = NULL;
+	return q->err;
+}
+
+/* Read the batch, drop zero pages where asked, record entries, write the data. */
+static int batch_flush(struct pages_ctx *p)
+{
+	if (!p->n_runs)
+		return 0;
+	int r = ring_acquire(p);
+	if (r == 0)
+		r = batch_read(p);
+	if (r < 0)
+		return r;
+	uint8_t *src = p->buf, *dst = p->buf;
+	for (size_t i = 0; i < p->n_runs; i++) {
+		const struct run *ru = &p->runs[i];
+		for (uint64_t off = 0; off < ru->len; off += page_size, src += page_size) {
+			if (ru->check_zero && is_zero(src, page_size))
+				continue;
+			if ((r = ent_add(p, ru->vaddr + off, ru->vma)) < 0)
+				return r;
+			if (dst != src)
+				memcpy(dst, src, page_size);
+			dst += page_size;
+		}
+	}
+	p->n_runs = 0;
+	p->batch_len = 0;
+	if (dst != p->buf) {
+		img_writer_account(p->w, p->buf, dst - p->buf);
+		ring_submit(p, dst - p->buf);
+	}
+	return 0;
+}
+
+/* Queue page vaddr of VMA vi; merges with the previous run when contiguous. */
+static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool check_zero, bool via_mem)
+{
+	struct run *last = p->n_runs ? &p->runs[p->n_runs - 1] : NULL;
+	bool merge = last && last->vma == vi && last->vaddr + last->len == vaddr;
+	if (p->batch_len + page_size > BATCH_BYTES || (!merge && p->n_runs == BATCH_IOV)) {
+		int r = batch_flush(p);
+		if (r < 0)
+			return r;
+		merge = false;
+	}
+	p->batch_len += page_size;
+	if (merge)
+		last->len += page_size;
+	else
+		p->runs[p->n_runs++] = (struct run){ .vaddr = vaddr, .len = page_size, .vma = vi,
+						     .check_zero = check_zero, .via_mem = via_mem };
+	return 0;
+}
+
+static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+{
+	const struct proc_vma *v = &p->c->vmas[vi];
+	enum page_policy pol = vma_policy(v);
+	bool via_mem = !(v->prot & PROT_READ);
+	if (pol == POL_NONE)
+		return 0;
+	for (uint64_t a = v->start; a < v->end;) {
+		uint64_t n = min_t(uint64_t, (v->end - a) / page_size, PM_CHUNK);
+		ssize_t got = pread_full(p->pm_fd, pm, n * 8, a / page_size * 8);
+		if (got != (ssize_t)(n * 8))
+			return pr_err_ret(got < 0 ? (int)got : -EIO, "cannot read /proc/%d/pagemap at %#llx",
+					  p->c->pid, (unsigned long long)a);
+		for (uint64_t i = 0; i < n; i++, a += page_size) {
+			uint64_t e = pm[i];
+			bool take = pol == POL_ANON ? (e & (PM_PRESENT | PM_SWAP)) != 0 :
+				    ((e & PM_PRESENT) && !(e & PM_FILE)) || (e & PM_SWAP);
+			if (!take)
+				continue;
+			int r = page_queue(p, a, vi, pol == POL_ANON, via_mem);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int open_proc(pid_t pid, const char *what, int *fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	return *fd < 0 ? pr_perror("cannot open %s", path) : 0;
+}
+
+static int pagemap_write(struct pages_ctx *p)
+{
+	char name[64];
+	struct img_writer *w;
+	PagemapHead h;
+	PagemapEntry e;
+	int r = img_writer_open(p->c->d, img_name(name, "pagemap-%d.img", p->c->pid),
+				IMG_MAGIC_PAGEMAP, &w);
+	if (r < 0)
+		return r;
+	pagemap_head__init(&h);
+	h.pages_id = p->c->pid;
+	h.nr_pages = p->nr_pages;
+	r = img_write_pb(w, &h.base);
+	for (size_t i = 0; r == 0 && i < p->n_ents; i++) {
+		pagemap_entry__init(&e);
+		e.vaddr = p->ents[i].vaddr;
+		e.nr_pages = p->ents[i].nr;
+		e.flags = PE_PRESENT;
+		r = img_write_pb(w, &e.base);
+	}
+	if (r < 0) {
+		img_writer_abort(w);
+		return r;
+	}
+	return img_writer_close(w);
+}
+
+int dump_pages_write(struct dump_ctx *c)
+{
+	struct pages_ctx p = { .c = c, .pm_fd = -1, .mem_fd = -1 };
+	uint64_t *pm = malloc(PM_CHUNK * 8);
+	uint64_t t0 = now_ns();
+	int r = -ENOMEM;
+
+	if (!pm)
+		goto out;
+	if ((r = open_proc(c->pid, "pagemap", &p.pm_fd)) < 0 ||
+	    (r = open_proc(c->pid, "mem", &p.mem_fd)) < 0)
+		goto out;
+	r = img_writer_open(c->d, img_name(p.wname, "pages-%d.img", c->pid), IMG_MAGIC_RAW, &p.w);
+	if (r < 0)
+		goto out;
+	p.wfd = img_writer_fd(p.w);
+	r = ring_start(&p);
+	for (size_t i = 0; r == 0 && i < c->n_vmas; i++)
+		r = vma_pages(&p, i, pm);
+	if (r == 0)
+		r = batch_flush(&p);
+	int wr = ring_stop(&p);
+	if (r == 0)
+		r = wr;
+	if (r < 0) {
+		img_writer_abort(p.w);
+		goto out;
+	}
+	r = img_writer_close(p.w);
+	if (r == 0)
+		r = pagemap_write(&p);
+	if (r == 0) {
+		uint64_t dt = now_ns() - t0;
+		c->pages_written = p.nr_pages;
+		c->bytes_written = p.nr_pages * page_size;
+		pr_info("memory: %llu pages in %zu runs, %.1f ms (%.0f MiB/s)",
+			(unsigned long long)p.nr_pages, p.n_ents, dt / 1e6,
+			dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
+	}
+out:
+	if (p.pm_fd >= 0)
+		close(p.pm_fd);
+	if (p.mem_fd >= 0)
+		close(p.mem_fd);
+	free(p.ents);
+	free(pm);
+	return r;
+}
