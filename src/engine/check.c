@@ -454,35 +454,49 @@ static int probe_nft(char *d)
 	return detail(d, 1, "netfilter netlink socket; %s", path);
 }
 
+/* The special mappings from one smaps header line: appends "[name] NK" to lay.
+ * Returns the mapping's name or NULL. */
+static const char *vdso_line(const char *line, char *lay, size_t n)
+{
+	static const char *const names[] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
+	unsigned long long a, b;
+	const char *sp = strrchr(line, ' ');
+	if (!sp || sscanf(line, "%llx-%llx ", &a, &b) != 2)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (strcmp(sp + 1, names[i]))
+			continue;
+		size_t l = strlen(lay);
+		snprintf(lay + l, n - l, "%s%s %lluK", l ? ", " : "", names[i], (b - a) >> 10);
+		return names[i];
+	}
+	return NULL;
+}
+
 /* vdso/vvar present, and not sealed (smaps VmFlags "sl"): restore must mremap them. */
 static int probe_vdso(char *d)
 {
-	char *smaps, *line, *save = NULL;
+	char *smaps, *line, *save = NULL, lay[128] = "";
 	const char *cur = NULL;
-	bool vdso = false, vvar = false, vclock = false, sealed = false;
+	bool vdso = false, sealed = false;
 	int r = read_file("/proc/self/smaps", &smaps, NULL, 1 << 22);
 	if (r < 0)
 		return detail(d, 0, "/proc/self/smaps: %s", strerror(-r));
 	for (line = strtok_r(smaps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (strstr(line, " [vdso]"))
-			cur = "vdso", vdso = true;
-		else if (strstr(line, " [vvar]"))
-			cur = "vvar", vvar = true;
-		else if (strstr(line, " [vvar_vclock]"))
-			cur = "vvar_vclock", vclock = true;
-		else if (!strncmp(line, "VmFlags:", 8)) {
-			if (cur && !strcmp(cur, "vdso") && strstr(line, " sl"))
+		if (!strncmp(line, "VmFlags:", 8)) {
+			if (cur && !strcmp(cur, "[vdso]") && strstr(line, " sl"))
 				sealed = true;
 			cur = NULL;
+		} else if (strchr(line, '-') && (cur = vdso_line(line, lay, sizeof(lay)))) {
+			vdso |= !strcmp(cur, "[vdso]");
 		}
 	}
 	free(smaps);
 	if (!vdso)
-		return detail(d, 0, "no [vdso] mapping");
+		return detail(d, 0, "no [vdso] mapping (%s)", lay[0] ? lay : "none of vvar/vdso");
 	if (sealed)
-		return detail(d, 0, "[vdso] is sealed (VmFlags sl): restore cannot move it");
-	return detail(d, 1, "%s%s[vdso], not sealed", vvar ? "[vvar] " : "",
-		      vclock ? "[vvar_vclock] " : "");
+		return detail(d, 0, "%s; [vdso] is sealed (VmFlags sl): restore cannot move it", lay);
+	return detail(d, 1, "%s; not sealed", lay);
 }
 
 /* Soft-dirty: a freshly written page has pagemap bit 55 set only with it. */
@@ -514,7 +528,7 @@ static const struct feature features[] = {
 	  "cannot recreate processes with their PIDs: no same-PID restore" },
 	{ "PR_SET_MM_MAP", NEED_MUST, true, probe_mm_map,
 	  "cannot restore mm fields (brk, args, env, auxv, exe): no restore" },
-	{ "vdso movable", NEED_MUST, false, probe_vdso,
+	{ "vdso layout", NEED_MUST, false, probe_vdso,
 	  "restore cannot move [vdso]/[vvar] to the dumped addresses" },
 	{ "uffd-wp async+PAGEMAP_SCAN", NEED_OPTIONAL, true, probe_uffd,
 	  "no write tracking: pre-dumps fall back to hashing every page" },
