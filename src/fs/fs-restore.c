@@ -202,7 +202,9 @@ static int load_files(struct fs_rst *r, const uint32_t *ids, size_t nids)
 	int e = img_load(r->d, "files.img", IMG_MAGIC_FILES, &b);
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "image files.img is missing") : e;
-	while ((e = img_buf_next(b, &file_entry__descriptor, (ProtobufCMessage **)&fe)) > 0) {
+	bool logged = true;	/* errors inside the loop are logged where they arise */
+	while ((logged = (e = img_buf_next(b, &file_entry__descriptor,
+					    (ProtobufCMessage **)&fe)) > 0)) {
 		uint32_t *hit = bsearch(&fe->id, ids, nids, sizeof(*ids), cmp_u32);
 		struct rst_file *f = hit ? &r->files[hit - ids] : NULL;
 		const struct fd_ops *ops = kind_ops(fe->type);
@@ -219,7 +221,7 @@ static int load_files(struct fs_rst *r, const uint32_t *ids, size_t nids)
 	}
 	img_buf_free(b);
 	if (e < 0)
-		return e == -EBADMSG ? pr_err_ret(e, "files.img: bad record") : e;
+		return logged ? e : pr_err_ret(e, "files.img: bad record");
 	for (size_t i = 0; i < nids; i++)
 		if (!r->files[i].ops)
 			return pr_err_ret(-EBADMSG, "file id %u of PID %d is not in files.img",

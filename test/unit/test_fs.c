@@ -227,6 +227,156 @@ static void test_bad_fdinfo(void)
 	img_dir_free(d);
 }
 
+/* Crafted files.img entries (valid framing and hashes, bad content) are refused. */
+static int prepare_crafted(int n, FileEntry *fe)
+{
+	char dir[300];
+	struct img_dir *d;
+	struct img_writer *w;
+	struct fs_rst *r = NULL;
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	FdinfoEntry fi = FDINFO_ENTRY__INIT;
+	snprintf(dir, sizeof(dir), "%s/img-crafted-%d", tmpdir, n);
+	CHECK(img_dir_create(dir, &d) == 0);
+	CHECK(img_writer_open(d, "fdinfo-42.img", IMG_MAGIC_FDINFO, &w) == 0);
+	fi.fd = 3;
+	fi.id = 1;
+	CHECK(img_write_pb(w, &fi.base) == 0);
+	CHECK(img_writer_close(w) == 0);
+	CHECK(img_writer_open(d, "files.img", IMG_MAGIC_FILES, &w) == 0);
+	if (fe)
+		CHECK(img_write_pb(w, &fe->base) == 0);
+	CHECK(img_writer_close(w) == 0);
+	img_inventory_init(&inv);
+	CHECK(img_dir_commit(d, &inv) == 0);
+	img_dir_free(d);
+	CHECK(img_dir_open(dir, &d) == 0);
+	int e = fs_rst_prepare(d, 42, 0, &r);
+	fs_rst_free(e == 0 ? r : NULL);
+	img_dir_free(d);
+	return e;
+}
+
+static void test_bad_files(void)
+{
+	FileEntry fe = FILE_ENTRY__INIT;
+	PipeFileEntry pe = PIPE_FILE_ENTRY__INIT;
+	RegFileEntry re = REG_FILE_ENTRY__INIT;
+	ChrFileEntry ce = CHR_FILE_ENTRY__INIT;
+	int n = 0;
+
+	CHECK(prepare_crafted(n++, NULL) == -EBADMSG);		/* id 1 missing */
+	fe.id = 1;
+	fe.type = FD_KIND__FDK_PIPE;				/* no pipe part */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	fe.pipe = &pe;
+	pe.pipe_id = 1;
+	pe.flags = O_RDONLY;
+	pe.pipe_size = 0;					/* bad size */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	pe.pipe_size = 4096;
+	pe.flags = O_RDWR;					/* bad access mode */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	pe.flags = O_RDONLY;
+	CHECK(prepare_crafted(n++, &fe) == 0);			/* sane: accepted */
+	fe.pipe = NULL;
+	fe.type = 99;						/* unknown kind */
+	CHECK(prepare_crafted(n++, &fe) < 0);
+	fe.type = FD_KIND__FDK_REG;
+	fe.reg = &re;
+	re.path = "relative/path";
+	re.mode = S_IFREG | 0600;
+	CHECK(prepare_crafted(n++, &fe) < 0);
+	re.path = "/nonexistent/ferry/file";
+	CHECK(prepare_crafted(n++, &fe) == -ENOENT);
+	re.path = "/dev/null";					/* not a regular file anymore */
+	CHECK(prepare_crafted(n++, &fe) == -ESTALE);
+	re.has_ghost = re.ghost = true;				/* ghost without its image */
+	re.path = path_a;
+	CHECK(prepare_crafted(n++, &fe) == -ENOENT);
+	fe.reg = NULL;
+	fe.type = FD_KIND__FDK_CHR;
+	fe.chr = &ce;
+	ce.rdev = (8u << 8) | 0;				/* sda: not allowed */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+}
+
+/* A pty slave in the target is restored (with shell_job) as the restorer's terminal,
+ * with the dumped flags; without shell_job the dump refuses it. */
+static void tty_target(const char *slave)
+{
+	CHECK(close_range(0, ~0U, 0) == 0);
+	place(open(slave, O_RDWR | O_NONBLOCK | O_NOCTTY), 5);
+	kill(getpid(), SIGSTOP);
+	for (;;)
+		pause();
+}
+
+static int open_pty(char *slave, size_t len)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	CHECK(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+	CHECK(ptsname_r(m, slave, len) == 0);
+	return m;
+}
+
+static void test_tty(void)
+{
+	char dir[300], slave[64], mine[64], err[256];
+	struct img_dir *d;
+	struct fs_dump *fd;
+	struct fs_dump_opts o = { .shell_job = 0 };
+	struct fs_rst *r;
+	InventoryEntry inv = INVENTORY_ENTRY__INIT;
+	int st, m = open_pty(slave, sizeof(slave));
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		tty_target(slave);
+	CHECK(waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st));
+	snprintf(dir, sizeof(dir), "%s/img-tty", tmpdir);
+	CHECK(img_dir_create(dir, &d) == 0);
+	CHECK(fs_dump_init(d, &o, &fd) == 0);
+	CHECK(fs_dump_task(fd, pid, -1) == -EOPNOTSUPP);	/* no shell_job */
+	fs_dump_free(fd);
+	o.shell_job = 1;
+	CHECK(fs_dump_init(d, &o, &fd) == 0);
+	CHECK(fs_dump_task(fd, pid, -1) == 0 && fs_dump_finish(fd) == 0);
+	fs_dump_free(fd);
+	img_inventory_init(&inv);
+	CHECK(img_dir_commit(d, &inv) == 0);
+	img_dir_free(d);
+	stop_target(pid);
+
+	int m2 = open_pty(mine, sizeof(mine));	/* the restorer's terminal, on fd 0 */
+	place(open(mine, O_RDWR | O_NOCTTY), 0);
+	CHECK(img_dir_open(dir, &d) == 0);
+	CHECK(fs_rst_prepare(d, pid, 1, &r) == 0);
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		int keep = dup(2);
+		int e = fs_rst_in_stub(r, &keep, err, sizeof(err));
+		report_fd = keep;
+		if (e < 0) {
+			dprintf(keep, "FAIL stub: %s\n", err);
+			_exit(1);
+		}
+		char name[64];
+		CHECK(isatty(5) && ttyname_r(5, name, sizeof(name)) == 0);
+		CHECK(strcmp(name, mine) == 0);
+		CHECK(fcntl(5, F_GETFL) & O_NONBLOCK);
+		CHECK(fcntl(0, F_GETFD) < 0);
+		_exit(0);
+	}
+	CHECK(waitpid(c, &st, 0) == c);
+	fs_rst_free(r);
+	img_dir_free(d);
+	close(m);
+	close(m2);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void run(const char *name, void (*fn)(void), int *failed)
 {
 	int st;
@@ -269,6 +419,8 @@ int main(void)
 	run("dump_restore", test_dump_restore, &failed);
 	run("unsupported_socket", test_unsupported, &failed);
 	run("bad_fdinfo", test_bad_fdinfo, &failed);
+	run("tty_shell_job", test_tty, &failed);
+	run("bad_files", test_bad_files, &failed);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
