@@ -64,6 +64,15 @@ if [ "$FLAVOR" != none ] && [ ! -x "$FERRY" ]; then
 	exit 2
 fi
 
+# Tests must start with a clean fd table: close whatever our caller leaked to us
+# (bash keeps the script itself open on a high fd; leave that one).
+for fd in /proc/$$/fd/*; do
+	fd=${fd##*/}
+	[ "$fd" -gt 2 ] && [ "$fd" -lt 255 ] || continue
+	[ "$(readlink "/proc/$$/fd/$fd")" = "$SELF" ] && continue
+	eval "exec $fd>&-"
+done
+
 # ---- state and cleanup ------------------------------------------------------------
 LIVE_PIDS=()		# pids we started (tests, restores) that may still run
 DIRS=()			# temp dirs to remove
@@ -72,7 +81,8 @@ NFAIL=0
 NSKIP=0
 WORK=$(mktemp -d /tmp/zdtm-run.XXXXXX)
 mkfifo "$WORK/tick"
-exec {TICKFD}<>"$WORK/tick"	# never written: read -t on it is a fork-free sleep
+exec {TICKFD}<>"$WORK/tick"	# never written: read -t on it is a fork-free sleep;
+				# closed ({TICKFD}>&-) for every command we start
 
 cleanup() {
 	local p
@@ -156,7 +166,7 @@ REASON=""
 failed() { REASON="$*"; return 1; }
 
 start_test() {
-	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
+	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null {TICKFD}>&- &
 	PID=$!
 	LIVE_PIDS+=("$PID")
 	wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
@@ -203,7 +213,7 @@ run_none() {
 
 do_dump() {	# extra dump options in "$@"
 	"$FERRY" dump -t "$PID" -D "$DIR/img" -v4 -o "$DIR/dump.log" $OPTS "$@" \
-		>"$DIR/dump.stdout" 2>&1 &
+		>"$DIR/dump.stdout" 2>&1 {TICKFD}>&- &
 	local d=$!
 	LIVE_PIDS+=("$d")
 	reap "$d" "$TTIME" || { failed "dump hung (killed after ${TTIME} s)"; return 1; }
@@ -215,7 +225,7 @@ do_dump() {	# extra dump options in "$@"
 do_restore() {	# extra restore options in "$@"
 	rm -f "$DIR/rpid"
 	"$FERRY" restore -D "$DIR/img" -v4 -o "$DIR/restore.log" --pidfile "$DIR/rpid" $OPTS "$@" \
-		>"$DIR/restore.stdout" 2>&1 &
+		>"$DIR/restore.stdout" 2>&1 {TICKFD}>&- &
 	RST=$!
 	LIVE_PIDS+=("$RST")
 	if ! wait_file "$DIR/rpid" "$TTIME" "$RST"; then
