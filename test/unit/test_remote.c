@@ -236,6 +236,12 @@ static void test_seize_threads(void)
 	CHECK(waitpid(c, &st, WUNTRACED) == c && WIFSTOPPED(st));
 	CHECK(proc_state(c, 0) == 'T');
 	CHECK(seize_process(c, &s) == 0 && s.was_stopped);
+	/* Inject into a non-leader thread of the group-stopped process: it must stay
+	 * group-stopped afterwards. */
+	struct remote rt;
+	CHECK(s.n_tids == 4 && remote_init(&rt, s.tids[2], 0) == 0);
+	CHECK(rcall0(&rt, __NR_getpid) == c && rcall0(&rt, __NR_gettid) == s.tids[2]);
+	CHECK(remote_fini(&rt) == 0);
 	seize_release(&s, SEIZE_RESUME);
 	CHECK(wait_state(c, 'T', 2000));
 	CHECK(counters_move(4, false));
