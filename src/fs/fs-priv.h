@@ -36,8 +36,10 @@
 #define FS_MAX_PIPE_SZ   (1U << 28)		/* F_SETPIPE_SZ value */
 #define FS_FD_FLAGS_MASK 0x3fffffffU		/* bits open(2) may carry */
 
-/* O_PATH and __O_TMPFILE are in glibc; O_CLOEXEC shows in fdinfo flags. */
+/* Flags never passed to open() on restore. O_CLOEXEC shows in fdinfo flags (it is per
+ * fd: FdinfoEntry). glibc's __O_TMPFILE includes O_DIRECTORY: use the kernel's bit. */
 #define FS_DROP_FLAGS    (O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC | O_NOCTTY)
+#define FS_O_TMPFILE_BIT 020000000
 
 /* ---- dump side ------------------------------------------------------------------ */
 

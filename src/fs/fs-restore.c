@@ -37,7 +37,7 @@ static const struct fd_ops *const rst_kinds[] = {
 
 uint32_t fs_sanitize_flags(uint32_t flags)
 {
-	return flags & FS_FD_FLAGS_MASK & ~(uint32_t)(FS_DROP_FLAGS | __O_TMPFILE);
+	return flags & FS_FD_FLAGS_MASK & ~(uint32_t)(FS_DROP_FLAGS | FS_O_TMPFILE_BIT);
 }
 
 int fs_check_path(const char *path, char **out)

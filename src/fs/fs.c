@@ -123,6 +123,8 @@ static const char *unsupported_name(const struct fd_parms *p, char *buf, size_t 
 	}
 	if (S_ISDIR(p->st.st_mode))
 		return "deleted directory";
+	if (S_ISFIFO(p->st.st_mode))
+		return "deleted FIFO";
 	if (S_ISLNK(p->st.st_mode))
 		return "symlink (O_PATH)";
 	return "file";

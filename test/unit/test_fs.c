@@ -68,6 +68,8 @@ static void target_main(bool with_socket)
 	place(open(path_f, O_RDONLY | O_NONBLOCK), 16);
 	place(open(path_f, O_WRONLY), 17);
 	CHECK(write(17, fifo_data, sizeof(fifo_data)) == sizeof(fifo_data));
+	place(open(path_a, O_PATH), 18);
+	place(open(tmpdir, O_RDONLY | O_DIRECTORY), 19);
 	place(open("/dev/null", O_RDWR), 20);
 	place(open(path_h, O_RDONLY), 1000);
 	if (with_socket)
@@ -148,8 +150,11 @@ static void verify_restored(int keep)
 	CHECK(fcntl(16, F_GETFL) & O_NONBLOCK);
 	CHECK(readlink("/proc/self/fd/20", link, sizeof(link)) == 9 && !memcmp(link, "/dev/null", 9));
 	CHECK(fstat(1000, &st) == 0 && S_ISREG(st.st_mode));
+	CHECK(fcntl(18, F_GETFL) & O_PATH);
+	CHECK(fstat(19, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK(fcntl(19, F_GETFL) & O_DIRECTORY);
 	for (int fd = 0; fd < 1100; fd++) {
-		bool want = (fd >= 10 && fd <= 17) || fd == 20 || fd == 1000 || fd == keep;
+		bool want = (fd >= 10 && fd <= 19) || fd == 20 || fd == 1000 || fd == keep;
 		CHECK(want == (fcntl(fd, F_GETFD) >= 0));
 	}
 }
