@@ -159,22 +159,32 @@ static void verify_restored(int keep)
 	}
 }
 
-static void test_dump_restore(void)
+static void dump_restore(bool taken)
 {
 	char dir[300], err[256];
 	struct img_dir *d;
 	struct fs_rst *r;
 	int st;
-	snprintf(dir, sizeof(dir), "%s/img", tmpdir);
+	snprintf(dir, sizeof(dir), "%s/img%d", tmpdir, taken);
 	pid_t pid = start_target(false);
 	int rc = dump_into(dir, pid);
 	stop_target(pid);
 	CHECK(rc == 0);
 	CHECK(access(path_g, F_OK) < 0);	/* still unlinked */
+	if (taken) {	/* a new file took the ghost's name: it must be left alone */
+		int fd = open(path_g, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		CHECK(fd >= 0 && write(fd, "new", 3) == 3);
+		close(fd);
+	}
 
 	CHECK(img_dir_open(dir, &d) == 0);
 	CHECK(fs_rst_prepare(d, pid, 0, &r) == 0);
-	CHECK(access(path_g, F_OK) < 0);	/* recreated unlinked */
+	CHECK(taken ? access(path_g, F_OK) == 0 : access(path_g, F_OK) < 0);
+	if (taken) {
+		struct stat st;
+		CHECK(stat(path_g, &st) == 0 && st.st_size == 3);
+		CHECK(unlink(path_g) == 0);
+	}
 	pid_t c = fork();
 	CHECK(c >= 0);
 	if (c == 0) {
@@ -194,6 +204,16 @@ static void test_dump_restore(void)
 	fs_rst_free(r);
 	img_dir_free(d);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_dump_restore(void)
+{
+	dump_restore(false);
+}
+
+static void test_ghost_name_taken(void)
+{
+	dump_restore(true);
 }
 
 static void test_unsupported(void)
@@ -422,6 +442,7 @@ int main(void)
 	CHECK(mkfifo(path_f, 0600) == 0);
 
 	run("dump_restore", test_dump_restore, &failed);
+	run("ghost_name_taken", test_ghost_name_taken, &failed);
 	run("unsupported_socket", test_unsupported, &failed);
 	run("bad_fdinfo", test_bad_fdinfo, &failed);
 	run("tty_shell_job", test_tty, &failed);
