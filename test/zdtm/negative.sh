@@ -204,11 +204,11 @@ make_good() {
 	timeout -k 5 60 "$FERRY" dump -t "$TPID" -D "$W/good" >"$W/good.log" 2>&1 {TICKFD}>&-
 	local rc=$?
 	if [ $rc != 0 ]; then
-		kill -9 "$TPID"; wait "$TPID" 2>/dev/null
+		kill -9 "$TPID"; { wait "$TPID"; } 2>/dev/null
 		GOOD_ERR="cannot make images: dump exited $rc: $(tail -n1 "$W/good.log")"
 		return 1
 	fi
-	wait "$TPID" 2>/dev/null
+	{ wait "$TPID"; } 2>/dev/null	# killed by the dump: no job message
 	GOOD="$W/good"
 	GOOD_PID=$TPID
 	GOOD_OUT="$TDIR/$TNAME.out"
