@@ -1,0 +1,115 @@
+/*
+ * restore.h: private to the restore stage (restore.c, rst-mem.c, rst-core.c).
+ *
+ * One struct rst carries everything a restore of one single-threaded process needs:
+ * the verified images (loaded whole, except page data which rst-mem.c streams), the
+ * stub task we created (child), and the remote-control handle that drives it.
+ *
+ * Invariants:
+ *  - Every value taken from an image is validated by rst_*_validate() before the stub
+ *    exists; later steps may rely on those checks (addresses page aligned and below
+ *    RST_TASK_SIZE, VMAs sorted and disjoint, pagemap ranges inside anonymous or file
+ *    VMAs, signal numbers in 1..64, ...).
+ *  - After rst_gadget_map() every injected syscall runs at the gadget (`syscall; int3`)
+ *    and rt.scratch is the gadget's RW page (RST_SCRATCH_LEN bytes). Nothing but the
+ *    final munmap of the gadget runs elsewhere.
+ *  - Functions return 0 or -errno and log once.
+ */
+#ifndef FERRY_RESTORE_H
+#define FERRY_RESTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core.pb-c.h"
+#include "mm.pb-c.h"
+#include "pagemap.pb-c.h"
+#include "pstree.pb-c.h"
+
+#include "engine/engine.h"
+#include "engine/remote.h"
+
+struct img_dir;
+struct fs_rst;
+
+#define RST_PAGE          4096UL
+#define RST_TASK_SIZE     0x7ffffffff000UL	/* x86_64 4-level user address space */
+#define RST_GADGET_LEN    (2 * RST_PAGE)	/* one RX page + one RW scratch page */
+#define RST_SCRATCH_LEN   RST_PAGE
+#define RST_MAX_VMAS      65530		/* default vm.max_map_count */
+#define RST_MAX_AUXV      (2 * 64)		/* u64 words, >= kernel's AT_VECTOR_SIZE */
+
+/* The three kernel-provided special mappings that we move rather than recreate. */
+enum { RST_SP_VVAR, RST_SP_VCLOCK, RST_SP_VDSO, RST_SP_NR };
+
+struct rst_special {
+	uint64_t start, end;	/* 0/0 when the layout has no such mapping */
+};
+
+struct rst {
+	const struct ferry_opts *o;
+	struct img_dir *d;
+	pid_t pid;
+
+	/* images (owned) */
+	PstreeEntry *pst;
+	CoreEntry *core;
+	MmEntry *mm;
+	PagemapHead *pm_head;
+	PagemapEntry **pm;
+	size_t n_pm;
+	unsigned char *vma_wr;	/* per VMA: pages will be written into it */
+
+	/* layout facts */
+	struct rst_special dumped_sp[RST_SP_NR];	/* from mm image */
+	struct rst_special own_sp[RST_SP_NR];		/* ours == the stub's */
+
+	struct fs_rst *fs;
+	pid_t child;		/* the stub / restored task; 0 before clone3 */
+	bool traced;		/* child is our tracee */
+	struct remote rt;
+	bool rt_ready;
+	uint64_t vdso_sc_ip;	/* syscall insn in the stub's vdso (moves with it) */
+	uint64_t gadget;	/* 0 until mapped */
+	int xstate_len;		/* NT_X86_XSTATE size of the stub (same CPU) */
+};
+
+/* ---- rst-mem.c: address space ---------------------------------------------------- */
+/* Validate mm + pagemap images against each other and the vdso layout. */
+int rst_mem_validate(struct rst *r);
+/* Read the special mappings of pid (the stub has ours) into sp. */
+int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR]);
+/* Map the gadget in the stub and switch rt to it. */
+int rst_gadget_map(struct rst *r);
+/* Unmap every stub VMA but gadget and specials; move specials to the dumped place. */
+int rst_mm_clear(struct rst *r);
+/* Map every dumped VMA, write the pages, set final protections and advice. */
+int rst_mm_build(struct rst *r);
+/* PR_SET_MM_MAP with the dumped mm fields, auxv and exe. */
+int rst_mm_fields(struct rst *r);
+/* Final remote call: munmap the gadget via the vdso syscall instruction. */
+int rst_gadget_unmap(struct rst *r);
+
+/* ---- rst-core.c: task and thread state ------------------------------------------- */
+/* Validate core image fields (signals, limits, regs, creds, timers). */
+int rst_core_validate(struct rst *r);
+/* Unregister the stub's own rseq (inherited from us) before memory changes. */
+int rst_rseq_unregister(struct rst *r);
+/* Sigactions, altstack, itimers, comm, robust list, tid address, rseq, prctls,
+ * pending signals. Signals must still be blocked (remote_init did). */
+int rst_task_state(struct rst *r);
+/* Rlimits (prlimit from outside). */
+int rst_rlimits(struct rst *r);
+/* Credentials, last of the remote steps. */
+int rst_creds(struct rst *r);
+/* Registers (with syscall-restart fix-up), xstate, sigmask. Task in a ptrace-stop. */
+int rst_regs(struct rst *r);
+
+/* Remote helpers shared by both files (rst-mem.c). Result or -errno; logs with what. */
+long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsigned long a2,
+	      unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6);
+/* Copy len bytes to the scratch page at off; returns remote address or 0 (logged). */
+uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,438 @@
+/*
+ * rst-core: the task and thread state of the restored process, set by remote syscalls
+ * in the stub (signals, timers, names, futex/rseq registrations, prctls, credentials)
+ * or by ptrace from outside (rlimits, registers, xstate, signal mask).
+ *
+ * Invariants: rst_core_validate() runs before the stub exists and bounds every value
+ * used here; signals stay blocked (remote_init) until rst_regs() sets the dumped mask,
+ * so queued pending signals are delivered only once the task resumes; credentials
+ * change last, after everything that needs our privileges over the task.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/restore.h"
+
+#define NT_X86_XSTATE_ 0x202
+#define PTRACE_GET_RSEQ_CONFIGURATION_ 0x420f
+#define PTRACE_SETSIGMASK_ 0x420b
+#define RSEQ_FLAG_UNREGISTER_ 1
+#define ERESTARTSYS_ 512
+#define ERESTARTNOINTR_ 513
+#define ERESTARTNOHAND_ 514
+#define ERESTART_RESTARTBLOCK_ 516
+#define MAX_PENDING 4096
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+#define XSTATE_MAX (64u << 10)
+
+struct kernel_sigaction_ {
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct rseq_conf_ {
+	uint64_t ptr;
+	uint32_t size, sig, flags, pad;
+};
+
+static int siginfo_check(const SiginfoEntry *s)
+{
+	int signo;
+	if (s->siginfo.len != 128)
+		return -EINVAL;
+	memcpy(&signo, s->siginfo.data, sizeof(signo));
+	return signo >= 1 && signo <= 64 ? signo : -EINVAL;
+}
+
+static int thread_validate(const ThreadCoreEntry *t, pid_t pid)
+{
+	const UserRegsEntry *g = t->regs;
+	if (t->tid != (uint32_t)pid)
+		return pr_err_ret(-EINVAL, "core image: tid %u, expected %d", t->tid, pid);
+	if (g->cs != 0x33 || g->ss != 0x2b || g->rip >= RST_TASK_SIZE || g->sp >= RST_TASK_SIZE ||
+	    g->fs_base >= RST_TASK_SIZE || g->gs_base >= RST_TASK_SIZE)
+		return pr_err_ret(-EINVAL, "core image: registers are not a 64-bit user state "
+				  "(cs %#llx ss %#llx rip %#llx)", (unsigned long long)g->cs,
+				  (unsigned long long)g->ss, (unsigned long long)g->rip);
+	if (t->xsave.len < 576 || t->xsave.len > XSTATE_MAX)
+		return pr_err_ret(-EINVAL, "core image: xsave area of %zu bytes", t->xsave.len);
+	if (t->n_pending > MAX_PENDING)
+		return pr_err_ret(-EINVAL, "core image: %zu pending signals", t->n_pending);
+	for (size_t i = 0; i < t->n_pending; i++)
+		if (siginfo_check(t->pending[i]) < 0)
+			return pr_err_ret(-EINVAL, "core image: pending siginfo %zu is invalid", i);
+	if (t->sas && ((t->sas->flags & ~(uint32_t)(SS_ONSTACK | SS_DISABLE | SS_AUTODISARM)) ||
+		       t->sas->sp >= RST_TASK_SIZE || t->sas->size > RST_TASK_SIZE))
+		return pr_err_ret(-EINVAL, "core image: bad sigaltstack");
+	if (t->clear_tid_addr >= RST_TASK_SIZE || t->robust_list >= RST_TASK_SIZE ||
+	    (t->robust_list && t->robust_list_len != 24))
+		return pr_err_ret(-EINVAL, "core image: bad clear-tid or robust-list address");
+	if (t->has_rseq_abi_pointer && t->rseq_abi_pointer &&
+	    (t->rseq_abi_pointer >= RST_TASK_SIZE || t->rseq_abi_size < 32 || t->rseq_abi_size > 1024))
+		return pr_err_ret(-EINVAL, "core image: bad rseq registration");
+	return 0;
+}
+
+static int creds_validate(const CredsEntry *c)
+{
+	if (c->n_groups > 65536 || c->secbits & ~0xffu || c->no_new_privs > 1)
+		return pr_err_ret(-EINVAL, "core image: bad credentials");
+	return 0;
+}
+
+static int task_validate(const TaskCoreEntry *t)
+{
+	uint64_t seen = 0;
+	if (t->umask & ~0777u || !t->cwd || t->cwd[0] != '/' || !t->root || t->root[0] != '/' ||
+	    strlen(t->cwd) >= 4096 || strlen(t->root) >= 4096)
+		return pr_err_ret(-EINVAL, "core image: bad umask, cwd or root");
+	for (size_t i = 0; i < t->n_sigactions; i++) {
+		uint32_t s = t->sigactions[i]->sig;
+		if (s < 1 || s > 64 || s == SIGKILL || s == SIGSTOP || (seen & (1ULL << (s - 1))))
+			return pr_err_ret(-EINVAL, "core image: bad sigaction for signal %u", s);
+		seen |= 1ULL << (s - 1);
+	}
+	for (size_t i = 0; i < t->n_itimers; i++) {
+		const ItimerEntry *it = t->itimers[i];
+		if (it->which > ITIMER_PROF || it->iusec >= 1000000 || it->vusec >= 1000000 ||
+		    it->isec > (1ULL << 40) || it->vsec > (1ULL << 40))
+			return pr_err_ret(-EINVAL, "core image: bad itimer %zu", i);
+	}
+	for (size_t i = 0; i < t->n_rlimits; i++) {
+		const RlimitEntry *l = t->rlimits[i];
+		if (l->resource >= RLIM_NLIMITS || l->cur > l->max)
+			return pr_err_ret(-EINVAL, "core image: bad rlimit %u", l->resource);
+	}
+	if (t->n_shared_pending > MAX_PENDING)
+		return pr_err_ret(-EINVAL, "core image: %zu pending signals", t->n_shared_pending);
+	for (size_t i = 0; i < t->n_shared_pending; i++)
+		if (siginfo_check(t->shared_pending[i]) < 0)
+			return pr_err_ret(-EINVAL, "core image: shared siginfo %zu is invalid", i);
+	if (t->dumpable > 2 || t->pdeath_sig > 64 || t->child_subreaper > 1 || t->thp_disabled > 1)
+		return pr_err_ret(-EINVAL, "core image: bad prctl values");
+	return creds_validate(t->creds);
+}
+
+int rst_core_validate(struct rst *r)
+{
+	int e;
+	if (!r->core->thread || !r->core->task)
+		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
+	if ((e = thread_validate(r->core->thread, r->pid)) < 0)
+		return e;
+	return task_validate(r->core->task);
+}
+
+int rst_rseq_unregister(struct rst *r)
+{
+	struct rseq_conf_ c = { 0 };
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION_, r->pid, sizeof(c), &c) < 0)
+		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION on %d", r->pid);
+	if (!c.ptr)
+		return 0;
+	long res = rst_call(r, "rseq unregister", __NR_rseq, c.ptr, c.size, RSEQ_FLAG_UNREGISTER_,
+			    c.sig, 0, 0);
+	return res < 0 ? (int)res : 0;
+}
+
+static int sigactions_set(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	for (size_t i = 0; i < t->n_sigactions; i++) {
+		const SigactionEntry *s = t->sigactions[i];
+		struct kernel_sigaction_ ka = { s->handler, s->flags, s->restorer, s->mask };
+		uint64_t a = rst_put(r, 0, &ka, sizeof(ka));
+		if (!a || rst_call(r, "rt_sigaction", __NR_rt_sigaction, s->sig, a, 0, 8, 0, 0) < 0)
+			return pr_err_ret(-EINVAL, "cannot restore the action of signal %u", s->sig);
+	}
+	return 0;
+}
+
+static int timers_set(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	for (size_t i = 0; i < t->n_itimers; i++) {
+		const ItimerEntry *it = t->itimers[i];
+		struct itimerval v = {
+			.it_interval = { (time_t)it->isec, (suseconds_t)it->iusec },
+			.it_value = { (time_t)it->vsec, (suseconds_t)it->vusec },
+		};
+		if (!it->vsec && !it->vusec)
+			continue;
+		uint64_t a = rst_put(r, 0, &v, sizeof(v));
+		if (!a || rst_call(r, "setitimer", __NR_setitimer, it->which, a, 0, 0, 0, 0) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int thread_regs_state(struct rst *r)
+{
+	const ThreadCoreEntry *th = r->core->thread;
+	const char *comm = th->comm ? th->comm : r->core->task->comm;
+	char name[16] = { 0 };
+	uint64_t a;
+
+	if (th->sas && !(th->sas->flags & SS_DISABLE)) {
+		stack_t ss = { .ss_sp = (void *)th->sas->sp, .ss_flags = (int)(th->sas->flags & SS_AUTODISARM),
+			       .ss_size = th->sas->size };
+		a = rst_put(r, 0, &ss, sizeof(ss));
+		if (!a || rst_call(r, "sigaltstack", __NR_sigaltstack, a, 0, 0, 0, 0, 0) < 0)
+			return -EINVAL;
+	}
+	strncpy(name, comm ? comm : "", sizeof(name) - 1);
+	a = rst_put(r, 0, name, sizeof(name));
+	if (!a || rst_call(r, "prctl(PR_SET_NAME)", __NR_prctl, PR_SET_NAME, a, 0, 0, 0, 0) < 0)
+		return -EINVAL;
+	if (th->robust_list &&
+	    rst_call(r, "set_robust_list", __NR_set_robust_list, th->robust_list, th->robust_list_len,
+		     0, 0, 0, 0) < 0)
+		return -EINVAL;
+	if (rst_call(r, "set_tid_address", __NR_set_tid_address, th->clear_tid_addr, 0, 0, 0, 0, 0) < 0)
+		return -EINVAL;
+	if (th->has_rseq_abi_pointer && th->rseq_abi_pointer &&
+	    rst_call(r, "rseq", __NR_rseq, th->rseq_abi_pointer, th->rseq_abi_size, 0,
+		     th->rseq_signature, 0, 0) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int prctls_set(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	if (t->has_pdeath_sig && t->pdeath_sig &&
+	    rst_call(r, "PR_SET_PDEATHSIG", __NR_prctl, PR_SET_PDEATHSIG, t->pdeath_sig, 0, 0, 0, 0) < 0)
+		return -EINVAL;
+	if (t->has_child_subreaper && t->child_subreaper &&
+	    rst_call(r, "PR_SET_CHILD_SUBREAPER", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0) < 0)
+		return -EINVAL;
+	if (t->has_thp_disabled && t->thp_disabled &&
+	    rst_call(r, "PR_SET_THP_DISABLE", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0, 0) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Queue the saved siginfos: from inside the task, so kernel si_codes are accepted. */
+static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, bool thread)
+{
+	for (size_t i = 0; i < n; i++) {
+		int sig = siginfo_check(si[i]);
+		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
+		long res = !a ? -EFAULT : thread ?
+			rst_call(r, "rt_tgsigqueueinfo", __NR_rt_tgsigqueueinfo, r->pid, r->pid, sig, a, 0, 0) :
+			rst_call(r, "rt_sigqueueinfo", __NR_rt_sigqueueinfo, r->pid, sig, a, 0, 0, 0);
+		if (res < 0)
+			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
+	}
+	return 0;
+}
+
+int rst_task_state(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	const ThreadCoreEntry *th = r->core->thread;
+	int e;
+	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 || (e = thread_regs_state(r)) < 0 ||
+	    (e = prctls_set(r)) < 0)
+		return e;
+	if ((e = pending_queue(r, th->pending, th->n_pending, true)) < 0)
+		return e;
+	return pending_queue(r, t->shared_pending, t->n_shared_pending, false);
+}
+
+int rst_rlimits(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	for (size_t i = 0; i < t->n_rlimits; i++) {
+		const RlimitEntry *l = t->rlimits[i];
+		struct rlimit v = { .rlim_cur = l->cur, .rlim_max = l->max };
+		if (prlimit(r->pid, (__rlimit_resource_t)l->resource, &v, NULL) < 0)
+			return pr_perror("cannot set rlimit %u to %llu/%llu", l->resource,
+					 (unsigned long long)l->cur, (unsigned long long)l->max);
+	}
+	return 0;
+}
+
+/* ---- credentials ----------------------------------------------------------------- */
+
+static bool creds_same_as_ours(const CredsEntry *c)
+{
+	uid_t u[3];
+	gid_t g[3];
+	gid_t groups[256];
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	int n = getgroups(ARRAY_SIZE(groups), groups);
+
+	getresuid(&u[0], &u[1], &u[2]);
+	getresgid(&g[0], &g[1], &g[2]);
+	if (n < 0 || (size_t)n != c->n_groups || syscall(SYS_capget, &h, d) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] != c->groups[i])
+			return false;
+	return u[0] == c->uid && u[1] == c->euid && u[2] == c->suid && c->fsuid == c->euid &&
+	       g[0] == c->gid && g[1] == c->egid && g[2] == c->sgid && c->fsgid == c->egid &&
+	       (d[0].effective | (uint64_t)d[1].effective << 32) == c->cap_eff &&
+	       (d[0].permitted | (uint64_t)d[1].permitted << 32) == c->cap_prm &&
+	       (d[0].inheritable | (uint64_t)d[1].inheritable << 32) == c->cap_inh &&
+	       (uint32_t)prctl(PR_GET_SECUREBITS) == c->secbits;
+}
+
+#define RC(what, nr, ...) do { if (rst_call(r, what, nr, __VA_ARGS__) < 0) return -EPERM; } while (0)
+
+static int creds_ids(struct rst *r, const CredsEntry *c)
+{
+	uint64_t a = 0;
+	if (c->n_groups) {
+		gid_t *gl = calloc(c->n_groups, sizeof(gid_t));
+		if (!gl)
+			return -ENOMEM;
+		for (size_t i = 0; i < c->n_groups; i++)
+			gl[i] = c->groups[i];
+		a = c->n_groups * sizeof(gid_t) <= RST_SCRATCH_LEN ?
+			rst_put(r, 0, gl, c->n_groups * sizeof(gid_t)) : 0;
+		free(gl);
+		if (!a)
+			return pr_err_ret(-E2BIG, "too many supplementary groups (%zu)", c->n_groups);
+	}
+	RC("setgroups", __NR_setgroups, c->n_groups, a, 0, 0, 0, 0);
+	RC("setresgid", __NR_setresgid, c->gid, c->egid, c->sgid, 0, 0, 0);
+	(void)rst_call(r, "setfsgid", __NR_setfsgid, c->fsgid, 0, 0, 0, 0, 0);
+	RC("setresuid", __NR_setresuid, c->uid, c->euid, c->suid, 0, 0, 0);
+	(void)rst_call(r, "setfsuid", __NR_setfsuid, c->fsuid, 0, 0, 0, 0, 0);
+	return 0;
+}
+
+static int creds_caps(struct rst *r, const CredsEntry *c)
+{
+	struct {
+		struct __user_cap_header_struct h;
+		struct __user_cap_data_struct d[2];
+	} cap = { { _LINUX_CAPABILITY_VERSION_3, 0 },
+		  { { (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
+		    { (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32),
+		      (uint32_t)(c->cap_inh >> 32) } } };
+	uint64_t a = rst_put(r, 0, &cap, sizeof(cap));
+	if (!a)
+		return -EFAULT;
+	RC("capset", __NR_capset, a, a + sizeof(cap.h), 0, 0, 0, 0);
+	for (int b = 0; b < 64; b++)
+		if (c->cap_amb & (1ULL << b))
+			RC("PR_CAP_AMBIENT_RAISE", __NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, b, 0, 0, 0);
+	if (c->secbits & ~(uint32_t)SECBIT_KEEP_CAPS)
+		RC("PR_SET_SECUREBITS", __NR_prctl, PR_SET_SECUREBITS, c->secbits, 0, 0, 0, 0);
+	else
+		RC("PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, !!(c->secbits & SECBIT_KEEP_CAPS),
+		   0, 0, 0, 0);
+	return 0;
+}
+
+int rst_creds(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	const CredsEntry *c = t->creds;
+	int e;
+
+	if (!creds_same_as_ours(c)) {
+		/* bounding set first: dropping needs CAP_SETPCAP, which we still have */
+		for (int b = 0; b < 64; b++)
+			if (!(c->cap_bnd & (1ULL << b)) && prctl(PR_CAPBSET_READ, b) == 1)
+				RC("PR_CAPBSET_DROP", __NR_prctl, PR_CAPBSET_DROP, b, 0, 0, 0, 0);
+		RC("PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0);
+		if ((e = creds_ids(r, c)) < 0 || (e = creds_caps(r, c)) < 0)
+			return e;
+	}
+	if (c->no_new_privs)
+		RC("PR_SET_NO_NEW_PRIVS", __NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
+	/* a uid change resets dumpable; 2 (suid_dumpable) cannot be set by prctl */
+	if (t->dumpable <= 1)
+		RC("PR_SET_DUMPABLE", __NR_prctl, PR_SET_DUMPABLE, t->dumpable, 0, 0, 0, 0);
+	return 0;
+}
+
+/* ---- registers ------------------------------------------------------------------- */
+
+static void regs_from_image(const UserRegsEntry *g, struct user_regs_struct *x)
+{
+	*x = (struct user_regs_struct){
+		.r15 = g->r15, .r14 = g->r14, .r13 = g->r13, .r12 = g->r12, .rbp = g->rbp,
+		.rbx = g->rbx, .r11 = g->r11, .r10 = g->r10, .r9 = g->r9, .r8 = g->r8,
+		.rax = g->rax, .rcx = g->rcx, .rdx = g->rdx, .rsi = g->rsi, .rdi = g->rdi,
+		.orig_rax = g->orig_rax, .rip = g->rip, .cs = g->cs, .eflags = g->flags,
+		.rsp = g->sp, .ss = g->ss, .fs_base = g->fs_base, .gs_base = g->gs_base,
+		.ds = g->ds, .es = g->es, .fs = g->fs, .gs = g->gs,
+	};
+}
+
+/* A task stopped inside an interrupted syscall: make it re-enter the syscall. */
+static void regs_restart_fixup(struct user_regs_struct *x)
+{
+	long rax = (long)x->rax;
+	if ((long)x->orig_rax < 0)
+		return;
+	switch (-rax) {
+	case ERESTARTSYS_:
+	case ERESTARTNOINTR_:
+	case ERESTARTNOHAND_:
+		x->rax = x->orig_rax;
+		x->rip -= 2;
+		break;
+	case ERESTART_RESTARTBLOCK_:
+		/* a new task has no restart block: run the original syscall again */
+		if (x->orig_rax == __NR_restart_syscall) {
+			pr_warn("interrupted restart_syscall cannot be resumed: it returns EINTR");
+			x->rax = (uint64_t)-EINTR;
+		} else {
+			x->rax = x->orig_rax;
+			x->rip -= 2;
+		}
+		break;
+	}
+	x->orig_rax = (uint64_t)-1;
+}
+
+int rst_regs(struct rst *r)
+{
+	const ThreadCoreEntry *th = r->core->thread;
+	struct user_regs_struct x;
+	uint8_t *cur = malloc(XSTATE_MAX);
+	struct iovec iov = { cur, XSTATE_MAX };
+
+	if (!cur)
+		return -ENOMEM;
+	if (ptrace(PTRACE_GETREGSET, r->pid, NT_X86_XSTATE_, &iov) < 0) {
+		free(cur);
+		return pr_perror("PTRACE_GETREGSET(NT_X86_XSTATE) on %d", r->pid);
+	}
+	free(cur);
+	if (iov.iov_len != th->xsave.len)
+		return pr_err_ret(-EXDEV, "xsave area is %zu bytes here, %zu in the image "
+				  "(different CPU features)", iov.iov_len, th->xsave.len);
+	regs_from_image(th->regs, &x);
+	regs_restart_fixup(&x);
+	if (ptrace(PTRACE_SETREGS, r->pid, NULL, &x) < 0)
+		return pr_perror("PTRACE_SETREGS on %d", r->pid);
+	iov = (struct iovec){ th->xsave.data, th->xsave.len };
+	if (ptrace(PTRACE_SETREGSET, r->pid, NT_X86_XSTATE_, &iov) < 0)
+		return pr_perror("PTRACE_SETREGSET(NT_X86_XSTATE) on %d", r->pid);
+	uint64_t mask = th->sigmask;
+	if (ptrace(PTRACE_SETSIGMASK_, r->pid, sizeof(mask), &mask) < 0)
+		return pr_perror("PTRACE_SETSIGMASK on %d", r->pid);
+	return 0;
+}

@@ -1,0 +1,507 @@
+/*
+ * rst-mem: the address space of the restored task.
+ *
+ * Validation (before the stub exists) checks mm-<pid>.img and pagemap-<pid>.img against
+ * each other: VMAs page aligned, sorted, disjoint, below RST_TASK_SIZE, known kinds and
+ * flags; pagemap runs sorted, disjoint, each wholly inside ordinary (non-special) VMAs,
+ * the present-page count equal to the head's. Building (stub driven remotely): every VMA
+ * is mmap'ed MAP_FIXED with its final prot plus PROT_WRITE where pages will be written
+ * (private and shared-anonymous VMAs), advice applied, page data streamed from
+ * pages-<id>.img into a large buffer and written with process_vm_writev in batches of
+ * up to RST_IOV iovecs (falling back to /proc/PID/mem), the hash checked by
+ * img_stream_finish before anything runs, and the final prot set.
+ *
+ * Typical workload: a few dozen VMAs, 1 MiB .. several GiB of pages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <linux/prctl.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/restore.h"
+#include "img/img.h"
+
+#define RST_BUF        (8u << 20)	/* page data buffer */
+#define RST_IOV        1024		/* remote iovecs per process_vm_writev */
+#define POPULATE_MIN   64		/* pages: pre-fault runs at least this long */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static bool vma_special(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_VDSO || v->kind == VMA_KIND__VMA_VVAR ||
+	       v->kind == VMA_KIND__VMA_VVAR_VCLOCK || v->kind == VMA_KIND__VMA_VSYSCALL;
+}
+
+static bool vma_anon(const VmaEntry *v)
+{
+	return v->kind == VMA_KIND__VMA_ANON || v->kind == VMA_KIND__VMA_SHMEM_ANON;
+}
+
+/* Pages of a shared file mapping live in the file: we never add PROT_WRITE there. */
+static bool vma_writable_for_us(const VmaEntry *v)
+{
+	return !(v->kind == VMA_KIND__VMA_FILE && (v->flags & MAP_SHARED));
+}
+
+static int vma_check(const VmaEntry *v, size_t i)
+{
+	const uint32_t fl_ok = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN;
+	uint32_t share = v->flags & (MAP_SHARED | MAP_PRIVATE);
+
+	if (v->kind == VMA_KIND__VMA_VSYSCALL)
+		return 0;
+	if (v->start >= v->end || v->start % RST_PAGE || v->end % RST_PAGE ||
+	    v->end > RST_TASK_SIZE || v->start < RST_PAGE || v->pgoff % RST_PAGE)
+		goto bad;
+	if ((v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC)) || (v->flags & ~fl_ok) ||
+	    (share != MAP_SHARED && share != MAP_PRIVATE) || (v->madv & ~0x3fULL))
+		goto bad;
+	if ((unsigned)v->kind > VMA_KIND__VMA_VSYSCALL)
+		goto bad;
+	if (v->kind == VMA_KIND__VMA_FILE &&
+	    (!v->path || v->path[0] != '/' || strlen(v->path) >= RST_SCRATCH_LEN))
+		goto bad;
+	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && share != MAP_SHARED)
+		goto bad;
+	if (v->kind == VMA_KIND__VMA_ANON && share != MAP_PRIVATE)
+		goto bad;
+	return 0;
+bad:
+	pr_err("mm image: VMA %zu (%#llx-%#llx prot %#x flags %#x kind %d) is invalid", i,
+	       (unsigned long long)v->start, (unsigned long long)v->end, v->prot, v->flags, v->kind);
+	return -EINVAL;
+}
+
+static int vmas_validate(struct rst *r)
+{
+	MmEntry *mm = r->mm;
+	uint64_t prev_end = 0;
+
+	if (mm->n_vmas == 0 || mm->n_vmas > RST_MAX_VMAS)
+		return pr_err_ret(-EINVAL, "mm image: %zu VMAs", mm->n_vmas);
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const VmaEntry *v = mm->vmas[i];
+		int e = vma_check(v, i);
+		if (e < 0)
+			return e;
+		if (v->start < prev_end)
+			return pr_err_ret(-EINVAL, "mm image: VMA %zu at %#llx overlaps or is unsorted", i,
+					  (unsigned long long)v->start);
+		prev_end = v->end;
+		int k = v->kind == VMA_KIND__VMA_VDSO ? RST_SP_VDSO :
+			v->kind == VMA_KIND__VMA_VVAR ? RST_SP_VVAR :
+			v->kind == VMA_KIND__VMA_VVAR_VCLOCK ? RST_SP_VCLOCK : -1;
+		if (k < 0)
+			continue;
+		if (r->dumped_sp[k].end)
+			return pr_err_ret(-EINVAL, "mm image: two VMAs of special kind %d", v->kind);
+		r->dumped_sp[k].start = v->start;
+		r->dumped_sp[k].end = v->end;
+	}
+	r->vma_wr = calloc(mm->n_vmas, 1);
+	return r->vma_wr ? 0 : -ENOMEM;
+}
+
+static int mm_fields_validate(const MmEntry *mm)
+{
+	const uint64_t v[] = { mm->start_code, mm->end_code, mm->start_data, mm->end_data,
+			       mm->start_stack, mm->start_brk, mm->brk, mm->arg_start, mm->arg_end,
+			       mm->env_start, mm->env_end };
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		if (v[i] >= RST_TASK_SIZE || v[i] < RST_PAGE)
+			return pr_err_ret(-EINVAL, "mm image: field %zu (%#llx) out of range", i,
+					  (unsigned long long)v[i]);
+	if (mm->start_code >= mm->end_code || mm->start_data > mm->end_data ||
+	    mm->start_brk > mm->brk || mm->arg_start > mm->arg_end || mm->env_start > mm->env_end)
+		return pr_err_ret(-EINVAL, "mm image: code/data/brk/arg/env bounds are unordered");
+	if (mm->n_auxv < 2 || mm->n_auxv % 2 || mm->n_auxv > RST_MAX_AUXV ||
+	    mm->auxv[mm->n_auxv - 2] != 0)
+		return pr_err_ret(-EINVAL, "mm image: bad auxv (%zu words)", mm->n_auxv);
+	if (!mm->exe_path || mm->exe_path[0] != '/' || strlen(mm->exe_path) >= RST_SCRATCH_LEN / 2)
+		return pr_err_ret(-EINVAL, "mm image: bad exe path");
+	return 0;
+}
+
+/* Index of the VMA containing addr at or after *from, or -1. */
+static ssize_t vma_find(const MmEntry *mm, uint64_t addr, size_t from)
+{
+	for (size_t i = from; i < mm->n_vmas; i++) {
+		if (addr < mm->vmas[i]->start)
+			return -1;
+		if (addr < mm->vmas[i]->end)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+/* Every page of [a, a+len) must lie in consecutive ordinary VMAs; marks them. */
+static int range_covered(struct rst *r, uint64_t a, uint64_t end, size_t *from)
+{
+	while (a < end) {
+		ssize_t i = vma_find(r->mm, a, *from);
+		if (i < 0 || vma_special(r->mm->vmas[i]))
+			return -EINVAL;
+		r->vma_wr[i] = 1;
+		*from = (size_t)i;
+		a = r->mm->vmas[i]->end;
+	}
+	return 0;
+}
+
+static int pagemap_validate(struct rst *r)
+{
+	uint64_t prev_end = 0, present = 0;
+	size_t from = 0;
+
+	for (size_t i = 0; i < r->n_pm; i++) {
+		const PagemapEntry *p = r->pm[i];
+		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE;
+		if (p->flags & PE_PARENT)
+			return pr_err_ret(-EOPNOTSUPP, "pagemap entry %zu refers to a parent image "
+					  "(pre-dump chains are not supported by restore yet)", i);
+		if (p->vaddr % RST_PAGE || p->nr_pages == 0 || p->vaddr >= RST_TASK_SIZE ||
+		    len > RST_TASK_SIZE - p->vaddr || p->vaddr < prev_end ||
+		    (p->flags != PE_PRESENT && p->flags != PE_ZERO))
+			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages, flags %#x) is invalid",
+					  i, (unsigned long long)p->vaddr, p->nr_pages, p->flags);
+		if (range_covered(r, p->vaddr, p->vaddr + len, &from) < 0)
+			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages) is not inside "
+					  "ordinary VMAs", i, (unsigned long long)p->vaddr, p->nr_pages);
+		prev_end = p->vaddr + len;
+		if (p->flags == PE_PRESENT)
+			present += p->nr_pages;
+	}
+	if (present != r->pm_head->nr_pages)
+		return pr_err_ret(-EINVAL, "pagemap: entries hold %llu pages, head says %llu",
+				  (unsigned long long)present, (unsigned long long)r->pm_head->nr_pages);
+	return 0;
+}
+
+int rst_mem_validate(struct rst *r)
+{
+	int e;
+	if ((e = vmas_validate(r)) < 0 || (e = mm_fields_validate(r->mm)) < 0 ||
+	    (e = pagemap_validate(r)) < 0)
+		return e;
+	for (int k = 0; k < RST_SP_NR; k++) {
+		const struct rst_special *a = &r->dumped_sp[k], *b = &r->own_sp[k];
+		bool same = (a->end - a->start) == (b->end - b->start);
+		if (same && a->end && b->end && r->dumped_sp[RST_SP_VDSO].end)
+			same = a->start - r->dumped_sp[RST_SP_VDSO].start ==
+			       b->start - r->own_sp[RST_SP_VDSO].start;
+		if (!same)
+			return pr_err_ret(-EXDEV, "vdso layout differs from this kernel's "
+					  "(mapping %d: dumped %#llx bytes, here %#llx): cross-kernel "
+					  "restore is not supported", k,
+					  (unsigned long long)(a->end - a->start),
+					  (unsigned long long)(b->end - b->start));
+	}
+	if (!r->own_sp[RST_SP_VDSO].end)
+		return pr_err_ret(-EOPNOTSUPP, "this process has no [vdso]: cannot restore");
+	return 0;
+}
+
+/* ---- building -------------------------------------------------------------------- */
+
+/* Open path in the task (scratch offset 0); returns the remote fd or -errno. */
+static long remote_open(struct rst *r, const char *path, int flags)
+{
+	uint64_t p = rst_put(r, 0, path, strlen(path) + 1);
+	if (!p)
+		return -EFAULT;
+	return rst_call(r, path, __NR_open, p, flags | O_CLOEXEC, 0, 0, 0, 0);
+}
+
+static void vma_advise(struct rst *r, const VmaEntry *v)
+{
+	static const struct { uint32_t bit; int advice; const char *name; } adv[] = {
+		{ VMA_MADV_DONTFORK, MADV_DONTFORK, "DONTFORK" },
+		{ VMA_MADV_DONTDUMP, MADV_DONTDUMP, "DONTDUMP" },
+		{ VMA_MADV_HUGEPAGE, MADV_HUGEPAGE, "HUGEPAGE" },
+		{ VMA_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, "NOHUGEPAGE" },
+		{ VMA_MADV_MERGEABLE, MADV_MERGEABLE, "MERGEABLE" },
+		{ VMA_MADV_WIPEONFORK, MADV_WIPEONFORK, "WIPEONFORK" },
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
+		long res;
+		if (!(v->madv & adv[k].bit))
+			continue;
+		if (remote_syscall(&r->rt, &res, __NR_madvise, v->start, v->end - v->start,
+				   adv[k].advice, 0, 0, 0) == 0 && res < 0)
+			pr_warn("madvise(%s) on %#llx-%#llx failed: %s", adv[k].name,
+				(unsigned long long)v->start, (unsigned long long)v->end, strerror((int)-res));
+	}
+}
+
+/* Map one VMA. fd and fd_path cache the last opened file (consecutive VMAs share it). */
+static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
+{
+	const VmaEntry *v = r->mm->vmas[i];
+	uint32_t prot = v->prot;
+	unsigned long flags = MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN));
+	bool rw = !vma_anon(v) && (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
+	long f = -1, res;
+
+	if (r->vma_wr[i] && vma_writable_for_us(v))
+		prot |= PROT_WRITE;
+	if (vma_anon(v)) {
+		flags |= MAP_ANONYMOUS;
+	} else if (rw) {
+		f = remote_open(r, v->path, O_RDWR);
+		if (f < 0)
+			return (int)f;
+	} else {
+		if (*fd >= 0 && strcmp(*fd_path, v->path)) {
+			rst_call(r, "close", __NR_close, *fd, 0, 0, 0, 0, 0);
+			*fd = -1;
+		}
+		if (*fd < 0) {
+			*fd = remote_open(r, v->path, O_RDONLY);
+			if (*fd < 0)
+				return (int)*fd;
+			*fd_path = v->path;
+		}
+		f = *fd;
+	}
+	res = rst_call(r, "mmap", __NR_mmap, v->start, v->end - v->start, prot, flags, f,
+		       vma_anon(v) ? 0 : v->pgoff);
+	if (rw)
+		rst_call(r, "close", __NR_close, f, 0, 0, 0, 0, 0);
+	if (res < 0)
+		return pr_err_ret((int)res, "cannot map %#llx-%#llx ('%s')", (unsigned long long)v->start,
+				  (unsigned long long)v->end, v->path ? v->path : "anon");
+	if ((uint64_t)res != v->start)
+		return pr_err_ret(-EFAULT, "mmap at %#llx landed at %#lx", (unsigned long long)v->start, res);
+	vma_advise(r, v);
+	return 0;
+}
+
+static int vmas_map(struct rst *r)
+{
+	long fd = -1;
+	const char *fd_path = NULL;
+	int e = 0;
+
+	for (size_t i = 0; i < r->mm->n_vmas && e == 0; i++)
+		if (!vma_special(r->mm->vmas[i]))
+			e = vma_map(r, i, &fd, &fd_path);
+	if (fd >= 0)
+		rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
+	return e;
+}
+
+static int vmas_protect(struct rst *r)
+{
+	for (size_t i = 0; i < r->mm->n_vmas; i++) {
+		const VmaEntry *v = r->mm->vmas[i];
+		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) || (v->prot & PROT_WRITE))
+			continue;
+		long res = rst_call(r, "mprotect", __NR_mprotect, v->start, v->end - v->start, v->prot,
+				    0, 0, 0);
+		if (res < 0)
+			return (int)res;
+	}
+	return 0;
+}
+
+/* ---- pages ----------------------------------------------------------------------- */
+
+struct pw {
+	struct rst *r;
+	uint8_t *buf;
+	size_t used;
+	struct iovec riov[RST_IOV];
+	size_t n;
+	uint64_t bytes, slow;
+	uint64_t t_read, t_write;	/* ns, for the debug line */
+};
+
+/* Write the batch: process_vm_writev, then /proc/PID/mem for what it could not. */
+static int pw_flush(struct pw *w)
+{
+	struct iovec l = { .iov_base = w->buf, .iov_len = w->used };
+	ssize_t n;
+	size_t done, off = 0;
+
+	if (!w->n)
+		return 0;
+	uint64_t t0 = now_ns();
+	n = process_vm_writev(w->r->pid, &l, 1, w->riov, w->n, 0);
+	done = n > 0 ? (size_t)n : 0;
+	for (size_t i = 0; i < w->n && done < w->used; i++) {
+		size_t len = w->riov[i].iov_len, skip = 0;
+		if (off + len <= done) {
+			off += len;
+			continue;
+		}
+		if (done > off)
+			skip = done - off;
+		int e = remote_write(&w->r->rt, (uint64_t)w->riov[i].iov_base + skip,
+				     w->buf + off + skip, len - skip);
+		if (e < 0)
+			return pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - skip,
+					  (unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
+		w->slow += len - skip;
+		off += len;
+		done = off;
+	}
+	w->bytes += w->used;
+	w->t_write += now_ns() - t0;
+	w->used = 0;
+	w->n = 0;
+	return 0;
+}
+
+/* Queue len bytes for addr; data is either read from s or zeroes (s == NULL). */
+static int pw_add(struct pw *w, struct img_stream *s, uint64_t addr, uint64_t len)
+{
+	while (len) {
+		size_t chunk = min_t(size_t, len, RST_BUF - w->used);
+		uint64_t t0 = now_ns();
+		int e;
+		if (s)
+			e = img_stream_read(s, w->buf + w->used, chunk);
+		else
+			e = (memset(w->buf + w->used, 0, chunk), 0);
+		w->t_read += now_ns() - t0;
+		if (e < 0)
+			return e;
+		w->riov[w->n].iov_base = (void *)addr;
+		w->riov[w->n].iov_len = chunk;
+		w->n++;
+		w->used += chunk;
+		addr += chunk;
+		len -= chunk;
+		if ((w->used == RST_BUF || w->n == RST_IOV) && (e = pw_flush(w)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* Pre-fault long runs in one remote call (see docs/restore.md for the measurement). */
+static bool populate_enabled(void)
+{
+	const char *e = getenv("FERRY_RST_POPULATE");
+	return e && e[0] == '1';
+}
+
+static int pages_write(struct rst *r, struct img_stream *s, struct pw *w)
+{
+	bool populate = populate_enabled();
+	size_t from = 0;
+
+	for (size_t i = 0; i < r->n_pm; i++) {
+		const PagemapEntry *p = r->pm[i];
+		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE;
+		ssize_t vi = vma_find(r->mm, p->vaddr, from);
+		int e;
+
+		from = vi < 0 ? from : (size_t)vi;
+		/* fresh anonymous memory reads as zero already */
+		if (p->flags == PE_ZERO && vi >= 0 && vma_anon(r->mm->vmas[vi]) &&
+		    p->vaddr + len <= r->mm->vmas[vi]->end)
+			continue;
+		if (populate && p->nr_pages >= POPULATE_MIN) {
+			long res;
+			(void)remote_syscall(&r->rt, &res, __NR_madvise, p->vaddr, len,
+					     MADV_POPULATE_WRITE, 0, 0, 0);
+		}
+		e = pw_add(w, p->flags == PE_PRESENT ? s : NULL, p->vaddr, len);
+		if (e < 0)
+			return e;
+	}
+	return pw_flush(w);
+}
+
+static int pages_restore(struct rst *r)
+{
+	char name[64];
+	struct img_stream *s = NULL;
+	struct pw *w;
+	uint64_t t0 = now_ns();
+	int e;
+
+	img_name(name, "pages-%u.img", r->pm_head->pages_id);
+	if (r->pm_head->nr_pages == 0 && !img_dir_has(r->d, name))
+		s = NULL;
+	else if ((e = img_stream_open(r->d, name, &s)) < 0)
+		return e;
+	if (s && img_stream_left(s) != r->pm_head->nr_pages * RST_PAGE) {
+		unsigned long long have = img_stream_left(s);
+		img_stream_free(s);
+		return pr_err_ret(-EBADMSG, "'%s' holds %llu bytes, pagemap says %llu pages", name,
+				  have, (unsigned long long)r->pm_head->nr_pages);
+	}
+	w = calloc(1, sizeof(*w));
+	if (w)
+		w->buf = aligned_alloc(RST_PAGE, RST_BUF);
+	if (!w || !w->buf) {
+		free(w);
+		img_stream_free(s);
+		return -ENOMEM;
+	}
+	w->r = r;
+	e = pages_write(r, s, w);
+	if (s) {
+		if (e == 0)
+			e = img_stream_finish(s);	/* hash mismatch: the task never runs */
+		else
+			img_stream_free(s);
+	}
+	uint64_t dt = now_ns() - t0;
+	pr_debug("pages: %llu bytes in %llu us (%.2f GiB/s; read %llu us, write %llu us), "
+		 "%llu via /proc/PID/mem", (unsigned long long)w->bytes, (unsigned long long)dt / 1000,
+		 dt ? (double)w->bytes / (1 << 30) / ((double)dt / 1e9) : 0.0,
+		 (unsigned long long)w->t_read / 1000, (unsigned long long)w->t_write / 1000,
+		 (unsigned long long)w->slow);
+	free(w->buf);
+	free(w);
+	return e;
+}
+
+int rst_mm_build(struct rst *r)
+{
+	int e;
+	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 || (e = vmas_protect(r)) < 0)
+		return e;
+	return 0;
+}
+
+int rst_mm_fields(struct rst *r)
+{
+	const MmEntry *mm = r->mm;
+	struct prctl_mm_map map = {
+		.start_code = mm->start_code, .end_code = mm->end_code,
+		.start_data = mm->start_data, .end_data = mm->end_data,
+		.start_brk = mm->start_brk, .brk = mm->brk, .start_stack = mm->start_stack,
+		.arg_start = mm->arg_start, .arg_end = mm->arg_end,
+		.env_start = mm->env_start, .env_end = mm->env_end,
+		.auxv_size = (uint32_t)(mm->n_auxv * sizeof(uint64_t)),
+	};
+	long fd = remote_open(r, mm->exe_path, O_RDONLY);
+	uint64_t auxv, m;
+	long res;
+
+	if (fd < 0)
+		return pr_err_ret((int)fd, "cannot open the executable '%s'", mm->exe_path);
+	map.exe_fd = (uint32_t)fd;
+	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
+	map.auxv = (__u64 *)auxv;
+	m = rst_put(r, RST_SCRATCH_LEN / 2, &map, sizeof(map));
+	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, m,
+				   sizeof(map), 0, 0) : -EFAULT;
+	rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
+	return res < 0 ? (int)res : 0;
+}
