@@ -167,9 +167,10 @@ static int seize_wait_interrupt(pid_t tid)
 	return -EAGAIN;
 }
 
-/* SEIZE + INTERRUPT one thread and wait for its stop. 0; -ESRCH if the thread is gone
- * (not logged: the caller re-reads the list); other -errno logged. */
-static int seize_thread(pid_t pid, pid_t tid)
+/* SEIZE + INTERRUPT one thread (its stop is waited for later, so that all threads
+ * of a pass stop in parallel). 0; -ESRCH if the thread is gone (not logged: the
+ * caller re-reads the list); other -errno logged. */
+static int seize_attach(pid_t pid, pid_t tid)
 {
 	int r;
 
@@ -186,19 +187,7 @@ static int seize_thread(pid_t pid, pid_t tid)
 		(void)ptrace(PTRACE_DETACH, tid, 0, 0);
 		return r == -ESRCH ? r : pr_err_ret(r, "seize %d: PTRACE_INTERRUPT thread %d", pid, tid);
 	}
-	r = seize_wait_interrupt(tid);
-	if (r == -ETIMEDOUT)
-		pr_err("seize %d: thread %d did not stop within %d ms (uninterruptible sleep?)",
-		       pid, tid, SEIZE_STOP_TIMEOUT_MS);
-	else if (r < 0 && r != -ESRCH)
-		pr_err("seize %d: waiting for thread %d: %s", pid, tid, strerror(-r));
-	if (r < 0 && r != -ESRCH) {
-		/* Make sure it is not left traced; it may not be stopped, so interrupt-less
-		 * detach can fail: then it stays traced until we exit, which is the best
-		 * we can do for a task that never stops. */
-		(void)ptrace(PTRACE_DETACH, tid, 0, 0);
-	}
-	return r;
+	return 0;
 }
 
 static bool has_tid(const struct seized *s, pid_t tid)
@@ -209,13 +198,42 @@ static bool has_tid(const struct seized *s, pid_t tid)
 	return false;
 }
 
+static void drop_tid(struct seized *s, size_t i)
+{
+	memmove(s->tids + i, s->tids + i + 1, (s->n_tids - i - 1) * sizeof(*s->tids));
+	s->n_tids--;
+}
+
+/* Wait for the interrupt-stops of s->tids[from..]; drop threads that exited. A thread
+ * that does not stop stays in the list: seize_release() deals with it. */
+static int seize_wait_new(struct seized *s, size_t from)
+{
+	for (size_t i = from; i < s->n_tids;) {
+		pid_t tid = s->tids[i];
+		int r = seize_wait_interrupt(tid);
+		if (r == -ESRCH && tid != s->pid) {
+			drop_tid(s, i);	/* the thread exited meanwhile */
+			continue;
+		}
+		if (r == -ESRCH)
+			return pr_err_ret(r, "seize %d: process exited while being seized", s->pid);
+		if (r == -ETIMEDOUT)
+			return pr_err_ret(r, "seize %d: thread %d did not stop within %d ms "
+					  "(uninterruptible sleep?)", s->pid, tid, SEIZE_STOP_TIMEOUT_MS);
+		if (r < 0)
+			return pr_err_ret(r, "seize %d: waiting for thread %d", s->pid, tid);
+		i++;
+	}
+	return 0;
+}
+
 /* One pass over the thread list: seize the threads not seized yet. Returns the number
  * of threads newly seized (0: the list is stable) or -errno. */
 static int seize_pass(struct seized *s)
 {
+	size_t n, from = s->n_tids;
 	pid_t *tids;
-	size_t n;
-	int r, added = 0;
+	int r;
 
 	r = proc_list_tids(s->pid, &tids, &n);
 	if (r < 0)
@@ -229,7 +247,7 @@ static int seize_pass(struct seized *s)
 			break;
 		}
 		s->tids = nt;
-		r = seize_thread(s->pid, tids[i]);
+		r = seize_attach(s->pid, tids[i]);
 		if (r == -ESRCH && tids[i] != s->pid) {
 			r = 0;	/* the thread exited meanwhile */
 			continue;
@@ -240,10 +258,11 @@ static int seize_pass(struct seized *s)
 			break;
 		}
 		s->tids[s->n_tids++] = tids[i];
-		added++;
 	}
 	free(tids);
-	return r < 0 ? r : added;
+	if (r == 0)
+		r = seize_wait_new(s, from);
+	return r < 0 ? r : (int)(s->n_tids - from);
 }
 
 int seize_process(pid_t pid, struct seized *s)

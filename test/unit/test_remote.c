@@ -219,7 +219,10 @@ static void test_seize_threads(void)
 	}
 	CHECK(read_byte(p[0], 5000) == 'r');
 	CHECK(counters_move(4, true));
+	uint64_t t0 = now_ns();
 	CHECK(seize_process(c, &s) == 0);
+	if (verbose)
+		printf("seize of a running 4-thread process: %.1f us\n", (now_ns() - t0) / 1000.0);
 	CHECK(s.n_tids == 4 && s.tids[0] == c && !s.was_stopped && s.pidfd > 0);
 	for (size_t i = 0; i < s.n_tids; i++)
 		CHECK(proc_state(c, s.tids[i]) == 't');
@@ -346,6 +349,17 @@ static void inject_common(pid_t c, int out_r, int out_w, const char *what)
 	CHECK(ptrace(PTRACE_GETSIGMASK, c, (void *)8, &mask_after) == 0 && mask_after == mask_before);
 	CHECK(!vma_present(c, scratch));
 	CHECK(remote_fini(&rt) == 0);	/* twice is harmless */
+
+	if (verbose) {
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < 100; i++) {
+			CHECK(remote_init(&rt, c, 0) == 0);
+			CHECK(remote_scratch(&rt, page_size, &scratch) == 0);
+			CHECK(remote_fini(&rt) == 0);
+		}
+		printf("%s: remote_init + remote_scratch + remote_fini: %.1f us\n", what,
+		       (now_ns() - t0) / 1000.0 / 100);
+	}
 }
 
 /* A seized child blocked in clock_nanosleep: it must sleep its full time. */
