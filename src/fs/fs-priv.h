@@ -48,7 +48,7 @@ struct fd_parms {
 	int fd;			/* number in the target */
 	int lfd;		/* our copy (pidfd_getfd), O_CLOEXEC; -1 if none */
 	struct stat st;		/* fstat of lfd */
-	char link[PATH_MAX];	/* readlink /proc/PID/fd/N */
+	char *link;		/* readlink /proc/PID/fd/N (malloc'd, freed by the driver) */
 	uint32_t flags;		/* fdinfo flags, minus O_CLOEXEC */
 	uint64_t pos;		/* fdinfo pos */
 	bool cloexec;

@@ -163,7 +163,7 @@ static int parse_fdinfo(struct fd_parms *p)
 /* Fill p for fd of pid. 0, -ENOENT if the fd vanished, or -errno (logged). */
 static int collect_parms(pid_t pid, int pidfd, int fd, int shell_job, struct fd_parms *p)
 {
-	char path[64];
+	char path[64], link[PATH_MAX];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
 	p->fd = fd;
@@ -174,10 +174,13 @@ static int collect_parms(pid_t pid, int pidfd, int fd, int shell_job, struct fd_
 	if (fstat(p->lfd, &p->st) < 0)
 		return pr_perror("PID %d fd %d: fstat", pid, fd);
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
-	ssize_t n = readlink(path, p->link, sizeof(p->link) - 1);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
 	if (n < 0)
 		return pr_perror("PID %d fd %d: readlink %s", pid, fd, path);
-	p->link[n] = '\0';
+	link[n] = '\0';
+	p->link = strdup(link);
+	if (!p->link)
+		return -ENOMEM;
 	return parse_fdinfo(p);
 }
 
@@ -349,9 +352,11 @@ int fs_dump_task(struct fs_dump *d, pid_t pid, int pidfd)
 		goto out;
 	r = write_fdinfo(d, pid, parms, ops, n);
 out:
-	for (i = 0; parms && i < n; i++)
+	for (i = 0; parms && i < n; i++) {
 		if (parms[i].lfd >= 0)
 			close(parms[i].lfd);
+		free(parms[i].link);
+	}
 	free(parms);
 	free(ops);
 	free(fds);
