@@ -218,6 +218,29 @@ static int remote_itimers_sas(struct dump_ctx *c, uint64_t scratch)
 	return 0;
 }
 
+/* prlimit from outside; a process that changed its uids refuses that to us (no
+ * CAP_SYS_RESOURCE here: EPERM even for reading), so then ask it from inside. */
+static int remote_rlimits(struct dump_ctx *c, uint64_t scratch)
+{
+	_Static_assert(RLIM_NLIMITS <= ARRAY_SIZE(c->rs.rlim), "rlim too small");
+	for (int i = 0; i < RLIM_NLIMITS; i++) {
+		struct rlimit old;
+		int r = 0;
+		if (prlimit(c->pid, i, NULL, &old) < 0) {
+			if (errno != EPERM)
+				return pr_perror("prlimit(%d, %d) failed", c->pid, i);
+			r = rcheck(rcall4(&c->rt, SYS_prlimit64, 0, i, 0, scratch), "prlimit64", c->pid);
+			if (r == 0)
+				r = remote_read(&c->rt, scratch, &old, sizeof(old));
+		}
+		if (r < 0)
+			return r;
+		c->rs.rlim[i].cur = old.rlim_cur;
+		c->rs.rlim[i].max = old.rlim_max;
+	}
+	return 0;
+}
+
 int dump_core_remote(struct dump_ctx *c)
 {
 	struct dump_remote_state *rs = &c->rs;
@@ -257,6 +280,8 @@ int dump_core_remote(struct dump_ctx *c)
 			    &rs->child_subreaper)) < 0)
 		return r;
 	if ((r = remote_sigactions(c, scratch)) < 0)
+		return r;
+	if ((r = remote_rlimits(c, scratch)) < 0)
 		return r;
 	return remote_itimers_sas(c, scratch);
 }
@@ -355,21 +380,17 @@ static void fill_thread(struct dump_ctx *c, ThreadCoreEntry *t, UserRegsEntry *g
 	t->comm = b->tcomm;
 }
 
-static int fill_rlimits(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
+static void fill_rlimits(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
 {
 	for (int i = 0; i < RLIM_NLIMITS; i++) {
-		struct rlimit old;
-		if (prlimit(c->pid, i, NULL, &old) < 0)
-			return pr_perror("prlimit(%d, %d) failed", c->pid, i);
 		rlimit_entry__init(&b->rl[i]);
 		b->rl[i].resource = i;
-		b->rl[i].cur = old.rlim_cur;
-		b->rl[i].max = old.rlim_max;
+		b->rl[i].cur = c->rs.rlim[i].cur;
+		b->rl[i].max = c->rs.rlim[i].max;
 		b->rlp[i] = &b->rl[i];
 	}
 	k->n_rlimits = RLIM_NLIMITS;
 	k->rlimits = b->rlp;
-	return 0;
 }
 
 static void fill_sig_timers(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
@@ -436,8 +457,7 @@ static int fill_task(struct dump_ctx *c, TaskCoreEntry *k, CredsEntry *cr, struc
 	k->cwd = b->cwd;
 	k->root = b->root;
 	fill_sig_timers(c, k, b);
-	if ((r = fill_rlimits(c, k, b)) < 0)
-		return r;
+	fill_rlimits(c, k, b);
 	fill_creds(c, cr);
 	k->creds = cr;
 	k->dumpable = c->rs.dumpable;
@@ -500,7 +520,7 @@ int dump_core_write(struct dump_ctx *c)
 	ce.task = &k;
 	r = write_core(c, &ce);
 	if (r == 0)
-		pr_info("core: %zu sigactions, %zu+%zu pending signals, xsave %zu bytes",
+		pr_debug("core: %zu sigactions, %zu+%zu pending signals, xsave %zu bytes",
 			c->rs.n_sigact, c->th.n_pending, n_shared, c->th.xsave_len);
 out:
 	free(shared);

@@ -608,7 +608,7 @@ int dump_pages_write(struct dump_ctx *c)
 		uint64_t dt = now_ns() - t0;
 		c->pages_written = p.nr_pages;
 		c->bytes_written = p.nr_pages * page_size;
-		pr_info("memory: %llu pages in %zu runs, %.1f ms (%.0f MiB/s)",
+		pr_debug("memory: %llu pages in %zu runs, %.1f ms (%.0f MiB/s)",
 			(unsigned long long)p.nr_pages, p.n_ents, dt / 1e6,
 			dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
 	}

@@ -111,9 +111,11 @@ static int check_tree(struct dump_ctx *c)
 	size_t len;
 	int r;
 
-	if (c->sz.n_tids > 1)
-		return pr_err_ret(-EOPNOTSUPP, "process %d has %zu threads; multi-threaded processes "
-				  "are not supported yet", c->pid, c->sz.n_tids);
+	if (c->sz.n_tids > 1) {
+		pr_err("process %d has %zu threads; multi-threaded processes are not supported yet",
+		       c->pid, c->sz.n_tids);
+		return -EOPNOTSUPP;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", c->pid, c->pid);
 	if ((r = read_file(path, &buf, &len, 1 << 20)) < 0)
 		return pr_err_ret(r, "cannot read %s", path);
@@ -228,7 +230,7 @@ static int dump_finish(struct dump_stage *s, int r)
 	if (r == 0)
 		pr_info("dumped process %d into '%s': %llu pages, %.1f ms%s", c->pid,
 			c->o->images_dir, (unsigned long long)c->pages_written,
-			(now_ns() - s->t0) / 1e6, c->o->leave_running ? " (left running)" : "");
+			(now_ns() - s->t0) / 1e6, c->o->leave_running ? ", left running" : "");
 	fs_dump_free(s->fsd);
 	dump_thread_free(&c->th);
 	proc_vmas_free(c->vmas, c->n_vmas);

@@ -48,6 +48,7 @@ struct dump_remote_state {
 	struct { uint32_t sig; uint64_t handler, flags, restorer, mask; } sigact[64];
 	size_t n_sigact;
 	struct { uint64_t isec, iusec, vsec, vusec; } itimer[3];
+	struct { uint64_t cur, max; } rlim[16];	/* RLIM_NLIMITS */
 };
 
 struct dump_ctx {
