@@ -164,7 +164,8 @@ static int load_fdinfo(struct fs_rst *r, uint32_t **ids_out, size_t *nids)
 	img_buf_free(b);
 	if (e < 0)
 		return pr_err_ret(e, "%s: bad record", name);
-	qsort(r->fds, r->nfds, sizeof(*r->fds), cmp_fd);
+	if (r->nfds)
+		qsort(r->fds, r->nfds, sizeof(*r->fds), cmp_fd);
 	uint32_t *ids = calloc(r->nfds + 1, sizeof(*ids));
 	if (!ids)
 		return -ENOMEM;
@@ -175,7 +176,8 @@ static int load_fdinfo(struct fs_rst *r, uint32_t **ids_out, size_t *nids)
 		}
 		ids[i] = (uint32_t)(uintptr_t)r->fds[i].file;
 	}
-	qsort(ids, r->nfds, sizeof(*ids), cmp_u32);
+	if (r->nfds)
+		qsort(ids, r->nfds, sizeof(*ids), cmp_u32);
 	size_t k = 0;
 	for (size_t i = 0; i < r->nfds; i++)
 		if (!k || ids[k - 1] != ids[i])
@@ -297,7 +299,7 @@ void fs_rst_free(struct fs_rst *r)
 static bool is_target(const struct fs_rst *r, int fd)
 {
 	struct rst_fd key = { .fd = fd };
-	return bsearch(&key, r->fds, r->nfds, sizeof(*r->fds), cmp_fd) != NULL;
+	return r->nfds && bsearch(&key, r->fds, r->nfds, sizeof(*r->fds), cmp_fd) != NULL;
 }
 
 /* Make sure numbers up to need can be allocated. */

@@ -226,6 +226,45 @@ static void test_unsupported(void)
 	CHECK(rc == -EOPNOTSUPP);
 }
 
+/* A process without any fd: empty images; the stub keeps only keep_fd. */
+static void test_no_fds(void)
+{
+	char dir[300], err[256];
+	struct img_dir *d;
+	struct fs_rst *r;
+	int st;
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close_range(0, ~0U, 0);
+		kill(getpid(), SIGSTOP);
+		for (;;)
+			pause();
+	}
+	CHECK(waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st));
+	snprintf(dir, sizeof(dir), "%s/img-empty", tmpdir);
+	int rc = dump_into(dir, pid);
+	stop_target(pid);
+	CHECK(rc == 0);
+	CHECK(img_dir_open(dir, &d) == 0);
+	CHECK(fs_rst_prepare(d, pid, 0, &r) == 0);
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		int keep = dup(2);
+		int e = fs_rst_in_stub(r, &keep, err, sizeof(err));
+		report_fd = keep;
+		CHECK(e == 0);
+		for (int fd = 0; fd < 1024; fd++)
+			CHECK((fd == keep) == (fcntl(fd, F_GETFD) >= 0));
+		_exit(0);
+	}
+	CHECK(waitpid(c, &st, 0) == c);
+	fs_rst_free(r);
+	img_dir_free(d);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* A fdinfo image with an out-of-range fd is refused by prepare. */
 static void test_bad_fdinfo(void)
 {
@@ -443,6 +482,7 @@ int main(void)
 
 	run("dump_restore", test_dump_restore, &failed);
 	run("ghost_name_taken", test_ghost_name_taken, &failed);
+	run("no_fds", test_no_fds, &failed);
 	run("unsupported_socket", test_unsupported, &failed);
 	run("bad_fdinfo", test_bad_fdinfo, &failed);
 	run("tty_shell_job", test_tty, &failed);
