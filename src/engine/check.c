@@ -268,17 +268,77 @@ static int set_tid_in_ns(void)
 	return q == -EEXIST ? 0 : 15;
 }
 
+/* A PID free in our namespace right now: above the last one handed out, with no /proc
+ * entry (a race with another fork only makes the probe retry). */
+static pid_t free_pid(int attempt)
+{
+	char *s, path[32];
+	uint64_t last = 1000, max = 32768;
+	/* pid_max is at least 301; below 400 there is nothing to choose from */
+	if (read_file("/proc/sys/kernel/ns_last_pid", &s, NULL, 64) == 0) {
+		s[strcspn(s, "\n")] = 0;
+		(void)parse_u64(s, 10, &last);
+		free(s);
+	}
+	if (read_file("/proc/sys/kernel/pid_max", &s, NULL, 64) == 0) {
+		s[strcspn(s, "\n")] = 0;
+		(void)parse_u64(s, 10, &max);
+		free(s);
+	}
+	if (max < 400)
+		return -1;
+	for (uint64_t p = last + 100 + attempt * 37; p < last + 10000; p++) {
+		pid_t cand = (pid_t)(300 + p % (max - 300));
+		snprintf(path, sizeof(path), "/proc/%d", cand);
+		if (access(path, F_OK) < 0)
+			return cand;
+	}
+	return -1;
+}
+
+/* As root, in our own namespace (the same-PID restore without a new pid namespace). */
+static bool set_tid_here(pid_t *got)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		pid_t want = free_pid(attempt);
+		if (want < 0)
+			return false;
+		pid_t p = clone3_set_tid(want);
+		if (p == 0)
+			_exit(0);
+		if (p == -EEXIST)
+			continue;
+		if (p < 0)
+			return false;
+		(void)waitpid(p, NULL, 0);
+		*got = p;
+		return p == want;
+	}
+	return false;
+}
+
+static const char *set_tid_why(int code)
+{
+	switch (code) {
+	case 10: return "pipe failed";
+	case 11: return "clone3 set_tid: EPERM (needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)";
+	case 12: return "clone3 with set_tid failed";
+	case 13: return "clone3 ignored set_tid";
+	case 14: return "a PID in use was given twice (no EEXIST)";
+	case 15: return "a PID in use failed with another error than EEXIST";
+	default: return "probe failed";
+	}
+}
+
 static int probe_set_tid(char *d)
 {
-	static const char *const why[] = {
-		[10] = "pipe failed", [11] = "clone3 set_tid: EPERM (needs CAP_SYS_ADMIN or "
-		"CAP_CHECKPOINT_RESTORE)", [12] = "clone3 with set_tid failed",
-		[13] = "clone3 ignored set_tid", [14] = "a PID in use was given twice (no EEXIST)",
-		[15] = "a PID in use failed with another error than EEXIST",
-	};
+	char here[64] = "not in ours (needs root)";
+	pid_t got = 0;
 	int st;
+	if (set_tid_here(&got))
+		snprintf(here, sizeof(here), "PID %d in ours", got);
 	if (unshare(CLONE_NEWPID) < 0)
-		return detail(d, 0, "unshare(CLONE_NEWPID): %m");
+		return detail(d, 0, "unshare(CLONE_NEWPID): %m; %s", here);
 	pid_t init = fork();	/* PID 1 of the new namespace */
 	if (init < 0)
 		return detail(d, 0, "fork: %m");
@@ -288,11 +348,9 @@ static int probe_set_tid(char *d)
 		return detail(d, 0, "probe init died (status %#x)", st);
 	int code = WEXITSTATUS(st);
 	if (code == 0)
-		return detail(d, 1, "created PID %d in a new pid namespace; a PID in use gives EEXIST",
-			      CHECK_PID);
-	if (code >= 10 && code <= 15)
-		return detail(d, 0, "%s", why[code]);
-	return detail(d, 0, "probe failed (exit %d)", code);
+		return detail(d, 1, "chose PID %d in a new pid namespace, %s; a PID in use gives "
+			      "EEXIST", CHECK_PID, here);
+	return detail(d, 0, "%s (exit %d)", set_tid_why(code), code);
 }
 
 /* PR_SET_MM_MAP with the process's own current values (exe_fd -1): a no-op that goes
@@ -464,7 +522,7 @@ static const char *vdso_line(const char *line, char *lay, size_t n)
 	if (!sp || sscanf(line, "%llx-%llx ", &a, &b) != 2)
 		return NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (strcmp(sp + 1, names[i]))
+		if (strcmp(sp + 1, names[i]) != 0)
 			continue;
 		size_t l = strlen(lay);
 		snprintf(lay + l, n - l, "%s%s %lluK", l ? ", " : "", names[i], (b - a) >> 10);
