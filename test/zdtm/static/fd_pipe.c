@@ -1,6 +1,7 @@
 /*
  * fd_pipe: a pipe with buffered data (bigger than one page, larger pipe size set with
- * F_SETPIPE_SZ, non-blocking write end, close-on-exec read end) and an empty pipe.
+ * F_SETPIPE_SZ, non-blocking write end, close-on-exec read end), an empty pipe, and a
+ * 1 MiB pipe filled to capacity.
  * After the restore: the same bytes in order, nothing more, sizes and flags kept, and
  * both pipes still connected.
  */
@@ -13,11 +14,13 @@
 
 #define LEN 20000
 #define PSZ (128 * 1024)
+#define BIG (1024 * 1024)
 
 int main(int argc, char **argv)
 {
-	static char data[LEN], buf[LEN + 1];
-	int p[2], e[2];
+	static char data[LEN], buf[LEN + 1], big[BIG], bigbuf[BIG];
+	int p[2], e[2], f[2];
+	ssize_t n, filled = 0;
 	char c;
 
 	test_init(argc, argv);
@@ -30,6 +33,13 @@ int main(int argc, char **argv)
 		fail("write: %m");
 	if (fcntl(p[1], F_SETFL, O_NONBLOCK) || fcntl(p[0], F_SETFD, FD_CLOEXEC))
 		fail("fcntl: %m");
+	if (pipe2(f, O_NONBLOCK) || fcntl(f[1], F_SETPIPE_SZ, BIG) != BIG)
+		test_skip("no 1 MiB pipe here");
+	test_fill(big, BIG, 99);
+	while ((n = write(f[1], big + filled, 4096)) > 0)
+		filled += n;
+	if (filled != BIG)
+		fail("filled %zd of %d bytes", filled, BIG);
 
 	test_ready();
 	test_wait_sigterm();
@@ -48,5 +58,11 @@ int main(int argc, char **argv)
 	check(read(e[0], &c, 1) < 0 && errno == EAGAIN);
 	check(write(e[1], "q", 1) == 1 && read(e[0], &c, 1) == 1 && c == 'q');
 	check(write(p[1], "r", 1) == 1 && read(p[0], &c, 1) == 1 && c == 'r');
+	check(fcntl(f[0], F_GETPIPE_SZ) == BIG);
+	check(write(f[1], "x", 1) < 0 && errno == EAGAIN);	/* still full */
+	for (filled = 0; filled < BIG && (n = read(f[0], bigbuf + filled, BIG - filled)) > 0;)
+		filled += n;
+	check(filled == BIG);
+	check(test_verify(bigbuf, BIG, 99) == (size_t)-1);
 	pass();
 }
