@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,7 +48,8 @@ static void place(int fd, int target)
 }
 
 /* The target: set up fds, stop, and wait to be killed. */
-static void target_main(bool with_socket)
+/* extra: 0 none, else an unsupported fd at 21: 1 socket, 2 eventfd, 3 memfd, 4 epoll */
+static void target_main(int extra)
 {
 	int p[2], fd;
 	CHECK(close_range(0, ~0U, 0) == 0);
@@ -72,20 +76,26 @@ static void target_main(bool with_socket)
 	place(open(tmpdir, O_RDONLY | O_DIRECTORY), 19);
 	place(open("/dev/null", O_RDWR), 20);
 	place(open(path_h, O_RDONLY), 1000);
-	if (with_socket)
+	if (extra == 1)
 		place(socket(AF_UNIX, SOCK_STREAM, 0), 21);
+	if (extra == 2)
+		place(eventfd(0, 0), 21);
+	if (extra == 3)
+		place(memfd_create("m", 0), 21);
+	if (extra == 4)
+		place(epoll_create1(0), 21);
 	kill(getpid(), SIGSTOP);
 	for (;;)
 		pause();
 }
 
-static pid_t start_target(bool with_socket)
+static pid_t start_target(int extra)
 {
 	int st;
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0)
-		target_main(with_socket);
+		target_main(extra);
 	CHECK(waitpid(pid, &st, WUNTRACED) == pid);
 	CHECK(WIFSTOPPED(st));
 	return pid;
@@ -166,7 +176,7 @@ static void dump_restore(bool taken)
 	struct fs_rst *r;
 	int st;
 	snprintf(dir, sizeof(dir), "%s/img%d", tmpdir, taken);
-	pid_t pid = start_target(false);
+	pid_t pid = start_target(0);
 	int rc = dump_into(dir, pid);
 	stop_target(pid);
 	CHECK(rc == 0);
@@ -219,11 +229,13 @@ static void test_ghost_name_taken(void)
 static void test_unsupported(void)
 {
 	char dir[300];
-	snprintf(dir, sizeof(dir), "%s/img-sock", tmpdir);
-	pid_t pid = start_target(true);
-	int rc = dump_into(dir, pid);
-	stop_target(pid);
-	CHECK(rc == -EOPNOTSUPP);
+	for (int extra = 1; extra <= 4; extra++) {
+		snprintf(dir, sizeof(dir), "%s/img-unsup%d", tmpdir, extra);
+		pid_t pid = start_target(extra);
+		int rc = dump_into(dir, pid);
+		stop_target(pid);
+		CHECK(rc == -EOPNOTSUPP);
+	}
 }
 
 /* A process without any fd: empty images; the stub keeps only keep_fd. */
@@ -483,7 +495,7 @@ int main(void)
 	run("dump_restore", test_dump_restore, &failed);
 	run("ghost_name_taken", test_ghost_name_taken, &failed);
 	run("no_fds", test_no_fds, &failed);
-	run("unsupported_socket", test_unsupported, &failed);
+	run("unsupported_kinds", test_unsupported, &failed);
 	run("bad_fdinfo", test_bad_fdinfo, &failed);
 	run("tty_shell_job", test_tty, &failed);
 	run("bad_files", test_bad_files, &failed);
