@@ -131,6 +131,9 @@ static int seize_check(pid_t pid, bool *stopped)
 		return pr_err_ret(-EINVAL, "seize %d: '%s' is a kernel thread", pid, st.comm);
 	if (is_self_or_ancestor(pid))
 		return pr_err_ret(-EINVAL, "seize %d: is ferry itself, one of its threads or an ancestor", pid);
+	if ((st.state == 'Z' || st.state == 'X') && st.num_threads > 1)
+		return pr_err_ret(-EINVAL, "seize %d: '%s': its main thread has exited while %ld "
+				  "threads run: not supported", pid, st.comm, st.num_threads - 1);
 	if (st.state == 'Z' || st.state == 'X')
 		return pr_err_ret(-EINVAL, "seize %d: '%s' is a zombie", pid, st.comm);
 	tgid = read_tgid(pid);
@@ -167,6 +170,14 @@ static int seize_wait_interrupt(pid_t tid)
 	return -EAGAIN;
 }
 
+/* Has thread tid of pid begun to exit (zombie, dead or gone)? */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	struct proc_stat st;
+	int r = proc_parse_stat(pid, tid, &st);
+	return r == -ESRCH || r == -ENOENT || (r == 0 && (st.state == 'Z' || st.state == 'X'));
+}
+
 /* SEIZE + INTERRUPT one thread (its stop is waited for later, so that all threads
  * of a pass stop in parallel). 0; -ESRCH if the thread is gone (not logged: the
  * caller re-reads the list); other -errno logged. */
@@ -178,6 +189,8 @@ static int seize_attach(pid_t pid, pid_t tid)
 		r = -errno;
 		if (r == -ESRCH)
 			return r;
+		if (r == -EPERM && tid != pid && thread_exiting(pid, tid))
+			return -ESRCH;	/* the kernel refuses to attach to an exiting thread */
 		if (r == -EPERM)
 			return pr_err_ret(r, "seize %d: thread %d: permission denied", pid, tid);
 		return pr_err_ret(r, "seize %d: PTRACE_SEIZE thread %d", pid, tid);

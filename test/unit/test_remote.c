@@ -261,6 +261,56 @@ static void test_seize_threads(void)
 	munmap((void *)counters, 4096);
 }
 
+static void *short_thread(void *arg)
+{
+	return arg;
+}
+
+/* A process that creates and ends threads all the time: after seize every thread that
+ * exists is ours and stopped, none is missed. */
+static void test_seize_churn(void)
+{
+	int ready[2];
+	struct seized s;
+
+	CHECK(pipe(ready) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		(void)write(ready[1], "r", 1);
+		for (;;) {
+			pthread_t th[4];
+			for (int i = 0; i < 4; i++)
+				pthread_create(&th[i], NULL, short_thread, NULL);
+			for (int i = 0; i < 4; i++)
+				pthread_join(th[i], NULL);
+		}
+	}
+	CHECK(read_byte(ready[0], 5000) == 'r');
+	for (int round = 0; round < 20; round++) {
+		pid_t *tids;
+		size_t n;
+		if (seize_process(c, &s) != 0) {
+			CHECK(!"seize of a thread-churning process");
+			break;
+		}
+		CHECK(proc_list_tids(c, &tids, &n) == 0);
+		for (size_t i = 0; i < n; i++) {
+			char st = proc_state(c, tids[i]);
+			bool ours = false;
+			for (size_t k = 0; k < s.n_tids; k++)
+				ours |= s.tids[k] == tids[i];
+			/* A thread that finished exiting may linger as a zombie entry. */
+			CHECK((ours && st == 't') || st == 'Z' || st == 'X' || st == '?');
+		}
+		free(tids);
+		seize_release(&s, SEIZE_RESUME);
+	}
+	kill(c, SIGKILL);
+	wait_child(c, 5000);
+	close(ready[0]);
+	close(ready[1]);
+}
+
 /* ---- injection -------------------------------------------------------------- */
 
 /* Wait until pid is blocked in syscall nr (first field of /proc/pid/syscall). */
@@ -523,6 +573,7 @@ int main(int argc, char **argv)
 	test_seize_refusals();
 	test_seize_eperm();
 	test_seize_threads();
+	test_seize_churn();
 	test_inject();
 	if (failures) {
 		printf("test_remote: %d checks failed\n", failures);
