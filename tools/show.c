@@ -475,11 +475,44 @@ static const char *show_strerr(int r)
 	return strerror(-r);
 }
 
+/* A lone pages file: streamed (it can be far larger than metadata), summarized. */
+static int show_file_pages(FILE *f, const char *path)
+{
+	struct pages_sum sum = { 0 };
+	size_t cap = 256 * page_size;
+	uint8_t *buf = malloc(cap);
+	int r = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !buf) {
+		r = fd < 0 ? pr_perror("cannot open '%s'", path) : -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read_full(fd, buf, cap);
+		if (n < 0) {
+			r = pr_err_ret((int)n, "cannot read '%s'", path);
+			goto out;
+		}
+		pages_sum_add(&sum, buf, n);
+		if ((size_t)n < cap)
+			break;
+	}
+	sum.tail = sum.size % page_size;
+	json_pages_sum(f, &sum, 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
 /* A lone file: read whole (bounded), no manifest check. pages-*.img is streamed. */
 static int show_file(FILE *f, const char *path)
 {
 	char *data = NULL;
 	size_t len = 0;
+	const struct show_type *t = show_type_find(path, NULL, 0);
+	if (t && t->magic == IMG_MAGIC_RAW)
+		return show_file_pages(f, path);
 	int r = read_file(path, &data, &len, IMG_MAX_META);
 	if (r == -EFBIG) {
 		pr_err("'%s' is larger than %u bytes: not an image ferry can show", path, IMG_MAX_META);
