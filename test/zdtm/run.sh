@@ -197,12 +197,17 @@ check_out() {
 	return 0
 }
 
+# bad_exit WHAT: the process ended wrongly; add what its .out says
+bad_exit() {
+	if check_out; then failed "$1"; else failed "$1; $REASON"; fi
+}
+
 # finish_original: SIGTERM the (original or restored) child PID and expect PASS
 finish_child() {
 	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$PID" "$TTIME" || { failed "no exit ${TTIME} s after SIGTERM"; return 1; }
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "exit status $RC"; return 1; }
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "exit status $RC"; return 1; }
 	check_out
 }
 
@@ -259,7 +264,7 @@ run_plain() {
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "restore exited with $RC"; return 1; }
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
 	check_out
 }
 
@@ -270,7 +275,7 @@ run_detach() {
 	do_restore -d || return 1
 	reap "$RST" "$TTIME" || { failed "restore -d did not exit in ${TTIME} s"; return 1; }
 	[ "$RC" = 0 ] || { failed "restore -d exited with $RC"; return 1; }
-	alive "$PID" || { check_out; failed "restored process died before SIGTERM"; return 1; }
+	alive "$PID" || { bad_exit "restored process died before SIGTERM"; return 1; }
 	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
 	# reparented to us (subreaper): bash reaps it, we only see it vanish
@@ -291,7 +296,7 @@ run_leave_running() {
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; check_out; failed "restore exited with $RC"; return 1; }
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
 	check_out
 }
 
