@@ -45,7 +45,7 @@ ZDTM_SRC   := $(wildcard test/zdtm/static/*.c)
 ZDTM_BIN   := $(patsubst test/zdtm/static/%.c,$(BUILD)/test/zdtm/%,$(ZDTM_SRC))
 ZDTM_TOOLS := $(patsubst test/zdtm/tools/%.c,$(BUILD)/test/zdtm/tools/%,$(wildcard test/zdtm/tools/*.c))
 
-.PHONY: all deps test unit zdtm fuzz bench demo lint install clean check-deps
+.PHONY: all deps test unit zdtm negative fuzz bench demo lint install clean
 .SECONDARY:
 
 all: $(BUILD)/ferry $(BUILD)/migrate $(BUILD)/pageserver
@@ -89,6 +89,12 @@ $(BUILD)/test/zdtm/tools/%: test/zdtm/tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lpthread
 
+# demo and bench programs (not part of the library)
+TOOL_PROGS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/demo/*.c tools/bench/*.c))
+$(BUILD)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lpthread
+
 FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(filter-out src/main.c,$(wildcard src/common/*.c src/img/*.c))
@@ -105,7 +111,10 @@ fuzz: $(FUZZ_BIN)
 	@./test/run-fuzz.sh $(BUILD) $(FUZZ_BIN)
 
 zdtm: all $(ZDTM_BIN) $(ZDTM_TOOLS)
-	@./test/zdtm/run.sh --build $(BUILD)
+	@./test/zdtm/run.sh --build $(BUILD) --flavor all
+
+negative: all $(ZDTM_BIN) $(ZDTM_TOOLS)
+	@./test/zdtm/negative.sh --build $(BUILD)
 
 deps:
 	@./tools/deps.sh
@@ -114,11 +123,11 @@ test: deps
 	$(MAKE) all
 	@./test/run-all.sh $(BUILD)
 
-bench: all $(ZDTM_TOOLS)
+bench: all $(ZDTM_TOOLS) $(TOOL_PROGS)
 	@./tools/bench.sh $(BUILD)
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) all $(TOOL_PROGS)
 	@./tools/demo.sh $(BUILD)
 
 lint: $(PROTO_H)

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make bench: dump and restore speed of processes with SIZE MiB of touched anonymous
+# memory, to a tmpfs images directory, next to baselines measured in the same run:
+#   dump    vs process_vm_readv into a preallocated buffer   (target: ratio >= 0.60)
+#   restore vs memcpy into freshly mapped memory               (target: ratio >= 0.70)
+# Sizes: BENCH_SIZES="1024 4096" (MiB) by default. Not part of `make test`: timings on a
+# shared machine are noisy, so each figure is the best of BENCH_REPS runs (default 2).
+set -u
+BUILD=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+FERRY=$top/$BUILD/ferry
+MEMHOG=$top/$BUILD/tools/bench/memhog
+BASELINE=$top/$BUILD/tools/bench/baseline
+SIZES=${BENCH_SIZES:-1024 4096}
+REPS=${BENCH_REPS:-2}
+work=$(mktemp -d /dev/shm/ferry-bench.XXXXXX)
+pid=
+rst=
+cleanup() {
+	[[ -n $pid ]] && kill -9 "$pid" 2>/dev/null
+	[[ -n $rst ]] && kill -9 "$rst" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_file() { # FILE SECONDS
+	local i
+	for ((i = 0; i < $2 * 100; i++)); do
+		[[ -s $1 ]] && return 0
+		sleep 0.01
+	done
+	echo "bench: timed out waiting for $1" >&2
+	return 1
+}
+now() { date +%s.%N; }
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+gbps() { awk -v mb="$1" -v t="$2" 'BEGIN { printf "%.3f", mb * 1048576 / t / 1e9 }'; }
+
+printf '%-8s %-10s %10s %10s %10s %8s\n' size what seconds GB/s baseline ratio
+for size in $SIZES; do
+	bl=$("$BASELINE" "$size") || exit 1
+	memcpy_fresh=$(echo "$bl" | awk '$1 == "memcpy_fresh" { print $2 }')
+	pvr=$(echo "$bl" | awk '$1 == "pvr_prealloc" { print $2 }')
+	dumps=() restores=()
+	for ((rep = 0; rep < REPS; rep++)); do
+		rm -rf "$work/img" "$work/ready" "$work/rpid"
+		"$MEMHOG" "$size" "$work/ready" verify &
+		pid=$!
+		wait_file "$work/ready" 120 || exit 1
+		t0=$(now)
+		"$FERRY" dump -t "$pid" -D "$work/img" || { echo "bench: dump failed" >&2; exit 1; }
+		t1=$(now)
+		wait "$pid" 2>/dev/null
+		pid=
+		"$FERRY" restore -D "$work/img" --pidfile "$work/rpid" &
+		rst=$!
+		wait_file "$work/rpid" 120 || exit 1
+		t2=$(now)
+		rpid=$(cat "$work/rpid")
+		kill -TERM "$rpid"
+		wait "$rst"
+		rc=$?
+		rst=
+		if ((rc != 0)); then
+			echo "bench: restored memhog of $size MiB failed to verify its memory (exit $rc)" >&2
+			exit 1
+		fi
+		dumps+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+		restores+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+	done
+	d=$(best "${dumps[@]}")
+	r=$(best "${restores[@]}")
+	printf '%-8s %-10s %10.3f %10s %10s %8s\n' "${size}M" dump "$d" "$(gbps "$size" "$d")" \
+		"$(gbps "$size" "$pvr")" "$(ratio "$pvr" "$d")"
+	printf '%-8s %-10s %10.3f %10s %10s %8s\n' "${size}M" restore "$r" "$(gbps "$size" "$r")" \
+		"$(gbps "$size" "$memcpy_fresh")" "$(ratio "$memcpy_fresh" "$r")"
+	rm -rf "$work/img"
+done
+echo "(dump baseline: process_vm_readv into a preallocated buffer; restore baseline: memcpy"
+echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better)"
