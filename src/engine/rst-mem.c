@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -317,87 +318,164 @@ static int vmas_protect(struct rst *r)
 }
 
 /* ---- pages ----------------------------------------------------------------------- */
+/*
+ * A reader thread streams pages-<id>.img (read + hash) into RST_SLOTS buffers while the
+ * main thread writes the previous buffer into the task: reading/hashing (~2 GiB/s here)
+ * and the first-touch faults of the writes (~1 GiB/s) overlap instead of adding up.
+ * Each batch's local iovecs point into one slot (or the zero buffer), so a slot is
+ * handed back to the reader only after the batch that uses it is flushed.
+ */
+#define RST_SLOTS 2
+
+struct pw_slot {
+	uint8_t *buf;
+	size_t len;
+	bool full;
+};
 
 struct pw {
 	struct rst *r;
-	uint8_t *buf;
-	size_t used;
-	struct iovec riov[RST_IOV];
-	size_t n;
-	uint64_t bytes, slow;
-	uint64_t t_read, t_write;	/* ns, for the debug line */
+	struct img_stream *s;
+	/* reader <-> writer hand-off */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct pw_slot slot[RST_SLOTS];
+	int rerr;		/* reader error (-errno), logged by the reader */
+	bool stop;		/* writer gave up */
+	uint64_t left;		/* bytes the reader has still to read */
+	/* writer */
+	unsigned cur;		/* slot being consumed (sequence number) */
+	size_t pos;		/* consumed bytes of slot cur */
+	bool have;		/* slot cur acquired */
+	struct iovec liov[RST_IOV], riov[RST_IOV];
+	size_t n, used;
+	uint64_t bytes, slow, t_write;
 };
+
+static const uint8_t zero_buf[64 << 10];
+
+static void *pw_reader(void *arg)
+{
+	struct pw *w = arg;
+	for (unsigned k = 0; w->left; k++) {
+		struct pw_slot *sl = &w->slot[k % RST_SLOTS];
+		pthread_mutex_lock(&w->mu);
+		while (sl->full && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		bool stop = w->stop;
+		pthread_mutex_unlock(&w->mu);
+		if (stop)
+			break;
+		size_t len = min_t(uint64_t, w->left, RST_BUF);
+		int e = img_stream_read(w->s, sl->buf, len);
+		pthread_mutex_lock(&w->mu);
+		if (e < 0)
+			w->rerr = e;
+		sl->len = len;
+		sl->full = e == 0;
+		w->left -= len;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		if (e < 0)
+			break;
+	}
+	return NULL;
+}
 
 /* Write the batch: process_vm_writev, then /proc/PID/mem for what it could not. */
 static int pw_flush(struct pw *w)
 {
-	struct iovec l = { .iov_base = w->buf, .iov_len = w->used };
+	uint64_t t0 = now_ns();
 	ssize_t n;
-	size_t done, off = 0;
+	size_t done;
 
 	if (!w->n)
 		return 0;
-	uint64_t t0 = now_ns();
-	n = process_vm_writev(w->r->pid, &l, 1, w->riov, w->n, 0);
+	n = process_vm_writev(w->r->pid, w->liov, w->n, w->riov, w->n, 0);
 	done = n > 0 ? (size_t)n : 0;
-	for (size_t i = 0; i < w->n && done < w->used; i++) {
-		size_t len = w->riov[i].iov_len, skip = 0;
-		if (off + len <= done) {
-			off += len;
-			continue;
+	for (size_t i = 0, off = 0; i < w->n && done < w->used; i++) {
+		size_t len = w->riov[i].iov_len, skip = done > off ? done - off : 0;
+		if (skip < len) {
+			int e = remote_write(&w->r->rt, (uint64_t)w->riov[i].iov_base + skip,
+					     (uint8_t *)w->liov[i].iov_base + skip, len - skip);
+			if (e < 0)
+				return pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - skip,
+						  (unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
+			w->slow += len - skip;
+			done = off + len;
 		}
-		if (done > off)
-			skip = done - off;
-		int e = remote_write(&w->r->rt, (uint64_t)w->riov[i].iov_base + skip,
-				     w->buf + off + skip, len - skip);
-		if (e < 0)
-			return pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - skip,
-					  (unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
-		w->slow += len - skip;
 		off += len;
-		done = off;
 	}
 	w->bytes += w->used;
 	w->t_write += now_ns() - t0;
-	w->used = 0;
-	w->n = 0;
+	w->used = w->n = 0;
 	return 0;
 }
 
-/* Queue len bytes for addr; data is either read from s or zeroes (s == NULL). */
-static int pw_add(struct pw *w, struct img_stream *s, uint64_t addr, uint64_t len)
+/* Make slot cur hold unread data: release the consumed one, wait for the next. */
+static int pw_next_slot(struct pw *w)
+{
+	int e = 0;
+	if (w->have) {
+		if ((e = pw_flush(w)) < 0)
+			return e;
+		pthread_mutex_lock(&w->mu);
+		w->slot[w->cur % RST_SLOTS].full = false;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+		w->cur++;
+		w->pos = 0;
+		w->have = false;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (!w->slot[w->cur % RST_SLOTS].full && !w->rerr && w->left)
+		pthread_cond_wait(&w->cv, &w->mu);
+	if (!w->slot[w->cur % RST_SLOTS].full)
+		e = w->rerr ? w->rerr : -EBADMSG;	/* validated counts make EOF impossible */
+	pthread_mutex_unlock(&w->mu);
+	w->have = e == 0;
+	return e;
+}
+
+/* Queue len bytes for addr: page data from the stream, or zeroes. */
+static int pw_add(struct pw *w, bool data, uint64_t addr, uint64_t len)
 {
 	while (len) {
-		size_t chunk = min_t(size_t, len, RST_BUF - w->used);
-		uint64_t t0 = now_ns();
+		const uint8_t *src;
+		size_t chunk;
 		int e;
-		if (s)
-			e = img_stream_read(s, w->buf + w->used, chunk);
-		else
-			e = (memset(w->buf + w->used, 0, chunk), 0);
-		w->t_read += now_ns() - t0;
-		if (e < 0)
-			return e;
-		w->riov[w->n].iov_base = (void *)addr;
-		w->riov[w->n].iov_len = chunk;
+		if (data) {
+			if ((!w->have || w->pos == w->slot[w->cur % RST_SLOTS].len) &&
+			    (e = pw_next_slot(w)) < 0)
+				return e;
+			struct pw_slot *sl = &w->slot[w->cur % RST_SLOTS];
+			chunk = min_t(uint64_t, len, sl->len - w->pos);
+			src = sl->buf + w->pos;
+			w->pos += chunk;
+		} else {
+			chunk = min_t(uint64_t, len, sizeof(zero_buf));
+			src = zero_buf;
+		}
+		w->liov[w->n] = (struct iovec){ (void *)src, chunk };
+		w->riov[w->n] = (struct iovec){ (void *)addr, chunk };
 		w->n++;
 		w->used += chunk;
 		addr += chunk;
 		len -= chunk;
-		if ((w->used == RST_BUF || w->n == RST_IOV) && (e = pw_flush(w)) < 0)
+		if (w->n == RST_IOV && (e = pw_flush(w)) < 0)
 			return e;
 	}
 	return 0;
 }
 
-/* Pre-fault long runs in one remote call (see docs/restore.md for the measurement). */
+/* Pre-fault long runs in one remote call (measured slower here: docs/restore.md). */
 static bool populate_enabled(void)
 {
 	const char *e = getenv("FERRY_RST_POPULATE");
 	return e && e[0] == '1';
 }
 
-static int pages_write(struct rst *r, struct img_stream *s, struct pw *w)
+static int pages_write(struct rst *r, struct pw *w)
 {
 	bool populate = populate_enabled();
 	size_t from = 0;
@@ -418,56 +496,91 @@ static int pages_write(struct rst *r, struct img_stream *s, struct pw *w)
 			(void)remote_syscall(&r->rt, &res, __NR_madvise, p->vaddr, len,
 					     MADV_POPULATE_WRITE, 0, 0, 0);
 		}
-		e = pw_add(w, p->flags == PE_PRESENT ? s : NULL, p->vaddr, len);
-		if (e < 0)
+		if ((e = pw_add(w, p->flags == PE_PRESENT, p->vaddr, len)) < 0)
 			return e;
 	}
 	return pw_flush(w);
 }
 
-static int pages_restore(struct rst *r)
+static int pw_init(struct pw *w, struct rst *r, struct img_stream *s)
+{
+	w->r = r;
+	w->s = s;
+	w->left = s ? img_stream_left(s) : 0;
+	for (int k = 0; k < RST_SLOTS; k++)
+		if (!(w->slot[k].buf = aligned_alloc(RST_PAGE, RST_BUF)))
+			return -ENOMEM;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	return 0;
+}
+
+static void pw_fini(struct pw *w)
+{
+	for (int k = 0; k < RST_SLOTS; k++)
+		free(w->slot[k].buf);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
+
+static int pages_open(struct rst *r, struct img_stream **s)
 {
 	char name[64];
-	struct img_stream *s = NULL;
-	struct pw *w;
-	uint64_t t0 = now_ns();
 	int e;
 
+	*s = NULL;
 	img_name(name, "pages-%u.img", r->pm_head->pages_id);
 	if (r->pm_head->nr_pages == 0 && !img_dir_has(r->d, name))
-		s = NULL;
-	else if ((e = img_stream_open(r->d, name, &s)) < 0)
+		return 0;
+	if ((e = img_stream_open(r->d, name, s)) < 0)
 		return e;
-	if (s && img_stream_left(s) != r->pm_head->nr_pages * RST_PAGE) {
-		unsigned long long have = img_stream_left(s);
-		img_stream_free(s);
+	if (img_stream_left(*s) != r->pm_head->nr_pages * RST_PAGE) {
+		unsigned long long have = img_stream_left(*s);
+		img_stream_free(*s);
+		*s = NULL;
 		return pr_err_ret(-EBADMSG, "'%s' holds %llu bytes, pagemap says %llu pages", name,
 				  have, (unsigned long long)r->pm_head->nr_pages);
 	}
+	return 0;
+}
+
+static int pages_restore(struct rst *r)
+{
+	struct img_stream *s;
+	struct pw *w;
+	pthread_t th;
+	uint64_t t0 = now_ns();
+	int e = pages_open(r, &s), te;
+
+	if (e < 0)
+		return e;
 	w = calloc(1, sizeof(*w));
-	if (w)
-		w->buf = aligned_alloc(RST_PAGE, RST_BUF);
-	if (!w || !w->buf) {
-		free(w);
+	if (!w || (e = pw_init(w, r, s)) < 0) {
+		if (w)
+			pw_fini(w);
 		img_stream_free(s);
 		return -ENOMEM;
 	}
-	w->r = r;
-	e = pages_write(r, s, w);
-	if (s) {
-		if (e == 0)
-			e = img_stream_finish(s);	/* hash mismatch: the task never runs */
-		else
-			img_stream_free(s);
+	if ((te = pthread_create(&th, NULL, pw_reader, w)) != 0) {
+		pw_fini(w);
+		img_stream_free(s);
+		return pr_err_ret(-te, "pthread_create");
 	}
+	e = pages_write(r, w);
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(th, NULL);
+	if (s)	/* all bytes read and the hash matches, or the task never runs */
+		e = e == 0 ? img_stream_finish(s) : (img_stream_free(s), e);
 	uint64_t dt = now_ns() - t0;
-	pr_debug("pages: %llu bytes in %llu us (%.2f GiB/s; read %llu us, write %llu us), "
-		 "%llu via /proc/PID/mem", (unsigned long long)w->bytes, (unsigned long long)dt / 1000,
+	pr_debug("pages: %llu bytes in %llu us (%.2f GiB/s; writing %llu us), %llu via /proc/PID/mem",
+		 (unsigned long long)w->bytes, (unsigned long long)dt / 1000,
 		 dt ? (double)w->bytes / (1 << 30) / ((double)dt / 1e9) : 0.0,
-		 (unsigned long long)w->t_read / 1000, (unsigned long long)w->t_write / 1000,
-		 (unsigned long long)w->slow);
-	free(w->buf);
-	free(w);
+		 (unsigned long long)w->t_write / 1000, (unsigned long long)w->slow);
+	pw_fini(w);
 	return e;
 }
 
