@@ -27,14 +27,21 @@ wait_for() {
 }
 
 say "starting the demo workload: a counter that rewrites and verifies 64 MiB of memory"
-setsid "$COUNTER" >"$work/counter.out" 2>&1 </dev/null &
+# start it with only stdin/stdout/stderr open (whatever else the caller leaked stays here)
+(
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		((fd > 2)) && eval "exec $fd>&-"
+	done
+	exec setsid "$COUNTER" >"$work/counter.out" 2>&1 </dev/null
+) &
 pid=$!
 wait_for "$work/counter.out" '^tick 5 ' 20 || exit 1
 tail -n 3 "$work/counter.out"
 
 say "ferry dump -t $pid -D $work/img   (freezes it, writes images, kills it)"
 "$FERRY" dump -t "$pid" -D "$work/img" || exit 1
-wait "$pid" 2>/dev/null
+{ wait "$pid"; } 2>/dev/null
 last=$(tail -n 1 "$work/counter.out")
 echo "last line before the checkpoint: $last"
 kill -0 "$pid" 2>/dev/null && { echo "demo: process still alive after dump" >&2; exit 1; }

@@ -46,7 +46,9 @@
 #include "common/util.h"
 #include "engine/remote.h"
 
+#ifndef REMOTE_CALL_TIMEOUT_MS
 #define REMOTE_CALL_TIMEOUT_MS 10000
+#endif
 #define REMOTE_MAX_FOREIGN 64
 
 int remote_find_syscall(pid_t tid, uint64_t *ip)
@@ -167,6 +169,27 @@ static bool is_our_trap(const struct remote *rt, const struct user_regs_struct *
 	return regs->rip == rt->sc_ip + (cont ? 3 : 2);
 }
 
+/* An injected call that blocks (or a wait that failed): bring the task back to a
+ * ptrace-stop if we can (PTRACE_INTERRUPT works on seized tasks: the call is
+ * interrupted), so that remote_fini can still restore it. Returns err. */
+static int remote_timeout(struct remote *rt, int err)
+{
+	pr_err("task %d: remote call did not finish: %s", rt->tid, strerror(-err));
+	if (err != -ETIMEDOUT || ptrace(PTRACE_INTERRUPT, rt->tid, 0, 0) < 0)
+		return err;
+	for (int i = 0; i < REMOTE_MAX_FOREIGN; i++) {
+		int status = ptrace_wait_stop(rt->tid, 1000);
+		if (status < 0 || (status >> 16))
+			break;	/* the interrupt-stop (or gone) */
+		int sig = WSTOPSIG(status);
+		if (sig != SIGTRAP && sig > 0 && sig <= 64)
+			rt->stashed_sigs |= 1ull << (sig - 1);
+		if (ptrace(PTRACE_CONT, rt->tid, 0, 0) < 0)
+			break;
+	}
+	return err;
+}
+
 /* Resume for one injected call and wait for its trap. Foreign stops are absorbed:
  * signals stashed (suppressed now, re-sent by remote_fini), ptrace event stops
  * (a group-stop) just resumed. Returns 0 with *regs at the trap, or -errno. */
@@ -181,7 +204,7 @@ static int remote_run(struct remote *rt, bool cont, struct user_regs_struct *reg
 		if (status == -ESRCH)
 			return pr_err_ret(-ESRCH, "task %d died during a remote call", rt->tid);
 		if (status < 0)
-			return pr_err_ret(status, "task %d: remote call did not finish", rt->tid);
+			return remote_timeout(rt, status);
 		if (ptrace(PTRACE_GETREGS, rt->tid, 0, regs) < 0)
 			return errno == ESRCH ? -ESRCH : pr_perror("task %d: PTRACE_GETREGS", rt->tid);
 		int sig = WSTOPSIG(status);

@@ -216,13 +216,20 @@ int rst_mem_validate(struct rst *r)
 
 /* ---- building -------------------------------------------------------------------- */
 
-/* Open path in the task (scratch offset 0); returns the remote fd or -errno. */
+/* Open path in the task (scratch offset 0); returns the remote fd or -errno (logged). */
 static long remote_open(struct rst *r, const char *path, int flags)
 {
 	uint64_t p = rst_put(r, 0, path, strlen(path) + 1);
+	long res;
+	int e;
+
 	if (!p)
 		return -EFAULT;
-	return rst_call(r, path, __NR_open, p, flags | O_CLOEXEC, 0, 0, 0, 0);
+	if ((e = remote_syscall(&r->rt, &res, __NR_open, p, flags | O_CLOEXEC, 0, 0, 0, 0)) < 0)
+		return e;
+	if (res < 0)
+		pr_err("cannot open '%s' in task %d: %s", path, r->pid, strerror((int)-res));
+	return res;
 }
 
 static void vma_advise(struct rst *r, const VmaEntry *v)
@@ -608,7 +615,7 @@ int rst_mm_fields(struct rst *r)
 	long res;
 
 	if (fd < 0)
-		return pr_err_ret((int)fd, "cannot open the executable '%s'", mm->exe_path);
+		return (int)fd;
 	map.exe_fd = (uint32_t)fd;
 	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
 	map.auxv = (__u64 *)auxv;
