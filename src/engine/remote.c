@@ -50,6 +50,9 @@
 #define REMOTE_CALL_TIMEOUT_MS 10000
 #endif
 #define REMOTE_MAX_FOREIGN 64
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
 
 int remote_find_syscall(pid_t tid, uint64_t *ip)
 {
@@ -162,32 +165,54 @@ err:
 	return r;
 }
 
-/* Is this stop the end of our call? rip must be just past the syscall (single-step)
- * or past the int3; a SIGTRAP elsewhere, or any other signal, is foreign. */
-static bool is_our_trap(const struct remote *rt, const struct user_regs_struct *regs, bool cont)
-{
-	return regs->rip == rt->sc_ip + (cont ? 3 : 2);
-}
+static int remote_run(struct remote *rt, bool cont, struct user_regs_struct *regs);
 
 /* An injected call that blocks (or a wait that failed): bring the task back to a
  * ptrace-stop if we can (PTRACE_INTERRUPT works on seized tasks: the call is
- * interrupted), so that remote_fini can still restore it. Returns err. */
+ * interrupted), so that remote_fini can still restore it. The interrupted call's
+ * single-step trap may still be pending: one harmless call (getpid) consumes it.
+ * Returns err. */
 static int remote_timeout(struct remote *rt, int err)
 {
+	struct user_regs_struct regs = rt->saved;
+	bool stopped = false;
+
 	pr_err("task %d: remote call did not finish: %s", rt->tid, strerror(-err));
 	if (err != -ETIMEDOUT || ptrace(PTRACE_INTERRUPT, rt->tid, 0, 0) < 0)
 		return err;
-	for (int i = 0; i < REMOTE_MAX_FOREIGN; i++) {
+	for (int i = 0; i < REMOTE_MAX_FOREIGN && !stopped; i++) {
 		int status = ptrace_wait_stop(rt->tid, 1000);
-		if (status < 0 || (status >> 16))
-			break;	/* the interrupt-stop (or gone) */
-		int sig = WSTOPSIG(status);
-		if (sig != SIGTRAP && sig > 0 && sig <= 64)
-			rt->stashed_sigs |= 1ull << (sig - 1);
-		if (ptrace(PTRACE_CONT, rt->tid, 0, 0) < 0)
-			break;
+		if (status < 0)
+			return err;
+		stopped = (status >> 16) == PTRACE_EVENT_STOP;
+		if (!stopped && ptrace(PTRACE_CONT, rt->tid, 0, 0) < 0)
+			return err;	/* a trap of the interrupted call: dropped */
 	}
+	regs.rip = rt->sc_ip;
+	regs.rax = __NR_getpid;
+	regs.orig_rax = -1;
+	if (stopped && ptrace(PTRACE_SETREGS, rt->tid, 0, &regs) == 0)
+		(void)remote_run(rt, false, &regs);
 	return err;
+}
+
+/* Classify a SIGTRAP stop: 1 = the end of our call, 0 = to be ignored (a stale
+ * kernel trap, e.g. of an interrupted call; or a foreign SIGTRAP, stashed), -errno. */
+static int remote_trap(struct remote *rt, const struct user_regs_struct *regs, bool cont)
+{
+	siginfo_t si;
+	bool ours = regs->rip == rt->sc_ip + (cont ? 3 : 2);
+
+	if (ptrace(PTRACE_GETSIGINFO, rt->tid, 0, &si) < 0)
+		return errno == ESRCH ? -ESRCH : pr_perror("task %d: PTRACE_GETSIGINFO", rt->tid);
+	if (si.si_code > 0)	/* kernel-made: single-step (TRAP_*) or int3 (SI_KERNEL) */
+		return ours;
+	/* Sent by someone (kill, tgkill, sigqueue). If it came right after our call, our
+	 * own trap merged into it (legacy signals are pending once): the call is done. */
+	pr_debug("task %d: SIGTRAP from pid %d during a remote call, re-sent later", rt->tid,
+		 si.si_pid);
+	rt->stashed_sigs |= 1ull << (SIGTRAP - 1);
+	return ours;
 }
 
 /* Resume for one injected call and wait for its trap. Foreign stops are absorbed:
@@ -212,8 +237,12 @@ static int remote_run(struct remote *rt, bool cont, struct user_regs_struct *reg
 			pr_debug("task %d: ptrace event %d during a remote call", rt->tid, status >> 16);
 			continue;
 		}
-		if (sig == SIGTRAP && is_our_trap(rt, regs, cont))
-			return 0;
+		if (sig == SIGTRAP) {
+			int r = remote_trap(rt, regs, cont);
+			if (r != 0)
+				return r < 0 ? r : 0;
+			continue;
+		}
 		pr_debug("task %d: signal %d during a remote call, re-sent later", rt->tid, sig);
 		if (sig > 0 && sig <= 64)
 			rt->stashed_sigs |= 1ull << (sig - 1);

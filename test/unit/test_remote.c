@@ -479,6 +479,49 @@ static void test_inject_read(void)
 	close(ready[0]); close(ready[1]); close(out[0]); close(out[1]); close(in[0]); close(in[1]);
 }
 
+static volatile int traps;
+static void on_trap(int sig)
+{
+	traps++;
+}
+
+/* A child with its own SIGTRAP handler: our traps never reach it nor reset it, and a
+ * SIGTRAP sent to it while we inject is delivered once after release. */
+static void test_inject_sigtrap(void)
+{
+	int ready[2], in[2];
+	struct seized s;
+	struct remote rt;
+
+	CHECK(pipe(ready) == 0 && pipe(in) == 0);
+	pid_t c = fork();
+	if (c == 0) {
+		struct sigaction sa = { .sa_handler = on_trap, .sa_flags = SA_RESTART }, now;
+		char buf[8];
+		sigaction(SIGTRAP, &sa, NULL);
+		(void)write(ready[1], "r", 1);
+		ssize_t n = read(in[0], buf, sizeof(buf));
+		sigaction(SIGTRAP, NULL, &now);
+		_exit(n == 2 && now.sa_handler == on_trap ? 10 + traps : 1);
+	}
+	CHECK(read_byte(ready[0], 5000) == 'r');
+	CHECK(wait_in_syscall(c, __NR_read, 5000));
+	CHECK(seize_process(c, &s) == 0);
+	CHECK(remote_init(&rt, c, 0) == 0);
+	for (int i = 0; i < 10; i++)
+		CHECK(rcall0(&rt, __NR_getpid) == c);
+	kill(c, SIGTRAP);
+	for (int i = 0; i < 10; i++)
+		CHECK(rcall0(&rt, __NR_getpid) == c);
+	CHECK(rt.stashed_sigs == (1ull << (SIGTRAP - 1)));
+	CHECK(remote_fini(&rt) == 0);
+	seize_release(&s, SEIZE_RESUME);
+	CHECK(write(in[1], "ok", 2) == 2);
+	int st = wait_child(c, 5000);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 11);
+	close(ready[0]); close(ready[1]); close(in[0]); close(in[1]);
+}
+
 /* The restorer's kind of tracee: PTRACE_TRACEME + SIGSTOP. Also drives a
  * `syscall; int3` gadget we map into it, and unmaps that gadget through itself. */
 static void test_inject_traceme(void)
@@ -557,6 +600,7 @@ static void test_inject(void)
 {
 	test_inject_nanosleep();
 	test_inject_read();
+	test_inject_sigtrap();
 	test_inject_traceme();
 	test_inject_killed();
 }
