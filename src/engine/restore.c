@@ -65,6 +65,14 @@ long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsign
 	return res;
 }
 
+long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+	       unsigned long a4, unsigned long a5, unsigned long a6)
+{
+	long res;
+	int e = remote_syscall(&r->rt, &res, nr, a1, a2, a3, a4, a5, a6);
+	return e < 0 ? e : res;
+}
+
 uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len)
 {
 	uint64_t a = 0;

@@ -109,6 +109,9 @@ int rst_regs(struct rst *r);
 /* Remote helpers shared by both files (rst-mem.c). Result or -errno; logs with what. */
 long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsigned long a2,
 	      unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6);
+/* Same without logging a failed remote result (the caller logs with more context). */
+long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
+	       unsigned long a4, unsigned long a5, unsigned long a6);
 /* Copy len bytes to the scratch page at off; returns remote address or 0 (logged). */
 uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len);
 

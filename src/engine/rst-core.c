@@ -157,8 +157,9 @@ static int sigactions_set(struct rst *r)
 		const SigactionEntry *s = t->sigactions[i];
 		struct kernel_sigaction_ ka = { s->handler, s->flags, s->restorer, s->mask };
 		uint64_t a = rst_put(r, 0, &ka, sizeof(ka));
-		if (!a || rst_call(r, "rt_sigaction", __NR_rt_sigaction, s->sig, a, 0, 8, 0, 0) < 0)
-			return pr_err_ret(-EINVAL, "cannot restore the action of signal %u", s->sig);
+		long res = a ? rst_callq(r, __NR_rt_sigaction, s->sig, a, 0, 8, 0, 0) : -EFAULT;
+		if (res < 0)
+			return pr_err_ret((int)res, "cannot restore the action of signal %u", s->sig);
 	}
 	return 0;
 }
@@ -175,8 +176,9 @@ static int timers_set(struct rst *r)
 		if (!it->vsec && !it->vusec)
 			continue;
 		uint64_t a = rst_put(r, 0, &v, sizeof(v));
-		if (!a || rst_call(r, "setitimer", __NR_setitimer, it->which, a, 0, 0, 0, 0) < 0)
-			return -EINVAL;
+		long res = a ? rst_callq(r, __NR_setitimer, it->which, a, 0, 0, 0, 0) : -EFAULT;
+		if (res < 0)
+			return pr_err_ret((int)res, "cannot restore itimer %u", it->which);
 	}
 	return 0;
 }
@@ -234,8 +236,8 @@ static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, bool thread
 		int sig = siginfo_check(si[i]);
 		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
 		long res = !a ? -EFAULT : thread ?
-			rst_call(r, "rt_tgsigqueueinfo", __NR_rt_tgsigqueueinfo, r->pid, r->pid, sig, a, 0, 0) :
-			rst_call(r, "rt_sigqueueinfo", __NR_rt_sigqueueinfo, r->pid, sig, a, 0, 0, 0);
+			rst_callq(r, __NR_rt_tgsigqueueinfo, r->pid, r->pid, sig, a, 0, 0) :
+			rst_callq(r, __NR_rt_sigqueueinfo, r->pid, sig, a, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
 	}

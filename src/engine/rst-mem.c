@@ -283,7 +283,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 		}
 		f = *fd;
 	}
-	res = rst_call(r, "mmap", __NR_mmap, v->start, v->end - v->start, prot, flags, f,
+	res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot, flags, f,
 		       vma_anon(v) ? 0 : v->pgoff);
 	if (rw)
 		rst_call(r, "close", __NR_close, f, 0, 0, 0, 0, 0);
