@@ -108,11 +108,12 @@ int read_file_at(int dirfd, const char *path, char **out, size_t *len, size_t ma
 	}
 	for (;;) {
 		if (n == cap) {
-			if (cap >= max) {
+			/* Room for one byte past max tells "exactly max" from "too large". */
+			if (cap > max) {
 				r = -EFBIG;
 				break;
 			}
-			cap = min_t(size_t, cap * 2, max);
+			cap = min_t(size_t, cap * 2, max + 1);
 			char *nb = realloc(buf, cap + 1);
 			if (!nb) {
 				r = -ENOMEM;

@@ -509,8 +509,12 @@ int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf
 		return -EBADMSG;
 	}
 	int fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pr_perror("image '%s/%s' listed in the inventory is missing", d->path, name);
+	if (fd < 0) {
+		/* Listed but gone: corrupt directory, never "optional and absent" (-ENOENT). */
+		int e = errno;
+		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
+		return e == ENOENT ? -EBADMSG : -e;
+	}
 	struct img_buf *b = calloc(1, sizeof(*b));
 	uint8_t *data = malloc(me->size ? me->size : 1);
 	int r = 0;
@@ -591,7 +595,9 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	XXH64_reset(s->xs, 0);
 	s->fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
-		int r = pr_perror("image '%s/%s' listed in the inventory is missing", d->path, name);
+		int e = errno;
+		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
+		int r = e == ENOENT ? -EBADMSG : -e;
 		XXH64_freeState(s->xs);
 		free(s);
 		return r;
