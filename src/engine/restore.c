@@ -240,6 +240,19 @@ static void __attribute__((noreturn)) stub_fail(int wfd, const char *what, int e
 	_exit(1);
 }
 
+/* The image lists only non-default actions: drop ours (handlers, SIG_IGN inherited from
+ * whoever started ferry) and our altstack. Raw syscall: glibc refuses signals 32/33. */
+static void stub_signals_reset(void)
+{
+	struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
+	stack_t ss = { .ss_flags = SS_DISABLE };
+
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	sigaltstack(&ss, NULL);
+}
+
 /* Runs in the new task (copy of our memory). Never returns; cannot log. */
 static void __attribute__((noreturn)) stub_main(struct rst *r, enum stub_sess sess, int wfd)
 {
@@ -253,6 +266,7 @@ static void __attribute__((noreturn)) stub_main(struct rst *r, enum stub_sess se
 		stub_fail(wfd, "setpgid", errno);
 	if (sess == SESS_PGID_JOIN)
 		(void)setpgid(0, (pid_t)r->pst->pgid);
+	stub_signals_reset();
 	umask(t->umask);
 	if (chdir(t->cwd) < 0) {
 		snprintf(what, sizeof(what), "cannot chdir to '%.250s'", t->cwd);
