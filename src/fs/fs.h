@@ -46,4 +46,31 @@ int fs_rst_in_stub(struct fs_rst *r, int *keep_fd, char *err, size_t errlen);
 /* Restorer-side clean-up after the task is restored or failed. NULL is fine. */
 void fs_rst_free(struct fs_rst *r);
 
+/*
+ * Process trees (issue 3). The restorer creates every task as a descendant of itself
+ * (clone3 set_tid), so every task inherits the restorer's fd table at creation. Open
+ * file descriptions used by more than one process of the tree (a shared file, both ends
+ * of a pipe or socketpair held by different processes, a shared memfd...) are therefore
+ * created ONCE in the restorer by fs_rst_tree_prepare, at high fd numbers above every
+ * target fd number of the tree; each task's stub then dups the ones it uses to their
+ * numbers (sharing offsets and buffers for real), opens its private ones itself, and
+ * closes everything else.
+ */
+struct fs_rst_tree;
+
+/* Load fdinfo/files/data images of every process of pids[] (restorer, before any task
+ * exists) and create the shared descriptions. 0 or -errno (logged). */
+int fs_rst_tree_prepare(struct img_dir *d, const pid_t *pids, size_t n, int shell_job,
+			struct fs_rst_tree **out);
+/* In the stub of pid: install its fd table exactly; close every other fd except the
+ * n_keep fds of keep[] (moved and updated in place when they collide with a target
+ * number). 0 or -errno with a message in err (no logging). */
+int fs_rst_tree_in_stub(struct fs_rst_tree *t, pid_t pid, int *keep, size_t n_keep, char *err,
+			size_t errlen);
+/* The restorer's fd of a shared description by FileEntry id (e.g. a memfd to map from
+ * /proc/<restorer>/fd/N into a task), or -ENOENT. */
+int fs_rst_tree_file_fd(struct fs_rst_tree *t, uint32_t file_id);
+/* NULL is fine. */
+void fs_rst_tree_free(struct fs_rst_tree *t);
+
 #endif
