@@ -2,9 +2,9 @@
 # Install every Debian package the build, tests, demo and benchmarks need.
 # Idempotent and non-interactive; does nothing when all are present.
 set -euo pipefail
-pkgs=(build-essential pkg-config clang protobuf-c-compiler libprotobuf-c-dev liblz4-dev
+pkgs=(build-essential pkg-config clang libclang-rt-14-dev protobuf-c-compiler libprotobuf-c-dev liblz4-dev
 	libxxhash-dev libcap-dev libnl-3-dev libnl-route-3-dev liburing-dev libsodium-dev
-	nftables iproute2 procps clang-tidy cppcheck clang-format)
+	nftables iproute2 procps util-linux xxhash clang-tidy cppcheck clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -218,12 +218,15 @@ static enum stub_sess session_plan(struct rst *r)
 
 	if (psid == (uint32_t)r->pid)
 		return SESS_SETSID;
-	if (psid != (uint32_t)sid && !r->o->shell_job)
+	/* a shell job joins our session and our (foreground) group, as it did its shell's */
+	if (r->o->shell_job)
+		return SESS_KEEP;
+	if (psid != (uint32_t)sid)
 		pr_warn("session %u of process %d cannot be recreated: it joins session %d", psid,
 			r->pid, sid);
 	if (ppgid == (uint32_t)r->pid)
 		return SESS_PGID_SELF;
-	if (ppgid != (uint32_t)pgid && ppgid && !r->o->shell_job) {
+	if (ppgid != (uint32_t)pgid && ppgid) {
 		pr_warn("process group %u of process %d cannot be recreated here; trying to join it",
 			ppgid, r->pid);
 		return SESS_PGID_JOIN;

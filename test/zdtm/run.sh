@@ -197,6 +197,13 @@ check_out() {
 	return 0
 }
 
+# log_error FILE: ": <first error line of a ferry log>" (empty if none)
+log_error() {
+	local l
+	l=$(grep -m1 ': error: ' "$1" 2>/dev/null | sed 's/^([ 0-9.]*) //')
+	[ -n "$l" ] && echo ": $l"
+}
+
 # bad_exit WHAT: the process ended wrongly; add what its .out says
 bad_exit() {
 	if check_out; then failed "$1"; else failed "$1; $REASON"; fi
@@ -237,7 +244,7 @@ do_restore() {	# extra restore options in "$@"
 		if alive "$RST"; then
 			reap "$RST" 0; failed "restore: no pidfile in ${TTIME} s"
 		else
-			reap "$RST" 1; failed "restore exited with $RC, no pidfile"
+			reap "$RST" 1; failed "restore exited with $RC, no pidfile$(log_error "$DIR/restore.log")"
 		fi
 		return 1
 	fi
@@ -249,7 +256,7 @@ do_restore() {	# extra restore options in "$@"
 
 # after dump (which must succeed): the original must be gone (killed by dump)
 expect_dumped_and_killed() {
-	[ "$DUMP_RC" = 0 ] || { failed "dump exited with $DUMP_RC"; return 1; }
+	[ "$DUMP_RC" = 0 ] || { failed "dump exited with $DUMP_RC$(log_error "$DIR/dump.log")"; return 1; }
 	[ -f "$DIR/img/inventory.img" ] || { failed "dump succeeded but no inventory.img"; return 1; }
 	reap "$PID" 5 || { failed "original still alive 5 s after dump"; return 1; }
 	return 0
@@ -274,7 +281,7 @@ run_detach() {
 	expect_dumped_and_killed || return 1
 	do_restore -d || return 1
 	reap "$RST" "$TTIME" || { failed "restore -d did not exit in ${TTIME} s"; return 1; }
-	[ "$RC" = 0 ] || { failed "restore -d exited with $RC"; return 1; }
+	[ "$RC" = 0 ] || { failed "restore -d exited with $RC$(log_error "$DIR/restore.log")"; return 1; }
 	alive "$PID" || { bad_exit "restored process died before SIGTERM"; return 1; }
 	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
@@ -287,7 +294,7 @@ run_detach() {
 run_leave_running() {
 	start_test || return 1
 	do_dump --leave-running || return 1
-	[ "$DUMP_RC" = 0 ] || { failed "dump --leave-running exited with $DUMP_RC"; return 1; }
+	[ "$DUMP_RC" = 0 ] || { failed "dump --leave-running exited with $DUMP_RC$(log_error "$DIR/dump.log")"; return 1; }
 	alive "$PID" || { failed "original died in dump --leave-running"; return 1; }
 	kill -9 "$PID"
 	reap "$PID" 5 || { failed "original survived kill -9"; return 1; }
