@@ -588,7 +588,8 @@ int restore_main(const struct ferry_opts *o, int *status)
 	    (e = stub_create(&r)) < 0 || (e = remote_start(&r)) < 0 || (e = rst_gadget_map(&r)) < 0 ||
 	    (e = rst_rseq_unregister(&r)) < 0 || (e = rst_mm_clear(&r)) < 0 ||
 	    (e = rst_mm_build(&r)) < 0 || (e = rst_mm_fields(&r)) < 0 ||
-	    (e = rst_task_state(&r)) < 0 || (e = rst_rlimits(&r)) < 0 || (e = rst_creds(&r)) < 0 ||
+	    (e = rst_task_state(&r)) < 0 || (e = rst_rlimits(&r)) < 0 || (e = rst_sched(&r)) < 0 ||
+	    (e = rst_creds(&r)) < 0 ||
 	    (e = rst_gadget_unmap(&r)) < 0 || (e = rst_regs(&r)) < 0 || (e = pidfile_write(&r)) < 0 ||
 	    (e = detach(&r)) < 0)
 		return rst_stage_finish(&r, e < 0 ? e : -EINVAL);

@@ -101,6 +101,8 @@ int rst_rseq_unregister(struct rst *r);
 int rst_task_state(struct rst *r);
 /* Rlimits (prlimit from outside). */
 int rst_rlimits(struct rst *r);
+/* Nice, policy, affinity, ioprio, timer slack (before creds). */
+int rst_sched(struct rst *r);
 /* Credentials, last of the remote steps. */
 int rst_creds(struct rst *r);
 /* Registers (with syscall-restart fix-up), xstate, sigmask. Task in a ptrace-stop. */

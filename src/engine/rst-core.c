@@ -9,6 +9,7 @@
  * change last, after everything that needs our privileges over the task.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@
 #define ERESTARTNOHAND_ 514
 #define ERESTART_RESTARTBLOCK_ 516
 #define MAX_PENDING 4096
+#define SCHED_DEADLINE_ 6
+#define IOPRIO_WHO_PROCESS_ 1
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM (1U << 31)
 #endif
@@ -57,6 +60,26 @@ static int siginfo_check(const SiginfoEntry *s)
 		return -EINVAL;
 	memcpy(&signo, s->siginfo.data, sizeof(signo));
 	return signo >= 1 && signo <= 64 ? signo : -EINVAL;
+}
+
+static int sched_validate(const ThreadCoreEntry *t)
+{
+	uint32_t pol = t->sched_policy & ~(uint32_t)SCHED_RESET_ON_FORK;
+	bool rt = pol == SCHED_FIFO || pol == SCHED_RR;
+
+	if (t->has_nice && (t->nice < -20 || t->nice > 19))
+		return pr_err_ret(-EINVAL, "core image: nice %d", t->nice);
+	if (t->has_sched_policy && pol == SCHED_DEADLINE_)
+		return pr_err_ret(-EOPNOTSUPP, "SCHED_DEADLINE tasks cannot be restored yet");
+	if (t->has_sched_policy &&
+	    ((pol != SCHED_OTHER && pol != SCHED_BATCH && pol != SCHED_IDLE && !rt) ||
+	     (rt ? t->sched_priority < 1 || t->sched_priority > 99 : t->sched_priority != 0)))
+		return pr_err_ret(-EINVAL, "core image: sched policy %#x priority %u", t->sched_policy,
+				  t->sched_priority);
+	if (t->n_cpu_affinity > 128 || (t->has_ioprio && t->ioprio > 0xffff) ||
+	    (t->has_timerslack_ns && t->timerslack_ns > (1ULL << 40)))
+		return pr_err_ret(-EINVAL, "core image: bad affinity, ioprio or timer slack");
+	return 0;
 }
 
 static int thread_validate(const ThreadCoreEntry *t, pid_t pid)
@@ -85,7 +108,7 @@ static int thread_validate(const ThreadCoreEntry *t, pid_t pid)
 	if (t->has_rseq_abi_pointer && t->rseq_abi_pointer &&
 	    (t->rseq_abi_pointer >= RST_TASK_SIZE || t->rseq_abi_size < 32 || t->rseq_abi_size > 1024))
 		return pr_err_ret(-EINVAL, "core image: bad rseq registration");
-	return 0;
+	return sched_validate(t);
 }
 
 static int creds_validate(const CredsEntry *c)
@@ -267,6 +290,32 @@ int rst_rlimits(struct rst *r)
 			return pr_perror("cannot set rlimit %u to %llu/%llu", l->resource,
 					 (unsigned long long)l->cur, (unsigned long long)l->max);
 	}
+	return 0;
+}
+
+/* Scheduling state, from outside (we have CAP_SYS_NICE) except the timer slack. */
+int rst_sched(struct rst *r)
+{
+	const ThreadCoreEntry *t = r->core->thread;
+	if (t->has_sched_policy) {
+		struct sched_param sp = { .sched_priority = (int)t->sched_priority };
+		if (sched_setscheduler(r->pid, (int)t->sched_policy, &sp) < 0)
+			return pr_perror("cannot set scheduling policy %#x/%u", t->sched_policy,
+					 t->sched_priority);
+	}
+	if (t->has_nice && setpriority(PRIO_PROCESS, (id_t)r->pid, t->nice) < 0)
+		return pr_perror("cannot set nice %d", t->nice);
+	if (t->n_cpu_affinity) {
+		size_t sz = t->n_cpu_affinity * sizeof(uint64_t);
+		/* another machine may lack those CPUs: not a reason to fail a migration */
+		if (syscall(SYS_sched_setaffinity, r->pid, sz, t->cpu_affinity) < 0)
+			pr_warn("cannot restore the CPU affinity of %d: %s", r->pid, strerror(errno));
+	}
+	if (t->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, r->pid, t->ioprio) < 0)
+		return pr_perror("cannot set ioprio %#x", t->ioprio);
+	if (t->has_timerslack_ns &&
+	    rst_call(r, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK, t->timerslack_ns, 0, 0, 0, 0) < 0)
+		return -EINVAL;
 	return 0;
 }
 
