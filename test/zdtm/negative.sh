@@ -52,8 +52,6 @@ done
 
 W=$(mktemp -d /tmp/zdtm-neg.XXXXXX)
 chmod 755 "$W"
-mkfifo "$W/tick"
-exec {TICKFD}<>"$W/tick"
 PIDS=()
 MNT=""
 NPASS=0
@@ -62,13 +60,16 @@ NFAIL=0
 cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do alive "$p" && kill -9 "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait_gone "$p" 5; done
 	[ -n "$MNT" ] && umount "$MNT" 2>/dev/null
 	if [ "$KEEP" = 0 ]; then rm -rf "$W"; else echo "kept $W"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-tick() { read -r -t 0.01 -u "$TICKFD" _ 2>/dev/null; return 0; }
+# 10 ms pause. Not `read -t`: bash 5.2 can abort when a trapped signal lands inside a
+# timed read, and the cleanup trap would not run.
+tick() { sleep 0.01; }
 alive() {
 	local st
 	kill -0 "$1" 2>/dev/null || return 1
@@ -98,7 +99,7 @@ fail() {
 start_target() {
 	local i
 	TDIR=$(mktemp -d "$W/t-$1.XXXXXX")
-	ZDTM_READY="$TDIR/ready" setsid "$ZBIN/$1" >"$TDIR/$1.out" 2>&1 </dev/null {TICKFD}>&- &
+	ZDTM_READY="$TDIR/ready" setsid "$ZBIN/$1" >"$TDIR/$1.out" 2>&1 </dev/null &
 	TPID=$!
 	TNAME=$1
 	PIDS+=("$TPID")
@@ -127,7 +128,7 @@ finish_target() {
 
 # run_ferry ARGS...: run with a 30 s bound; sets RC, stderr in $W/$CASE.err
 run_ferry() {
-	timeout -k 5 30 "$@" >"$W/$CASE.out" 2>"$W/$CASE.err" {TICKFD}>&-
+	timeout -k 5 30 "$@" >"$W/$CASE.out" 2>"$W/$CASE.err"
 	RC=$?
 }
 
@@ -201,7 +202,7 @@ make_good() {
 	[ -n "$GOOD" ] && return 0
 	[ -n "$GOOD_ERR" ] && return 1
 	start_target maps_anon || { GOOD_ERR="target not ready"; return 1; }
-	timeout -k 5 60 "$FERRY" dump -t "$TPID" -D "$W/good" >"$W/good.log" 2>&1 {TICKFD}>&-
+	timeout -k 5 60 "$FERRY" dump -t "$TPID" -D "$W/good" >"$W/good.log" 2>&1
 	local rc=$?
 	if [ $rc != 0 ]; then
 		kill -9 "$TPID"; { wait "$TPID"; } 2>/dev/null
@@ -217,7 +218,7 @@ make_good() {
 
 # restore_bad DIR REGEX: restore -d must fail naming the cause; no process left behind
 restore_bad() {
-	make_good || { fail "$GOOD_ERR"; return; }
+	make_good 2>/dev/null || { fail "$GOOD_ERR"; return; }
 	run_ferry "$FERRY" restore -d -D "$1" --pidfile "$W/$CASE.pid"
 	if alive "$GOOD_PID"; then
 		kill -9 "$GOOD_PID"
@@ -245,7 +246,7 @@ image_files() {	# the files of the good dump, pages first
 
 case_restore_truncated() {
 	local f d sz
-	make_good || { fail "$GOOD_ERR"; return; }
+	make_good 2>/dev/null || { fail "$GOOD_ERR"; return; }
 	local base=$CASE files
 	files=$(image_files)
 	# the pages file, and every other image but the inventory (truncated to half)
@@ -268,7 +269,7 @@ case_restore_truncated() {
 
 case_restore_corrupted() {
 	local f d sz off
-	make_good || { fail "$GOOD_ERR"; return; }
+	make_good 2>/dev/null || { fail "$GOOD_ERR"; return; }
 	local base=$CASE
 	for f in $(image_files); do
 		sz=$(stat -c %s "$GOOD/$f")
@@ -285,7 +286,7 @@ case_restore_corrupted() {
 
 case_restore_version() {
 	local d
-	make_good || { fail "$GOOD_ERR"; return; }
+	make_good 2>/dev/null || { fail "$GOOD_ERR"; return; }
 	d=$(copy_good "$CASE")
 	"$SETVER" "$d" 99 || { fail "img_set_version failed"; return; }
 	restore_bad "$d" "version"
@@ -293,9 +294,9 @@ case_restore_version() {
 
 case_restore_pid_taken() {
 	local d
-	make_good || { fail "$GOOD_ERR"; return; }
+	make_good 2>/dev/null || { fail "$GOOD_ERR"; return; }
 	d=$(copy_good "$CASE")
-	if ! timeout -k 5 30 "$FERRY" restore -d -D "$d" --pidfile "$W/$CASE.pid1" >"$W/$CASE.first" 2>&1 {TICKFD}>&-; then
+	if ! timeout -k 5 30 "$FERRY" restore -d -D "$d" --pidfile "$W/$CASE.pid1" >"$W/$CASE.first" 2>&1; then
 		fail "first restore failed: $(tail -n1 "$W/$CASE.first")"
 		return
 	fi

@@ -80,15 +80,14 @@ NPASS=0
 NFAIL=0
 NSKIP=0
 WORK=$(mktemp -d /tmp/zdtm-run.XXXXXX)
-mkfifo "$WORK/tick"
-exec {TICKFD}<>"$WORK/tick"	# never written: read -t on it is a fork-free sleep;
-				# closed ({TICKFD}>&-) for every command we start
 
 cleanup() {
 	local p
 	for p in "${LIVE_PIDS[@]}"; do
 		alive "$p" && kill -9 "$p" 2>/dev/null
 	done
+	# a killed ferry may still be writing its images: let it go before removing them
+	for p in "${LIVE_PIDS[@]}"; do wait_gone "$p" 5; done
 	if [ "$KEEP" = 0 ]; then
 		rm -rf "${DIRS[@]}" 2>/dev/null
 	else
@@ -99,7 +98,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-tick() { read -r -t 0.01 -u "$TICKFD" _ 2>/dev/null; return 0; }
+# 10 ms pause. Not `read -t`: bash 5.2 can abort when a trapped signal lands inside a
+# timed read, and the cleanup trap would not run.
+tick() { sleep 0.01; }
 
 # alive PID: running, not a zombie
 alive() {
@@ -166,7 +167,7 @@ REASON=""
 failed() { REASON="$*"; return 1; }
 
 start_test() {
-	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null {TICKFD}>&- &
+	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
 	PID=$!
 	LIVE_PIDS+=("$PID")
 	wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
@@ -225,7 +226,7 @@ run_none() {
 
 do_dump() {	# extra dump options in "$@"
 	"$FERRY" dump -t "$PID" -D "$DIR/img" -v4 -o "$DIR/dump.log" $OPTS "$@" \
-		>"$DIR/dump.stdout" 2>&1 {TICKFD}>&- &
+		>"$DIR/dump.stdout" 2>&1 &
 	local d=$!
 	LIVE_PIDS+=("$d")
 	reap "$d" "$TTIME" || { failed "dump hung (killed after ${TTIME} s)"; return 1; }
@@ -237,7 +238,7 @@ do_dump() {	# extra dump options in "$@"
 do_restore() {	# extra restore options in "$@"
 	rm -f "$DIR/rpid"
 	"$FERRY" restore -D "$DIR/img" -v4 -o "$DIR/restore.log" --pidfile "$DIR/rpid" $OPTS "$@" \
-		>"$DIR/restore.stdout" 2>&1 {TICKFD}>&- &
+		>"$DIR/restore.stdout" 2>&1 &
 	RST=$!
 	LIVE_PIDS+=("$RST")
 	if ! wait_file "$DIR/rpid" "$TTIME" "$RST"; then
