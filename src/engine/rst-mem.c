@@ -135,36 +135,63 @@ static int mm_fields_validate(const MmEntry *mm)
 	return 0;
 }
 
-/* Index of the VMA containing addr at or after *from, or -1. */
-static ssize_t vma_find(const MmEntry *mm, uint64_t addr, size_t from)
+/* Index of the VMA containing addr (binary search; VMAs are validated sorted), or -1. */
+static ssize_t vma_find(const MmEntry *mm, uint64_t addr)
 {
-	for (size_t i = from; i < mm->n_vmas; i++) {
-		if (addr < mm->vmas[i]->start)
-			return -1;
-		if (addr < mm->vmas[i]->end)
-			return (ssize_t)i;
+	size_t lo = 0, hi = mm->n_vmas;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (addr < mm->vmas[mid]->start)
+			hi = mid;
+		else if (addr >= mm->vmas[mid]->end)
+			lo = mid + 1;
+		else
+			return (ssize_t)mid;
 	}
 	return -1;
 }
 
 /* Every page of [a, a+len) must lie in consecutive ordinary VMAs; marks them. */
-static int range_covered(struct rst *r, uint64_t a, uint64_t end, size_t *from)
+static int range_covered(struct rst *r, uint64_t a, uint64_t end)
 {
 	while (a < end) {
-		ssize_t i = vma_find(r->mm, a, *from);
+		ssize_t i = vma_find(r->mm, a);
 		if (i < 0 || vma_special(r->mm->vmas[i]))
 			return -EINVAL;
 		r->vma_wr[i] = 1;
-		*from = (size_t)i;
 		a = r->mm->vmas[i]->end;
 	}
 	return 0;
 }
 
+static int pm_cmp(const void *a, const void *b)
+{
+	const PagemapEntry *x = *(PagemapEntry *const *)a, *y = *(PagemapEntry *const *)b;
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* Runs must not overlap. The format says sorted, but page data follows entry order, so
+ * we check on a sorted copy and accept any order (writes go in entry order). */
+static int pagemap_disjoint(struct rst *r)
+{
+	PagemapEntry **c = malloc((r->n_pm ? r->n_pm : 1) * sizeof(*c));
+	int e = 0;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, r->pm, r->n_pm * sizeof(*c));
+	qsort(c, r->n_pm, sizeof(*c), pm_cmp);
+	for (size_t i = 1; i < r->n_pm && !e; i++)
+		if (c[i]->vaddr < c[i - 1]->vaddr + (uint64_t)c[i - 1]->nr_pages * RST_PAGE)
+			e = pr_err_ret(-EINVAL, "pagemap: runs at %#llx and %#llx overlap",
+				       (unsigned long long)c[i - 1]->vaddr, (unsigned long long)c[i]->vaddr);
+	free(c);
+	return e;
+}
+
 static int pagemap_validate(struct rst *r)
 {
-	uint64_t prev_end = 0, present = 0;
-	size_t from = 0;
+	uint64_t present = 0;
 
 	for (size_t i = 0; i < r->n_pm; i++) {
 		const PagemapEntry *p = r->pm[i];
@@ -173,21 +200,19 @@ static int pagemap_validate(struct rst *r)
 			return pr_err_ret(-EOPNOTSUPP, "pagemap entry %zu refers to a parent image "
 					  "(pre-dump chains are not supported by restore yet)", i);
 		if (p->vaddr % RST_PAGE || p->nr_pages == 0 || p->vaddr >= RST_TASK_SIZE ||
-		    len > RST_TASK_SIZE - p->vaddr || p->vaddr < prev_end ||
-		    (p->flags != PE_PRESENT && p->flags != PE_ZERO))
+		    len > RST_TASK_SIZE - p->vaddr || (p->flags != PE_PRESENT && p->flags != PE_ZERO))
 			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages, flags %#x) is invalid",
 					  i, (unsigned long long)p->vaddr, p->nr_pages, p->flags);
-		if (range_covered(r, p->vaddr, p->vaddr + len, &from) < 0)
+		if (range_covered(r, p->vaddr, p->vaddr + len) < 0)
 			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages) is not inside "
 					  "ordinary VMAs", i, (unsigned long long)p->vaddr, p->nr_pages);
-		prev_end = p->vaddr + len;
 		if (p->flags == PE_PRESENT)
 			present += p->nr_pages;
 	}
 	if (present != r->pm_head->nr_pages)
 		return pr_err_ret(-EINVAL, "pagemap: entries hold %llu pages, head says %llu",
 				  (unsigned long long)present, (unsigned long long)r->pm_head->nr_pages);
-	return 0;
+	return pagemap_disjoint(r);
 }
 
 int rst_mem_validate(struct rst *r)
@@ -485,15 +510,13 @@ static bool populate_enabled(void)
 static int pages_write(struct rst *r, struct pw *w)
 {
 	bool populate = populate_enabled();
-	size_t from = 0;
 
 	for (size_t i = 0; i < r->n_pm; i++) {
 		const PagemapEntry *p = r->pm[i];
 		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE;
-		ssize_t vi = vma_find(r->mm, p->vaddr, from);
+		ssize_t vi = vma_find(r->mm, p->vaddr);
 		int e;
 
-		from = vi < 0 ? from : (size_t)vi;
 		/* fresh anonymous memory reads as zero already */
 		if (p->flags == PE_ZERO && vi >= 0 && vma_anon(r->mm->vmas[vi]) &&
 		    p->vaddr + len <= r->mm->vmas[vi]->end)
