@@ -38,6 +38,9 @@
 #define ERESTART_RESTARTBLOCK_ 516
 #define MAX_PENDING 4096
 #define SCHED_DEADLINE_ 6
+#define MAX_TIMERS 4096
+#define CLOCK_TAI_ 11
+#define PR_TIMER_CREATE_RESTORE_IDS_ 77
 #define IOPRIO_WHO_PROCESS_ 1
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM (1U << 31)
@@ -118,6 +121,26 @@ static int creds_validate(const CredsEntry *c)
 	return 0;
 }
 
+static int posix_timers_validate(const TaskCoreEntry *t, pid_t pid)
+{
+	if (t->n_posix_timers > MAX_TIMERS)
+		return pr_err_ret(-EINVAL, "core image: %zu POSIX timers", t->n_posix_timers);
+	for (size_t i = 0; i < t->n_posix_timers; i++) {
+		const PosixTimerEntry *p = t->posix_timers[i];
+		uint32_t how = p->notify & ~(uint32_t)SIGEV_THREAD_ID;
+		if (p->id > INT32_MAX || p->clock > CLOCK_TAI_ || p->insec >= 1000000000 ||
+		    p->vnsec >= 1000000000 || p->isec > (1ULL << 40) || p->vsec > (1ULL << 40) ||
+		    (how != SIGEV_SIGNAL && how != SIGEV_NONE) ||
+		    (p->notify != SIGEV_NONE && (p->signo < 1 || p->signo > 64)) ||
+		    ((p->notify & SIGEV_THREAD_ID) && p->notify_tid != (uint32_t)pid))
+			return pr_err_ret(-EINVAL, "core image: POSIX timer %zu (id %u) is invalid", i, p->id);
+		for (size_t j = 0; j < i; j++)
+			if (t->posix_timers[j]->id == p->id)
+				return pr_err_ret(-EINVAL, "core image: POSIX timer id %u twice", p->id);
+	}
+	return 0;
+}
+
 static int task_validate(const TaskCoreEntry *t)
 {
 	uint64_t seen = 0;
@@ -156,7 +179,8 @@ int rst_core_validate(struct rst *r)
 	int e;
 	if (!r->core->thread || !r->core->task)
 		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
-	if ((e = thread_validate(r->core->thread, r->pid)) < 0)
+	if ((e = thread_validate(r->core->thread, r->pid)) < 0 ||
+	    (e = posix_timers_validate(r->core->task, r->pid)) < 0)
 		return e;
 	return task_validate(r->core->task);
 }
@@ -204,6 +228,47 @@ static int timers_set(struct rst *r)
 			return pr_err_ret((int)res, "cannot restore itimer %u", it->which);
 	}
 	return 0;
+}
+
+struct ksigevent_ {
+	uint64_t value;
+	int32_t signo, notify, tid, pad[11];
+};
+
+/* Create every POSIX timer with its dumped id, then arm the armed ones. */
+static int posix_timers_set(struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
+	long res;
+
+	if (!t->n_posix_timers)
+		return 0;
+	res = rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 1, 0, 0, 0, 0);
+	if (res < 0)
+		return pr_err_ret((int)res, "cannot recreate POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)");
+	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
+		const PosixTimerEntry *p = t->posix_timers[i];
+		struct ksigevent_ se = { .value = p->value, .signo = (int32_t)p->signo,
+					 .notify = (int32_t)p->notify, .tid = (int32_t)p->notify_tid };
+		int32_t id = (int32_t)p->id;
+		uint64_t a = rst_put(r, 0, &se, sizeof(se)), ia = rst_put(r, sizeof(se), &id, sizeof(id));
+		res = a && ia ? rst_callq(r, __NR_timer_create, p->clock, a, ia, 0, 0, 0) : -EFAULT;
+		if (res < 0)
+			pr_err("cannot recreate POSIX timer %u: %s", p->id, strerror((int)-res));
+	}
+	(void)rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 0, 0, 0, 0, 0);
+	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
+		const PosixTimerEntry *p = t->posix_timers[i];
+		struct timespec its[2] = { { (time_t)p->isec, (long)p->insec }, { (time_t)p->vsec, (long)p->vnsec } };
+		uint64_t a;
+		if (!p->vsec && !p->vnsec)
+			continue;
+		a = rst_put(r, 0, its, sizeof(its));
+		res = a ? rst_callq(r, __NR_timer_settime, p->id, 0, a, 0, 0, 0) : -EFAULT;
+		if (res < 0)
+			pr_err("cannot arm POSIX timer %u: %s", p->id, strerror((int)-res));
+	}
+	return res < 0 ? (int)res : 0;
 }
 
 static int thread_regs_state(struct rst *r)
@@ -272,7 +337,8 @@ int rst_task_state(struct rst *r)
 	const TaskCoreEntry *t = r->core->task;
 	const ThreadCoreEntry *th = r->core->thread;
 	int e;
-	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 || (e = thread_regs_state(r)) < 0 ||
+	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 || (e = posix_timers_set(r)) < 0 ||
+	    (e = thread_regs_state(r)) < 0 ||
 	    (e = prctls_set(r)) < 0)
 		return e;
 	if ((e = pending_queue(r, th->pending, th->n_pending, true)) < 0)
