@@ -310,6 +310,9 @@ static int stub_report(struct rst *r, int rfd)
 	r->traced = true;
 	if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGSTOP)
 		return pr_err_ret(-EINVAL, "stub %d stopped with status %#x, expected SIGSTOP", r->pid, st);
+	/* if ferry dies mid-way, the half-built task must not run on: the kernel kills it */
+	if (ptrace(PTRACE_SETOPTIONS, r->pid, 0, (void *)(long)PTRACE_O_EXITKILL) < 0)
+		return pr_perror("PTRACE_SETOPTIONS on stub %d", r->pid);
 	return 0;
 }
 
