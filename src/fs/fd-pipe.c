@@ -2,9 +2,10 @@
  * fd-pipe: anonymous pipes (pipe:[ino]); also the buffered-data code FIFOs share.
  *
  * Ids: a pipe gets a dump-wide pipe_id per (dev, ino) (fs_dump_pipe), each end its own
- * FileEntry (a read end and a write end are different open file descriptions). For
- * now both ends must be open in the dumped process (check hook); pipes shared between
- * processes will reuse the same pipe_id across fdinfo images.
+ * FileEntry (a read end and a write end are different open file descriptions). Both
+ * ends must be open somewhere in the dumped tree (checked at fs_dump_finish); the ends
+ * of one pipe form a restore group (created together: in the restorer when the ends
+ * are held by different processes, see fs-restore.c).
  *
  * Dump: the buffered bytes are peeked, never consumed: a read end (our pidfd_getfd
  * copy, or the write end reopened O_RDONLY through /proc/self/fd) is tee()d into a pipe
@@ -94,6 +95,14 @@ int fd_pipe_dump_common(struct fs_dump *d, const struct fd_parms *p, uint32_t *p
 		return pr_perror("PID %d fd %d: F_GETPIPE_SZ", p->pid, p->fd);
 	*pipe_id = dp->id;
 	*pipe_size = (uint32_t)size;
+	int acc = (int)(p->flags & O_ACCMODE);
+	if (!dp->end_seen[0] && !dp->end_seen[1]) {
+		dp->pid = p->pid;
+		dp->fd = p->fd;
+		dp->fifo = p->link[0] == '/';
+	}
+	dp->end_seen[0] |= acc != O_WRONLY;
+	dp->end_seen[1] |= acc != O_RDONLY;
 	if (dp->data_done)
 		return 0;
 	int r = pipe_dump_data(d, p, dp->id, size);
@@ -107,22 +116,19 @@ static bool pipe_match(const struct fd_parms *p)
 	return S_ISFIFO(p->st.st_mode) && !strncmp(p->link, "pipe:", 5);
 }
 
-/* Both ends must be in this process for now. */
-static int pipe_check(struct fs_dump *d, const struct fd_parms *all, size_t n, size_t i)
+/* Both ends of every anonymous pipe must be somewhere in the dumped tree. */
+static int pipe_finish(struct fs_dump *d)
 {
-	int acc = all[i].flags & O_ACCMODE;
-	if (acc == O_RDWR)
-		return 0;
-	for (size_t j = 0; j < n; j++) {
-		int oacc = all[j].flags & O_ACCMODE;
-		if (j != i && pipe_match(&all[j]) && all[j].st.st_ino == all[i].st.st_ino &&
-		    all[j].st.st_dev == all[i].st.st_dev && oacc != acc)
-			return 0;
+	for (size_t i = 0; i < d->npipes; i++) {
+		const struct dump_pipe *dp = &d->pipes[i];
+		if (dp->fifo || (dp->end_seen[0] && dp->end_seen[1]))
+			continue;
+		pr_err("PID %d fd %d: pipe: the %s end of pipe:[%lu] is not open in the dumped "
+		       "tree", dp->pid, dp->fd, dp->end_seen[0] ? "write" : "read",
+		       (unsigned long)dp->ino);
+		return -EOPNOTSUPP;
 	}
-	pr_err("PID %d fd %d: the %s end of %s is not open in this process: pipes shared "
-	       "between processes are not supported yet", all[i].pid, all[i].fd,
-	       acc == O_RDONLY ? "write" : "read", all[i].link);
-	return -EOPNOTSUPP;
+	return 0;
 }
 
 static int pipe_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
@@ -150,6 +156,7 @@ static int pipe_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *
 	f->pipe = fs_rst_pipe(r, pe->pipe_id);
 	if (!f->pipe)
 		return -EBADMSG;
+	f->group = (uint64_t)FD_KIND__FDK_PIPE << 56 | pe->pipe_id;
 	if (f->pipe->len > f->pipe_size)
 		return pr_err_ret(-EBADMSG, "pipe %u: %zu buffered bytes exceed its size %u",
 				  pe->pipe_id, f->pipe->len, f->pipe_size);
@@ -206,8 +213,8 @@ const struct fd_ops fd_pipe_ops = {
 	.name = "pipe",
 	.kind = FD_KIND__FDK_PIPE,
 	.match = pipe_match,
-	.check = pipe_check,
 	.dump = pipe_dump,
+	.finish = pipe_finish,
 	.prepare = pipe_prepare,
 	.open = pipe_open,
 };

@@ -68,7 +68,19 @@ struct dump_pipe {		/* one pipe or FIFO (by inode), dump-wide */
 	ino_t ino;
 	uint32_t id;
 	bool data_done;
+	bool fifo;
+	bool end_seen[2];	/* read end, write end seen in some task of the dump */
+	pid_t pid;		/* first holder, for the error line at finish */
+	int fd;
 };
+
+struct dump_usk {		/* one AF_UNIX socket seen in the dump, by inode */
+	uint64_t ino, peer;
+	pid_t pid;
+	int fd;
+};
+
+struct usk_diag;		/* fd-unix.c: the sock_diag table, loaded once per dump */
 
 struct fs_dump {
 	struct img_dir *d;
@@ -80,6 +92,9 @@ struct fs_dump {
 	uint32_t next_file_id;
 	uint32_t next_pipe_id;
 	struct img_writer *pipes_data;	/* opened on the first pipe with data */
+	struct dump_usk *usks;
+	size_t nusks, cap_usks;
+	struct usk_diag *diag;
 };
 
 /* ---- restore side --------------------------------------------------------------- */
@@ -103,8 +118,16 @@ struct rst_file {
 	uint32_t rdev;		/* chr, tty */
 	uint32_t pipe_size;
 	struct rst_pipe *pipe;	/* pipe, fifo */
-	int ghost_fd;		/* reg ghost: the recreated, already unlinked file; else -1 */
+	int ghost_fd;		/* reg ghost / memfd: the restorer's prepared file; else -1 */
 	int tmp_fd;		/* stub: the opened file, >= base; -1 before */
+	void *kd;		/* kind data (malloc'd by prepare, freed by release) */
+	/* tree */
+	pid_t owner;		/* first task (in pids[] order) that holds it */
+	unsigned int nholders;	/* tasks holding it */
+	uint64_t group;		/* descriptions created together (pipe ends, socketpair
+				 * ends): kind << 56 | id, 0 = none */
+	bool shared;		/* created once in the restorer (at shared_fd) */
+	int shared_fd;
 };
 
 struct rst_fd {
@@ -113,18 +136,33 @@ struct rst_fd {
 	struct rst_file *file;
 };
 
-struct fs_rst {
-	struct img_dir *d;
+struct rst_task {		/* one process of the tree */
 	pid_t pid;
-	int shell_job;
-	int tty_src;			/* restorer fd 0/1/2 that is a terminal, or -1 */
-	struct rst_file *files;		/* only the files this task uses */
-	size_t nfiles;
 	struct rst_fd *fds;		/* sorted by fd */
 	size_t nfds;
+	struct rst_file **files;	/* the distinct files it uses */
+	size_t nfiles;
+};
+
+/* The restore context of a whole tree (a single process is a tree of one). */
+struct fs_rst {
+	struct img_dir *d;
+	pid_t pid;			/* prepare: the holder named in log lines */
+	int shell_job;
+	int tty_src;			/* restorer fd 0/1/2 that is a terminal, or -1 */
+	struct rst_file *files;		/* every file the tree uses, sorted by id */
+	size_t nfiles;
 	struct rst_pipe *pipes;
 	size_t npipes;
 	void *pipes_img;		/* struct img_buf * of pipes-data.img, lazily loaded */
+	struct rst_task *tasks;
+	size_t ntasks;
+	int tree_base;			/* above every target fd number of the tree */
+	struct rst_task *cur;		/* stub: the task being installed */
+};
+
+struct fs_rst_tree {
+	struct fs_rst r;		/* first: fs_rst_prepare hands out &t->r */
 };
 
 /* ---- the ops table -------------------------------------------------------------- */
@@ -146,9 +184,17 @@ struct fd_ops {
 	int (*open)(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen);
 	/* Restorer: release what prepare made (not f->path, freed by the driver). */
 	void (*release)(struct rst_file *f);
+	/* Optional, stub: after every fd of the task r->cur is at its number (epoll
+	 * targets); f->tmp_fd is open. Called in the stub of every task holding f. 0 or
+	 * -errno with a message in err. */
+	int (*late)(struct fs_rst *r, struct rst_file *f, char *err, size_t errlen);
+	/* Optional, dump: at fs_dump_finish, whole-dump checks (peers in the tree). */
+	int (*finish)(struct fs_dump *d);
 };
 
 extern const struct fd_ops fd_reg_ops, fd_chr_ops, fd_tty_ops, fd_pipe_ops, fd_fifo_ops;
+extern const struct fd_ops fd_eventfd_ops, fd_timerfd_ops, fd_signalfd_ops, fd_memfd_ops;
+extern const struct fd_ops fd_inotify_ops, fd_epoll_ops, fd_unix_ops;
 
 /* ---- helpers (fs.c / fs-restore.c) ---------------------------------------------- */
 
@@ -160,6 +206,15 @@ int fs_dump_pipe_data(struct fs_dump *d, uint32_t pipe_id, const uint8_t *data, 
  * per pipe; *pipe_id and *pipe_size describe it. 0 or -errno (logged). */
 int fd_pipe_dump_common(struct fs_dump *d, const struct fd_parms *p, uint32_t *pipe_id,
 			uint32_t *pipe_size);
+
+/* The whole /proc/PID/fdinfo/FD of p, malloc'd into *out. 0 or -errno (logged). */
+int fs_fdinfo_read(const struct fd_parms *p, char **out);
+/* The value after "key:" (and blanks) on the line starting with key, or NULL. */
+const char *fs_fdinfo_field(const char *buf, const char *key);
+/* The first token of field key parsed in base: 0, -ENOENT (no such line), -EINVAL. */
+int fs_fdinfo_u64(const char *buf, const char *key, int base, uint64_t *v);
+/* Is p an anon inode of that name ("anon_inode:[eventfd]" or "anon_inode:eventfd")? */
+bool fs_is_anon(const struct fd_parms *p, const char *name);
 
 /* Restorer: the task's record of pipe id (created if new, data loaded from
  * pipes-data.img). NULL and logged on error. */
@@ -184,5 +239,11 @@ int fs_ghost_dump(struct fs_dump *d, const struct fd_parms *p, uint32_t id);
 /* Recreate ghost id as an unlinked file next to path; returns an O_RDWR fd or -errno
  * (logged). */
 int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mode);
+/* Write the content of ghost-<id>.img into fd (sized to it); *size is set. 0 or -errno
+ * (logged). */
+int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size);
+
+/* fd-unix.c: release the sock_diag table. */
+void fd_unix_diag_free(struct usk_diag *t);
 
 #endif

@@ -33,7 +33,9 @@
 
 /* The table of kinds, tried in order. */
 static const struct fd_ops *const fd_kinds[] = {
-	&fd_pipe_ops, &fd_fifo_ops, &fd_chr_ops, &fd_tty_ops, &fd_reg_ops,
+	&fd_pipe_ops, &fd_fifo_ops, &fd_chr_ops, &fd_tty_ops, &fd_memfd_ops, &fd_reg_ops,
+	&fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops, &fd_inotify_ops, &fd_epoll_ops,
+	&fd_unix_ops,
 };
 
 int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump **out)
@@ -56,6 +58,8 @@ void fs_dump_free(struct fs_dump *fd)
 		protobuf_c_message_free_unpacked(&fd->files[i].fe->base, NULL);
 	free(fd->files);
 	free(fd->pipes);
+	free(fd->usks);
+	fd_unix_diag_free(fd->diag);
 	img_writer_abort(fd->pipes_data);
 	free(fd);
 }
@@ -93,6 +97,49 @@ int fs_dump_pipe_data(struct fs_dump *d, uint32_t pipe_id, const uint8_t *data, 
 	pe.data.data = (uint8_t *)data;
 	pe.data.len = len;
 	return img_write_pb(d->pipes_data, &pe.base);
+}
+
+int fs_fdinfo_read(const struct fd_parms *p, char **out)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", p->pid, p->fd);
+	int r = read_file(path, out, NULL, 4 << 20);
+	return r < 0 ? pr_err_ret(r, "cannot read %s", path) : 0;
+}
+
+const char *fs_fdinfo_field(const char *buf, const char *key)
+{
+	size_t k = strlen(key);
+	for (const char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, k) && l[k] == ':')
+			return l + k + 1 + strspn(l + k + 1, " \t");
+	return NULL;
+}
+
+int fs_fdinfo_u64(const char *buf, const char *key, int base, uint64_t *v)
+{
+	const char *s = fs_fdinfo_field(buf, key);
+	char tok[32];
+	if (!s)
+		return -ENOENT;
+	size_t n = strcspn(s, " \t\n");
+	if (n == 0 || n >= sizeof(tok))
+		return -EINVAL;
+	memcpy(tok, s, n);
+	tok[n] = 0;
+	return parse_u64(tok, base, v);
+}
+
+bool fs_is_anon(const struct fd_parms *p, const char *name)
+{
+	const char *l = p->link;
+	size_t k = strlen(name);
+	if (strncmp(l, "anon_inode:", 11))
+		return false;
+	l += 11;
+	if (*l == '[')
+		return !strncmp(l + 1, name, k) && l[k + 1] == ']' && !l[k + 2];
+	return !strcmp(l, name);
 }
 
 /* Human name of an fd no kind accepts, for the error line. */
@@ -369,6 +416,9 @@ int fs_dump_finish(struct fs_dump *d)
 {
 	struct img_writer *w;
 	int r;
+	for (size_t k = 0; k < ARRAY_SIZE(fd_kinds); k++)
+		if (fd_kinds[k]->finish && (r = fd_kinds[k]->finish(d)) < 0)
+			return r;
 	if (d->pipes_data) {
 		r = img_writer_close(d->pipes_data);
 		d->pipes_data = NULL;

@@ -150,18 +150,46 @@ static int ghost_create(const char *path, mode_t mode)
 	return fd;
 }
 
-int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mode)
+/* Open ghost-<id>.img and check its header. */
+static int ghost_open(struct fs_rst *r, uint32_t id, struct img_stream **s, GhostFileEntry **ge)
 {
 	char name[64];
-	struct img_stream *s;
-	GhostFileEntry *ge = NULL;
-	int e = img_stream_open(r->d, img_name(name, "ghost-%u.img", id), &s);
+	int e = img_stream_open(r->d, img_name(name, "ghost-%u.img", id), s);
 	if (e < 0)
 		return e;
-	if ((e = ghost_read_head(s, id, &ge)) < 0) {
-		img_stream_free(s);
+	if ((e = ghost_read_head(*s, id, ge)) < 0) {
+		img_stream_free(*s);
+		*s = NULL;
 		return pr_err_ret(e, "%s: bad header", name);
 	}
+	return 0;
+}
+
+int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size)
+{
+	struct img_stream *s;
+	GhostFileEntry *ge = NULL;
+	int e = ghost_open(r, id, &s, &ge);
+	if (e < 0)
+		return e;
+	*size = ge->size;
+	if ((e = ghost_copy_in(s, fd, ge->size)) < 0) {
+		pr_err("cannot fill file %u from ghost-%u.img: %s", id, id, strerror(-e));
+		img_stream_free(s);
+	} else {
+		e = img_stream_finish(s);	/* frees s */
+	}
+	ghost_file_entry__free_unpacked(ge, NULL);
+	return e;
+}
+
+int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mode)
+{
+	struct img_stream *s;
+	GhostFileEntry *ge = NULL;
+	int e = ghost_open(r, id, &s, &ge);
+	if (e < 0)
+		return e;
 	int fd = ghost_create(path, mode);
 	if (fd < 0) {
 		e = fd;

@@ -4,7 +4,7 @@
  * with data, /dev/null, a high fd number) and stops itself; we dump it with fs_dump_*,
  * kill it, then restore into another forked child through fs_rst_prepare +
  * fs_rst_in_stub (as the restorer's stub would) and that child checks every fd.
- * Also: an unsupported fd (socket) fails the dump; a corrupted fdinfo image is refused.
+ * Also: unsupported fds (TCP socket, pidfd, half pipe, unix peer outside) fail the dump; a corrupted fdinfo image is refused.
  * Exit 0 pass, 1 fail, 77 skip (no pidfd_getfd/kcmp here).
  */
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,7 +49,8 @@ static void place(int fd, int target)
 }
 
 /* The target: set up fds, stop, and wait to be killed. */
-/* extra: 0 none, else an unsupported fd at 21: 1 socket, 2 eventfd, 3 memfd, 4 epoll */
+/* extra: 0 none, else an unsupported fd at 21: 1 TCP socket, 2 pidfd, 3 a pipe without
+ * its write end, 4 a unix socket whose peer is outside the process */
 static void target_main(int extra)
 {
 	int p[2], fd;
@@ -77,13 +79,24 @@ static void target_main(int extra)
 	place(open("/dev/null", O_RDWR), 20);
 	place(open(path_h, O_RDONLY), 1000);
 	if (extra == 1)
-		place(socket(AF_UNIX, SOCK_STREAM, 0), 21);
+		place(socket(AF_INET, SOCK_STREAM, 0), 21);
 	if (extra == 2)
-		place(eventfd(0, 0), 21);
-	if (extra == 3)
-		place(memfd_create("m", 0), 21);
-	if (extra == 4)
-		place(epoll_create1(0), 21);
+		place((int)syscall(SYS_pidfd_open, getpid(), 0), 21);
+	if (extra == 3) {
+		CHECK(pipe(p) == 0);
+		place(p[0], 21);
+		close(p[1]);
+	}
+	if (extra == 4) {
+		char c;
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p) == 0);
+		if (fork() == 0) {	/* holds the peer until the target dies */
+			close(p[0]);
+			_exit(read(p[1], &c, 1) < 0);
+		}
+		place(p[0], 21);
+		close(p[1]);
+	}
 	kill(getpid(), SIGSTOP);
 	for (;;)
 		pause();
