@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <linux/prctl.h>
@@ -215,11 +216,34 @@ static int pagemap_validate(struct rst *r)
 	return pagemap_disjoint(r);
 }
 
+/* Mapped files must exist before anything is created; a different inode is suspicious
+ * (the file was replaced since the dump) but may be legitimate after a copy: warn. */
+static int vmas_files_check(struct rst *r)
+{
+	const char *last = NULL;
+	if (strcmp(r->core->task->root, "/"))
+		return 0;	/* paths resolve inside the task's root: checked when opened */
+	for (size_t i = 0; i < r->mm->n_vmas; i++) {
+		const VmaEntry *v = r->mm->vmas[i];
+		struct stat st;
+		if (v->kind != VMA_KIND__VMA_FILE || (last && !strcmp(last, v->path)))
+			continue;
+		last = v->path;
+		if (stat(v->path, &st) < 0)
+			return pr_perror("file '%s' mapped at %#llx", v->path, (unsigned long long)v->start);
+		if (v->has_ino && v->ino != st.st_ino)
+			pr_warn("file '%s' mapped at %#llx was replaced since the dump (inode %llu, now %llu)",
+				v->path, (unsigned long long)v->start, (unsigned long long)v->ino,
+				(unsigned long long)st.st_ino);
+	}
+	return 0;
+}
+
 int rst_mem_validate(struct rst *r)
 {
 	int e;
 	if ((e = vmas_validate(r)) < 0 || (e = mm_fields_validate(r->mm)) < 0 ||
-	    (e = pagemap_validate(r)) < 0)
+	    (e = pagemap_validate(r)) < 0 || (e = vmas_files_check(r)) < 0)
 		return e;
 	for (int k = 0; k < RST_SP_NR; k++) {
 		const struct rst_special *a = &r->dumped_sp[k], *b = &r->own_sp[k];
