@@ -10,6 +10,9 @@
  * the kernel's (file, fd) keys are the dumped ones. A shared epoll is created in the
  * restorer and registered in the owner's stub only. Epolls watching epolls work: every
  * file exists before any late hook runs.
+ * Known difference: a EPOLLONESHOT registration that already fired (disarmed: fdinfo
+ * shows only its flag bits) comes back armed for EPOLLERR|EPOLLHUP, which epoll_ctl
+ * always adds; it stays silent for everything else.
  */
 #include <errno.h>
 #include <inttypes.h>
