@@ -110,8 +110,11 @@ static int usk_check_cmsg(const struct fd_parms *p, struct msghdr *mh)
 	return 0;
 }
 
-/* Walk the receive queue with MSG_PEEK and SO_PEEK_OFF. */
-static int usk_peek_loop(const struct fd_parms *p, UnixSkEntry *ue, uint8_t *buf)
+/* Walk the receive queue with MSG_PEEK and SO_PEEK_OFF. A 0 return is the end of the
+ * queue when the socket is shut down for reading (and, for stream and seqpacket, every
+ * byte sock_diag counted was seen); otherwise it is a zero-length message. */
+static int usk_peek_loop(const struct fd_parms *p, const struct usk_info *u, UnixSkEntry *ue,
+			 uint8_t *buf)
 {
 	char cbuf[CMSG_SPACE(64 * sizeof(int))] __attribute__((aligned(8)));
 	size_t total = 0;
@@ -129,7 +132,7 @@ static int usk_peek_loop(const struct fd_parms *p, UnixSkEntry *ue, uint8_t *buf
 			return r;
 		if (mh.msg_flags & MSG_TRUNC)
 			return usk_fail(p, "a queued message larger than 4 MiB");
-		if (n == 0 && ue->type == SOCK_STREAM)
+		if (n == 0 && (u->shutdown & 1) && (ue->type == SOCK_DGRAM || total == u->rqlen))
 			return 0;	/* end of data after a shutdown */
 		if (n == 0)
 			return usk_fail(p, "a queued zero-length message");
@@ -141,7 +144,7 @@ static int usk_peek_loop(const struct fd_parms *p, UnixSkEntry *ue, uint8_t *buf
 	}
 }
 
-static int usk_peek(const struct fd_parms *p, UnixSkEntry *ue)
+static int usk_peek(const struct fd_parms *p, const struct usk_info *u, UnixSkEntry *ue)
 {
 	int old = -1, zero = 0;
 	socklen_t l = sizeof(old);
@@ -149,7 +152,7 @@ static int usk_peek(const struct fd_parms *p, UnixSkEntry *ue)
 	    setsockopt(p->lfd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero)) < 0)
 		return pr_perror("PID %d fd %d: unix socket: SO_PEEK_OFF", p->pid, p->fd);
 	uint8_t *buf = malloc(USK_PEEK_BUF);
-	int r = buf ? usk_peek_loop(p, ue, buf) : -ENOMEM;
+	int r = buf ? usk_peek_loop(p, u, ue, buf) : -ENOMEM;
 	free(buf);
 	if (setsockopt(p->lfd, SOL_SOCKET, SO_PEEK_OFF, &old, sizeof(old)) < 0 && r == 0)
 		r = pr_perror("PID %d fd %d: unix socket: restoring SO_PEEK_OFF", p->pid, p->fd);
@@ -231,7 +234,7 @@ static int unix_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
 	if ((r = usk_describe(u, p, ue)) < 0 || (r = usk_sockopts(p, ue)) < 0)
 		return r;
 	ue->flags = p->flags;
-	if (u->state != USK_LISTEN && (r = usk_peek(p, ue)) < 0)
+	if (u->state != USK_LISTEN && (r = usk_peek(p, u, ue)) < 0)
 		return r;
 	if (ue->n_rqueue && !u->peer && !(u->type == SOCK_DGRAM && u->name_len))
 		return usk_fail(p, "queued data without a peer");
