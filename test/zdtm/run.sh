@@ -162,6 +162,56 @@ desc_get() {
 	sed -n "s/^$2:[[:space:]]*//p" "$f" | head -n1
 }
 
+# ---- generic state check ----------------------------------------------------------
+# Besides what each test verifies itself, the runner compares what /proc shows of the
+# process before the dump and after the restore: its whole maps and the task-state
+# fields of status below. Both snapshots are taken with the process in the same
+# syscall (or running): the restored process is given a few seconds to get back there.
+STATUS_KEYS='Name|Umask|Uid|Gid|Groups|NSpgid|NSsid|THP_enabled|Threads|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters|Speculation_Store_Bypass|SpeculationIndirectBranch|Cpus_allowed_list|Mems_allowed_list'
+
+# snap_state FILE: maps + status keys of $PID; records its syscall in SNAPNR. The inode
+# of a shared anonymous mapping ("/dev/zero (deleted)") is a new shmem object after a
+# restore by nature: it is blanked.
+snap_state() {
+	SNAPNR=$(cut -d' ' -f1 "/proc/$PID/syscall" 2>/dev/null)
+	awk '$6 == "/dev/zero" { $5 = "-" } { print }' "/proc/$PID/maps" >"$1.maps" 2>/dev/null
+	grep -E "^($STATUS_KEYS):" "/proc/$PID/status" >"$1.status" 2>/dev/null
+}
+
+# same_syscall NR: NR is where the process was at the snapshot ($SYSNR), or
+# restart_syscall (219: an interrupted sleep continuing), or one of the test's blocked:
+same_syscall() {
+	[ "$1" = "$SYSNR" ] || [ "$1" = 219 ] || { [ -n "$BLOCKED" ] && [[ " $BLOCKED " == *" $1 "* ]]; }
+}
+
+# check_state WHAT: the process ($PID) must show the state of $DIR/state.before again.
+# The status fields are compared only when it is in the very same syscall as before
+# (sigsuspend, for one, shows a temporary mask).
+check_state() {
+	local i nr
+	for ((i = 0; i < 500; i++)); do
+		nr=$(cut -d' ' -f1 "/proc/$PID/syscall" 2>/dev/null)
+		[ "$nr" = "$SYSNR" ] && break
+		# restart_syscall etc.: acceptable, but give the exact one half a second
+		[ $i -ge 50 ] && same_syscall "$nr" && break
+		alive "$PID" || break
+		tick
+	done
+	same_syscall "$nr" || { failed "$1: in syscall '$nr', was in '$SYSNR' before the dump"; return 1; }
+	snap_state "$DIR/state.after"
+	diff_state "$1" maps || return 1
+	# still (or again) in the same syscall while the status was read?
+	[ "$nr" = "$SYSNR" ] && [ "$SNAPNR" = "$SYSNR" ] || return 0
+	diff_state "$1" status
+}
+
+diff_state() {	# WHAT maps|status
+	cmp -s "$DIR/state.before.$2" "$DIR/state.after.$2" && return 0
+	failed "$1: /proc $2 differs: $(diff "$DIR/state.before.$2" "$DIR/state.after.$2" |
+		grep '^[<>]' | head -n 6 | tr -s ' \t' ' ' | tr '\n' '|')"
+	return 1
+}
+
 # ---- one test run -----------------------------------------------------------------
 REASON=""
 failed() { REASON="$*"; return 1; }
@@ -173,7 +223,10 @@ start_test() {
 	wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
 	local rp
 	rp=$(cat "$DIR/ready")
-	[ "$rp" = "$PID" ] || failed "ready file says pid '$rp', started $PID"
+	[ "$rp" = "$PID" ] || { failed "ready file says pid '$rp', started $PID"; return 1; }
+	wait_blocked || return 1
+	snap_state "$DIR/state.before"
+	SYSNR=$SNAPNR
 }
 
 # wait_blocked: with "blocked: NR..." in the .desc, wait (10 s at most) until the test
@@ -269,6 +322,7 @@ run_plain() {
 	expect_dumped_and_killed || return 1
 	do_restore || return 1
 	wait_blocked || return 1
+	check_state "after restore" || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
@@ -285,6 +339,7 @@ run_detach() {
 	[ "$RC" = 0 ] || { failed "restore -d exited with $RC$(log_error "$DIR/restore.log")"; return 1; }
 	alive "$PID" || { bad_exit "restored process died before SIGTERM"; return 1; }
 	wait_blocked || return 1
+	check_state "after restore -d" || return 1
 	kill -TERM "$PID" 2>/dev/null
 	# reparented to us (subreaper): bash reaps it, we only see it vanish
 	wait_gone "$PID" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
@@ -297,10 +352,12 @@ run_leave_running() {
 	do_dump --leave-running || return 1
 	[ "$DUMP_RC" = 0 ] || { failed "dump --leave-running exited with $DUMP_RC$(log_error "$DIR/dump.log")"; return 1; }
 	alive "$PID" || { failed "original died in dump --leave-running"; return 1; }
+	check_state "original after dump --leave-running" || return 1
 	kill -9 "$PID"
 	reap "$PID" 5 || { failed "original survived kill -9"; return 1; }
 	do_restore || return 1
 	wait_blocked || return 1
+	check_state "after restore" || return 1
 	kill -TERM "$PID" 2>/dev/null
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
@@ -319,6 +376,7 @@ run_dump_fail() {
 	[ "$n" = 1 ] || { failed "dump printed $n error lines, expected 1"; return 1; }
 	[ ! -f "$DIR/img/inventory.img" ] || { failed "failed dump left an inventory.img"; return 1; }
 	alive "$PID" || { failed "original died in a failed dump"; return 1; }
+	check_state "original after the failed dump" || return 1
 	finish_child
 }
 
