@@ -129,31 +129,35 @@ static int pstree_load(struct rst *r)
 	return 0;
 }
 
-static int pagemap_load(struct rst *r)
+int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEntry ***pm,
+		     size_t *n)
 {
 	char name[64];
 	struct img_buf *b;
 	ProtobufCMessage *m;
 	size_t cap = 0;
-	int e = img_load(r->d, img_name(name, "pagemap-%d.img", r->pid), IMG_MAGIC_PAGEMAP, &b);
+	int e = img_load(d, img_name(name, "pagemap-%d.img", pid), IMG_MAGIC_PAGEMAP, &b);
 
+	*head = NULL;
+	*pm = NULL;
+	*n = 0;
 	if (e < 0)
-		return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
+		return e == -ENOENT ? pr_err_ret(e, "'%s/%s' is missing", img_dir_path(d), name) : e;
 	if ((e = img_buf_next(b, &pagemap_head__descriptor, &m)) != 1)
 		goto bad;
-	r->pm_head = (PagemapHead *)m;
+	*head = (PagemapHead *)m;
 	while ((e = img_buf_next(b, &pagemap_entry__descriptor, &m)) == 1) {
-		if (r->n_pm == cap) {
-			void *n = cap < MAX_PM_ENTRIES ?
-				realloc(r->pm, (cap = cap ? cap * 2 : 256) * sizeof(*r->pm)) : NULL;
-			if (!n) {
+		if (*n == cap) {
+			void *nw = cap < MAX_PM_ENTRIES ?
+				realloc(*pm, (cap = cap ? cap * 2 : 256) * sizeof(**pm)) : NULL;
+			if (!nw) {
 				protobuf_c_message_free_unpacked(m, NULL);
 				img_buf_free(b);
 				return pr_err_ret(-ENOMEM, "'%s': too many entries", name);
 			}
-			r->pm = n;
+			*pm = nw;
 		}
-		r->pm[r->n_pm++] = (PagemapEntry *)m;
+		(*pm)[(*n)++] = (PagemapEntry *)m;
 	}
 	if (e == 0) {
 		img_buf_free(b);
@@ -161,7 +165,16 @@ static int pagemap_load(struct rst *r)
 	}
 bad:
 	img_buf_free(b);
-	return pr_err_ret(-EBADMSG, "'%s' is corrupt", name);
+	return pr_err_ret(-EBADMSG, "'%s/%s' is corrupt", img_dir_path(d), name);
+}
+
+void rst_pagemap_free(PagemapHead *head, PagemapEntry **pm, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pagemap_entry__free_unpacked(pm[i], NULL);
+	free(pm);
+	if (head)
+		pagemap_head__free_unpacked(head, NULL);
 }
 
 static int images_load(struct rst *r)
@@ -179,7 +192,8 @@ static int images_load(struct rst *r)
 				 &mm_entry__descriptor, (ProtobufCMessage **)&r->mm);
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
-	if ((e = pagemap_load(r)) < 0 || (e = rst_own_specials(getpid(), r->own_sp)) < 0 ||
+	if ((e = rst_pagemap_load(r->d, r->pid, &r->pm_head, &r->pm, &r->n_pm)) < 0 ||
+	    (e = rst_own_specials(getpid(), r->own_sp)) < 0 ||
 	    (e = rst_core_validate(r)) < 0 || (e = rst_mem_validate(r)) < 0)
 		return e;
 	return 0;
@@ -565,12 +579,8 @@ static int rst_stage_finish(struct rst *r, int e)
 	if (r->rt_ready)
 		remote_forget(&r->rt);
 	fs_rst_free(r->fs);
-	for (size_t i = 0; i < r->n_pm; i++)
-		pagemap_entry__free_unpacked(r->pm[i], NULL);
-	free(r->pm);
+	rst_pagemap_free(r->pm_head, r->pm, r->n_pm);
 	free(r->vma_wr);
-	if (r->pm_head)
-		pagemap_head__free_unpacked(r->pm_head, NULL);
 	if (r->mm)
 		mm_entry__free_unpacked(r->mm, NULL);
 	if (r->core)

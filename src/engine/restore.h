@@ -75,6 +75,13 @@ struct rst {
 	int xstate_len;		/* NT_X86_XSTATE size of the stub (same CPU) */
 };
 
+/* ---- restore.c --------------------------------------------------------------------- */
+/* Load pagemap-<pid>.img of d (head, then entries; not validated). Free with
+ * rst_pagemap_free (also on error: outputs are always set). 0 or -errno (logged). */
+int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEntry ***pm,
+		     size_t *n);
+void rst_pagemap_free(PagemapHead *head, PagemapEntry **pm, size_t n);
+
 /* ---- rst-mem.c: address space ---------------------------------------------------- */
 /* Validate mm + pagemap images against each other and the vdso layout. */
 int rst_mem_validate(struct rst *r);
