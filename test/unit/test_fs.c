@@ -18,7 +18,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <stddef.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,7 +52,9 @@ static void place(int fd, int target)
 
 /* The target: set up fds, stop, and wait to be killed. */
 /* extra: 0 none, else an unsupported fd at 21: 1 TCP socket, 2 pidfd, 3 a pipe without
- * its write end, 4 a unix socket whose peer is outside the process */
+ * its write end, 4 a unix socket whose peer is outside the process, 5 a socketpair
+ * with an fd in flight (SCM_RIGHTS), 6 a unix listener with an unaccepted connection,
+ * 7 an epoll whose target fd was closed after registration */
 static void target_main(int extra)
 {
 	int p[2], fd;
@@ -96,6 +100,39 @@ static void target_main(int extra)
 		}
 		place(p[0], 21);
 		close(p[1]);
+	}
+	if (extra == 5) {
+		int one = 20;
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+		struct iovec iov = { .iov_base = "r", .iov_len = 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &one, sizeof(int));
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, p) == 0);
+		place(p[0], 21);
+		place(p[1], 22);
+		CHECK(sendmsg(22, &mh, 0) == 1);
+	}
+	if (extra == 6) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "ferry-test-%d", getpid()));
+		place(socket(AF_UNIX, SOCK_STREAM, 0), 21);
+		CHECK(bind(21, (struct sockaddr *)&sa, len) == 0 && listen(21, 4) == 0);
+		place(socket(AF_UNIX, SOCK_STREAM, 0), 22);
+		CHECK(connect(22, (struct sockaddr *)&sa, len) == 0);
+	}
+	if (extra == 7) {
+		struct epoll_event ev = { .events = EPOLLIN };
+		place(epoll_create1(0), 21);
+		place(eventfd(0, 0), 22);
+		CHECK(dup2(22, 23) == 23);
+		CHECK(epoll_ctl(21, EPOLL_CTL_ADD, 22, &ev) == 0);
+		close(22);	/* the file stays registered under number 22 */
 	}
 	kill(getpid(), SIGSTOP);
 	for (;;)
@@ -242,7 +279,7 @@ static void test_ghost_name_taken(void)
 static void test_unsupported(void)
 {
 	char dir[300];
-	for (int extra = 1; extra <= 4; extra++) {
+	for (int extra = 1; extra <= 7; extra++) {
 		snprintf(dir, sizeof(dir), "%s/img-unsup%d", tmpdir, extra);
 		pid_t pid = start_target(extra);
 		int rc = dump_into(dir, pid);
