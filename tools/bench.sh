@@ -6,6 +6,12 @@
 # Sizes: BENCH_SIZES="1024 4096" (MiB) by default. Not part of `make test`: timings on a
 # shared machine are noisy, so each figure is the best of BENCH_REPS runs (default 2).
 set -u
+# Children must not inherit fds our caller leaked to us (a pipe to elsewhere would make
+# them unsupported for dump): keep 0-2 and bash's own script fd (255).
+for fd in /proc/$$/fd/*; do
+	fd=${fd##*/}
+	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
+done
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 FERRY=$top/$BUILD/ferry
@@ -49,11 +55,11 @@ for size in $SIZES; do
 		pid=$!
 		wait_file "$work/ready" 120 || exit 1
 		t0=$(now)
-		"$FERRY" dump -t "$pid" -D "$work/img" || { echo "bench: dump failed" >&2; exit 1; }
+		"$FERRY" dump -v1 -t "$pid" -D "$work/img" || { echo "bench: dump failed" >&2; exit 1; }
 		t1=$(now)
-		wait "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null
 		pid=
-		"$FERRY" restore -D "$work/img" --pidfile "$work/rpid" &
+		"$FERRY" restore -v1 -D "$work/img" --pidfile "$work/rpid" &
 		rst=$!
 		wait_file "$work/rpid" 120 || exit 1
 		t2=$(now)

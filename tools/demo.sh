@@ -2,6 +2,12 @@
 # make demo: checkpoint a running process, kill it, restore it, and show that it
 # continued where it was (same PID, counter keeps counting, memory checksum intact).
 set -u
+# Children must not inherit fds our caller leaked to us (a pipe to elsewhere would make
+# them unsupported for dump): keep 0-2 and bash's own script fd (255).
+for fd in /proc/$$/fd/*; do
+	fd=${fd##*/}
+	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
+done
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 FERRY=$top/$BUILD/ferry
