@@ -93,8 +93,8 @@ int rst_gadget_map(struct rst *r);
 int rst_mm_clear(struct rst *r);
 /* Map every dumped VMA, write the pages, set final protections and advice. */
 int rst_mm_build(struct rst *r);
-/* PR_SET_MM_MAP with the dumped mm fields, auxv and exe. */
-int rst_mm_fields(struct rst *r);
+/* Open path inside the task (O_CLOEXEC added): remote fd or -errno (logged). */
+long rst_open(struct rst *r, const char *path, int flags);
 /* Final remote call: munmap the gadget via the vdso syscall instruction. */
 int rst_gadget_unmap(struct rst *r);
 
@@ -110,6 +110,8 @@ int rst_task_state(struct rst *r);
 int rst_rlimits(struct rst *r);
 /* Nice, policy, affinity, ioprio, timer slack (before creds). */
 int rst_sched(struct rst *r);
+/* PR_SET_MM_MAP with the dumped mm fields, auxv and exe (after the mappings). */
+int rst_mm_fields(struct rst *r);
 /* Credentials, last of the remote steps. */
 int rst_creds(struct rst *r);
 /* Registers (with syscall-restart fix-up), xstate, sigmask. Task in a ptrace-stop. */

@@ -20,7 +20,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <linux/prctl.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
 
@@ -174,12 +176,32 @@ static int task_validate(const TaskCoreEntry *t)
 	return creds_validate(t->creds);
 }
 
+static int mm_fields_validate(const MmEntry *mm)
+{
+	const uint64_t v[] = { mm->start_code, mm->end_code, mm->start_data, mm->end_data,
+			       mm->start_stack, mm->start_brk, mm->brk, mm->arg_start, mm->arg_end,
+			       mm->env_start, mm->env_end };
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		if (v[i] >= RST_TASK_SIZE || v[i] < RST_PAGE)
+			return pr_err_ret(-EINVAL, "mm image: field %zu (%#llx) out of range", i,
+					  (unsigned long long)v[i]);
+	if (mm->start_code >= mm->end_code || mm->start_data > mm->end_data ||
+	    mm->start_brk > mm->brk || mm->arg_start > mm->arg_end || mm->env_start > mm->env_end)
+		return pr_err_ret(-EINVAL, "mm image: code/data/brk/arg/env bounds are unordered");
+	if (mm->n_auxv < 2 || mm->n_auxv % 2 || mm->n_auxv > RST_MAX_AUXV ||
+	    mm->auxv[mm->n_auxv - 2] != 0)
+		return pr_err_ret(-EINVAL, "mm image: bad auxv (%zu words)", mm->n_auxv);
+	if (!mm->exe_path || mm->exe_path[0] != '/' || strlen(mm->exe_path) >= RST_SCRATCH_LEN / 2)
+		return pr_err_ret(-EINVAL, "mm image: bad exe path");
+	return 0;
+}
+
 int rst_core_validate(struct rst *r)
 {
 	int e;
 	if (!r->core->thread || !r->core->task)
 		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
-	if ((e = thread_validate(r->core->thread, r->pid)) < 0 ||
+	if ((e = mm_fields_validate(r->mm)) < 0 || (e = thread_validate(r->core->thread, r->pid)) < 0 ||
 	    (e = posix_timers_validate(r->core->task, r->pid)) < 0)
 		return e;
 	return task_validate(r->core->task);
@@ -552,4 +574,33 @@ int rst_regs(struct rst *r)
 	if (ptrace(PTRACE_SETSIGMASK_, r->pid, sizeof(mask), &mask) < 0)
 		return pr_perror("PTRACE_SETSIGMASK on %d", r->pid);
 	return 0;
+}
+
+/* ---- mm fields ------------------------------------------------------------------- */
+
+int rst_mm_fields(struct rst *r)
+{
+	const MmEntry *mm = r->mm;
+	struct prctl_mm_map map = {
+		.start_code = mm->start_code, .end_code = mm->end_code,
+		.start_data = mm->start_data, .end_data = mm->end_data,
+		.start_brk = mm->start_brk, .brk = mm->brk, .start_stack = mm->start_stack,
+		.arg_start = mm->arg_start, .arg_end = mm->arg_end,
+		.env_start = mm->env_start, .env_end = mm->env_end,
+		.auxv_size = (uint32_t)(mm->n_auxv * sizeof(uint64_t)),
+	};
+	long fd = rst_open(r, mm->exe_path, O_RDONLY);
+	uint64_t auxv, m;
+	long res;
+
+	if (fd < 0)
+		return (int)fd;
+	map.exe_fd = (uint32_t)fd;
+	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
+	map.auxv = (__u64 *)auxv;
+	m = rst_put(r, RST_SCRATCH_LEN / 2, &map, sizeof(map));
+	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, m,
+				   sizeof(map), 0, 0) : -EFAULT;
+	rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
+	return res < 0 ? (int)res : 0;
 }

@@ -117,26 +117,6 @@ static int vmas_validate(struct rst *r)
 	return r->vma_wr ? 0 : -ENOMEM;
 }
 
-static int mm_fields_validate(const MmEntry *mm)
-{
-	const uint64_t v[] = { mm->start_code, mm->end_code, mm->start_data, mm->end_data,
-			       mm->start_stack, mm->start_brk, mm->brk, mm->arg_start, mm->arg_end,
-			       mm->env_start, mm->env_end };
-	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
-		if (v[i] >= RST_TASK_SIZE || v[i] < RST_PAGE)
-			return pr_err_ret(-EINVAL, "mm image: field %zu (%#llx) out of range", i,
-					  (unsigned long long)v[i]);
-	if (mm->start_code >= mm->end_code || mm->start_data > mm->end_data ||
-	    mm->start_brk > mm->brk || mm->arg_start > mm->arg_end || mm->env_start > mm->env_end)
-		return pr_err_ret(-EINVAL, "mm image: code/data/brk/arg/env bounds are unordered");
-	if (mm->n_auxv < 2 || mm->n_auxv % 2 || mm->n_auxv > RST_MAX_AUXV ||
-	    mm->auxv[mm->n_auxv - 2] != 0)
-		return pr_err_ret(-EINVAL, "mm image: bad auxv (%zu words)", mm->n_auxv);
-	if (!mm->exe_path || mm->exe_path[0] != '/' || strlen(mm->exe_path) >= RST_SCRATCH_LEN / 2)
-		return pr_err_ret(-EINVAL, "mm image: bad exe path");
-	return 0;
-}
-
 /* Index of the VMA containing addr (binary search; VMAs are validated sorted), or -1. */
 static ssize_t vma_find(const MmEntry *mm, uint64_t addr)
 {
@@ -224,11 +204,14 @@ static int pagemap_validate(struct rst *r)
 static int vmas_files_check(struct rst *r)
 {
 	const char *last = NULL;
+	struct stat st;
+
 	if (strcmp(r->core->task->root, "/"))
 		return 0;	/* paths resolve inside the task's root: checked when opened */
+	if (stat(r->mm->exe_path, &st) < 0)
+		return pr_perror("executable '%s'", r->mm->exe_path);
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
-		struct stat st;
 		if (v->kind != VMA_KIND__VMA_FILE || (last && !strcmp(last, v->path)))
 			continue;
 		last = v->path;
@@ -245,7 +228,7 @@ static int vmas_files_check(struct rst *r)
 int rst_mem_validate(struct rst *r)
 {
 	int e;
-	if ((e = vmas_validate(r)) < 0 || (e = mm_fields_validate(r->mm)) < 0 ||
+	if ((e = vmas_validate(r)) < 0 ||
 	    (e = pagemap_validate(r)) < 0 || (e = vmas_files_check(r)) < 0)
 		return e;
 	for (int k = 0; k < RST_SP_NR; k++) {
@@ -269,7 +252,7 @@ int rst_mem_validate(struct rst *r)
 /* ---- building -------------------------------------------------------------------- */
 
 /* Open path in the task (scratch offset 0); returns the remote fd or -errno (logged). */
-static long remote_open(struct rst *r, const char *path, int flags)
+long rst_open(struct rst *r, const char *path, int flags)
 {
 	uint64_t p = rst_put(r, 0, path, strlen(path) + 1);
 	long res;
@@ -319,7 +302,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 	if (vma_anon(v)) {
 		flags |= MAP_ANONYMOUS;
 	} else if (rw) {
-		f = remote_open(r, v->path, O_RDWR);
+		f = rst_open(r, v->path, O_RDWR);
 		if (f < 0)
 			return (int)f;
 	} else {
@@ -328,7 +311,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 			*fd = -1;
 		}
 		if (*fd < 0) {
-			*fd = remote_open(r, v->path, O_RDONLY);
+			*fd = rst_open(r, v->path, O_RDONLY);
 			if (*fd < 0)
 				return (int)*fd;
 			*fd_path = v->path;
@@ -855,31 +838,4 @@ int rst_mm_build(struct rst *r)
 	    (e = vmas_protect(r)) < 0)
 		return e;
 	return 0;
-}
-
-int rst_mm_fields(struct rst *r)
-{
-	const MmEntry *mm = r->mm;
-	struct prctl_mm_map map = {
-		.start_code = mm->start_code, .end_code = mm->end_code,
-		.start_data = mm->start_data, .end_data = mm->end_data,
-		.start_brk = mm->start_brk, .brk = mm->brk, .start_stack = mm->start_stack,
-		.arg_start = mm->arg_start, .arg_end = mm->arg_end,
-		.env_start = mm->env_start, .env_end = mm->env_end,
-		.auxv_size = (uint32_t)(mm->n_auxv * sizeof(uint64_t)),
-	};
-	long fd = remote_open(r, mm->exe_path, O_RDONLY);
-	uint64_t auxv, m;
-	long res;
-
-	if (fd < 0)
-		return (int)fd;
-	map.exe_fd = (uint32_t)fd;
-	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
-	map.auxv = (__u64 *)auxv;
-	m = rst_put(r, RST_SCRATCH_LEN / 2, &map, sizeof(map));
-	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, m,
-				   sizeof(map), 0, 0) : -EFAULT;
-	rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
-	return res < 0 ? (int)res : 0;
 }
