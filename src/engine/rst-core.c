@@ -143,6 +143,13 @@ static int posix_timers_validate(const TaskCoreEntry *t, pid_t pid)
 	return 0;
 }
 
+static bool cap_sys_resource(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_SYS_RESOURCE));
+}
+
 static int task_validate(const TaskCoreEntry *t)
 {
 	uint64_t seen = 0;
@@ -163,8 +170,15 @@ static int task_validate(const TaskCoreEntry *t)
 	}
 	for (size_t i = 0; i < t->n_rlimits; i++) {
 		const RlimitEntry *l = t->rlimits[i];
+		struct rlimit ours;
 		if (l->resource >= RLIM_NLIMITS || l->cur > l->max)
 			return pr_err_ret(-EINVAL, "core image: bad rlimit %u", l->resource);
+		/* raising a hard limit needs CAP_SYS_RESOURCE, which we lack: say so now */
+		if (getrlimit((__rlimit_resource_t)l->resource, &ours) == 0 && l->max > ours.rlim_max &&
+		    !cap_sys_resource())
+			return pr_err_ret(-EPERM, "rlimit %u: hard limit %llu is above ours (%llu) and "
+					  "cannot be raised without CAP_SYS_RESOURCE", l->resource,
+					  (unsigned long long)l->max, (unsigned long long)ours.rlim_max);
 	}
 	if (t->n_shared_pending > MAX_PENDING)
 		return pr_err_ret(-EINVAL, "core image: %zu pending signals", t->n_shared_pending);
