@@ -73,7 +73,7 @@ tick() { sleep 0.01; }
 alive() {
 	local st
 	kill -0 "$1" 2>/dev/null || return 1
-	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)
+	st=$(sed -E 's/.*\) (.) .*/\1/' "/proc/$1/stat" 2>/dev/null)	# comm may hold blanks
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 wait_gone() {	# PID SEC

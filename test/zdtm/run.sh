@@ -79,7 +79,6 @@ DIRS=()			# temp dirs to remove
 NPASS=0
 NFAIL=0
 NSKIP=0
-WORK=$(mktemp -d /tmp/zdtm-run.XXXXXX)
 
 cleanup() {
 	local p
@@ -93,7 +92,6 @@ cleanup() {
 	else
 		[ ${#DIRS[@]} -gt 0 ] && echo "kept: ${DIRS[*]}"
 	fi
-	rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -106,7 +104,7 @@ tick() { sleep 0.01; }
 alive() {
 	local st
 	kill -0 "$1" 2>/dev/null || return 1
-	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+	st=$(sed -E 's/.*\) (.) .*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
 	[ "$st" != Z ] && [ -n "$st" ]
 }
 
