@@ -12,12 +12,14 @@
  *  - shared file VMAs, vdso, vvar, vsyscall: nothing.
  * PagemapEntry runs never cross a VMA boundary; page data lies in entry order.
  *
- * Workload: up to many GiB per process, so the copy is batched: /proc/PID/pagemap is
- * read in 512 KiB chunks, pages are pulled with process_vm_readv (up to 1024 remote
- * iovecs, BATCH_BYTES per call) straight into one buffer, zero pages are squeezed out
- * in place and the rest goes to the pages file with one write per batch; writeback is
- * started as we go (sync_file_range) so the final fsync is short. Ranges that
- * process_vm_readv cannot read (PROT_NONE: EFAULT) are read through /proc/PID/mem.
+ * Workload: up to many GiB per process, so the copy is batched and pipelined: the
+ * populated ranges come from one PAGEMAP_SCAN ioctl per VMA (or, on kernels without it,
+ * /proc/PID/pagemap read in 512 KiB chunks); pages are pulled with process_vm_readv (up
+ * to 1024 remote iovecs, BATCH_BYTES per call) straight into a slot of a small ring,
+ * zero pages are squeezed out in place, the slot is hashed (img_writer_account) and
+ * handed to a writer thread that writes it with one write() and starts its writeback
+ * (sync_file_range) so the final fsync is short. Ranges process_vm_readv cannot read
+ * (PROT_NONE: EFAULT) are read through /proc/PID/mem.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -548,7 +550,8 @@ static int range_queue(struct pages_ctx *p, uint64_t a, uint64_t len, uint32_t v
 /* Selection through PAGEMAP_SCAN (Linux 6.7): the kernel returns only the populated
  * ranges, so a sparse 100 GiB reservation costs microseconds instead of a 200 MiB read
  * of /proc/PID/pagemap. Same bits as the pagemap interface (vm_normal_page() decides
- * "file" in both). Pages mapped to the zero pfn are left out: they read as zero.
+ * "file" in both). In anonymous VMAs pages mapped to the zero pfn are left out: they
+ * read as zero.
  * Returns 0, -ENOTTY when the kernel lacks the ioctl (caller falls back), or -errno. */
 static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t veclen)
 {
@@ -558,7 +561,9 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 	struct pm_scan_arg a = {
 		.size = sizeof(a), .start = v->start, .end = v->end,
 		.vec = (uintptr_t)vec, .vec_len = veclen / sizeof(*vec),
-		.category_inverted = PAGE_IS_PFNZERO, .category_mask = PAGE_IS_PFNZERO,
+		/* zero-pfn pages skipped only where zero pages are skipped anyway */
+		.category_inverted = pol == POL_ANON ? PAGE_IS_PFNZERO : 0,
+		.category_mask = pol == POL_ANON ? PAGE_IS_PFNZERO : 0,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE,
 	};
