@@ -194,7 +194,8 @@ static int images_load(struct rst *r)
 		return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
 	if ((e = rst_pagemap_load(r->d, r->pid, &r->pm_head, &r->pm, &r->n_pm)) < 0 ||
 	    (e = rst_own_specials(getpid(), r->own_sp)) < 0 ||
-	    (e = rst_core_validate(r)) < 0 || (e = rst_mem_validate(r)) < 0)
+	    (e = rst_core_validate(r)) < 0 || (e = rst_mem_validate(r)) < 0 ||
+	    (e = rst_chain_validate(r)) < 0)
 		return e;
 	return 0;
 }

@@ -87,6 +87,8 @@ void rst_pagemap_free(PagemapHead *head, PagemapEntry **pm, size_t n);
 int rst_mem_validate(struct rst *r);
 /* Read the special mappings of pid (the stub has ours) into sp. */
 int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR]);
+/* Open every older round a PE_PARENT run needs and check its pagemap (before the stub). */
+int rst_chain_validate(struct rst *r);
 /* Map the gadget in the stub and switch rt to it. */
 int rst_gadget_map(struct rst *r);
 /* Unmap every stub VMA but gadget and specials; move specials to the dumped place. */

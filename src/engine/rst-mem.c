@@ -805,6 +805,40 @@ static int parent_open(struct img_dir *d, pid_t pid, struct img_dir **out)
 	return 0;
 }
 
+int rst_chain_validate(struct rst *r)
+{
+	struct img_dir *d = r->d, *p;
+	bool more = false;
+	int e = 0, depth;
+
+	for (size_t i = 0; i < r->n_pm && !more; i++)
+		more = r->pm[i]->flags == PE_PARENT;
+	for (depth = 0; e == 0 && more && depth < RST_MAX_CHAIN; depth++) {
+		PagemapHead *h = NULL;
+		PagemapEntry **pm = NULL;
+		size_t n = 0;
+		char name[64];
+		if ((e = parent_open(d, r->pid, &p)) == 0 &&
+		    (e = rst_pagemap_load(p, r->pid, &h, &pm, &n)) == 0 &&
+		    (e = round_check(h, pm, n, img_dir_path(p))) == 0 && h->nr_pages &&
+		    !img_dir_has(p, img_name(name, "pages-%u.img", h->pages_id)))
+			e = pr_err_ret(-ENOENT, "'%s' lacks '%s'", img_dir_path(p), name);
+		more = false;
+		for (size_t i = 0; e == 0 && i < n && !more; i++)
+			more = pm[i]->flags == PE_PARENT;
+		rst_pagemap_free(h, pm, n);
+		if (d != r->d)
+			img_dir_free(d);
+		d = p;
+	}
+	if (d != r->d)
+		img_dir_free(d);
+	if (e == 0 && more)
+		e = pr_err_ret(-ELOOP, "pre-dump chain of '%s' is longer than %d rounds",
+			       img_dir_path(r->d), RST_MAX_CHAIN);
+	return e;
+}
+
 static int pages_from_parents(struct rst *r)
 {
 	struct want w;
