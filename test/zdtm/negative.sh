@@ -69,13 +69,13 @@ trap 'exit 130' INT TERM
 
 # 10 ms pause. Not `read -t`: bash 5.2 can abort when a trapped signal lands inside a
 # timed read, and the cleanup trap would not run.
-tick() { sleep 0.01; }
+tick() { sleep 0.01; } 2>/dev/null	# (mutes "Killed" job notes too)
 alive() {
 	local st
 	kill -0 "$1" 2>/dev/null || return 1
 	st=$(sed -E 's/.*\) (.) .*/\1/' "/proc/$1/stat" 2>/dev/null)	# comm may hold blanks
 	[ -n "$st" ] && [ "$st" != Z ]
-}
+} 2>/dev/null	# also mutes bash's "Killed" notes for jobs reaped meanwhile
 wait_gone() {	# PID SEC
 	local i
 	for ((i = 0; i < $2 * 100; i++)); do alive "$1" || return 0; tick; done

@@ -98,7 +98,7 @@ trap 'exit 130' INT TERM
 
 # 10 ms pause. Not `read -t`: bash 5.2 can abort when a trapped signal lands inside a
 # timed read, and the cleanup trap would not run.
-tick() { sleep 0.01; }
+tick() { sleep 0.01; } 2>/dev/null	# (mutes "Killed" job notes too)
 
 # alive PID: running, not a zombie
 alive() {
@@ -106,7 +106,7 @@ alive() {
 	kill -0 "$1" 2>/dev/null || return 1
 	st=$(sed -E 's/.*\) (.) .*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
 	[ "$st" != Z ] && [ -n "$st" ]
-}
+} 2>/dev/null	# also mutes bash's "Killed" notes for jobs reaped meanwhile
 
 # wait_gone PID SEC: poll until PID is gone; 0 if gone in time
 wait_gone() {

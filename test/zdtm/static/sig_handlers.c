@@ -61,6 +61,23 @@ static int mask_eq(const sigset_t *a, const sigset_t *b)
 	return 1;
 }
 
+/* after each signal was raised once: did each handler run the way its flags say? */
+static void check_behaviour(void)
+{
+	struct sigaction now;
+
+	if (ran[SIGUSR1] != 1 || !info_ok || !mask_ok)
+		fail("SIGUSR1: ran %d, siginfo ok %d, mask ok %d", ran[SIGUSR1], info_ok, mask_ok);
+	if (ran[SIGUSR2] != 1 || ran[SIGRTMIN + 3] != 1 || !onstack_ok)
+		fail("SA_ONSTACK handlers: ran %d/%d, on the alternate stack %d", ran[SIGUSR2],
+		     ran[SIGRTMIN + 3], onstack_ok);
+	if (ran[SIGHUP] != 1)
+		fail("SIGHUP handler: %d (negative: blocked despite SA_NODEFER)", ran[SIGHUP]);
+	sigaction(SIGHUP, NULL, &now);
+	if (now.sa_handler != SIG_DFL)
+		fail("SA_RESETHAND did not reset SIGHUP");
+}
+
 int main(int argc, char **argv)
 {
 	struct act acts[] = {
@@ -113,18 +130,6 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < n; i++)
 		raise(acts[i].sig);	/* SIGINT is ignored: nothing happens */
-	if (ran[SIGUSR1] != 1 || !info_ok || !mask_ok)
-		fail("SIGUSR1: ran %d, siginfo ok %d, mask ok %d", ran[SIGUSR1], info_ok, mask_ok);
-	if (ran[SIGUSR2] != 1 || ran[SIGRTMIN + 3] != 1 || !onstack_ok)
-		fail("SA_ONSTACK handlers: ran %d/%d, on the alternate stack %d", ran[SIGUSR2],
-		     ran[SIGRTMIN + 3], onstack_ok);
-	if (ran[SIGHUP] != 1)
-		fail("SIGHUP handler: %d (negative: blocked despite SA_NODEFER)", ran[SIGHUP]);
-	{
-		struct sigaction now;
-		sigaction(SIGHUP, NULL, &now);
-		if (now.sa_handler != SIG_DFL)
-			fail("SA_RESETHAND did not reset SIGHUP");
-	}
+	check_behaviour();
 	pass();
 }
