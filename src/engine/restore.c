@@ -57,11 +57,11 @@ long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsign
 	      unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6)
 {
 	long res;
-	int e = remote_syscall(&r->rt, &res, nr, a1, a2, a3, a4, a5, a6);
+	int e = remote_syscall(r->cur, &res, nr, a1, a2, a3, a4, a5, a6);
 	if (e < 0)
 		return e;
 	if (res < 0 && res >= -4095)
-		pr_err("%s in task %d failed: %s", what, r->pid, strerror((int)-res));
+		pr_err("%s in task %d failed: %s", what, r->cur->tid, strerror((int)-res));
 	return res;
 }
 
@@ -69,14 +69,14 @@ long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsig
 	       unsigned long a4, unsigned long a5, unsigned long a6)
 {
 	long res;
-	int e = remote_syscall(&r->rt, &res, nr, a1, a2, a3, a4, a5, a6);
+	int e = remote_syscall(r->cur, &res, nr, a1, a2, a3, a4, a5, a6);
 	return e < 0 ? e : res;
 }
 
 uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len)
 {
 	uint64_t a = 0;
-	if (off + len > RST_SCRATCH_LEN || remote_put(&r->rt, off, buf, len, &a) < 0) {
+	if (off + len > RST_SCRATCH_LEN || remote_put(r->cur, off, buf, len, &a) < 0) {
 		pr_err("cannot copy %zu bytes into the scratch page of task %d", len, r->pid);
 		return 0;
 	}
@@ -595,6 +595,8 @@ static int rst_stage_finish(struct rst *r, int e)
 int restore_main(const struct ferry_opts *o, int *status)
 {
 	struct rst r = { .o = o };
+
+	r.cur = &r.rt;
 	uint64_t t0 = now_ns();
 	int e;
 

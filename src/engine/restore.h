@@ -47,6 +47,16 @@ struct rst_special {
 	uint64_t start, end;	/* 0/0 when the layout has no such mapping */
 };
 
+/* A thread other than the leader: created by an injected clone3, then seized. */
+struct rst_thread {
+	pid_t tid;
+	CoreEntry *core;	/* its core-<tid>.img (thread part) */
+	struct remote rt;
+	bool seized, rt_ready;
+};
+
+#define RST_MAX_THREADS 1024
+
 struct rst {
 	const struct ferry_opts *o;
 	struct img_dir *d;
@@ -70,6 +80,9 @@ struct rst {
 	bool traced;		/* child is our tracee */
 	struct remote rt;
 	bool rt_ready;
+	struct remote *cur;	/* where rst_call injects: &rt, or a thread's while set up */
+	struct rst_thread *thr;	/* non-leader threads, pstree order */
+	size_t n_thr;
 	uint64_t vdso_sc_ip;	/* syscall insn in the stub's vdso (moves with it) */
 	uint64_t gadget;	/* 0 until mapped */
 	int xstate_len;		/* NT_X86_XSTATE size of the stub (same CPU) */
@@ -103,6 +116,16 @@ int rst_gadget_unmap(struct rst *r);
 /* ---- rst-core.c: task and thread state ------------------------------------------- */
 /* Validate core image fields (signals, limits, regs, creds, timers). */
 int rst_core_validate(struct rst *r);
+/* Validate one thread's core (tid must match). */
+int rst_thread_validate(const ThreadCoreEntry *t, pid_t tid);
+/* Per-thread state injected in r->cur: altstack, name, robust list, tid address, rseq. */
+int rst_thread_state(struct rst *r, const ThreadCoreEntry *th);
+/* Queue thread-private pending signals of tid (injected from the leader). */
+int rst_thread_pending(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
+/* Scheduling state of tid (timer slack injected in r->cur). */
+int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
+/* Final registers, xstate and sigmask of tid (ptrace-stopped). */
+int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
 /* Unregister the stub's own rseq (inherited from us) before memory changes. */
 int rst_rseq_unregister(struct rst *r);
 /* Sigactions, altstack, itimers, comm, robust list, tid address, rseq, prctls,
@@ -114,7 +137,7 @@ int rst_rlimits(struct rst *r);
 int rst_sched(struct rst *r);
 /* PR_SET_MM_MAP with the dumped mm fields, auxv and exe (after the mappings). */
 int rst_mm_fields(struct rst *r);
-/* Credentials, last of the remote steps. */
+/* Credentials of the thread r->cur drives (per thread in Linux), last remote step. */
 int rst_creds(struct rst *r);
 /* Registers (with syscall-restart fix-up), xstate, sigmask. Task in a ptrace-stop. */
 int rst_regs(struct rst *r);

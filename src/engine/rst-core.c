@@ -87,7 +87,7 @@ static int sched_validate(const ThreadCoreEntry *t)
 	return 0;
 }
 
-static int thread_validate(const ThreadCoreEntry *t, pid_t pid)
+int rst_thread_validate(const ThreadCoreEntry *t, pid_t pid)
 {
 	const UserRegsEntry *g = t->regs;
 	if (t->tid != (uint32_t)pid)
@@ -215,7 +215,7 @@ int rst_core_validate(struct rst *r)
 	int e;
 	if (!r->core->thread || !r->core->task)
 		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
-	if ((e = mm_fields_validate(r->mm)) < 0 || (e = thread_validate(r->core->thread, r->pid)) < 0 ||
+	if ((e = mm_fields_validate(r->mm)) < 0 || (e = rst_thread_validate(r->core->thread, r->pid)) < 0 ||
 	    (e = posix_timers_validate(r->core->task, r->pid)) < 0)
 		return e;
 	return task_validate(r->core->task);
@@ -307,9 +307,8 @@ static int posix_timers_set(struct rst *r)
 	return res < 0 ? (int)res : 0;
 }
 
-static int thread_regs_state(struct rst *r)
+int rst_thread_state(struct rst *r, const ThreadCoreEntry *th)
 {
-	const ThreadCoreEntry *th = r->core->thread;
 	const char *comm = th->comm ? th->comm : r->core->task->comm;
 	char name[16] = { 0 };
 	uint64_t a;
@@ -354,13 +353,13 @@ static int prctls_set(struct rst *r)
 }
 
 /* Queue the saved siginfos: from inside the task, so kernel si_codes are accepted. */
-static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, bool thread)
+static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, pid_t tid)
 {
 	for (size_t i = 0; i < n; i++) {
 		int sig = siginfo_check(si[i]);
 		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
-		long res = !a ? -EFAULT : thread ?
-			rst_callq(r, __NR_rt_tgsigqueueinfo, r->pid, r->pid, sig, a, 0, 0) :
+		long res = !a ? -EFAULT : tid ?
+			rst_callq(r, __NR_rt_tgsigqueueinfo, r->pid, tid, sig, a, 0, 0) :
 			rst_callq(r, __NR_rt_sigqueueinfo, r->pid, sig, a, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
@@ -374,12 +373,17 @@ int rst_task_state(struct rst *r)
 	const ThreadCoreEntry *th = r->core->thread;
 	int e;
 	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 || (e = posix_timers_set(r)) < 0 ||
-	    (e = thread_regs_state(r)) < 0 ||
+	    (e = rst_thread_state(r, th)) < 0 ||
 	    (e = prctls_set(r)) < 0)
 		return e;
-	if ((e = pending_queue(r, th->pending, th->n_pending, true)) < 0)
+	if ((e = rst_thread_pending(r, r->pid, th)) < 0)
 		return e;
-	return pending_queue(r, t->shared_pending, t->n_shared_pending, false);
+	return pending_queue(r, t->shared_pending, t->n_shared_pending, 0);
+}
+
+int rst_thread_pending(struct rst *r, pid_t tid, const ThreadCoreEntry *th)
+{
+	return pending_queue(r, th->pending, th->n_pending, tid);
 }
 
 int rst_rlimits(struct rst *r)
@@ -395,25 +399,29 @@ int rst_rlimits(struct rst *r)
 	return 0;
 }
 
-/* Scheduling state, from outside (we have CAP_SYS_NICE) except the timer slack. */
 int rst_sched(struct rst *r)
 {
-	const ThreadCoreEntry *t = r->core->thread;
+	return rst_thread_sched(r, r->pid, r->core->thread);
+}
+
+/* Scheduling state, from outside (we have CAP_SYS_NICE) except the timer slack. */
+int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *t)
+{
 	if (t->has_sched_policy) {
 		struct sched_param sp = { .sched_priority = (int)t->sched_priority };
-		if (sched_setscheduler(r->pid, (int)t->sched_policy, &sp) < 0)
+		if (sched_setscheduler(tid, (int)t->sched_policy, &sp) < 0)
 			return pr_perror("cannot set scheduling policy %#x/%u", t->sched_policy,
 					 t->sched_priority);
 	}
-	if (t->has_nice && setpriority(PRIO_PROCESS, (id_t)r->pid, t->nice) < 0)
+	if (t->has_nice && setpriority(PRIO_PROCESS, (id_t)tid, t->nice) < 0)
 		return pr_perror("cannot set nice %d", t->nice);
 	if (t->n_cpu_affinity) {
 		size_t sz = t->n_cpu_affinity * sizeof(uint64_t);
 		/* another machine may lack those CPUs: not a reason to fail a migration */
-		if (syscall(SYS_sched_setaffinity, r->pid, sz, t->cpu_affinity) < 0)
-			pr_warn("cannot restore the CPU affinity of %d: %s", r->pid, strerror(errno));
+		if (syscall(SYS_sched_setaffinity, tid, sz, t->cpu_affinity) < 0)
+			pr_warn("cannot restore the CPU affinity of %d: %s", tid, strerror(errno));
 	}
-	if (t->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, r->pid, t->ioprio) < 0)
+	if (t->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, tid, t->ioprio) < 0)
 		return pr_perror("cannot set ioprio %#x", t->ioprio);
 	if (t->has_timerslack_ns &&
 	    rst_call(r, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK, t->timerslack_ns, 0, 0, 0, 0) < 0)
@@ -562,16 +570,20 @@ static void regs_restart_fixup(struct user_regs_struct *x)
 
 int rst_regs(struct rst *r)
 {
-	const ThreadCoreEntry *th = r->core->thread;
+	return rst_thread_regs(r, r->pid, r->core->thread);
+}
+
+int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th)
+{
 	struct user_regs_struct x;
 	uint8_t *cur = malloc(XSTATE_MAX);
 	struct iovec iov = { cur, XSTATE_MAX };
 
 	if (!cur)
 		return -ENOMEM;
-	if (ptrace(PTRACE_GETREGSET, r->pid, NT_X86_XSTATE_, &iov) < 0) {
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE_, &iov) < 0) {
 		free(cur);
-		return pr_perror("PTRACE_GETREGSET(NT_X86_XSTATE) on %d", r->pid);
+		return pr_perror("PTRACE_GETREGSET(NT_X86_XSTATE) on %d", tid);
 	}
 	free(cur);
 	if (iov.iov_len != th->xsave.len)
@@ -579,14 +591,14 @@ int rst_regs(struct rst *r)
 				  "(different CPU features)", iov.iov_len, th->xsave.len);
 	regs_from_image(th->regs, &x);
 	regs_restart_fixup(&x);
-	if (ptrace(PTRACE_SETREGS, r->pid, NULL, &x) < 0)
-		return pr_perror("PTRACE_SETREGS on %d", r->pid);
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &x) < 0)
+		return pr_perror("PTRACE_SETREGS on %d", tid);
 	iov = (struct iovec){ th->xsave.data, th->xsave.len };
-	if (ptrace(PTRACE_SETREGSET, r->pid, NT_X86_XSTATE_, &iov) < 0)
-		return pr_perror("PTRACE_SETREGSET(NT_X86_XSTATE) on %d", r->pid);
+	if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE_, &iov) < 0)
+		return pr_perror("PTRACE_SETREGSET(NT_X86_XSTATE) on %d", tid);
 	uint64_t mask = th->sigmask;
-	if (ptrace(PTRACE_SETSIGMASK_, r->pid, sizeof(mask), &mask) < 0)
-		return pr_perror("PTRACE_SETSIGMASK on %d", r->pid);
+	if (ptrace(PTRACE_SETSIGMASK_, tid, sizeof(mask), &mask) < 0)
+		return pr_perror("PTRACE_SETSIGMASK on %d", tid);
 	return 0;
 }
 
