@@ -76,6 +76,10 @@ int main(int argc, char **argv)
 	close(pfd[0]);
 	if (read(afd[0], &src, sizeof(src)) != sizeof(src))
 		return 1;
+	/* dst was shared copy-on-write with the child by fork: a fresh, touched buffer */
+	munmap(dst, len);
+	dst = map(len);
+	memset(dst, 0x5a, len);
 	enum { BATCH = 1024, CHUNK = 64 << 10 };
 	struct iovec l[BATCH], r[BATCH];
 	t = now();
