@@ -290,8 +290,8 @@ static int usk_load_queue(const UnixSkEntry *ue, struct usk_kd *kd, uint32_t id)
 		return pr_err_ret(-EBADMSG, "files.img: unix %u: too many queued messages", id);
 	for (size_t i = 0; i < ue->n_rqueue; i++) {
 		total += ue->rqueue[i].len;
-		if (total > USK_MAX_QUEUE || ue->rqueue[i].len > USK_PEEK_BUF ||
-		    (kd->type != SOCK_STREAM && !ue->rqueue[i].len))
+		if (total > USK_MAX_QUEUE || (kd->type != SOCK_STREAM && (!ue->rqueue[i].len ||
+		    ue->rqueue[i].len > USK_PEEK_BUF)))
 			return pr_err_ret(-EBADMSG, "files.img: unix %u: bad queue", id);
 	}
 	kd->lens = calloc(ue->n_rqueue + 1, sizeof(*kd->lens));
