@@ -51,8 +51,9 @@ static int epoll_check_tfd(const struct fd_parms *p, uint32_t tfd)
 	long r = syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, tfd, &slot);
 	if (r == 0)
 		return 0;
-	pr_err("PID %d fd %d: epoll: target fd %u was closed or replaced after it was "
-	       "registered: not supported", p->pid, p->fd, tfd);
+	pr_err("PID %d fd %d: epoll: registered target fd %u is not that file in this process "
+	       "(closed after registration, or registered by another process): not supported",
+	       p->pid, p->fd, tfd);
 	return -EOPNOTSUPP;
 }
 

@@ -3,11 +3,14 @@
  * child B share: one open file description of a regular file (fd 10 in both: a shared
  * offset), a pipe (A holds the write end 12, B the read end 11, data buffered), a
  * stream socketpair (A holds 13, B 14, data queued both ways), a memfd (fd 15 in both,
- * one description) and A has a private eventfd (16). Both stop; we dump both with
+ * one description) and A has a private eventfd (16); they share an epoll (17) that A
+ * registered its eventfd in, and a listening unix socket (18, abstract name). Both stop; we dump both with
  * fs_dump_task + fs_dump_finish, kill them, prepare the tree with fs_rst_tree_prepare
  * and run fs_rst_tree_in_stub in two forked children RA and RB (as the engine's stubs
  * would). RA runs first and changes the shared state; RB then observes it: the offset
- * RA set, the bytes RA wrote into the pipe and the socket. Also: the memfd is reachable
+ * RA set, the bytes RA wrote into the pipe and the socket, the event RA caused on A's
+ * eventfd through the shared epoll, the connection RA made to the shared listener and
+ * the O_NONBLOCK RA set on it. Also: the memfd is reachable
  * through fs_rst_tree_file_fd; a tree where the pipe's other end is not dumped fails at
  * fs_dump_finish naming the pid and fd; a pid not in the prepared tree is refused.
  * Exit 0 pass, 1 fail, 77 skip.
@@ -21,7 +24,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +44,8 @@ static int report_fd = 2;
 static char tmpdir[] = "/tmp/ferry-test-fs-tree-XXXXXX";
 static char path_f[300];
 static volatile pid_t *shared_pid;	/* B's pid, told by A */
+static struct sockaddr_un lsn_addr;
+static socklen_t lsn_len;
 
 static void place(int fd, int target)
 {
@@ -65,6 +73,9 @@ static void target_a(void)
 	CHECK(write(13, "from-a", 6) == 6 && write(14, "from-b", 6) == 6);
 	place(memfd_create("shared", 0), 15);
 	CHECK(write(15, "memfd!", 6) == 6);
+	place(epoll_create1(0), 17);
+	place(socket(AF_UNIX, SOCK_STREAM, 0), 18);
+	CHECK(bind(18, (struct sockaddr *)&lsn_addr, lsn_len) == 0 && listen(18, 4) == 0);
 	pid_t b = fork();
 	CHECK(b >= 0);
 	if (b == 0) {
@@ -77,6 +88,8 @@ static void target_a(void)
 	close(11);
 	close(14);
 	place(eventfd(3, 0), 16);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xabcdef };
+	CHECK(epoll_ctl(17, EPOLL_CTL_ADD, 16, &ev) == 0);
 	*shared_pid = b;
 	CHECK(waitpid(b, &st, WUNTRACED) == b && WIFSTOPPED(st));
 	kill(getpid(), SIGSTOP);
@@ -127,9 +140,10 @@ static void only_fds(const int *want, size_t n, int keep)
 /* RA: A's view; changes the shared state. */
 static void verify_a(void)
 {
-	static const int fds[] = { 10, 12, 13, 15, 16 };
+	static const int fds[] = { 10, 12, 13, 15, 16, 17, 18 };
+	struct epoll_event ev;
 	uint64_t v;
-	only_fds(fds, 5, report_fd);
+	only_fds(fds, 7, report_fd);
 	CHECK(lseek(10, 0, SEEK_CUR) == 5);
 	CHECK(lseek(10, 100, SEEK_SET) == 100);
 	CHECK(write(12, "+ra", 3) == 3);
@@ -137,23 +151,40 @@ static void verify_a(void)
 	CHECK(write(13, "+ra", 3) == 3);
 	CHECK(read(16, &v, 8) == 8 && v == 3);
 	CHECK(lseek(15, 0, SEEK_CUR) == 6 && lseek(15, 0, SEEK_SET) == 0);
+	CHECK(epoll_wait(17, &ev, 1, 0) == 0);	/* the eventfd was drained above */
+	v = 1;
+	CHECK(write(16, &v, 8) == 8);
+	CHECK(epoll_wait(17, &ev, 1, 0) == 1 && ev.data.u64 == 0xabcdef);
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(c >= 0 && connect(c, (struct sockaddr *)&lsn_addr, lsn_len) == 0);
+	CHECK(write(c, "conn", 4) == 4);
+	CHECK(fcntl(18, F_SETFL, O_NONBLOCK) == 0);
 }
 
 /* RB: B's view, after RA ran. */
 static void verify_b(void)
 {
-	static const int fds[] = { 10, 11, 14, 15 };
+	static const int fds[] = { 10, 11, 14, 15, 17, 18 };
+	struct epoll_event ev;
 	char buf[8];
-	only_fds(fds, 4, report_fd);
+	only_fds(fds, 6, report_fd);
 	CHECK(lseek(10, 0, SEEK_CUR) == 100);	/* RA's seek: one description */
 	read_is(11, "pipe-data+ra");
 	read_is(14, "from-a+ra");
 	CHECK(lseek(15, 0, SEEK_CUR) == 0);	/* RA's seek on the shared memfd */
 	CHECK(read(15, buf, 6) == 6 && !memcmp(buf, "memfd!", 6));
 	CHECK(fcntl(11, F_GETFL) >= 0 && (fcntl(11, F_GETFL) & O_ACCMODE) == O_RDONLY);
+	CHECK(epoll_wait(17, &ev, 1, 0) == 1 && ev.data.u64 == 0xabcdef);	/* A's eventfd */
+	CHECK(fcntl(18, F_GETFL) & O_NONBLOCK);	/* RA's F_SETFL: one description */
+	int a = accept(18, NULL, NULL);		/* RA's connection is queued on it */
+	CHECK(a >= 0);
+	read_is(a, "conn");
 }
 
-static void restore_one(struct fs_rst_tree *t, pid_t pid, void (*verify)(void))
+/* Fork a stub for pid that installs its fds and runs verify. With stay, it stops
+ * afterwards (so its files stay open, as a live process's would) and is returned for
+ * the caller to kill; otherwise it must exit 0. */
+static pid_t restore_one(struct fs_rst_tree *t, pid_t pid, void (*verify)(void), bool stay)
 {
 	char err[256];
 	int st;
@@ -170,10 +201,15 @@ static void restore_one(struct fs_rst_tree *t, pid_t pid, void (*verify)(void))
 			_exit(1);
 		}
 		verify();
+		if (stay)
+			kill(getpid(), SIGSTOP);
 		_exit(0);
 	}
-	CHECK(waitpid(c, &st, 0) == c);
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK(waitpid(c, &st, stay ? WUNTRACED : 0) == c);
+	if (stay && WIFSTOPPED(st))
+		return c;
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && !stay);
+	return 0;
 }
 
 static void kill_tree(pid_t a, pid_t b)
@@ -225,8 +261,10 @@ static void test_tree(void)
 	}
 	CHECK(memfds == 1);
 	CHECK(fs_rst_tree_in_stub(t, 12345678, NULL, 0, err, sizeof(err)) == -ENOENT);
-	restore_one(t, a, verify_a);
-	restore_one(t, b, verify_b);
+	pid_t ra = restore_one(t, a, verify_a, true);	/* A lives on while B checks */
+	restore_one(t, b, verify_b, false);
+	kill(ra, SIGKILL);
+	waitpid(ra, NULL, 0);
 	fs_rst_tree_free(t);
 	img_dir_free(d);
 }
@@ -271,6 +309,10 @@ int main(void)
 	CHECK(shared_pid != MAP_FAILED);
 	CHECK(mkdtemp(tmpdir));
 	snprintf(path_f, sizeof(path_f), "%s/f", tmpdir);
+	lsn_addr.sun_family = AF_UNIX;
+	lsn_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+		snprintf(lsn_addr.sun_path + 1, sizeof(lsn_addr.sun_path) - 1, "ferry-tree-%d",
+			 getpid()));
 	CHECK((fd = open(path_f, O_RDWR | O_CREAT, 0644)) >= 0);
 	CHECK(write(fd, "0123456789", 10) == 10);
 	close(fd);
