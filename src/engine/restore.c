@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,11 +41,14 @@
 #include "img/img.h"
 
 #define STUB_STOP_TIMEOUT_MS 10000
+#define GADGET_CLONE 16		/* offset of the thread-creating code in the gadget page */
 #define MAX_PM_ENTRIES (16u << 20)
 #define GAP_MARGIN (16UL << 20)	/* keep away from neighbours (stack guard gap is 1 MiB) */
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
+
+static int threads_load(struct rst *r);
 
 struct rst_clone_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -123,9 +127,6 @@ static int pstree_load(struct rst *r)
 	r->pst = (PstreeEntry *)m;
 	if (r->pst->pid != (uint32_t)r->pid)
 		return pr_err_ret(-EINVAL, "pstree.img: pid %u, inventory says %d", r->pst->pid, r->pid);
-	if (r->pst->n_threads != 1 || r->pst->threads[0] != (uint32_t)r->pid)
-		return pr_err_ret(-EOPNOTSUPP, "process %d has %zu threads: restore handles "
-				  "single-threaded processes only", r->pid, r->pst->n_threads);
 	return 0;
 }
 
@@ -192,7 +193,8 @@ static int images_load(struct rst *r)
 				 &mm_entry__descriptor, (ProtobufCMessage **)&r->mm);
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
-	if ((e = rst_pagemap_load(r->d, r->pid, &r->pm_head, &r->pm, &r->n_pm)) < 0 ||
+	if ((e = threads_load(r)) < 0 ||
+	    (e = rst_pagemap_load(r->d, r->pid, &r->pm_head, &r->pm, &r->n_pm)) < 0 ||
 	    (e = rst_own_specials(getpid(), r->own_sp)) < 0 ||
 	    (e = rst_core_validate(r)) < 0 || (e = rst_mem_validate(r)) < 0 ||
 	    (e = rst_chain_validate(r)) < 0)
@@ -417,6 +419,8 @@ static struct rst_special *busy_spans(struct rst *r, size_t extra, size_t *n)
 int rst_gadget_map(struct rst *r)
 {
 	static const uint8_t code[] = { 0x0f, 0x05, 0xcc };	/* syscall; int3 */
+	/* at GADGET_CLONE: syscall (clone3); the new thread then loops: pause() */
+	static const uint8_t clone_code[] = { 0x0f, 0x05, 0xb8, __NR_pause, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7 };
 	struct proc_vma *v;
 	size_t nv, n;
 	uint64_t g = 0;
@@ -439,7 +443,8 @@ int rst_gadget_map(struct rst *r)
 	if ((uint64_t)res != g)
 		return pr_err_ret(-EFAULT, "gadget landed at %#lx, wanted %#llx", res, (unsigned long long)g);
 	r->gadget = g;
-	if ((e = remote_write(&r->rt, g, code, sizeof(code))) < 0)
+	if ((e = remote_write(&r->rt, g, code, sizeof(code))) < 0 ||
+	    (e = remote_write(&r->rt, g + GADGET_CLONE, clone_code, sizeof(clone_code))) < 0)
 		return pr_err_ret(e, "cannot write the gadget");
 	if ((res = rst_call(r, "mprotect(gadget)", __NR_mprotect, g, RST_PAGE, PROT_READ | PROT_EXEC,
 			    0, 0, 0)) < 0)
@@ -530,6 +535,153 @@ int rst_gadget_unmap(struct rst *r)
 	return res < 0 ? (int)res : 0;
 }
 
+/* ---- threads --------------------------------------------------------------------- */
+/*
+ * Threads other than the leader are created after the address space is complete, by
+ * a clone3 (CLONE_THREAD, set_tid) injected into the leader at gadget+GADGET_CLONE.
+ * That call is single-stepped (the leader stops right after it); the new thread, not
+ * traced, runs the gadget's next bytes: a `pause` loop with every signal blocked
+ * (inherited), touching no memory. We then PTRACE_SEIZE + INTERRUPT it and drive it
+ * like the leader: its own state (altstack, name, robust list, tid address, rseq,
+ * timer slack, credentials) is per thread in the kernel, so it is injected in it.
+ */
+static int threads_load(struct rst *r)
+{
+	size_t n = r->pst->n_threads;
+	int e;
+
+	if (n < 1 || n > RST_MAX_THREADS || r->pst->threads[0] != (uint32_t)r->pid)
+		return pr_err_ret(-EINVAL, "pstree.img: %zu threads, the leader not first", n);
+	r->thr = calloc(n, sizeof(*r->thr));
+	if (!r->thr)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++) {
+		uint32_t tid = r->pst->threads[i];
+		struct rst_thread *t = &r->thr[r->n_thr];
+		char name[64];
+		for (size_t j = 0; j < i; j++)
+			if (r->pst->threads[j] == tid || tid < 2 || tid > 4194304)
+				return pr_err_ret(-EINVAL, "pstree.img: bad or repeated thread id %u", tid);
+		e = img_read_one(r->d, img_name(name, "core-%u.img", tid), IMG_MAGIC_CORE,
+				 &core_entry__descriptor, (ProtobufCMessage **)&t->core);
+		if (e < 0)
+			return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
+		t->tid = (pid_t)tid;
+		r->n_thr++;
+		if (!t->core->thread)
+			return pr_err_ret(-EINVAL, "'%s' lacks thread state", name);
+		if ((e = rst_thread_validate(t->core->thread, t->tid)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+static int thread_create(struct rst *r, struct rst_thread *t)
+{
+	uint64_t tid = (uint64_t)t->tid;
+	struct rst_clone_args ca = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+		.set_tid_size = 1,
+	};
+	uint64_t ta = rst_put(r, 128, &tid, sizeof(tid)), a;
+	long res;
+	int st, e;
+
+	ca.set_tid = ta;
+	a = rst_put(r, 0, &ca, sizeof(ca));
+	r->rt.sc_ip = r->gadget + GADGET_CLONE;
+	r->rt.sc_int3 = false;
+	res = a && ta ? rst_callq(r, __NR_clone3, a, sizeof(ca), 0, 0, 0, 0) : -EFAULT;
+	r->rt.sc_ip = r->gadget;
+	r->rt.sc_int3 = true;
+	if (res == -EEXIST)
+		return pr_err_ret(-EEXIST, "thread id %d is already in use", t->tid);
+	if (res < 0)
+		return pr_err_ret((int)res, "cannot create thread %d", t->tid);
+	if (res != t->tid)
+		return pr_err_ret(-EINVAL, "thread %d was created as %ld", t->tid, res);
+	if (ptrace(PTRACE_SEIZE, t->tid, 0, (void *)(long)PTRACE_O_EXITKILL) < 0)
+		return pr_perror("PTRACE_SEIZE thread %d", t->tid);
+	t->seized = true;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return pr_perror("PTRACE_INTERRUPT thread %d", t->tid);
+	if ((st = ptrace_wait_stop(t->tid, STUB_STOP_TIMEOUT_MS)) < 0)
+		return pr_err_ret(st, "thread %d did not stop", t->tid);
+	if ((e = remote_init(&t->rt, t->tid, r->gadget)) < 0)
+		return e;
+	t->rt_ready = true;
+	t->rt.scratch = r->gadget + RST_PAGE;
+	t->rt.scratch_len = RST_SCRATCH_LEN;
+	return 0;
+}
+
+static int threads_setup(struct rst *r)
+{
+	for (size_t i = 0; i < r->n_thr; i++) {
+		struct rst_thread *t = &r->thr[i];
+		const ThreadCoreEntry *th = t->core->thread;
+		int e = thread_create(r, t);
+		if (e < 0)
+			return e;
+		r->cur = &t->rt;
+		if ((e = rst_thread_state(r, th)) == 0)
+			e = rst_thread_sched(r, t->tid, th);
+		r->cur = &r->rt;
+		if (e < 0 || (e = rst_thread_pending(r, t->tid, th)) < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* Credentials are per thread: the leader's via r->rt, then each thread's. */
+static int threads_creds(struct rst *r)
+{
+	int e = rst_creds(r);
+	for (size_t i = 0; i < r->n_thr && e == 0; i++) {
+		r->cur = &r->thr[i].rt;
+		e = rst_creds(r);
+		r->cur = &r->rt;
+	}
+	return e;
+}
+
+static int threads_regs(struct rst *r)
+{
+	int e = rst_regs(r);
+	for (size_t i = 0; i < r->n_thr && e == 0; i++)
+		e = rst_thread_regs(r, r->thr[i].tid, r->thr[i].core->thread);
+	return e;
+}
+
+static int threads_detach(struct rst *r)
+{
+	for (size_t i = 0; i < r->n_thr; i++) {
+		struct rst_thread *t = &r->thr[i];
+		if (ptrace(PTRACE_DETACH, t->tid, NULL, NULL) < 0)
+			return pr_perror("PTRACE_DETACH from thread %d", t->tid);
+		t->seized = false;
+		remote_forget(&t->rt);
+		t->rt_ready = false;
+	}
+	return 0;
+}
+
+/* Rollback and clean-up of the threads (the leader's SIGKILL killed them). */
+static void threads_free(struct rst *r, bool killed)
+{
+	for (size_t i = 0; i < r->n_thr; i++) {
+		struct rst_thread *t = &r->thr[i];
+		int st;
+		if (t->rt_ready)
+			remote_forget(&t->rt);
+		while (killed && t->seized && waitpid(t->tid, &st, __WALL) < 0 && errno == EINTR)
+			;
+		if (t->core)
+			core_entry__free_unpacked(t->core, NULL);
+	}
+	free(r->thr);
+}
+
 /* ---- finishing ------------------------------------------------------------------- */
 
 static int pidfile_write(struct rst *r)
@@ -569,9 +721,13 @@ static int wait_task(struct rst *r, int *status)
 
 static int rst_stage_finish(struct rst *r, int e)
 {
-	if (e < 0 && r->child > 0) {
-		int st;
+	bool killed = e < 0 && r->child > 0;
+
+	if (killed)
 		kill(r->child, SIGKILL);
+	threads_free(r, killed);	/* reaps seized threads: the leader is reaped after them */
+	if (killed) {
+		int st;
 		while (waitpid(r->child, &st, __WALL) < 0 && errno == EINTR)
 			;
 		if (r->o->pidfile)
@@ -604,9 +760,9 @@ int restore_main(const struct ferry_opts *o, int *status)
 	    (e = stub_create(&r)) < 0 || (e = remote_start(&r)) < 0 || (e = rst_gadget_map(&r)) < 0 ||
 	    (e = rst_rseq_unregister(&r)) < 0 || (e = rst_mm_clear(&r)) < 0 ||
 	    (e = rst_mm_build(&r)) < 0 || (e = rst_mm_fields(&r)) < 0 ||
-	    (e = rst_task_state(&r)) < 0 || (e = rst_rlimits(&r)) < 0 || (e = rst_sched(&r)) < 0 ||
-	    (e = rst_creds(&r)) < 0 ||
-	    (e = rst_gadget_unmap(&r)) < 0 || (e = rst_regs(&r)) < 0 || (e = pidfile_write(&r)) < 0 ||
+	    (e = rst_task_state(&r)) < 0 || (e = threads_setup(&r)) < 0 || (e = rst_rlimits(&r)) < 0 ||
+	    (e = rst_sched(&r)) < 0 || (e = threads_creds(&r)) < 0 || (e = rst_gadget_unmap(&r)) < 0 ||
+	    (e = threads_regs(&r)) < 0 || (e = pidfile_write(&r)) < 0 || (e = threads_detach(&r)) < 0 ||
 	    (e = detach(&r)) < 0)
 		return rst_stage_finish(&r, e < 0 ? e : -EINVAL);
 	pr_debug("process %d restored in %llu us", r.pid, (unsigned long long)(now_ns() - t0) / 1000);
