@@ -447,6 +447,17 @@ static struct usk_kd *usk_partner(struct fs_rst *r, const struct usk_kd *kd)
 	return NULL;
 }
 
+/* Restorer: the peer of a connected socket must be restored too and point back. */
+static int unix_linked(struct fs_rst *r, struct rst_file *f)
+{
+	const struct usk_kd *kd = f->kd;
+	if (kd->peer && !usk_partner(r, kd))
+		return pr_err_ret(-EBADMSG, "PID %d: unix socket %llu (file %u): its peer %llu is "
+				  "not among the restored files", r->pid, (unsigned long long)kd->ino,
+				  f->id, (unsigned long long)kd->peer);
+	return 0;
+}
+
 /* Stub: both ends of a connected pair; returns ours, leaves the partner's in pre_fd. */
 static int usk_open_pair(struct fs_rst *r, struct usk_kd *kd, int base, char *err,
 			 size_t errlen)
@@ -520,5 +531,6 @@ const struct fd_ops fd_unix_ops = {
 	.prepare = unix_prepare,
 	.open = unix_open,
 	.release = unix_release,
+	.linked = unix_linked,
 	.finish = unix_finish,
 };

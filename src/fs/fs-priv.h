@@ -188,6 +188,9 @@ struct fd_ops {
 	 * targets); f->tmp_fd is open. Called in the stub of every task holding f. 0 or
 	 * -errno with a message in err. */
 	int (*late)(struct fs_rst *r, struct rst_file *f, char *err, size_t errlen);
+	/* Optional, restorer: after every file of the tree is prepared (cross-file checks,
+	 * e.g. a socket's peer). 0 or -errno (logged). */
+	int (*linked)(struct fs_rst *r, struct rst_file *f);
 	/* Optional, dump: at fs_dump_finish, whole-dump checks (peers in the tree). */
 	int (*finish)(struct fs_dump *d);
 };

@@ -296,6 +296,12 @@ static int load_files(struct fs_rst *r)
 		if (!r->files[i].ops)
 			return pr_err_ret(-EBADMSG, "file id %u of PID %d is not in files.img",
 					  r->files[i].id, r->files[i].owner);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct rst_file *f = &r->files[i];
+		r->pid = f->owner;
+		if (f->ops->linked && (e = f->ops->linked(r, f)) < 0)
+			return e;
+	}
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <stddef.h>
 #include <sys/syscall.h>
@@ -427,6 +428,126 @@ static void test_bad_files(void)
 	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
 }
 
+/* Crafted entries of the new kinds: out-of-range values are refused, sane ones pass. */
+static void test_bad_new_kinds(void)
+{
+	FileEntry fe = FILE_ENTRY__INIT;
+	EventfdFileEntry ee = EVENTFD_FILE_ENTRY__INIT;
+	TimerfdFileEntry te = TIMERFD_FILE_ENTRY__INIT;
+	MemfdFileEntry me = MEMFD_FILE_ENTRY__INIT;
+	InotifyFileEntry ie = INOTIFY_FILE_ENTRY__INIT;
+	InotifyWatchEntry w1 = INOTIFY_WATCH_ENTRY__INIT, w2 = INOTIFY_WATCH_ENTRY__INIT;
+	InotifyWatchEntry *ws[2] = { &w1, &w2 };
+	EpollFileEntry pe = EPOLL_FILE_ENTRY__INIT;
+	EpollTfdEntry t1 = EPOLL_TFD_ENTRY__INIT, *ts[1] = { &t1 };
+	UnixSkEntry ue = UNIX_SK_ENTRY__INIT;
+	ProtobufCBinaryData q[1] = { { 0, (uint8_t *)"" } };
+	char longname[300];
+	int n = 100;
+
+	fe.id = 1;
+	for (int k = FD_KIND__FDK_EVENTFD; k <= FD_KIND__FDK_UNIX; k++) {
+		fe.type = k;					/* no sub-message */
+		CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	}
+	fe.type = FD_KIND__FDK_EVENTFD;
+	fe.eventfd = &ee;
+	ee.count = ~0ULL;					/* above 2^64-2 */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ee.count = 5;
+	CHECK(prepare_crafted(n++, &fe) == 0);
+	fe.eventfd = NULL;
+	fe.type = FD_KIND__FDK_TIMERFD;
+	fe.timerfd = &te;
+	te.clockid = 4;						/* CLOCK_MONOTONIC_RAW */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	te.clockid = 1;
+	te.settime_flags = 0x80;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	te.settime_flags = 1;
+	te.value_ns = ~0ULL;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	te.value_ns = 1000;
+	CHECK(prepare_crafted(n++, &fe) == 0);
+	fe.timerfd = NULL;
+	fe.type = FD_KIND__FDK_MEMFD;
+	fe.memfd = &me;
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	me.name = longname;					/* > 249 bytes */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	me.name = "m";
+	me.seals = 0x100;					/* unknown seal */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	me.seals = 0;
+	me.has_inode_id = true;
+	me.inode_id = 7;					/* after its own id */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	me.inode_id = 1;					/* content image missing */
+	CHECK(prepare_crafted(n++, &fe) == -ENOENT);
+	fe.memfd = NULL;
+	fe.type = FD_KIND__FDK_INOTIFY;
+	fe.inotify = &ie;
+	ie.n_watches = 2;
+	ie.watches = ws;
+	w1.wd = w2.wd = 1;					/* wd twice */
+	w1.path = w2.path = "/";
+	w1.mask = w2.mask = IN_CREATE;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	w2.wd = 2;
+	w2.path = "tmp";					/* relative */
+	CHECK(prepare_crafted(n++, &fe) < 0);
+	w2.path = "/tmp";
+	w2.mask = 0x08000000;					/* unknown bit */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	w2.mask = IN_ATTRIB;
+	w2.wd = 1u << 30;					/* a gap too large to pad */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	w2.wd = 3;
+	CHECK(prepare_crafted(n++, &fe) == 0);
+	fe.inotify = NULL;
+	fe.type = FD_KIND__FDK_EPOLL;
+	fe.epoll = &pe;
+	pe.n_tfds = 1;
+	pe.tfds = ts;
+	pe.owner_pid = 43;					/* not restored */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	pe.owner_pid = 42;
+	t1.tfd = 1u << 20;					/* fd out of range */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	t1.tfd = 3;
+	CHECK(prepare_crafted(n++, &fe) == 0);
+	fe.epoll = NULL;
+	fe.type = FD_KIND__FDK_UNIX;
+	fe.usk = &ue;
+	ue.ino = 10;
+	ue.type = 99;						/* unknown type */
+	ue.state = 7;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.type = SOCK_DGRAM;
+	ue.has_name = true;
+	ue.name.data = (uint8_t *)"rel/path";			/* relative name */
+	ue.name.len = 9;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.name.data = (uint8_t *)"/tmp/x\0y";			/* NUL inside the path */
+	ue.name.len = 9;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.has_name = false;
+	ue.n_rqueue = 1;
+	ue.rqueue = q;						/* zero-length datagram */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.n_rqueue = 0;
+	ue.peer_ino = 11;					/* peer not restored */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.peer_ino = 10;					/* its own peer */
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.peer_ino = 0;
+	ue.backlog = 1u << 20;
+	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
+	ue.backlog = 0;
+	CHECK(prepare_crafted(n++, &fe) == 0);
+}
+
 /* A pty slave in the target is restored (with shell_job) as the restorer's terminal,
  * with the dumped flags; without shell_job the dump refuses it. */
 static void tty_target(const char *slave)
@@ -549,6 +670,7 @@ int main(void)
 	run("bad_fdinfo", test_bad_fdinfo, &failed);
 	run("tty_shell_job", test_tty, &failed);
 	run("bad_files", test_bad_files, &failed);
+	run("bad_new_kinds", test_bad_new_kinds, &failed);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
