@@ -1,6 +1,6 @@
 /*
- * restore: `ferry restore -D DIR`: recreate one dumped single-threaded process with its
- * PID and let it continue where it was frozen.
+ * restore: `ferry restore -D DIR`: recreate one dumped process (with its threads) with
+ * its PID and thread ids, and let it continue where it was frozen.
  *
  * Method (DESIGN.md "Restore by remote control"): a raw clone3 with set_tid creates a
  * stub with the dumped PID; the stub (our code, on a copy of our memory) sets its

@@ -1,7 +1,7 @@
 /*
  * restore.h: private to the restore stage (restore.c, rst-mem.c, rst-core.c).
  *
- * One struct rst carries everything a restore of one single-threaded process needs:
+ * One struct rst carries everything a restore of one process (and its threads) needs:
  * the verified images (loaded whole, except page data which rst-mem.c streams), the
  * stub task we created (child), and the remote-control handle that drives it.
  *

@@ -9,7 +9,8 @@
  * (private and shared-anonymous VMAs), advice applied, page data streamed from
  * pages-<id>.img into a large buffer and written with process_vm_writev in batches of
  * up to RST_IOV iovecs (falling back to /proc/PID/mem), the hash checked by
- * img_stream_finish before anything runs, and the final prot set.
+ * img_stream_finish before anything runs, and the final prot set. PE_PARENT runs are
+ * then filled from the older rounds of a pre-dump chain (newest first, page bitmap).
  *
  * Typical workload: a few dozen VMAs, 1 MiB .. several GiB of pages.
  */
