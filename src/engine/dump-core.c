@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@
 #ifndef PR_GET_THP_DISABLE
 #define PR_GET_THP_DISABLE 42
 #endif
+#define IOPRIO_WHO_PROCESS_ 1
 
 #define SIGINFO_SIZE 128
 #define XSAVE_BUF (64u << 10)	/* larger than any xstate (AMX is ~11 KiB) */
@@ -99,19 +101,49 @@ static int collect_regs(pid_t tid, struct dump_thread *th)
 	return 0;
 }
 
-int dump_thread_collect(struct dump_ctx *c)
+/* Scheduling state of tid, all readable from outside (sched_*, getpriority, ioprio). */
+static int collect_sched(pid_t tid, struct dump_thread *th)
 {
-	struct dump_thread *th = &c->th;
-	pid_t tid = c->pid;
+	struct sched_param sp = { 0 };
+	long n;
+	int v;
+
+	errno = 0;
+	v = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (v == -1 && errno)
+		return pr_perror("getpriority of thread %d", tid);
+	th->nice = v;
+	if ((v = sched_getscheduler(tid)) < 0 || sched_getparam(tid, &sp) < 0)
+		return pr_perror("sched_getscheduler/param of thread %d", tid);
+	th->sched_policy = v;
+	th->sched_priority = sp.sched_priority;
+	n = syscall(SYS_sched_getaffinity, tid, sizeof(th->affinity), th->affinity);
+	if (n < 0)
+		return pr_perror("sched_getaffinity of thread %d", tid);
+	th->n_affinity = (size_t)n / sizeof(uint64_t);
+	n = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS_, tid);
+	if (n < 0)
+		return pr_perror("ioprio_get of thread %d", tid);
+	th->ioprio = n;
+	return 0;
+}
+
+/* Everything of one thread that ptrace and /proc show from outside. */
+static int collect_one(pid_t pid, struct dump_thread *th)
+{
+	pid_t tid = th->tid;
+	char path[64];
+	size_t len;
 	int r = collect_regs(tid, th);
-	if (r < 0)
-		return r;
-	r = peek_siginfo(tid, false, &th->pending, &th->n_pending);
+	if (r == 0)
+		r = peek_siginfo(tid, false, &th->pending, &th->n_pending);
+	if (r == 0)
+		r = collect_sched(tid, th);
 	if (r < 0)
 		return r;
 
 	void *head = NULL;
-	size_t len = 0;
+	len = 0;
 	if (syscall(SYS_get_robust_list, tid, &head, &len) < 0)
 		return pr_perror("get_robust_list of %d", tid);
 	th->robust_list = (uint64_t)(uintptr_t)head;
@@ -124,17 +156,46 @@ int dump_thread_collect(struct dump_ctx *c)
 	th->rseq_ptr = rc.rseq_abi_pointer;
 	th->rseq_size = rc.rseq_abi_size;
 	th->rseq_sig = rc.signature;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	if ((r = read_file(path, &th->comm, &len, 4096)) < 0)
+		return pr_err_ret(r, "cannot read %s", path);
+	while (len && th->comm[len - 1] == '\n')
+		th->comm[--len] = 0;
 	pr_debug("thread %d: rip %#llx orig_rax %lld rax %lld, xsave %zu bytes, %zu pending, rseq %#llx",
 		 tid, th->regs.rip, (long long)th->regs.orig_rax, (long long)th->regs.rax,
 		 th->xsave_len, th->n_pending, (unsigned long long)th->rseq_ptr);
 	return 0;
 }
 
-void dump_thread_free(struct dump_thread *th)
+int dump_thread_collect(struct dump_ctx *c)
 {
-	free(th->xsave);
-	free(th->pending);
-	th->xsave = th->pending = NULL;
+	c->th = calloc(c->sz.n_tids, sizeof(*c->th));
+	if (!c->th)
+		return -ENOMEM;
+	c->n_th = c->sz.n_tids;
+	for (size_t i = 0; i < c->n_th; i++) {
+		c->th[i].tid = c->sz.tids[i];
+		int r = collect_one(c->pid, &c->th[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void dump_threads_free(struct dump_ctx *c)
+{
+	for (size_t i = 0; c->th && i < c->n_th; i++) {
+		free(c->th[i].xsave);
+		free(c->th[i].pending);
+		free(c->th[i].comm);
+	}
+	free(c->th);
+	c->th = NULL;
+	c->n_th = 0;
+	free(c->rs.ptimers);
+	c->rs.ptimers = NULL;
+	c->rs.n_ptimers = 0;
 }
 
 /* Injected call whose result must not be an errno; name is for the error line. */
@@ -187,14 +248,13 @@ static int remote_sigactions(struct dump_ctx *c, uint64_t scratch)
 	return 0;
 }
 
-static int remote_itimers_sas(struct dump_ctx *c, uint64_t scratch)
+static int remote_itimers(struct dump_ctx *c, uint64_t scratch)
 {
 	struct dump_remote_state *rs = &c->rs;
-	int r;
 
 	for (int w = 0; w < 3; w++) {
 		struct itimerval it;
-		r = rcheck(rcall2(&c->rt, SYS_getitimer, w, scratch), "getitimer", c->pid);
+		int r = rcheck(rcall2(&c->rt, SYS_getitimer, w, scratch), "getitimer", c->pid);
 		if (r == 0)
 			r = remote_read(&c->rt, scratch, &it, sizeof(it));
 		if (r < 0)
@@ -204,17 +264,35 @@ static int remote_itimers_sas(struct dump_ctx *c, uint64_t scratch)
 		rs->itimer[w].vsec = it.it_value.tv_sec;
 		rs->itimer[w].vusec = it.it_value.tv_usec;
 	}
+	return 0;
+}
 
+/* Per-thread values only the thread itself can report: tid address, sigaltstack,
+ * timer slack. c->rt drives th->tid. */
+static int remote_thread_state(struct dump_ctx *c, struct dump_thread *th, uint64_t scratch)
+{
 	stack_t ss;
-	r = rcheck(rcall2(&c->rt, SYS_sigaltstack, 0, scratch), "sigaltstack", c->pid);
+	long v;
+	int r;
+
+	if ((r = rcheck(rcall2(&c->rt, SYS_prctl, PR_GET_TID_ADDRESS, scratch),
+			"prctl(PR_GET_TID_ADDRESS)", th->tid)) < 0)
+		return r;
+	if ((r = remote_read(&c->rt, scratch, &th->clear_tid_addr, 8)) < 0)
+		return pr_err_ret(r, "reading the tid address of %d", th->tid);
+	r = rcheck(rcall2(&c->rt, SYS_sigaltstack, 0, scratch), "sigaltstack", th->tid);
 	if (r == 0)
 		r = remote_read(&c->rt, scratch, &ss, sizeof(ss));
 	if (r < 0)
 		return r;
-	rs->has_sas = !(ss.ss_flags & SS_DISABLE);
-	rs->sas_sp = (uint64_t)(uintptr_t)ss.ss_sp;
-	rs->sas_size = ss.ss_size;
-	rs->sas_flags = ss.ss_flags;
+	th->has_sas = !(ss.ss_flags & SS_DISABLE);
+	th->sas_sp = (uint64_t)(uintptr_t)ss.ss_sp;
+	th->sas_size = ss.ss_size;
+	th->sas_flags = ss.ss_flags;
+	v = rcall1(&c->rt, SYS_prctl, PR_GET_TIMERSLACK);
+	if ((r = rcheck(v, "prctl(PR_GET_TIMERSLACK)", th->tid)) < 0)
+		return r;
+	th->timerslack_ns = (uint64_t)v;
 	return 0;
 }
 
@@ -241,26 +319,17 @@ static int remote_rlimits(struct dump_ctx *c, uint64_t scratch)
 	return 0;
 }
 
-int dump_core_remote(struct dump_ctx *c)
+/* The process-wide queries, in the leader's session. */
+static int remote_process_state(struct dump_ctx *c, uint64_t scratch)
 {
 	struct dump_remote_state *rs = &c->rs;
-	uint64_t scratch;
 	long v;
-	int r = remote_scratch(&c->rt, page_size, &scratch);
-	if (r < 0)
-		return r;
+	int r;
 
 	v = rcall1(&c->rt, SYS_brk, 0);
 	if ((r = rcheck(v, "brk(0)", c->pid)) < 0)
 		return r;
 	rs->brk = (uint64_t)v;
-
-	if ((r = rcheck(rcall2(&c->rt, SYS_prctl, PR_GET_TID_ADDRESS, scratch),
-			"prctl(PR_GET_TID_ADDRESS)", c->pid)) < 0)
-		return r;
-	if ((r = remote_read(&c->rt, scratch, &rs->clear_tid_addr, 8)) < 0)
-		return pr_err_ret(r, "reading the tid address of %d", c->pid);
-
 	v = rcall1(&c->rt, SYS_prctl, PR_GET_SECUREBITS);
 	if ((r = rcheck(v, "prctl(PR_GET_SECUREBITS)", c->pid)) < 0)
 		return r;
@@ -283,7 +352,39 @@ int dump_core_remote(struct dump_ctx *c)
 		return r;
 	if ((r = remote_rlimits(c, scratch)) < 0)
 		return r;
-	return remote_itimers_sas(c, scratch);
+	if ((r = remote_itimers(c, scratch)) < 0)
+		return r;
+	return dump_ptimers(c, scratch);
+}
+
+/* One remote session in thread i; the leader's (i == 0) also runs the process queries.
+ * The session always ends here (remote_fini), also on error. */
+static int thread_session(struct dump_ctx *c, size_t i, uint64_t *sc_ip)
+{
+	uint64_t scratch;
+	int r = remote_init(&c->rt, c->th[i].tid, *sc_ip);
+	if (r == 0) {
+		*sc_ip = c->rt.sc_ip;
+		r = remote_scratch(&c->rt, page_size, &scratch);
+	}
+	if (r == 0)
+		r = remote_thread_state(c, &c->th[i], scratch);
+	if (r == 0 && i == 0)
+		r = remote_process_state(c, scratch);
+	int f = remote_fini(&c->rt);
+	memset(&c->rt, 0, sizeof(c->rt));
+	return r < 0 ? r : f;
+}
+
+int dump_core_remote(struct dump_ctx *c)
+{
+	uint64_t sc_ip = 0;
+	for (size_t i = 0; i < c->n_th; i++) {
+		int r = thread_session(c, i, &sc_ip);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* ---- assembling the CoreEntry ---------------------------------------------------- */
@@ -314,19 +415,20 @@ static int read_link(pid_t pid, const char *what, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-/* Owned allocations of one CoreEntry, freed by core_bufs_free. */
+/* Owned allocations of one process's CoreEntries, freed by core_bufs_free. */
 struct core_bufs {
-	char *comm, *tcomm, *pers, *cwd, *root;
+	char *comm, *pers, *cwd, *root;
 	SiginfoEntry *si, **sip;
 	SigactionEntry *sa, **sap;
+	PosixTimerEntry *pt, **ptp;
 	ItimerEntry it[3], *itp[3];
 	RlimitEntry rl[RLIM_NLIMITS], *rlp[RLIM_NLIMITS];
 };
 
 static void core_bufs_free(struct core_bufs *b)
 {
-	free(b->comm); free(b->tcomm); free(b->pers); free(b->cwd); free(b->root);
-	free(b->si); free(b->sip); free(b->sa); free(b->sap);
+	free(b->comm); free(b->pers); free(b->cwd); free(b->root);
+	free(b->si); free(b->sip); free(b->sa); free(b->sap); free(b->pt); free(b->ptp);
 }
 
 /* Fill n SiginfoEntry (pointing into raw) starting at index base of b->si. */
@@ -340,10 +442,8 @@ static void fill_siginfo(struct core_bufs *b, size_t base, const uint8_t *raw, s
 	}
 }
 
-static void fill_thread(struct dump_ctx *c, ThreadCoreEntry *t, UserRegsEntry *g,
-			SigaltstackEntry *sas, struct core_bufs *b)
+static void fill_regs(const struct user_regs_struct *r, UserRegsEntry *g)
 {
-	const struct user_regs_struct *r = &c->th.regs;
 	user_regs_entry__init(g);
 	g->r15 = r->r15; g->r14 = r->r14; g->r13 = r->r13; g->r12 = r->r12;
 	g->rbp = r->rbp; g->rbx = r->rbx; g->r11 = r->r11; g->r10 = r->r10;
@@ -352,32 +452,47 @@ static void fill_thread(struct dump_ctx *c, ThreadCoreEntry *t, UserRegsEntry *g
 	g->rip = r->rip; g->cs = r->cs; g->flags = r->eflags; g->sp = r->rsp;
 	g->ss = r->ss; g->fs_base = r->fs_base; g->gs_base = r->gs_base; g->ds = r->ds;
 	g->es = r->es; g->fs = r->fs; g->gs = r->gs;
+}
 
+/* ThreadCoreEntry of th; its pending signals are the n SiginfoEntry pointers at sip. */
+static void fill_thread(struct dump_thread *th, ThreadCoreEntry *t, UserRegsEntry *g,
+			SigaltstackEntry *sas, SiginfoEntry **sip)
+{
+	fill_regs(&th->regs, g);
 	thread_core_entry__init(t);
-	t->tid = c->pid;
+	t->tid = th->tid;
 	t->regs = g;
-	t->xsave.data = c->th.xsave;
-	t->xsave.len = c->th.xsave_len;
-	t->sigmask = c->th.sigmask;
-	t->n_pending = c->th.n_pending;
-	t->pending = b->sip;
-	if (c->rs.has_sas) {
+	t->xsave.data = th->xsave;
+	t->xsave.len = th->xsave_len;
+	t->sigmask = th->sigmask;
+	t->n_pending = th->n_pending;
+	t->pending = sip;
+	if (th->has_sas) {
 		sigaltstack_entry__init(sas);
-		sas->sp = c->rs.sas_sp;
-		sas->flags = c->rs.sas_flags;
-		sas->size = c->rs.sas_size;
+		sas->sp = th->sas_sp;
+		sas->flags = th->sas_flags;
+		sas->size = th->sas_size;
 		t->sas = sas;
 	}
-	t->clear_tid_addr = c->rs.clear_tid_addr;
-	t->robust_list = c->th.robust_list;
-	t->robust_list_len = c->th.robust_len;
-	if (c->th.rseq_ptr) {
+	t->clear_tid_addr = th->clear_tid_addr;
+	t->robust_list = th->robust_list;
+	t->robust_list_len = th->robust_len;
+	if (th->rseq_ptr) {
 		t->has_rseq_abi_pointer = t->has_rseq_abi_size = t->has_rseq_signature = 1;
-		t->rseq_abi_pointer = c->th.rseq_ptr;
-		t->rseq_abi_size = c->th.rseq_size;
-		t->rseq_signature = c->th.rseq_sig;
+		t->rseq_abi_pointer = th->rseq_ptr;
+		t->rseq_abi_size = th->rseq_size;
+		t->rseq_signature = th->rseq_sig;
 	}
-	t->comm = b->tcomm;
+	t->comm = th->comm;
+	t->has_nice = t->has_sched_policy = t->has_sched_priority = 1;
+	t->nice = th->nice;
+	t->sched_policy = th->sched_policy;
+	t->sched_priority = th->sched_priority;
+	t->n_cpu_affinity = th->n_affinity;
+	t->cpu_affinity = th->affinity;
+	t->has_ioprio = t->has_timerslack_ns = 1;
+	t->ioprio = th->ioprio;
+	t->timerslack_ns = th->timerslack_ns;
 }
 
 static void fill_rlimits(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
@@ -391,6 +506,33 @@ static void fill_rlimits(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs 
 	}
 	k->n_rlimits = RLIM_NLIMITS;
 	k->rlimits = b->rlp;
+}
+
+static void fill_ptimers(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
+{
+	for (size_t i = 0; i < c->rs.n_ptimers; i++) {
+		const struct dump_ptimer *s = &c->rs.ptimers[i];
+		PosixTimerEntry *e = &b->pt[i];
+		posix_timer_entry__init(e);
+		e->id = s->id;
+		e->clock = s->clock;
+		e->notify = s->notify;
+		e->signo = s->signo;
+		e->value = s->value;
+		if (s->notify & 4 /* SIGEV_THREAD_ID */) {
+			e->has_notify_tid = 1;
+			e->notify_tid = s->notify_tid;
+		}
+		e->isec = s->isec;
+		e->insec = s->insec;
+		e->vsec = s->vsec;
+		e->vnsec = s->vnsec;
+		e->has_overrun = 1;
+		e->overrun = s->overrun;
+		b->ptp[i] = e;
+	}
+	k->n_posix_timers = c->rs.n_ptimers;
+	k->posix_timers = b->ptp;
 }
 
 static void fill_sig_timers(struct dump_ctx *c, TaskCoreEntry *k, struct core_bufs *b)
@@ -418,6 +560,7 @@ static void fill_sig_timers(struct dump_ctx *c, TaskCoreEntry *k, struct core_bu
 	}
 	k->n_itimers = 3;
 	k->itimers = b->itp;
+	fill_ptimers(c, k, b);
 }
 
 static void fill_creds(struct dump_ctx *c, CredsEntry *cr)
@@ -437,12 +580,9 @@ static void fill_creds(struct dump_ctx *c, CredsEntry *cr)
 static int fill_task(struct dump_ctx *c, TaskCoreEntry *k, CredsEntry *cr, struct core_bufs *b)
 {
 	uint64_t pers;
-	char tcomm[64];
 	int r;
 
-	snprintf(tcomm, sizeof(tcomm), "task/%d/comm", c->pid);
 	if ((r = read_line(c->pid, "comm", &b->comm)) < 0 ||
-	    (r = read_line(c->pid, tcomm, &b->tcomm)) < 0 ||
 	    (r = read_line(c->pid, "personality", &b->pers)) < 0 ||
 	    (r = read_link(c->pid, "cwd", &b->cwd)) < 0 ||
 	    (r = read_link(c->pid, "root", &b->root)) < 0)
@@ -469,11 +609,11 @@ static int fill_task(struct dump_ctx *c, TaskCoreEntry *k, CredsEntry *cr, struc
 	return 0;
 }
 
-static int write_core(struct dump_ctx *c, CoreEntry *ce)
+static int write_core(struct dump_ctx *c, pid_t tid, CoreEntry *ce)
 {
 	char name[64];
 	struct img_writer *w;
-	int r = img_writer_open(c->d, img_name(name, "core-%d.img", c->pid), IMG_MAGIC_CORE, &w);
+	int r = img_writer_open(c->d, img_name(name, "core-%d.img", tid), IMG_MAGIC_CORE, &w);
 	if (r < 0)
 		return r;
 	r = img_write_pb(w, &ce->base);
@@ -484,11 +624,23 @@ static int write_core(struct dump_ctx *c, CoreEntry *ce)
 	return img_writer_close(w);
 }
 
+/* Allocate the arrays of b: nsi siginfo entries, sigactions, POSIX timers. */
+static int core_bufs_alloc(struct dump_ctx *c, struct core_bufs *b, size_t nsi)
+{
+	b->si = calloc(nsi + 1, sizeof(*b->si));
+	b->sip = calloc(nsi + 1, sizeof(*b->sip));
+	b->sa = calloc(c->rs.n_sigact + 1, sizeof(*b->sa));
+	b->sap = calloc(c->rs.n_sigact + 1, sizeof(*b->sap));
+	b->pt = calloc(c->rs.n_ptimers + 1, sizeof(*b->pt));
+	b->ptp = calloc(c->rs.n_ptimers + 1, sizeof(*b->ptp));
+	return (b->si && b->sip && b->sa && b->sap && b->pt && b->ptp) ? 0 : -ENOMEM;
+}
+
 int dump_core_write(struct dump_ctx *c)
 {
 	struct core_bufs b = { 0 };
 	uint8_t *shared = NULL;
-	size_t n_shared = 0;
+	size_t n_shared = 0, nsi = 0, base;
 	ThreadCoreEntry t;
 	UserRegsEntry g;
 	SigaltstackEntry sas;
@@ -499,29 +651,29 @@ int dump_core_write(struct dump_ctx *c)
 	int r = peek_siginfo(c->pid, true, &shared, &n_shared);
 	if (r < 0)
 		goto out;
-	size_t nsi = c->th.n_pending + n_shared;
-	b.si = calloc(nsi + 1, sizeof(*b.si));
-	b.sip = calloc(nsi + 1, sizeof(*b.sip));
-	b.sa = calloc(c->rs.n_sigact + 1, sizeof(*b.sa));
-	b.sap = calloc(c->rs.n_sigact + 1, sizeof(*b.sap));
-	r = -ENOMEM;
-	if (!b.si || !b.sip || !b.sa || !b.sap)
+	for (size_t i = 0; i < c->n_th; i++)
+		nsi += c->th[i].n_pending;
+	if ((r = core_bufs_alloc(c, &b, nsi + n_shared)) < 0)
 		goto out;
-	fill_siginfo(&b, 0, c->th.pending, c->th.n_pending);
-	fill_siginfo(&b, c->th.n_pending, shared, n_shared);
+	fill_siginfo(&b, 0, shared, n_shared);
 	if ((r = fill_task(c, &k, &cr, &b)) < 0)
 		goto out;
 	k.n_shared_pending = n_shared;
-	k.shared_pending = b.sip + c->th.n_pending;
-	fill_thread(c, &t, &g, &sas, &b);
-
-	core_entry__init(&ce);
-	ce.thread = &t;
-	ce.task = &k;
-	r = write_core(c, &ce);
+	k.shared_pending = b.sip;
+	base = n_shared;
+	for (size_t i = 0; r == 0 && i < c->n_th; i++) {
+		struct dump_thread *th = &c->th[i];
+		fill_siginfo(&b, base, th->pending, th->n_pending);
+		fill_thread(th, &t, &g, &sas, b.sip + base);
+		base += th->n_pending;
+		core_entry__init(&ce);
+		ce.thread = &t;
+		ce.task = i == 0 ? &k : NULL;
+		r = write_core(c, th->tid, &ce);
+	}
 	if (r == 0)
-		pr_debug("core: %zu sigactions, %zu+%zu pending signals, xsave %zu bytes",
-			c->rs.n_sigact, c->th.n_pending, n_shared, c->th.xsave_len);
+		pr_debug("core of %d: %zu threads, %zu sigactions, %zu+%zu pending signals, %zu POSIX timers",
+			 c->pid, c->n_th, c->rs.n_sigact, nsi, n_shared, c->rs.n_ptimers);
 out:
 	free(shared);
 	core_bufs_free(&b);

@@ -1,16 +1,20 @@
 /*
- * dump: `ferry dump -t PID -D DIR [--leave-running] [--shell-job]` for one
- * single-threaded process without children.
+ * dump: `ferry dump -t PID -D DIR [--leave-running] [--shell-job]`: the process tree
+ * rooted at PID, every thread of every process.
  *
  * The stage is a flat list of steps (docs/dump.md):
- *   validate args -> img_dir_create -> seize -> refuse threads/children -> read state
- *   from outside (stat, status, smaps, registers, signal queues) -> one remote session
- *   (injected read-only queries) -> pstree, core, mm, pagemap+pages images -> fds (fs)
- *   -> inventory (commit) -> kill, or resume with --leave-running.
- * dump_finish() is the one exit: it always ends the remote session first; on failure it
- * resumes the process untouched, unlinks every file this dump created (files that were
- * in DIR before are kept; DIR is removed only if this dump created it) and returns the
- * error, which was logged once where it happened.
+ *   validate args -> img_dir_create -> seize the whole tree (dump-tree.c) -> checks
+ *   (namespaces, seccomp, sid/pgid, sharing) -> per process: read state from outside
+ *   (stat, status, smaps, every thread's registers and signal queues), VMA checks ->
+ *   per process: remote sessions (one per thread: injected read-only queries) ->
+ *   pstree -> per process: core-<tid> for every thread, fds (fs), mm, pagemap+pages ->
+ *   files.img (fs_dump_finish) -> inventory (commit) -> kill all, or resume all with
+ *   --leave-running.
+ * Everything that can refuse the tree (checks, VMA kinds) runs before the first
+ * injection. dump_finish() is the one exit: on failure it resumes every process
+ * untouched, unlinks every file this dump created (files that were in DIR before are
+ * kept; DIR is removed only if this dump created it) and returns the error, which was
+ * logged once where it happened.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -36,12 +40,14 @@ struct dir_snap {
 };
 
 struct dump_stage {
-	struct dump_ctx c;
+	const struct ferry_opts *o;
+	struct img_dir *d;
+	struct dump_tree t;
 	struct dir_snap snap;
 	bool dir_existed;
-	bool seized;
 	struct fs_dump *fsd;
-	uint64_t t0;
+	uint64_t t0, freeze_time_ns;
+	uint64_t pages;
 };
 
 static int dir_snapshot(const char *path, struct dir_snap *s)
@@ -76,8 +82,8 @@ static bool snap_has(const struct dir_snap *s, const char *name)
 /* Unlink every regular file of DIR that was not there before; rmdir DIR if we made it. */
 static void dir_rollback(struct dump_stage *s)
 {
-	const char *path = s->c.o->images_dir;
-	int dfd = img_dir_fd(s->c.d);
+	const char *path = s->o->images_dir;
+	int dfd = img_dir_fd(s->d);
 	DIR *d = opendir(path);
 	struct dirent *e;
 	if (!d)
@@ -104,42 +110,10 @@ static int check_args(const struct ferry_opts *o)
 	return 0;
 }
 
-/* Single thread, no children: anything else is refused with one clear line. */
-static int check_tree(struct dump_ctx *c)
-{
-	char path[64], *buf = NULL, *comm = NULL;
-	size_t len;
-	int r;
-
-	if (c->sz.n_tids > 1) {
-		pr_err("process %d has %zu threads; multi-threaded processes are not supported yet",
-		       c->pid, c->sz.n_tids);
-		return -EOPNOTSUPP;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", c->pid, c->pid);
-	if ((r = read_file(path, &buf, &len, 1 << 20)) < 0)
-		return pr_err_ret(r, "cannot read %s", path);
-	int child = atoi(buf);
-	free(buf);
-	if (!child)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/comm", child);
-	if (read_file(path, &comm, &len, 64) == 0 && len && comm[len - 1] == '\n')
-		comm[len - 1] = 0;
-	pr_err("process %d has children (first: %d '%s'); process trees are not supported yet",
-	       c->pid, child, comm ? comm : "?");
-	free(comm);
-	return -EOPNOTSUPP;
-}
-
-/* Everything read from outside, before the remote session changes registers/mask. */
+/* Everything read from outside, before any remote session changes registers/mask. */
 static int collect_outside(struct dump_ctx *c)
 {
-	int r = proc_parse_stat(c->pid, 0, &c->st);
-	if (r == 0)
-		r = proc_parse_status(c->pid, 0, &c->status);
-	if (r == 0)
-		r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas);
+	int r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas);
 	if (r == -ESRCH || r == -ENOENT)
 		return pr_err_ret(r, "process %d disappeared during the dump", c->pid);
 	if (r < 0)
@@ -149,92 +123,91 @@ static int collect_outside(struct dump_ctx *c)
 	return dump_thread_collect(c);
 }
 
-/* One remote session for every injected query; the session ends here on success. */
-static int collect_remote(struct dump_ctx *c)
+/* One process: core of every thread, fds, mm, pages (fds before mm: memfd mappings
+ * are linked to the fd's FileEntry id). */
+static int dump_one(struct dump_stage *s, struct dump_ctx *c)
 {
-	int r = remote_init(&c->rt, c->pid, 0);
-	if (r == 0)
-		r = dump_core_remote(c);
-	if (r < 0)
+	int r;
+	if ((r = dump_core_write(c)) < 0)
 		return r;
-	r = remote_fini(&c->rt);
-	memset(&c->rt, 0, sizeof(c->rt));
-	return r;
+	if ((r = fs_dump_task(s->fsd, c->pid, c->sz.pidfd)) < 0)
+		return r;
+	if ((r = dump_mm_write(c)) < 0)
+		return r;
+	if ((r = dump_pages_write(c)) < 0)
+		return r;
+	s->pages += c->pages_written;
+	return 0;
 }
 
-static int pstree_write(struct dump_ctx *c)
+/* Every step that reads or writes per process, in pstree order. */
+static int dump_procs(struct dump_stage *s)
 {
-	char name[64];
-	struct img_writer *w;
-	PstreeEntry e;
-	uint32_t tid = c->pid;
-	int r = img_writer_open(c->d, img_name(name, "pstree.img"), IMG_MAGIC_PSTREE, &w);
-	if (r < 0)
-		return r;
-	pstree_entry__init(&e);
-	e.pid = c->pid;
-	e.ppid = 0;		/* the root of the dumped tree (pstree.proto) */
-	e.pgid = c->st.pgrp;
-	e.sid = c->st.session;
-	e.n_threads = 1;
-	e.threads = &tid;
-	r = img_write_pb(w, &e.base);
-	if (r < 0) {
-		img_writer_abort(w);
-		return r;
+	struct fs_dump_opts fo = { .shell_job = s->o->shell_job };
+	struct dump_tree *t = &s->t;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		t->p[i].d = s->d;
+		t->p[i].freeze_time_ns = s->freeze_time_ns;
+		if (!t->p[i].zombie)
+			r = collect_outside(&t->p[i]);
 	}
-	return img_writer_close(w);
-}
-
-static int dump_files(struct dump_stage *s)
-{
-	struct fs_dump_opts fo = { .shell_job = s->c.o->shell_job };
-	int r = fs_dump_init(s->c.d, &fo, &s->fsd);
+	for (size_t i = 0; r == 0 && i < t->n; i++)
+		if (!t->p[i].zombie)
+			r = dump_core_remote(&t->p[i]);
 	if (r == 0)
-		r = fs_dump_task(s->fsd, s->c.pid, s->c.sz.pidfd);
+		r = dump_pstree_write(t, s->d);
+	if (r == 0)
+		r = fs_dump_init(s->d, &fo, &s->fsd);
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		t->p[i].fsd = s->fsd;
+		if (!t->p[i].zombie)
+			r = dump_one(s, &t->p[i]);
+	}
 	if (r == 0)
 		r = fs_dump_finish(s->fsd);
 	return r;
 }
 
-static int commit(struct dump_ctx *c)
+static int commit(struct dump_stage *s)
 {
 	InventoryEntry inv;
 	img_inventory_init(&inv);
-	inv.root_pid = c->pid;
+	inv.root_pid = s->o->pid;
 	inv.kind = IMG_KIND_DUMP;
 	inv.has_leave_running = inv.has_shell_job = inv.has_dump_time_ns = 1;
-	inv.leave_running = c->o->leave_running;
-	inv.shell_job = c->o->shell_job;
-	inv.dump_time_ns = c->freeze_time_ns;
-	inv.vdso_layout = dump_vdso_layout(c);
+	inv.leave_running = s->o->leave_running;
+	inv.shell_job = s->o->shell_job;
+	inv.dump_time_ns = s->freeze_time_ns;
+	if (s->t.pidns)
+		inv.has_pidns = inv.pidns = 1;
+	inv.vdso_layout = dump_vdso_layout(&s->t.p[0]);
 	if (!inv.vdso_layout)
 		return -ENOMEM;
-	int r = img_dir_commit(c->d, &inv);
+	int r = img_dir_commit(s->d, &inv);
 	free(inv.vdso_layout);
 	return r;
 }
 
-/* The one exit of the stage: undo everything on failure, release the process. */
+/* The one exit of the stage: undo everything on failure, release the tree. */
 static int dump_finish(struct dump_stage *s, int r)
 {
-	struct dump_ctx *c = &s->c;
-	if (remote_fini(&c->rt) < 0 && r == 0)
-		r = -EIO;
-	if (s->seized) {
-		enum seize_end how = (r < 0 || c->o->leave_running) ? SEIZE_RESUME : SEIZE_KILL;
-		seize_release(&c->sz, how);
-	}
-	if (r < 0 && c->d)
+	size_t n = s->t.n;
+	enum seize_end how = (r < 0 || s->o->leave_running) ? SEIZE_RESUME : SEIZE_KILL;
+
+	for (size_t i = 0; i < s->t.n; i++)
+		if (remote_fini(&s->t.p[i].rt) < 0 && r == 0)
+			r = -EIO;
+	dump_tree_release(&s->t, how);
+	if (r < 0 && s->d)
 		dir_rollback(s);
 	if (r == 0)
-		pr_info("dumped process %d into '%s': %llu pages, %.1f ms%s", c->pid,
-			c->o->images_dir, (unsigned long long)c->pages_written,
-			(now_ns() - s->t0) / 1e6, c->o->leave_running ? ", left running" : "");
+		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %.1f ms%s", s->o->pid,
+			n, s->o->images_dir, (unsigned long long)s->pages, (now_ns() - s->t0) / 1e6,
+			s->o->leave_running ? ", left running" : "");
 	fs_dump_free(s->fsd);
-	dump_thread_free(&c->th);
-	proc_vmas_free(c->vmas, c->n_vmas);
-	img_dir_free(c->d);
+	img_dir_free(s->d);
 	for (size_t i = 0; i < s->snap.n; i++)
 		free(s->snap.names[i]);
 	free(s->snap.names);
@@ -243,8 +216,7 @@ static int dump_finish(struct dump_stage *s, int r)
 
 int dump_main(const struct ferry_opts *o)
 {
-	struct dump_stage s = { .c = { .o = o, .pid = o->pid }, .t0 = now_ns() };
-	struct dump_ctx *c = &s.c;
+	struct dump_stage s = { .o = o, .t = { .o = o }, .t0 = now_ns() };
 	struct stat sb;
 	struct timespec ts;
 	int r;
@@ -252,32 +224,19 @@ int dump_main(const struct ferry_opts *o)
 	if ((r = check_args(o)) < 0)
 		return r;
 	s.dir_existed = stat(o->images_dir, &sb) == 0;
-	if ((r = img_dir_create(o->images_dir, &c->d)) < 0)
+	if ((r = img_dir_create(o->images_dir, &s.d)) < 0)
 		return r;
 	if ((r = dir_snapshot(o->images_dir, &s.snap)) < 0)
 		goto out;
-	if ((r = seize_process(o->pid, &c->sz)) < 0)
+	if ((r = dump_tree_seize(&s.t)) < 0)
 		goto out;
-	s.seized = true;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	c->freeze_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-	if ((r = check_tree(c)) < 0)
+	s.freeze_time_ns = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+	if ((r = dump_tree_check(&s.t)) < 0)
 		goto out;
-	if ((r = collect_outside(c)) < 0)
+	if ((r = dump_procs(&s)) < 0)
 		goto out;
-	if ((r = collect_remote(c)) < 0)
-		goto out;
-	if ((r = pstree_write(c)) < 0)
-		goto out;
-	if ((r = dump_core_write(c)) < 0)
-		goto out;
-	if ((r = dump_mm_write(c)) < 0)
-		goto out;
-	if ((r = dump_pages_write(c)) < 0)
-		goto out;
-	if ((r = dump_files(&s)) < 0)
-		goto out;
-	r = commit(c);
+	r = commit(&s);
 out:
 	return dump_finish(&s, r);
 }
