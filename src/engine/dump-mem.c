@@ -21,6 +21,7 @@
  * (sync_file_range) so the final fsync is short. Ranges process_vm_readv cannot read
  * (PROT_NONE: EFAULT) are read through /proc/PID/mem.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -37,8 +39,12 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/dump.h"
+#include "fs/fs.h"
 #include "img/img.h"
 #include "pagemap.pb-c.h"
+
+/* src/fs provides it (fs.h); until it does, memfd mappings stay refused. */
+#pragma weak fs_dump_file_id
 
 #define PM_PRESENT   (1ULL << 63)
 #define PM_SWAP      (1ULL << 62)
@@ -131,6 +137,46 @@ static bool kind_is_special(enum proc_vma_kind k)
 	return k == PVMA_VDSO || k == PVMA_VVAR || k == PVMA_VVAR_VCLOCK || k == PVMA_VSYSCALL;
 }
 
+static bool is_memfd(const struct proc_vma *v)
+{
+	return v->kind == PVMA_FILE && v->deleted && v->path && !strncmp(v->path, "/memfd:", 7);
+}
+
+/* Does pid hold an fd of the file (dev, ino)? */
+static bool holds_fd_of(pid_t pid, dev_t dev, uint64_t ino)
+{
+	char path[64];
+	struct dirent *e;
+	bool found = false;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (e = readdir(d))) {
+		struct stat sb;
+		if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &sb, 0) == 0)
+			found = sb.st_dev == dev && sb.st_ino == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/* A memfd mapping can be dumped when the process holds the memfd as an fd too (its
+ * content and identity then come from src/fs) and src/fs can name it. */
+static bool memfd_ok(const struct dump_ctx *c, const struct proc_vma *v)
+{
+	const char *p = v->path, *why;
+	if (!holds_fd_of(c->pid, makedev(v->dev_major, v->dev_minor), v->ino))
+		why = "without holding the memfd as an fd";
+	else if (!fs_dump_file_id)
+		why = "(the fs module cannot link it to its fd yet)";
+	else
+		return true;
+	pr_err("process %d: memfd mapping '%s' at %#llx-%#llx %s: not supported", c->pid, p,
+	       (unsigned long long)v->start, (unsigned long long)v->end, why);
+	return false;
+}
+
 int dump_vmas_check(struct dump_ctx *c)
 {
 	for (size_t i = 0; i < c->n_vmas; i++) {
@@ -142,6 +188,13 @@ int dump_vmas_check(struct dump_ctx *c)
 		if ((v->vmflags & VMF_IO) && !kind_is_special(v->kind))
 			pr_err("process %d maps device memory at %#llx-%#llx ('%s'): not supported",
 			       c->pid, a, e, p);
+		else if (is_memfd(v) && memfd_ok(c, v))
+			continue;
+		else if (is_memfd(v))
+			return -EOPNOTSUPP;
+		else if (v->kind == PVMA_SHMEM_ANON && v->path && !strncmp(v->path, "/SYSV", 5))
+			pr_err("process %d: SysV shared memory segment '%s' attached at %#llx-%#llx: "
+			       "not supported", c->pid, p, a, e);
 		else if (v->kind == PVMA_FILE && v->deleted)
 			pr_err("process %d: mapping of unlinked file '%s' at %#llx-%#llx not supported yet",
 			       c->pid, p, a, e);
@@ -218,6 +271,19 @@ static void vma_fill(const struct proc_vma *v, VmaEntry *e)
 	}
 }
 
+/* Link a memfd VMA to the FileEntry of the process's fd of that memfd. */
+static int vma_file_id(struct dump_ctx *c, const struct proc_vma *v, VmaEntry *e)
+{
+	uint32_t id;
+	int r = fs_dump_file_id ? fs_dump_file_id(c->fsd, c->pid, e->dev, e->ino, &id) : -ENOENT;
+	if (r < 0)
+		return pr_err_ret(r == -ENOENT ? -EOPNOTSUPP : r, "process %d: memfd mapping '%s' at "
+				  "%#llx: no file id for it", c->pid, v->path, (unsigned long long)v->start);
+	e->has_file_id = 1;
+	e->file_id = id;
+	return 0;
+}
+
 /* /proc/PID/auxv as u64 values up to and including the AT_NULL pair. */
 static int read_auxv(pid_t pid, uint64_t **out, size_t *n)
 {
@@ -272,6 +338,8 @@ int dump_mm_write(struct dump_ctx *c)
 	for (size_t i = 0; i < c->n_vmas; i++) {
 		vma_fill(&c->vmas[i], &ve[i]);
 		vp[i] = &ve[i];
+		if (is_memfd(&c->vmas[i]) && (r = vma_file_id(c, &c->vmas[i], &ve[i])) < 0)
+			goto out;
 	}
 	mm.n_vmas = c->n_vmas;
 	mm.vmas = vp;

@@ -37,6 +37,12 @@ int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump
 int fs_dump_task(struct fs_dump *fd, pid_t pid, int pidfd);
 /* Write files.img and per-kind images. 0 or -errno (logged). */
 int fs_dump_finish(struct fs_dump *fd);
+/* (dump engine, memfd mappings) After fs_dump_task(fd, pid, ...): the FileEntry id of a
+ * description held by an fd of pid that refers to the file (dev, ino) (dev as st_dev,
+ * i.e. makedev(major, minor) of smaps). 0 and *id, or -ENOENT when pid holds no fd of
+ * that file (not logged). Implemented by src/fs; the engine links to it weakly and keeps
+ * refusing memfd mappings until it exists. */
+int fs_dump_file_id(struct fs_dump *fd, pid_t pid, uint64_t dev, uint64_t ino, uint32_t *id);
 void fs_dump_free(struct fs_dump *fd);
 
 /* Load what restoring pid's fds needs (before the task exists). 0 or -errno (logged). */
