@@ -1,7 +1,7 @@
 /*
  * mm_fields: the mm fields of /proc/self/stat (code, data, brk, stack, arg and env
  * bounds), the bytes of /proc/self/auxv, the /proc/self/exe target, cmdline and environ
- * are the same after the restore.
+ * are the same after the restore (argv[0] is rewritten in place first).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +61,10 @@ int main(int argc, char **argv)
 	int i;
 
 	test_init(argc, argv);
+	/* rewrite the argument area in place (as setproctitle does): /proc/self/cmdline
+	 * reads it from memory, so it must come back with the memory */
+	if (argc > 0 && argv[0][0])
+		argv[0][strlen(argv[0]) - 1] = 'Z';
 	take(&a);
 
 	test_ready();
