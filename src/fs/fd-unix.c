@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -324,8 +325,9 @@ static int usk_free_path(const struct usk_kd *kd)
 	if (e < 0)
 		return e;
 	bool live = false;
+	uint32_t kdev = major(st.st_dev) << 20 | minor(st.st_dev);	/* the kernel's s_dev */
 	for (size_t i = 0; i < t->n && !live; i++)
-		live = t->v[i].vfs_ino == st.st_ino && t->v[i].name_len;
+		live = t->v[i].vfs_ino == st.st_ino && t->v[i].vfs_dev == kdev;
 	usk_diag_free(t);
 	if (live)
 		return pr_err_ret(-EADDRINUSE, "unix socket name '%s' is in use by a live socket",

@@ -546,6 +546,26 @@ static void test_bad_new_kinds(void)
 	CHECK(prepare_crafted(n++, &fe) == -EBADMSG);
 	ue.backlog = 0;
 	CHECK(prepare_crafted(n++, &fe) == 0);
+
+	/* A filesystem name: a live socket keeps it, a stale socket file is replaced, a
+	 * file of another type is refused. */
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/live.sock", tmpdir);
+	int ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(ls >= 0 && bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 1) == 0);
+	ue.type = SOCK_STREAM;
+	ue.state = 10;
+	ue.has_name = true;
+	ue.name.data = (uint8_t *)sa.sun_path;
+	ue.name.len = strlen(sa.sun_path) + 1;
+	CHECK(prepare_crafted(n++, &fe) == -EADDRINUSE);
+	CHECK(access(sa.sun_path, F_OK) == 0);
+	close(ls);					/* now a stale socket file */
+	CHECK(prepare_crafted(n++, &fe) == 0);
+	CHECK(access(sa.sun_path, F_OK) < 0 && errno == ENOENT);
+	close(open(sa.sun_path, O_CREAT | O_WRONLY, 0600));	/* a regular file */
+	CHECK(prepare_crafted(n++, &fe) == -EEXIST);
+	CHECK(unlink(sa.sun_path) == 0);
 }
 
 /* A pty slave in the target is restored (with shell_job) as the restorer's terminal,
