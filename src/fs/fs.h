@@ -65,12 +65,17 @@ void fs_rst_free(struct fs_rst *r);
 struct fs_rst_tree;
 
 /* Load fdinfo/files/data images of every process of pids[] (restorer, before any task
- * exists) and create the shared descriptions. 0 or -errno (logged). */
+ * exists) and create the shared descriptions. 0 or -errno (logged). The shared
+ * descriptions are O_CLOEXEC fds of the restorer (inherited by clone, not by exec); the
+ * restorer's RLIMIT_NOFILE soft limit may be raised to place them. A single process is
+ * a tree of one: fs_rst_prepare/fs_rst_in_stub are implemented on these calls. */
 int fs_rst_tree_prepare(struct img_dir *d, const pid_t *pids, size_t n, int shell_job,
 			struct fs_rst_tree **out);
 /* In the stub of pid: install its fd table exactly; close every other fd except the
  * n_keep fds of keep[] (moved and updated in place when they collide with a target
- * number). 0 or -errno with a message in err (no logging). */
+ * number; entries < 0 are ignored). Epoll registrations are made here too, in the stub
+ * of the process that owned them, so call it for every process of the tree. 0 or
+ * -errno with a message in err (no logging); -ENOENT for a pid not prepared. */
 int fs_rst_tree_in_stub(struct fs_rst_tree *t, pid_t pid, int *keep, size_t n_keep, char *err,
 			size_t errlen);
 /* The restorer's fd of a shared description by FileEntry id (e.g. a memfd to map from
