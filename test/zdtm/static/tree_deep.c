@@ -26,7 +26,8 @@ static int go[NP][2], rep[2], rdy[2];
 static const char *const what[] = { "ok", "pid changed", "parent changed", "heap differs",
 				    "mapping differs", "pdeath signal lost", "child verdict" };
 
-static void on_usr2(int sig) { (void)sig; }
+/* idx 4: its parent died (only when the runner kills the tree): end too */
+static void on_usr2(int sig) { (void)sig; _exit(9); }
 
 /* The life of process idx (not the root): set up, wait, verify, report. */
 static __attribute__((noreturn)) void member(int idx, pid_t parent)
@@ -51,6 +52,8 @@ static __attribute__((noreturn)) void member(int idx, pid_t parent)
 	if (idx == 4) {
 		signal(SIGUSR2, on_usr2);
 		prctl(PR_SET_PDEATHSIG, SIGUSR2);
+	} else {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* never outlive a killed tree */
 	}
 	test_fill(heap, HEAP, 1000 + idx);
 	test_fill(map, MAP, 2000 + idx);
