@@ -203,9 +203,14 @@ refuse:
 	}
 	if ((r = ns_ino(c->pid, "pid", &a)) < 0 || (r = ns_ino(c->pid, "pid_for_children", &b)) < 0)
 		return pr_err_ret(r, "cannot read /proc/%d/ns/pid", c->pid);
-	if (a != pidns_ino || b != pidns_ino) {
-		pr_err("process %d ('%s') is in another pid namespace than %s: not supported", c->pid,
-		       c->st.comm, a != pidns_ino ? "the tree's root" : "its children would be");
+	if (a != pidns_ino) {
+		pr_err("process %d ('%s') is in another pid namespace than the tree's root: "
+		       "not supported", c->pid, c->st.comm);
+		return -EOPNOTSUPP;
+	}
+	if (b != pidns_ino) {
+		pr_err("process %d ('%s') creates its children in another pid namespace "
+		       "(unshare CLONE_NEWPID): not supported", c->pid, c->st.comm);
 		return -EOPNOTSUPP;
 	}
 	return 0;
