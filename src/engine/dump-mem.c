@@ -1,6 +1,7 @@
 /*
  * dump-mem: the address space of one process -> mm-<pid>.img, pagemap-<pid>.img and
- * pages-<pid>.img.
+ * pages-<pid>.img. Also the VMA checks (what cannot be dumped is refused by name) and
+ * the link of memfd mappings to their fd (fs_dump_file_id).
  *
  * Which pages are stored (the agreement with restore, docs/dump.md):
  *  - anonymous private VMAs (heap, stack included): present or swapped pages whose
@@ -8,7 +9,8 @@
  *    after restore;
  *  - private file VMAs: pages that are present and not file pages (COW'd) or swapped,
  *    zero content included;
- *  - shared anonymous VMAs: present or swapped pages, zero ones skipped;
+ *  - shared anonymous VMAs: every page the shmem object holds (SEEK_DATA on
+ *    /proc/PID/map_files, whoever faulted it in), zero ones skipped;
  *  - shared file VMAs, vdso, vvar, vsyscall: nothing.
  * PagemapEntry runs never cross a VMA boundary; page data lies in entry order.
  *
@@ -686,10 +688,46 @@ static int vma_pages_read(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
 	return 0;
 }
 
+/* Shared anonymous memory: select by the shmem object's own populated ranges
+ * (SEEK_DATA/SEEK_HOLE on /proc/PID/map_files/...), not by this process's page tables:
+ * a page written by another process (maybe gone since), or swapped out, has no PTE here.
+ * Returns 0, 1 when map_files cannot be opened (caller selects by page tables), -errno. */
+static int vma_pages_shmem(struct pages_ctx *p, uint32_t vi)
+{
+	const struct proc_vma *v = &p->c->vmas[vi];
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", p->c->pid,
+		 (unsigned long long)v->start, (unsigned long long)v->end);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	off_t pos = v->pgoff, end = v->pgoff + (v->end - v->start);
+	int r = 0;
+	while (r == 0 && pos < end) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+		if (data < 0 || data >= end)
+			break;	/* ENXIO: no data past pos */
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		data &= ~(off_t)(page_size - 1);
+		r = range_queue(p, v->start + (data - v->pgoff), ROUND_UP(hole - data, page_size), vi,
+				true, !(v->prot & PROT_READ));
+		pos = ROUND_UP(hole, page_size);
+	}
+	close(fd);
+	return r;
+}
+
 static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
 {
 	if (vma_policy(&p->c->vmas[vi]) == POL_NONE)
 		return 0;
+	if (p->c->vmas[vi].kind == PVMA_SHMEM_ANON) {
+		int r = vma_pages_shmem(p, vi);
+		if (r <= 0)
+			return r;
+	}
 	if (!p->no_scan) {
 		int r = vma_pages_scan(p, vi, pm, PM_CHUNK * 8);
 		if (r != -ENOTTY)

@@ -4,7 +4,9 @@
  * into the second half (pages the child never touches). After the restore each side
  * reads the other's half, and a value the parent then writes is seen by the child:
  * the mapping is still one shared object, not two copies. A private mapping written by
- * the child after fork stays private.
+ * the child after fork stays private. A second shared mapping was written only by a
+ * child that exited (and was reaped) before the checkpoint: its pages are in no page
+ * table of the tree, yet they must survive.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,16 +24,24 @@ int main(int argc, char **argv)
 {
 	char *sh = mmap(NULL, 2 * HALF, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	char *pv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *orphan = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int to_child[2], to_parent[2], st;
 	pid_t c;
 	char ch;
 
 	test_init(argc, argv);
-	if (sh == MAP_FAILED || pv == MAP_FAILED)
+	if (sh == MAP_FAILED || pv == MAP_FAILED || orphan == MAP_FAILED)
 		fail("mmap: %m");
 	if (pipe(to_child) || pipe(to_parent))
 		fail("pipe: %m");
 	pv[0] = 'p';
+	c = fork();
+	if (c == 0) {
+		test_fill(orphan, 4 * 4096, 79);
+		_exit(0);
+	}
+	if (c < 0 || waitpid(c, &st, 0) != c || st)
+		fail("writer child: %#x", st);
 	c = fork();
 	if (c < 0)
 		fail("fork: %m");
@@ -65,6 +75,8 @@ int main(int argc, char **argv)
 
 	if (test_verify(sh, HALF, 77) != (size_t)-1)
 		fail("the child's half of the shared mapping differs in the parent");
+	if (test_verify(orphan, 4 * 4096, 79) != (size_t)-1)
+		fail("the pages written by the exited child are lost");
 	if (pv[0] != 'p')
 		fail("private page changed to '%c'", pv[0]);
 	if (write(to_child[1], "1", 1) != 1 || read(to_parent[0], &ch, 1) != 1)
