@@ -1,20 +1,25 @@
 /*
  * fd-epoll: epoll instances (anon_inode:[eventpoll]).
  *
- * Dump: every fdinfo "tfd: N events: X data: D ..." line. Each target must still be
- * open at number N in the process that holds the epoll (kcmp KCMP_EPOLL_TFD compares
- * the registered file with the one at N): a target whose fd was closed (or replaced)
- * after registration fails the dump clearly. owner_pid records that process.
+ * Dump: every fdinfo "tfd: N events: X data: D ..." line. kcmp(KCMP_EPOLL_TFD) tells
+ * whether the registered file is the one at number N of the process that holds the
+ * epoll; when N was closed (or reused) since registration, every other fd of the process
+ * is compared and the file's current number is kept as `alias`; a file open nowhere in
+ * the process fails the dump clearly. owner_pid records that process.
  * Restore: the stub creates the epoll; the registrations are made by the late hook,
  * once every fd of the owner is at its number: epoll_ctl(ADD, N, {events, data}), so
- * the kernel's (file, fd) keys are the dumped ones. A shared epoll is created in the
+ * the kernel's (file, fd) keys are the dumped ones. An aliased target is registered by
+ * placing its file at N for the call (dup2 from the alias; whatever N holds in the task
+ * is saved above and put back). A shared epoll is created in the
  * restorer and registered in the owner's stub only. Epolls watching epolls work: every
  * file exists before any late hook runs.
  * Known difference: a EPOLLONESHOT registration that already fired (disarmed: fdinfo
  * shows only its flag bits) comes back armed for EPOLLERR|EPOLLHUP, which epoll_ctl
  * always adds; it stays silent for everything else.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "fs/fs-priv.h"
 
 #define KCMP_EPOLL_TFD 7
@@ -44,20 +50,44 @@ static bool epoll_match(const struct fd_parms *p)
 	return fs_is_anon(p, "eventpoll");
 }
 
-/* The target at tfd must be the registered file. */
-static int epoll_check_tfd(const struct fd_parms *p, uint32_t tfd)
+/* Is the file of the toff-th item registered under tfd (items with the same number
+ * count in the order fdinfo lists them) open at fd number x of the process? */
+static bool epoll_is_at(const struct fd_parms *p, uint32_t tfd, uint32_t toff, int x)
 {
-	struct kcmp_epoll_slot slot = { .efd = (uint32_t)p->fd, .tfd = tfd, .toff = 0 };
-	long r = syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, tfd, &slot);
-	if (r == 0)
+	struct kcmp_epoll_slot slot = { .efd = (uint32_t)p->fd, .tfd = tfd, .toff = toff };
+	return syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, x, &slot) == 0;
+}
+
+/* The target registered under tfd: at tfd itself (*alias = -1), or, when tfd was closed
+ * or reused since, at another fd number of the process (*alias). */
+static int epoll_find_tfd(const struct fd_parms *p, uint32_t tfd, uint32_t toff, int *alias)
+{
+	char path[64];
+	struct dirent *de;
+	*alias = -1;
+	if (tfd < FS_MAX_FD && epoll_is_at(p, tfd, toff, (int)tfd))
 		return 0;
-	pr_err("PID %d fd %d: epoll: registered target fd %u is not that file in this process "
-	       "(closed after registration, or registered by another process): not supported",
-	       p->pid, p->fd, tfd);
+	snprintf(path, sizeof(path), "/proc/%d/fd", p->pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return pr_perror("cannot open %s", path);
+	while ((de = readdir(dir)) && *alias < 0) {
+		int x;
+		if (de->d_name[0] != '.' && parse_int(de->d_name, &x) == 0 && x != p->fd &&
+		    epoll_is_at(p, tfd, toff, x))
+			*alias = x;
+	}
+	closedir(dir);
+	if (*alias >= 0 && tfd < FS_MAX_FD)
+		return 0;
+	pr_err("PID %d fd %d: epoll: registered target fd %u was closed and its file is not "
+	       "open elsewhere in this process (or was registered by another process): not "
+	       "supported", p->pid, p->fd, tfd);
 	return -EOPNOTSUPP;
 }
 
-static int epoll_add_tfd(EpollFileEntry *ee, uint32_t tfd, uint32_t ev, uint64_t data)
+static int epoll_add_tfd(EpollFileEntry *ee, uint32_t tfd, uint32_t ev, uint64_t data,
+			 int alias)
 {
 	if (ee->n_tfds >= EPOLL_MAX_TFDS)
 		return -E2BIG;
@@ -72,8 +102,19 @@ static int epoll_add_tfd(EpollFileEntry *ee, uint32_t tfd, uint32_t ev, uint64_t
 	t->tfd = tfd;
 	t->events = ev;
 	t->data = data;
+	t->has_alias = alias >= 0;
+	t->alias = alias >= 0 ? (uint32_t)alias : 0;
 	v[ee->n_tfds++] = t;
 	return 0;
+}
+
+/* How many items with number tfd were listed before (kcmp's toff for the next one). */
+static uint32_t epoll_toff(const EpollFileEntry *ee, uint32_t tfd)
+{
+	uint32_t k = 0;
+	for (size_t i = 0; i < ee->n_tfds; i++)
+		k += ee->tfds[i]->tfd == tfd;
+	return k;
 }
 
 static int epoll_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
@@ -90,7 +131,7 @@ static int epoll_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe
 	if (r < 0)
 		return r;
 	for (char *l = buf; l && *l && r == 0; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
-		int tfd;
+		int tfd, alias;
 		unsigned int ev;
 		unsigned long long data;
 		if (strncmp(l, "tfd:", 4))
@@ -98,8 +139,9 @@ static int epoll_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe
 		if (sscanf(l, "tfd: %d events: %x data: %llx", &tfd, &ev, &data) != 3 || tfd < 0)
 			r = pr_err_ret(-EINVAL, "PID %d fd %d: epoll: cannot parse '%.80s'", p->pid,
 				       p->fd, l);
-		else if ((r = epoll_check_tfd(p, (uint32_t)tfd)) == 0)
-			r = epoll_add_tfd(ee, (uint32_t)tfd, ev, data);
+		else if ((r = epoll_find_tfd(p, (uint32_t)tfd, epoll_toff(ee, (uint32_t)tfd),
+					     &alias)) == 0)
+			r = epoll_add_tfd(ee, (uint32_t)tfd, ev, data, alias);
 	}
 	free(buf);
 	return r;
@@ -124,7 +166,9 @@ static int epoll_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 	kd->owner = (pid_t)ee->owner_pid;
 	kd->n = ee->n_tfds;
 	for (size_t i = 0; i < kd->n; i++) {
-		if (ee->tfds[i]->tfd >= FS_MAX_FD) {
+		if (ee->tfds[i]->tfd >= FS_MAX_FD ||
+		    (ee->tfds[i]->has_alias && (ee->tfds[i]->alias >= FS_MAX_FD ||
+						ee->tfds[i]->alias == ee->tfds[i]->tfd))) {
 			free(kd);
 			return pr_err_ret(-EBADMSG, "files.img: epoll %u: bad target", fe->id);
 		}
@@ -147,16 +191,46 @@ static int epoll_open(struct fs_rst *r, struct rst_file *f, int base, char *err,
 	return fd;
 }
 
+/* Stub: register the file now at number alias under the number tfd, which is free or
+ * holds another file of the task (put back afterwards). */
+static int epoll_add_alias(int ep, const EpollTfdEntry *t, struct epoll_event *ev, char *err,
+			   size_t errlen)
+{
+	int tfd = (int)t->tfd, fl = fcntl(tfd, F_GETFD), saved = -1, e = 0;
+	if (fcntl((int)t->alias, F_GETFD) < 0)
+		return fs_stub_err(err, errlen, EBADF, "epoll: alias fd %u of target %u is not "
+				   "open", t->alias, t->tfd);
+	if (fl >= 0 && (saved = fcntl(tfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return fs_stub_err(err, errlen, errno, "epoll: saving fd %d: %m", tfd);
+	if (dup2((int)t->alias, tfd) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, ev) < 0)
+		e = fs_stub_err(err, errlen, errno, "epoll: EPOLL_CTL_ADD fd %u (file of fd %u): %m",
+				t->tfd, t->alias);
+	if (saved >= 0) {
+		if (dup3(saved, tfd, fl & FD_CLOEXEC ? O_CLOEXEC : 0) < 0 && !e)
+			e = fs_stub_err(err, errlen, errno, "epoll: putting fd %d back: %m", tfd);
+		close(saved);
+	} else {
+		close(tfd);
+	}
+	return e;
+}
+
 static int epoll_late(struct fs_rst *r, struct rst_file *f, char *err, size_t errlen)
 {
 	const struct epoll_kd *kd = f->kd;
 	if (r->cur->pid != kd->owner)
 		return 0;
 	for (size_t i = 0; i < kd->n; i++) {
-		struct epoll_event ev = { .events = kd->t[i].events, .data.u64 = kd->t[i].data };
-		if (epoll_ctl(f->tmp_fd, EPOLL_CTL_ADD, (int)kd->t[i].tfd, &ev) < 0)
-			return fs_stub_err(err, errlen, errno, "epoll %u: EPOLL_CTL_ADD fd %u: %m",
-					   f->id, kd->t[i].tfd);
+		const EpollTfdEntry *t = &kd->t[i];
+		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
+		int e = 0;
+		if (t->has_alias)
+			e = epoll_add_alias(f->tmp_fd, t, &ev, err, errlen);
+		else if (epoll_ctl(f->tmp_fd, EPOLL_CTL_ADD, (int)t->tfd, &ev) < 0)
+			e = fs_stub_err(err, errlen, errno, "epoll %u: EPOLL_CTL_ADD fd %u: %m",
+					f->id, t->tfd);
+		if (e < 0)
+			return e;
 	}
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -55,7 +56,7 @@ static void place(int fd, int target)
 /* extra: 0 none, else an unsupported fd at 21: 1 TCP socket, 2 pidfd, 3 a pipe without
  * its write end, 4 a unix socket whose peer is outside the process, 5 a socketpair
  * with an fd in flight (SCM_RIGHTS), 6 a unix listener with an unaccepted connection,
- * 7 an epoll whose target fd was closed after registration */
+ * 7 an epoll whose target was closed in the process (its file lives on elsewhere) */
 static void target_main(int extra)
 {
 	int p[2], fd;
@@ -131,9 +132,13 @@ static void target_main(int extra)
 		struct epoll_event ev = { .events = EPOLLIN };
 		place(epoll_create1(0), 21);
 		place(eventfd(0, 0), 22);
-		CHECK(dup2(22, 23) == 23);
 		CHECK(epoll_ctl(21, EPOLL_CTL_ADD, 22, &ev) == 0);
-		close(22);	/* the file stays registered under number 22 */
+		if (fork() == 0) {	/* keeps the eventfd alive, dies with the target */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		close(22);	/* still registered, open nowhere in the target */
 	}
 	kill(getpid(), SIGSTOP);
 	for (;;)
