@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -52,6 +53,7 @@ static void __attribute__((noreturn)) child_main(int sync)
 {
 	char buf[16];
 	uint64_t v;
+	CCHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);	/* never outlive the parent */
 	close(p[1]);
 	close(s[0]);
 	close(ep);
