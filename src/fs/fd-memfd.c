@@ -10,7 +10,8 @@
  * the seals; fs_rst_tree_file_fd() returns that fd (the engine maps memfd mappings from
  * it). The stub opens /proc/self/fd/<it> with the dumped flags (a description of the same
  * inode, as the original was) and seeks to the offset.
- * Not supported: hugetlbfs memfds (MFD_HUGETLB): the content copy would fail cleanly.
+ * Not supported (the dump fails, naming pid and fd): hugetlbfs memfds (MFD_HUGETLB),
+ * seal bits this code does not know.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -26,7 +28,9 @@
 #define MEMFD_PREFIX "/memfd:"
 #define DELETED_SUFFIX " (deleted)"
 #define MEMFD_NAME_MAX 249
-#define MEMFD_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | 0x10 /* FUTURE_WRITE */)
+#define MEMFD_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | \
+		     0x10 /* F_SEAL_FUTURE_WRITE */ | 0x20 /* F_SEAL_EXEC, 6.3 */)
+#define HUGETLBFS_MAGIC_ 0x958458f6
 
 static bool memfd_match(const struct fd_parms *p)
 {
@@ -47,9 +51,16 @@ static int memfd_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe
 	size_t l = strlen(me->name), sl = strlen(DELETED_SUFFIX);
 	if (l > sl && !strcmp(me->name + l - sl, DELETED_SUFFIX))
 		me->name[l - sl] = '\0';
+	struct statfs sfs;
+	if (fstatfs(p->lfd, &sfs) == 0 && (unsigned long)sfs.f_type == HUGETLBFS_MAGIC_)
+		return pr_err_ret(-EOPNOTSUPP, "PID %d fd %d: memfd ('%s') on hugetlbfs is not "
+				  "supported", p->pid, p->fd, p->link);
 	int seals = fcntl(p->lfd, F_GET_SEALS);
 	if (seals < 0)
 		return pr_perror("PID %d fd %d: memfd: F_GET_SEALS", p->pid, p->fd);
+	if ((uint32_t)seals & ~(uint32_t)MEMFD_SEALS)
+		return pr_err_ret(-EOPNOTSUPP, "PID %d fd %d: memfd ('%s'): unknown seals 0x%x are "
+				  "not supported", p->pid, p->fd, p->link, seals);
 	me->flags = p->flags;
 	me->pos = p->pos;
 	me->seals = (uint32_t)seals;
@@ -73,6 +84,7 @@ static int memfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 {
 	const MemfdFileEntry *me = fe->memfd;
 	uint64_t size;
+	uint32_t mode;
 	if (!me)
 		return pr_err_ret(-EBADMSG, "files.img: id %u has no memfd part", fe->id);
 	if (strlen(me->name) > MEMFD_NAME_MAX || (me->seals & ~(uint32_t)MEMFD_SEALS) ||
@@ -95,9 +107,11 @@ static int memfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 	if (fd < 0)
 		return pr_perror("memfd_create('%s')", me->name);
 	f->ghost_fd = fd;	/* closed by release on every path */
-	int e = fs_ghost_fill(r, inode_id, fd, &size);
+	int e = fs_ghost_fill(r, inode_id, fd, &size, &mode);
 	if (e < 0)
 		return e;
+	if (fchmod(fd, mode & 0777) < 0)	/* MFD_NOEXEC_SEAL memfds are 0666 */
+		return pr_perror("memfd '%s': fchmod", me->name);
 	if (size != me->size)
 		return pr_err_ret(-EBADMSG, "memfd '%s': content is %llu bytes, expected %llu",
 				  me->name, (unsigned long long)size, (unsigned long long)me->size);

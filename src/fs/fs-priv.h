@@ -242,9 +242,9 @@ int fs_ghost_dump(struct fs_dump *d, const struct fd_parms *p, uint32_t id);
 /* Recreate ghost id as an unlinked file next to path; returns an O_RDWR fd or -errno
  * (logged). */
 int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mode);
-/* Write the content of ghost-<id>.img into fd (sized to it); *size is set. 0 or -errno
- * (logged). */
-int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size);
+/* Write the content of ghost-<id>.img into fd (sized to it); *size and *mode (the
+ * dumped st_mode) are set. 0 or -errno (logged). */
+int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size, uint32_t *mode);
 
 /* fd-unix.c: release the sock_diag table. */
 void fd_unix_diag_free(struct usk_diag *t);

@@ -165,7 +165,7 @@ static int ghost_open(struct fs_rst *r, uint32_t id, struct img_stream **s, Ghos
 	return 0;
 }
 
-int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size)
+int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size, uint32_t *mode)
 {
 	struct img_stream *s;
 	GhostFileEntry *ge = NULL;
@@ -173,6 +173,7 @@ int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size)
 	if (e < 0)
 		return e;
 	*size = ge->size;
+	*mode = ge->mode;
 	if ((e = ghost_copy_in(s, fd, ge->size)) < 0) {
 		pr_err("cannot fill file %u from ghost-%u.img: %s", id, id, strerror(-e));
 		img_stream_free(s);

@@ -2,7 +2,8 @@
  * fd_memfd: a sealed memfd (shrink+grow, 3 pages + a bit of pattern, offset 1234), an
  * unsealable memfd opened twice (the memfd fd, and a dup sharing its offset) plus a
  * second read-only description of it reopened through /proc, an empty memfd with
- * F_SEAL_WRITE.
+ * F_SEAL_WRITE, and a MFD_NOEXEC_SEAL memfd (F_SEAL_EXEC, mode 0666) when the kernel
+ * has it.
  * After the restore: names, contents, sizes, seals, offsets, access modes and sharing.
  */
 #include <errno.h>
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 		fail("F_ADD_SEALS: %m");
 	if (lseek(s, 1234, SEEK_SET) != 1234 || lseek(u, 10, SEEK_SET) != 10)
 		fail("lseek: %m");
+	int nx = memfd_create("noexec", 0x8U /* MFD_NOEXEC_SEAL, 6.3 */);
 	int ud = dup(u);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", u);
 	int ur = open(proc, O_RDONLY);
@@ -71,5 +73,9 @@ int main(int argc, char **argv)
 	check(lseek(ur, 0, SEEK_CUR) == 0 && (fcntl(ur, F_GETFL) & O_ACCMODE) == O_RDONLY);
 	check(pread(ur, buf, 1000, 0) == 1000 && !memcmp(buf, data, 1000));
 	check(pwrite(u, "Z", 1, 0) == 1 && pread(ur, buf, 1, 0) == 1 && buf[0] == 'Z');	/* one inode */
+	if (nx >= 0) {
+		check(fcntl(nx, F_GET_SEALS) == 0x20);
+		check(fstat(nx, &st) == 0 && (st.st_mode & 0777) == 0666);
+	}
 	pass();
 }
