@@ -197,6 +197,9 @@ int dump_vmas_check(struct dump_ctx *c)
 		else if (v->kind == PVMA_SHMEM_ANON && v->path && !strncmp(v->path, "/SYSV", 5))
 			pr_err("process %d: SysV shared memory segment '%s' attached at %#llx-%#llx: "
 			       "not supported", c->pid, p, a, e);
+		else if (v->kind == PVMA_FILE && v->deleted && !strcmp(p, "/[aio]"))
+			pr_err("process %d: AIO context (io_setup ring) at %#llx-%#llx: not supported yet",
+			       c->pid, a, e);
 		else if (v->kind == PVMA_FILE && v->deleted)
 			pr_err("process %d: mapping of unlinked file '%s' at %#llx-%#llx not supported yet",
 			       c->pid, p, a, e);
