@@ -82,6 +82,13 @@ struct dump_usk {		/* one AF_UNIX socket seen in the dump, by inode */
 
 struct usk_diag;		/* fd-unix.c: the sock_diag table, loaded once per dump */
 
+struct dump_fdref {		/* one fd of a dumped task: for fs_dump_file_id */
+	pid_t pid;
+	uint32_t id;
+	dev_t dev;
+	ino_t ino;
+};
+
 struct fs_dump {
 	struct img_dir *d;
 	struct fs_dump_opts o;
@@ -94,6 +101,8 @@ struct fs_dump {
 	struct img_writer *pipes_data;	/* opened on the first pipe with data */
 	struct dump_usk *usks;
 	size_t nusks, cap_usks;
+	struct dump_fdref *refs;
+	size_t nrefs, cap_refs;
 	struct usk_diag *diag;
 };
 

@@ -59,6 +59,7 @@ void fs_dump_free(struct fs_dump *fd)
 	free(fd->files);
 	free(fd->pipes);
 	free(fd->usks);
+	free(fd->refs);
 	fd_unix_diag_free(fd->diag);
 	img_writer_abort(fd->pipes_data);
 	free(fd);
@@ -340,6 +341,34 @@ static int classify(struct fs_dump *d, struct fd_parms *parms, const struct fd_o
 	return 0;
 }
 
+/* Remember that p's process holds description id (fs_dump_file_id). */
+static int add_ref(struct fs_dump *d, const struct fd_parms *p, uint32_t id)
+{
+	if (d->nrefs == d->cap_refs) {
+		size_t cap = d->cap_refs ? 2 * d->cap_refs : 64;
+		struct dump_fdref *v = realloc(d->refs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->refs = v;
+		d->cap_refs = cap;
+	}
+	d->refs[d->nrefs++] = (struct dump_fdref){ .pid = p->pid, .id = id, .dev = p->st.st_dev,
+						   .ino = p->st.st_ino };
+	return 0;
+}
+
+int fs_dump_file_id(struct fs_dump *d, pid_t pid, uint64_t dev, uint64_t ino, uint32_t *id)
+{
+	for (size_t i = 0; i < d->nrefs; i++) {
+		const struct dump_fdref *f = &d->refs[i];
+		if (f->pid == pid && (uint64_t)f->dev == dev && (uint64_t)f->ino == ino) {
+			*id = f->id;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 static int write_fdinfo(struct fs_dump *d, pid_t pid, struct fd_parms *parms,
 			const struct fd_ops **ops, size_t n)
 {
@@ -355,6 +384,10 @@ static int write_fdinfo(struct fs_dump *d, pid_t pid, struct fd_parms *parms,
 		if (id < 0) {
 			img_writer_abort(w);
 			return id;
+		}
+		if ((r = add_ref(d, &parms[i], (uint32_t)id)) < 0) {
+			img_writer_abort(w);
+			return r;
 		}
 		FdinfoEntry fe = FDINFO_ENTRY__INIT;
 		fe.fd = (uint32_t)parms[i].fd;

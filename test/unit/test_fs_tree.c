@@ -13,6 +13,7 @@
  * the O_NONBLOCK RA set on it. Also: the memfd is reachable
  * through fs_rst_tree_file_fd; a tree where the pipe's other end is not dumped fails at
  * fs_dump_finish naming the pid and fd; a pid not in the prepared tree is refused.
+ * fs_dump_file_id names the memfd's description for both processes.
  * Exit 0 pass, 1 fail, 77 skip.
  */
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,6 +110,18 @@ static int dump_tree(const char *dir, const pid_t *pids, size_t n)
 	CHECK(fs_dump_init(d, &o, &fd) == 0);
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = fs_dump_task(fd, pids[i], -1);
+	if (r == 0 && n == 2) {	/* fs_dump_file_id: the memfd at 15, held by both */
+		char proc[64];
+		struct stat st;
+		uint32_t id_a = 0, id_b = 0, id;
+		snprintf(proc, sizeof(proc), "/proc/%d/fd/15", pids[0]);
+		CHECK(stat(proc, &st) == 0);
+		CHECK(fs_dump_file_id(fd, pids[0], st.st_dev, st.st_ino, &id_a) == 0);
+		CHECK(fs_dump_file_id(fd, pids[1], st.st_dev, st.st_ino, &id_b) == 0);
+		CHECK(id_a == id_b && id_a > 0);
+		CHECK(fs_dump_file_id(fd, getpid(), st.st_dev, st.st_ino, &id) == -ENOENT);
+		CHECK(fs_dump_file_id(fd, pids[0], st.st_dev, st.st_ino + 1, &id) == -ENOENT);
+	}
 	if (r == 0)
 		r = fs_dump_finish(fd);
 	fs_dump_free(fd);
