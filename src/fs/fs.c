@@ -11,7 +11,10 @@
  *    previously dumped task of the same dump) get the same id iff kcmp(KCMP_FILE) says
  *    they are the same struct file. Ids start at 1 and are never reused.
  *  - Pipe/FIFO ids are dump-wide, one per (dev, ino), so pipes shared between
- *    processes can be matched later.
+ *    processes are matched by them.
+ *  - Whole-tree conditions (both ends of every pipe, every unix peer in the dump) are
+ *    checked by the kinds' finish hooks in fs_dump_finish, before files.img is written
+ *    and still before anything is changed: fs_dump_task runs once per process.
  */
 #include <dirent.h>
 #include <errno.h>
