@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,9 @@
 
 static int child(pid_t parent, int ready_fd)
 {
+	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* never outlive a killed tree */
+	if (getppid() != parent)
+		return 14;
 	char *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return 10;
