@@ -38,6 +38,15 @@ wait_file() { # FILE SECONDS
 	echo "bench: timed out waiting for $1" >&2
 	return 1
 }
+wait_gone() { # PID SECONDS
+	local i
+	for ((i = 0; i < $2 * 100; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.01
+	done
+	echo "bench: process $1 still alive" >&2
+	return 1
+}
 now() { date +%s.%N; }
 best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -51,13 +60,14 @@ for size in $SIZES; do
 	dumps=() restores=()
 	for ((rep = 0; rep < REPS; rep++)); do
 		rm -rf "$work/img" "$work/ready" "$work/rpid"
-		"$MEMHOG" "$size" "$work/ready" verify &
-		pid=$!
+		# not a job of ours (no "Killed" notices): memhog reports its pid in the ready file
+		setsid -f "$MEMHOG" "$size" "$work/ready" verify </dev/null >/dev/null 2>&1
 		wait_file "$work/ready" 120 || exit 1
+		pid=$(cat "$work/ready")
 		t0=$(now)
 		"$FERRY" dump -v1 -t "$pid" -D "$work/img" || { echo "bench: dump failed" >&2; exit 1; }
 		t1=$(now)
-		{ wait "$pid"; } 2>/dev/null
+		wait_gone "$pid" 30 || exit 1
 		pid=
 		"$FERRY" restore -v1 -D "$work/img" --pidfile "$work/rpid" &
 		rst=$!
