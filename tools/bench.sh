@@ -93,5 +93,39 @@ for size in $SIZES; do
 		"$(gbps "$size" "$memcpy_fresh")" "$(ratio "$memcpy_fresh" "$r")"
 	rm -rf "$work/img"
 done
+# Process trees: a root and TREE_PROCS-1 children with TREE_THREADS threads each.
+FOREST=$top/$BUILD/tools/bench/forest
+nproc=${TREE_PROCS:-100}
+nthr=${TREE_THREADS:-4}
+base_us=$("$FOREST" --baseline "$nproc" | awk '{ print $2 }')
+dts=() rts=()
+for ((rep = 0; rep < REPS; rep++)); do
+	rm -rf "$work/img" "$work/ready" "$work/rpid"
+	setsid -f "$FOREST" "$nproc" "$nthr" "$work/ready" </dev/null >/dev/null 2>&1
+	wait_file "$work/ready" 60 || exit 1
+	pid=$(cat "$work/ready")
+	t0=$(now)
+	"$FERRY" dump -v1 -t "$pid" -D "$work/img" || { echo "bench: tree dump failed" >&2; exit 1; }
+	t1=$(now)
+	wait_gone "$pid" 30 || exit 1
+	pid=
+	"$FERRY" restore -v1 -d -D "$work/img" --pidfile "$work/rpid" ||
+		{ echo "bench: tree restore failed" >&2; exit 1; }
+	t2=$(now)
+	pid=$(cat "$work/rpid")
+	kill -9 "$pid"	# the children follow through their parent-death signal
+	wait_gone "$pid" 30 || exit 1
+	pid=
+	dts+=("$(awk -v a="$t0" -v b="$t1" -v n="$nproc" 'BEGIN { print (b - a) * 1e6 / n }')")
+	rts+=("$(awk -v a="$t1" -v b="$t2" -v n="$nproc" 'BEGIN { print (b - a) * 1e6 / n }')")
+done
+d=$(best "${dts[@]}")
+r=$(best "${rts[@]}")
+printf '\n%-24s %12s %14s %8s\n' "tree ${nproc}x${nthr} threads" "us/process" "fork+exit us" ratio
+printf '%-24s %12.0f %14.0f %8s\n' dump "$d" "$base_us" "$(ratio "$d" "$base_us")"
+printf '%-24s %12.0f %14.0f %8s\n' restore "$r" "$base_us" "$(ratio "$r" "$base_us")"
+echo "(tree ratio = ferry time per process / fork+exit time per process, lower is better;"
+echo " target: under 5000 us per process for dump and for restore)"
+
 echo "(dump baseline: process_vm_readv into a preallocated buffer; restore baseline: memcpy"
 echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better)"
