@@ -26,7 +26,7 @@ static void usage(FILE *f)
 		"\n"
 		"Usage:\n"
 		"  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
-		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job]\n"
+		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
 		"  ferry check\n"
 		"  ferry show FILE|DIR\n"
 		"  ferry pre-dump ...          (not implemented yet)\n"
@@ -41,7 +41,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_LEAVE_RUNNING = 256, OPT_SHELL_JOB, OPT_PIDFILE, OPT_PREV, OPT_TRACK_MEM, OPT_JSON,
-	OPT_VERSION,
+	OPT_VERSION, OPT_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +56,7 @@ static const struct option long_opts[] = {
 	{ "prev-images-dir", required_argument, NULL, OPT_PREV },
 	{ "track-mem", no_argument, NULL, OPT_TRACK_MEM },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "pidns", no_argument, NULL, OPT_PIDNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -99,6 +100,7 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 		case OPT_PREV: o->prev_images_dir = optarg; break;
 		case OPT_TRACK_MEM: o->track_mem = true; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_PIDNS: o->pidns = true; break;
 		case 'h': usage(stdout); exit(0);
 		case OPT_VERSION: printf("ferry " FERRY_VERSION "\n"); exit(0);
 		case ':':

@@ -21,13 +21,15 @@ struct ferry_opts {
 	bool detach;			/* -d/--restore-detached */
 	bool track_mem;			/* --track-mem */
 	bool json;			/* --json */
+	bool pidns;			/* restore --pidns: into a new pid namespace */
 };
 
 /* ferry dump: freeze, write the images, then kill (default) or resume the process.
  * The process is never left frozen or changed on failure. 0 or -errno (logged). */
 int dump_main(const struct ferry_opts *o);
 
-/* ferry restore: recreate the dumped process with its PID. With o->detach returns once
+/* ferry restore: recreate the dumped process tree with its PIDs (with o->pidns inside a new
+ * pid namespace under a ferry init). With o->detach returns once
  * it runs; otherwise waits and stores its wait status in *status. 0 or -errno. */
 int restore_main(const struct ferry_opts *o, int *status);
 

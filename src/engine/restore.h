@@ -49,7 +49,9 @@ struct rst_special {
 
 /* A thread other than the leader: created by an injected clone3, then seized. */
 struct rst_thread {
-	pid_t tid;
+	pid_t tid;		/* host tid (ptrace, /proc); the image's before creation */
+	pid_t itid;		/* image tid (core-<itid>.img) */
+	pid_t ntid;		/* tid inside the task's pid namespace (clone3 set_tid) */
 	CoreEntry *core;	/* its core-<tid>.img (thread part) */
 	struct remote rt;
 	bool seized, rt_ready;
@@ -57,10 +59,16 @@ struct rst_thread {
 
 #define RST_MAX_THREADS 1024
 
+struct rst_tree;
+
 struct rst {
 	const struct ferry_opts *o;
-	struct img_dir *d;
-	pid_t pid;
+	struct img_dir *d;	/* shared by the tree (not owned) */
+	pid_t pid;		/* host pid (ptrace, /proc); the image pid until created */
+	pid_t ipid;		/* image pid: names the image files */
+	pid_t npid;		/* pid in the task's own pid namespace (injected syscalls) */
+	struct rst_tree *tree;	/* the tree it belongs to */
+	int hold_fd, rep_fd;	/* the stub's blocking and report fds, closed remotely */
 
 	/* images (owned) */
 	PstreeEntry *pst;
@@ -75,9 +83,7 @@ struct rst {
 	struct rst_special dumped_sp[RST_SP_NR];	/* from mm image */
 	struct rst_special own_sp[RST_SP_NR];		/* ours == the stub's */
 
-	struct fs_rst *fs;
-	pid_t child;		/* the stub / restored task; 0 before clone3 */
-	bool traced;		/* child is our tracee */
+	bool traced;		/* seized by us */
 	struct remote rt;
 	bool rt_ready;
 	struct remote *cur;	/* where rst_call injects: &rt, or a thread's while set up */
@@ -89,6 +95,35 @@ struct rst {
 };
 
 /* ---- restore.c --------------------------------------------------------------------- */
+/* Load and validate the images of one live process r->ipid (r->d, r->o set). */
+int rst_images_load(struct rst *r);
+/* Free what rst_images_load and the restore of r allocated (not r->d). */
+void rst_free(struct rst *r);
+/* Drive the seized stub r->pid through every stage up to (not including) the final
+ * registers: memory, mm fields, state, threads, limits, creds, gadget unmapped. */
+int rst_build(struct rst *r);
+/* Final registers of every thread, then detach them all (the leader last). */
+int rst_finish(struct rst *r);
+/* Map a shared anonymous VMA of the tree (rst-tree.c): if an earlier task already
+ * created the object with v->shmid, map it from there (returns 1); 0 = not known yet
+ * (the caller maps a fresh one and calls rst_tree_shm_add). -errno (logged). */
+int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot);
+int rst_tree_shm_add(struct rst *r, const VmaEntry *v);
+/* Open in the task the file v->file_id names (a memfd the restorer holds for the tree)
+ * through /proc/<restorer>/fd/N: remote fd or -errno (logged). */
+long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags);
+
+/* ---- rst-thread.c: threads other than the leader --------------------------------- */
+int rst_threads_load(struct rst *r);
+int rst_threads_setup(struct rst *r);
+int rst_threads_creds(struct rst *r);
+int rst_threads_regs(struct rst *r);
+int rst_threads_detach(struct rst *r);
+/* Rollback and clean-up (killed: reap the seized threads first). */
+void rst_threads_free(struct rst *r, bool killed);
+#define RST_GADGET_CLONE 16	/* offset of the thread-creating code in the gadget page */
+#define RST_STOP_TIMEOUT_MS 10000
+
 /* Load pagemap-<pid>.img of d (head, then entries; not validated). Free with
  * rst_pagemap_free (also on error: outputs are always set). 0 or -errno (logged). */
 int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEntry ***pm,
@@ -102,6 +137,10 @@ int rst_mem_validate(struct rst *r);
 int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR]);
 /* Open every older round a PE_PARENT run needs and check its pagemap (before the stub). */
 int rst_chain_validate(struct rst *r);
+/* Index of the VMA of mm containing addr (VMAs validated sorted), or -1. */
+ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr);
+/* rst-chain.c: fill PE_PARENT runs from the older rounds (after the top round's pages). */
+int rst_pages_from_parents(struct rst *r);
 /* Map the gadget in the stub and switch rt to it. */
 int rst_gadget_map(struct rst *r);
 /* Unmap every stub VMA but gadget and specials; move specials to the dumped place. */

@@ -359,8 +359,8 @@ static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, pid_t tid)
 		int sig = siginfo_check(si[i]);
 		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
 		long res = !a ? -EFAULT : tid ?
-			rst_callq(r, __NR_rt_tgsigqueueinfo, r->pid, tid, sig, a, 0, 0) :
-			rst_callq(r, __NR_rt_sigqueueinfo, r->pid, sig, a, 0, 0, 0);
+			rst_callq(r, __NR_rt_tgsigqueueinfo, r->npid, tid, sig, a, 0, 0) :
+			rst_callq(r, __NR_rt_sigqueueinfo, r->npid, sig, a, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
 	}
@@ -376,7 +376,7 @@ int rst_task_state(struct rst *r)
 	    (e = rst_thread_state(r, th)) < 0 ||
 	    (e = prctls_set(r)) < 0)
 		return e;
-	if ((e = rst_thread_pending(r, r->pid, th)) < 0)
+	if ((e = rst_thread_pending(r, r->npid, th)) < 0)
 		return e;
 	return pending_queue(r, t->shared_pending, t->n_shared_pending, 0);
 }

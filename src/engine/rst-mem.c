@@ -10,7 +10,7 @@
  * pages-<id>.img into a large buffer and written with process_vm_writev in batches of
  * up to RST_IOV iovecs (falling back to /proc/PID/mem), the hash checked by
  * img_stream_finish before anything runs, and the final prot set. PE_PARENT runs are
- * then filled from the older rounds of a pre-dump chain (newest first, page bitmap).
+ * then filled from the older rounds of a pre-dump chain (rst-chain.c).
  *
  * Typical workload: a few dozen VMAs, 1 MiB .. several GiB of pages.
  */
@@ -119,7 +119,7 @@ static int vmas_validate(struct rst *r)
 }
 
 /* Index of the VMA containing addr (binary search; VMAs are validated sorted), or -1. */
-static ssize_t vma_find(const MmEntry *mm, uint64_t addr)
+ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr)
 {
 	size_t lo = 0, hi = mm->n_vmas;
 	while (lo < hi) {
@@ -138,7 +138,7 @@ static ssize_t vma_find(const MmEntry *mm, uint64_t addr)
 static int range_covered(struct rst *r, uint64_t a, uint64_t end)
 {
 	while (a < end) {
-		ssize_t i = vma_find(r->mm, a);
+		ssize_t i = rst_vma_find(r->mm, a);
 		if (i < 0 || vma_special(r->mm->vmas[i]))
 			return -EINVAL;
 		r->vma_wr[i] = 1;
@@ -213,8 +213,8 @@ static int vmas_files_check(struct rst *r)
 		return pr_perror("executable '%s'", r->mm->exe_path);
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
-		if (v->kind != VMA_KIND__VMA_FILE || (last && !strcmp(last, v->path)))
-			continue;
+		if (v->kind != VMA_KIND__VMA_FILE || v->has_file_id || (last && !strcmp(last, v->path)))
+			continue;	/* a memfd (file_id) comes from files.img, not a path */
 		last = v->path;
 		if (stat(v->path, &st) < 0)
 			return pr_perror("file '%s' mapped at %#llx", v->path, (unsigned long long)v->start);
@@ -300,8 +300,23 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 
 	if (r->vma_wr[i] && vma_writable_for_us(v))
 		prot |= PROT_WRITE;
+	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && v->has_shmid) {
+		/* the same object as in an earlier task of the tree: map that one */
+		int e = rst_tree_shm_map(r, v, prot);
+		if (e != 0) {
+			if (e > 0)
+				vma_advise(r, v);
+			return e < 0 ? e : 0;
+		}
+	}
 	if (vma_anon(v)) {
 		flags |= MAP_ANONYMOUS;
+	} else if (v->has_file_id) {
+		/* a memfd: the restorer holds it (files.img); the task reopens it from there */
+		f = rst_tree_file_open(r, v, rw ? O_RDWR : O_RDONLY);
+		if (f < 0)
+			return (int)f;
+		rw = true;	/* closed after the mmap */
 	} else if (rw) {
 		f = rst_open(r, v->path, O_RDWR);
 		if (f < 0)
@@ -329,7 +344,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 	if ((uint64_t)res != v->start)
 		return pr_err_ret(-EFAULT, "mmap at %#llx landed at %#lx", (unsigned long long)v->start, res);
 	vma_advise(r, v);
-	return 0;
+	return v->kind == VMA_KIND__VMA_SHMEM_ANON ? rst_tree_shm_add(r, v) : 0;
 }
 
 static int vmas_map(struct rst *r)
@@ -525,7 +540,7 @@ static int pages_write(struct rst *r, struct pw *w)
 	for (size_t i = 0; i < r->n_pm; i++) {
 		const PagemapEntry *p = r->pm[i];
 		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE;
-		ssize_t vi = vma_find(r->mm, p->vaddr);
+		ssize_t vi = rst_vma_find(r->mm, p->vaddr);
 		int e;
 
 		if (p->flags == PE_PARENT)	/* pages_from_parents() */
@@ -627,249 +642,10 @@ static int pages_restore(struct rst *r)
 	return e;
 }
 
-/* ---- pre-dump chain (PE_PARENT) -------------------------------------------------- */
-/*
- * Runs marked PE_PARENT take their data from the newest older round (the inventory's
- * `parent` directory, recursively) that has those pages PRESENT or ZERO. A page bitmap
- * over the wanted runs records what is still missing, so an older round never
- * overwrites a newer one. Each older round's pages file is read whole (its hash is
- * checked) and only the wanted pages are written.
- */
-#define RST_MAX_CHAIN 64
-
-struct want {
-	PagemapEntry **run;	/* the top round's PE_PARENT runs, sorted by vaddr */
-	size_t *bit0;		/* first page index of each run in bits */
-	size_t n;
-	uint64_t *bits;		/* 1 = still wanted */
-	uint64_t left;
-};
-
-static int want_init(struct rst *r, struct want *w)
-{
-	size_t pages = 0;
-	memset(w, 0, sizeof(*w));
-	for (size_t i = 0; i < r->n_pm; i++)
-		w->n += r->pm[i]->flags == PE_PARENT;
-	if (!w->n)
-		return 0;
-	w->run = calloc(w->n, sizeof(*w->run));
-	w->bit0 = calloc(w->n, sizeof(*w->bit0));
-	if (!w->run || !w->bit0)
-		return -ENOMEM;
-	w->n = 0;
-	for (size_t i = 0; i < r->n_pm; i++)
-		if (r->pm[i]->flags == PE_PARENT)
-			w->run[w->n++] = r->pm[i];
-	qsort(w->run, w->n, sizeof(*w->run), pm_cmp);
-	for (size_t i = 0; i < w->n; i++) {
-		w->bit0[i] = pages;
-		pages += w->run[i]->nr_pages;
-	}
-	w->bits = malloc((pages + 63) / 64 * sizeof(uint64_t));
-	if (!w->bits)
-		return -ENOMEM;
-	memset(w->bits, 0xff, (pages + 63) / 64 * sizeof(uint64_t));
-	w->left = pages;
-	return 0;
-}
-
-static void want_fini(struct want *w)
-{
-	free(w->run);
-	free(w->bit0);
-	free(w->bits);
-}
-
-/* First run ending above addr, or w->n. */
-static size_t want_find(const struct want *w, uint64_t addr)
-{
-	size_t lo = 0, hi = w->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (w->run[mid]->vaddr + (uint64_t)w->run[mid]->nr_pages * RST_PAGE <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int write_one(struct rst *r, uint64_t addr, const void *src, size_t len)
-{
-	struct iovec l = { (void *)src, len }, rv = { (void *)addr, len };
-	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
-	size_t done = n > 0 ? (size_t)n : 0;
-	int e = done < len ? remote_write(&r->rt, addr + done, (const uint8_t *)src + done, len - done) : 0;
-	return e < 0 ? pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - done,
-				  (unsigned long long)addr + done, r->pid) : 0;
-}
-
-/* Write the still-wanted pages of [addr, addr+len) from data (NULL: zeroes). */
-static int want_write(struct rst *r, struct want *w, uint64_t addr, const uint8_t *data, uint64_t len)
-{
-	uint64_t end = addr + len;
-	for (size_t i = want_find(w, addr); i < w->n && w->run[i]->vaddr < end; i++) {
-		const PagemapEntry *p = w->run[i];
-		uint64_t a = max_t(uint64_t, addr, p->vaddr);
-		uint64_t b = min_t(uint64_t, end, p->vaddr + (uint64_t)p->nr_pages * RST_PAGE);
-		for (; a < b; a += RST_PAGE) {
-			size_t bit = w->bit0[i] + (a - p->vaddr) / RST_PAGE;
-			if (!(w->bits[bit / 64] & (1ULL << (bit % 64))))
-				continue;
-			ssize_t vi = vma_find(r->mm, a);
-			int e = 0;
-			if (data)
-				e = write_one(r, a, data + (a - addr), RST_PAGE);
-			else if (vi < 0 || !vma_anon(r->mm->vmas[vi]))	/* fresh anon is zero */
-				e = write_one(r, a, zero_buf, RST_PAGE);
-			if (e < 0)
-				return e;
-			w->bits[bit / 64] &= ~(1ULL << (bit % 64));
-			w->left--;
-		}
-	}
-	return 0;
-}
-
-static int round_check(const PagemapHead *h, PagemapEntry **pm, size_t n, const char *dir)
-{
-	uint64_t present = 0;
-	for (size_t i = 0; i < n; i++) {
-		const PagemapEntry *p = pm[i];
-		if (p->vaddr % RST_PAGE || !p->nr_pages || p->vaddr >= RST_TASK_SIZE ||
-		    (uint64_t)p->nr_pages * RST_PAGE > RST_TASK_SIZE - p->vaddr ||
-		    (p->flags != PE_PRESENT && p->flags != PE_ZERO && p->flags != PE_PARENT))
-			return pr_err_ret(-EINVAL, "'%s': pagemap entry %zu is invalid", dir, i);
-		if (p->flags == PE_PRESENT)
-			present += p->nr_pages;
-	}
-	if (present != h->nr_pages)
-		return pr_err_ret(-EINVAL, "'%s': pagemap holds %llu pages, head says %llu", dir,
-				  (unsigned long long)present, (unsigned long long)h->nr_pages);
-	return 0;
-}
-
-/* One older round: stream its pages, write what is still wanted. */
-static int round_apply(struct rst *r, struct img_dir *d, struct want *w, uint8_t *buf)
-{
-	PagemapHead *h;
-	PagemapEntry **pm;
-	struct img_stream *s = NULL;
-	size_t n;
-	char name[64];
-	int e = rst_pagemap_load(d, r->pid, &h, &pm, &n);
-
-	if (e == 0)
-		e = round_check(h, pm, n, img_dir_path(d));
-	if (e == 0 && h->nr_pages && (e = img_stream_open(d, img_name(name, "pages-%u.img", h->pages_id), &s)) == 0 &&
-	    img_stream_left(s) != h->nr_pages * RST_PAGE)
-		e = pr_err_ret(-EBADMSG, "'%s/%s' does not match its pagemap", img_dir_path(d), name);
-	for (size_t i = 0; i < n && e == 0; i++) {
-		const PagemapEntry *p = pm[i];
-		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE, off;
-		if (p->flags == PE_ZERO)
-			e = want_write(r, w, p->vaddr, NULL, len);
-		for (off = 0; p->flags == PE_PRESENT && off < len && e == 0; off += RST_BUF) {
-			size_t chunk = min_t(uint64_t, len - off, RST_BUF);
-			if ((e = img_stream_read(s, buf, chunk)) == 0)
-				e = want_write(r, w, p->vaddr + off, buf, chunk);
-		}
-	}
-	if (s)
-		e = e == 0 ? img_stream_finish(s) : (img_stream_free(s), e);
-	rst_pagemap_free(h, pm, n);
-	return e;
-}
-
-/* Directory of the parent of d: its inventory's `parent`, relative to d. */
-static int parent_open(struct img_dir *d, pid_t pid, struct img_dir **out)
-{
-	const InventoryEntry *inv = img_dir_inventory(d);
-	char path[4096];
-	int e;
-
-	*out = NULL;
-	if (!inv->parent || !inv->parent[0])
-		return pr_err_ret(-ENOENT, "'%s' has pages in a parent round but names no parent",
-				  img_dir_path(d));
-	if (snprintf(path, sizeof(path), "%s/%s", inv->parent[0] == '/' ? "" : img_dir_path(d),
-		     inv->parent) >= (int)sizeof(path))
-		return pr_err_ret(-ENAMETOOLONG, "parent path of '%s'", img_dir_path(d));
-	if ((e = img_dir_open(path, out)) < 0)
-		return e;
-	if (img_dir_inventory(*out)->root_pid != (uint32_t)pid) {
-		img_dir_free(*out);
-		*out = NULL;
-		return pr_err_ret(-EINVAL, "parent round '%s' is of another process", path);
-	}
-	return 0;
-}
-
-int rst_chain_validate(struct rst *r)
-{
-	struct img_dir *d = r->d, *p;
-	bool more = false;
-	int e = 0, depth;
-
-	for (size_t i = 0; i < r->n_pm && !more; i++)
-		more = r->pm[i]->flags == PE_PARENT;
-	for (depth = 0; e == 0 && more && depth < RST_MAX_CHAIN; depth++) {
-		PagemapHead *h = NULL;
-		PagemapEntry **pm = NULL;
-		size_t n = 0;
-		char name[64];
-		if ((e = parent_open(d, r->pid, &p)) == 0 &&
-		    (e = rst_pagemap_load(p, r->pid, &h, &pm, &n)) == 0 &&
-		    (e = round_check(h, pm, n, img_dir_path(p))) == 0 && h->nr_pages &&
-		    !img_dir_has(p, img_name(name, "pages-%u.img", h->pages_id)))
-			e = pr_err_ret(-ENOENT, "'%s' lacks '%s'", img_dir_path(p), name);
-		more = false;
-		for (size_t i = 0; e == 0 && i < n && !more; i++)
-			more = pm[i]->flags == PE_PARENT;
-		rst_pagemap_free(h, pm, n);
-		if (d != r->d)
-			img_dir_free(d);
-		d = p;
-	}
-	if (d != r->d)
-		img_dir_free(d);
-	if (e == 0 && more)
-		e = pr_err_ret(-ELOOP, "pre-dump chain of '%s' is longer than %d rounds",
-			       img_dir_path(r->d), RST_MAX_CHAIN);
-	return e;
-}
-
-static int pages_from_parents(struct rst *r)
-{
-	struct want w;
-	struct img_dir *d = r->d, *p = NULL;
-	uint8_t *buf = NULL;
-	int e = want_init(r, &w), depth;
-
-	if (e == 0 && w.n && !(buf = malloc(RST_BUF)))
-		e = -ENOMEM;
-	for (depth = 0; e == 0 && w.left && depth < RST_MAX_CHAIN; depth++) {
-		if ((e = parent_open(d, r->pid, &p)) == 0)
-			e = round_apply(r, p, &w, buf);
-		if (d != r->d)
-			img_dir_free(d);
-		d = p;
-	}
-	if (d != r->d)
-		img_dir_free(d);
-	if (e == 0 && w.left)
-		e = pr_err_ret(-EBADMSG, "%llu pages marked as in a parent round are in none (%d rounds)",
-			       (unsigned long long)w.left, depth);
-	free(buf);
-	want_fini(&w);
-	return e;
-}
-
 int rst_mm_build(struct rst *r)
 {
 	int e;
-	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 || (e = pages_from_parents(r)) < 0 ||
+	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 || (e = rst_pages_from_parents(r)) < 0 ||
 	    (e = vmas_protect(r)) < 0)
 		return e;
 	return 0;

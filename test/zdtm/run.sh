@@ -2,15 +2,18 @@
 # zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
 # restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
 #
-#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|none|all]
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|none|all]
 #                    [--keep] [--timeout SEC] [--pre N] [TEST...]
 #
 # Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
 # original, restore waits for the restored process), detach (restore -d; the restored
 # process is reparented to this runner), leave-running (dump --leave-running, then the
 # original is killed and the images restored), pre (N pre-dump rounds, --pre N, default
-# 2, then a dump on top of them and a restore). "all" = plain detach leave-running pre
-# (pre only once ferry implements pre-dump).
+# 2, then a dump on top of them and a restore), pidns (dump kills the original, restore
+# --pidns puts the tree in a new pid namespace under a ferry init: it keeps its PIDs
+# inside, the runner follows the root by its host pid). "all" = plain detach
+# leave-running pre pidns (pre only once ferry implements pre-dump; pidns only for
+# tests whose .desc lists it in flavors:, unless --flavor pidns is asked for).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
 # flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS. See docs/testing.md.
 #
@@ -48,8 +51,8 @@ ZBIN="$BUILD/test/zdtm"
 SUBREAPER="$ZBIN/tools/subreaper"
 
 case "$FLAVOR" in
-all) FLAVORS=(plain detach leave-running pre) ;;
-plain|detach|leave-running|none|pre) FLAVORS=("$FLAVOR") ;;
+all) FLAVORS=(plain detach leave-running pre pidns) ;;
+plain|detach|leave-running|none|pre|pidns) FLAVORS=("$FLAVOR") ;;
 *) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
 esac
 
@@ -69,7 +72,7 @@ if [ "$FLAVOR" != none ] && [ ! -x "$FERRY" ]; then
 fi
 # "all" includes pre only once ferry has a pre-dump command (asked explicitly, it runs)
 if [ "$FLAVOR" = all ] && "$FERRY" pre-dump 2>&1 | grep -q 'not implemented'; then
-	FLAVORS=(plain detach leave-running)
+	FLAVORS=(plain detach leave-running pidns)
 	echo "note: ferry pre-dump is not implemented yet: flavour pre left out of 'all'"
 fi
 
@@ -177,12 +180,15 @@ desc_get() {
 STATUS_KEYS='Name|Umask|Uid|Gid|Groups|NSpgid|NSsid|THP_enabled|Threads|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters|Speculation_Store_Bypass|SpeculationIndirectBranch|Cpus_allowed_list|Mems_allowed_list'
 
 # snap_state FILE: maps + status keys of $PID; records its syscall in SNAPNR. The inode
-# of a shared anonymous mapping ("/dev/zero (deleted)") is a new shmem object after a
-# restore by nature: it is blanked.
+# of a shared anonymous mapping ("/dev/zero (deleted)") or of a memfd is a new shmem
+# object after a restore by nature: it is blanked.
+# In the pidns flavour the NS* ids are compared as seen inside the tree's namespace
+# (the last field).
 snap_state() {
 	SNAPNR=$(cut -d' ' -f1 "/proc/$PID/syscall" 2>/dev/null)
-	awk '$6 == "/dev/zero" { $5 = "-" } { print }' "/proc/$PID/maps" >"$1.maps" 2>/dev/null
-	grep -E "^($STATUS_KEYS):" "/proc/$PID/status" >"$1.status" 2>/dev/null
+	awk '$6 == "/dev/zero" || $6 ~ /^\/memfd:/ { $5 = "-" } { print }' "/proc/$PID/maps" >"$1.maps" 2>/dev/null
+	grep -E "^($STATUS_KEYS):" "/proc/$PID/status" 2>/dev/null |
+		awk '/^NS/ { print $1 "\t" $NF; next } { print }' >"$1.status"
 }
 
 # same_syscall NR: NR is where the process was at the snapshot ($SYSNR), or
@@ -311,6 +317,14 @@ do_restore() {	# extra restore options in "$@"
 	fi
 	local rp
 	rp=$(cat "$DIR/rpid")
+	if [ "${FL:-}" = pidns ]; then
+		# the host pid of the root; inside its namespace it has the original one
+		[ -n "$rp" ] && [ -d "/proc/$rp" ] || { failed "restored pid '$rp' does not exist"; return 1; }
+		local inner
+		inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$rp/status")
+		[ "$inner" = "$PID" ] || { failed "restored root has pid $inner in its namespace, not $PID"; return 1; }
+		PID=$rp
+	fi
 	[ "$rp" = "$PID" ] || { failed "restored pid $rp != original $PID"; LIVE_PIDS+=("$rp"); return 1; }
 	LIVE_PIDS+=("$PID")
 }
@@ -331,6 +345,21 @@ run_plain() {
 	wait_blocked || return 1
 	check_state "after restore" || return 1
 	kill -TERM "$PID" 2>/dev/null
+	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
+	check_out
+}
+
+run_pidns() {
+	start_test || return 1
+	do_dump || return 1
+	expect_dumped_and_killed || return 1
+	do_restore --pidns || return 1
+	wait_blocked || return 1
+	check_state "after restore --pidns" || return 1
+	kill -TERM "$PID" 2>/dev/null
+	# ferry waits for its init, which exits with the root's status
 	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
 	forget "$PID"
 	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
@@ -428,6 +457,7 @@ show_logs() {
 run_one() {	# NAME FLAVOR
 	NAME=$1
 	local fl=$2 r
+	FL=$fl
 	BIN="$ZBIN/$NAME"
 	DIR=$(mktemp -d "/tmp/zdtm-$NAME-$fl.XXXXXX")
 	DIRS+=("$DIR")
@@ -445,6 +475,7 @@ run_one() {	# NAME FLAVOR
 		detach) run_detach ;;
 		leave-running) run_leave_running ;;
 		pre) run_pre ;;
+		pidns) run_pidns ;;
 		esac
 	fi
 	r=$?
@@ -489,6 +520,10 @@ for t in "${TESTS[@]}"; do
 	allowed=$(desc_get "$t" flavors | tr ',' ' ')
 	for fl in "${FLAVORS[@]}"; do
 		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $fl "* ]]; then
+			continue
+		fi
+		# pidns is opt-in (flavors: in the .desc) unless asked for alone
+		if [ "$fl" = pidns ] && [ "$FLAVOR" != pidns ] && ! [[ " $allowed " == *" pidns "* ]]; then
 			continue
 		fi
 		run_one "$t" "$fl"

@@ -1,0 +1,303 @@
+/*
+ * rst-stub: the code that runs in the new tasks of a restored tree before the restorer
+ * takes them over (copies of the restorer's memory: no logging, no allocation; errors
+ * are reported as one STUB_ERROR message on the report pipe, then the stub exits).
+ *
+ * Each stub, in order:
+ *  1. resets every signal action to SIG_DFL (so zombies are not auto-reaped and nothing
+ *     of ferry's leaks) and drops the altstack;
+ *  2. becomes a group leader (setpgid(0,0)) if it led its group without leading a session;
+ *  3. creates, with clone3(set_tid = its inner pid), the children that inherit its
+ *     session as it is now, then setsid() if it led a session, then the other children
+ *     (sessions only pass by inheritance, so this order recreates every session that
+ *     the restore plan accepted); a zombie (no children) reports CREATED and exits
+ *     now with its recorded status (RLIMIT_CORE 0 first), its parent never reaps it;
+ *  4. reports CREATED and waits for one byte on the go pipe: the restorer sends one per
+ *     live process once every process exists and every zombie has exited, so every
+ *     group leader exists when
+ *  5. it joins its process group (setpgid), then sets umask, cwd, root, personality and
+ *     its fds (fs_rst_tree_in_stub: shared descriptions are inherited from the
+ *     restorer, which is why children are created first);
+ *  6. reports READY (with the numbers of its hold and report fds) and blocks in read()
+ *     on the hold pipe, which nobody writes: the restorer PTRACE_SEIZEs and interrupts it
+ *     there (maybe before the stub closed its report fd: the restorer closes both), and
+ *     the final registers (orig_rax = -1) discard that read. If ferry dies first, the
+ *     read returns EOF and the stub exits.
+ *
+ * The ferry init of --pidns (PID 1 of the new namespace) creates the root like a stub
+ * creates a child, then closes every fd, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2
+ * to the root, reaps every child and exits with the root's status (128+signal when the
+ * root was killed: an init cannot kill itself with a signal).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/rst-tree.h"
+#include "fs/fs.h"
+
+#ifndef CLONE_NEWPID
+#define CLONE_NEWPID 0x20000000
+#endif
+
+struct stub_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+
+static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text)
+{
+	struct rst_stub_msg m = { .idx = idx, .kind = kind, .err = err, .hold_fd = hold,
+				  .rep_fd = t->rep[1] };
+	char self[32] = "";
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+
+	/* /proc is ferry's mount: /proc/self names us by our host pid */
+	if (n > 0) {
+		self[n] = 0;
+		(void)parse_int(self, &m.hpid);
+	}
+	if (text)
+		snprintf(m.text, sizeof(m.text), "%s", text);
+	(void)!write(t->rep[1], &m, sizeof(m));
+}
+
+static void __attribute__((noreturn)) stub_fail(struct rst_tree *t, int idx, const char *what, int err)
+{
+	stub_send(t, idx, STUB_ERROR, err, -1, what);
+	_exit(1);
+}
+
+/* Raw syscall: glibc refuses signals 32/33. */
+static void stub_signals_reset(void)
+{
+	struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	sigset_t none;
+
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	sigaltstack(&ss, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx);
+
+/* clone3 the task of process idx (inner pid set_tid; new_ns: PID 1 of a new pid
+ * namespace). Returns the child's pid in our namespace or -errno; never returns in
+ * the child. */
+static long stub_spawn(struct rst_tree *t, int idx, bool new_ns, bool init)
+{
+	uint64_t tid = (uint64_t)t->id[idx].pid;
+	struct stub_clone_args ca = { .exit_signal = SIGCHLD };
+	long ret;
+
+	if (new_ns)
+		ca.flags = CLONE_NEWPID;
+	else {
+		if (t->id[idx].files_shared)
+			ca.flags = CLONE_FILES;
+		ca.set_tid = (uint64_t)&tid;
+		ca.set_tid_size = 1;
+	}
+	ret = sys_clone3(&ca, sizeof(ca));
+	if (ret == 0) {
+		if (init)
+			return 0;
+		stub_run(t, idx);
+	}
+	return ret;
+}
+
+static void __attribute__((noreturn)) stub_run_sharer(struct rst_tree *t, int idx);
+
+static void stub_spawn_kids(struct rst_tree *t, int idx, bool before)
+{
+	char what[64];
+	for (int *k = t->kids[idx]; *k >= 0; k++) {
+		if (t->id[*k].before_setsid != before)
+			continue;
+		long r = stub_spawn(t, *k, false, false);
+		if (r < 0) {
+			snprintf(what, sizeof(what), "clone3 with pid %d", t->id[*k].pid);
+			stub_fail(t, idx, what, (int)-r);
+		}
+	}
+}
+
+static void __attribute__((noreturn)) stub_zombie(struct rst_tree *t, int idx)
+{
+	uint32_t st = t->pst[idx]->exit_status;
+	struct rlimit nocore = { 0, 0 };
+
+	stub_send(t, idx, STUB_CREATED, 0, -1, NULL);
+	if (WIFSIGNALED(st)) {
+		setrlimit(RLIMIT_CORE, &nocore);
+		syscall(SYS_kill, syscall(SYS_getpid), WTERMSIG(st));
+	}
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+}
+
+/* Join the process group (its leader exists: after the go byte, or retried by a
+ * CLONE_FILES sharer, which does not wait for it). */
+static void stub_group(struct rst_tree *t, int idx, bool retry)
+{
+	const struct rst_ids *me = &t->id[idx];
+	char what[64];
+
+	if (me->pgid == me->pid || me->sid == me->pid)
+		return;
+	pid_t g = rst_tree_find(t, me->pgid) >= 0 ? me->pgid : idx ? getpgid(t->id[0].pid) : 0;
+	for (int i = 0; g > 0 && g != getpgrp() && setpgid(0, g) < 0; i++) {
+		if (!retry || errno != EPERM || i > 50000) {
+			snprintf(what, sizeof(what), "setpgid(%d)", g);
+			stub_fail(t, idx, what, errno);
+		}
+		usleep(200);
+	}
+}
+
+/* Step 5: umask, cwd, root, personality, fds (keep == NULL: a CLONE_FILES sharer,
+ * whose table its owner sets up). */
+static void stub_setup(struct rst_tree *t, int idx, int *keep)
+{
+	const TaskCoreEntry *tc = t->t[idx].core->task;
+	char what[300], err[256] = "";
+
+	umask(tc->umask);
+	if (chdir(tc->cwd) < 0) {
+		snprintf(what, sizeof(what), "cannot chdir to '%.250s'", tc->cwd);
+		stub_fail(t, idx, what, errno);
+	}
+	if (strcmp(tc->root, "/") && chroot(tc->root) < 0) {
+		snprintf(what, sizeof(what), "cannot chroot to '%.250s'", tc->root);
+		stub_fail(t, idx, what, errno);
+	}
+	if (personality(tc->personality) < 0)
+		stub_fail(t, idx, "personality", errno);
+	if (!keep)
+		return;
+	int e = fs_rst_tree_in_stub(t->fs, t->t[idx].ipid, keep, 3, err, sizeof(err));
+	if (e < 0) {
+		snprintf(what, sizeof(what), "restoring fds: %.256s", err);
+		stub_fail(t, idx, what, -e);
+	}
+}
+
+static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
+{
+	const struct rst_ids *me = &t->id[idx];
+	bool leader = me->sid == me->pid;
+	char c;
+
+	stub_signals_reset();
+	close(t->rep[0]);
+	close(t->go[1]);
+	close(t->hold[1]);
+	if (!leader && me->pgid == me->pid && setpgid(0, 0) < 0)
+		stub_fail(t, idx, "setpgid", errno);
+	stub_spawn_kids(t, idx, true);
+	if (leader && getsid(0) != me->pid && setsid() < 0)
+		stub_fail(t, idx, "setsid", errno);
+	if (t->pst[idx]->zombie)
+		stub_zombie(t, idx);
+	stub_spawn_kids(t, idx, false);
+	stub_send(t, idx, STUB_CREATED, 0, -1, NULL);
+	if (me->files_shared)
+		stub_run_sharer(t, idx);
+	if (read(t->go[0], &c, 1) != 1)
+		_exit(1);
+	stub_group(t, idx, false);
+	int keep[3] = { t->rep[1], t->go[0], t->hold[0] };
+	stub_setup(t, idx, keep);
+	t->rep[1] = keep[0];	/* moved if it sat on a target fd number (our own copy of t) */
+	close(keep[1]);
+	stub_send(t, idx, STUB_READY, 0, keep[2], NULL);
+	close(keep[0]);
+	for (;;)
+		if (read(keep[2], &c, 1) <= 0 && errno != EINTR)
+			_exit(1);
+}
+
+/* A CLONE_FILES sharer touches no fd after CREATED: its owner closes and moves the fds
+ * of the table they share, at any moment. It blocks in pause(); the restorer waits for
+ * that (/proc/PID/syscall) and seizes it there. */
+static void __attribute__((noreturn)) stub_run_sharer(struct rst_tree *t, int idx)
+{
+	stub_group(t, idx, true);
+	stub_setup(t, idx, NULL);
+	for (;;)
+		pause();
+}
+
+/* ---- ferry init (PID 1 of the new pid namespace) --------------------------------- */
+
+static pid_t init_root;
+
+static void init_forward(int sig)
+{
+	kill(init_root, sig);
+}
+
+static void __attribute__((noreturn)) init_main(struct rst_tree *t)
+{
+	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
+	long r;
+	int st;
+
+	stub_signals_reset();
+	close(t->rep[0]);
+	close(t->go[1]);
+	close(t->hold[1]);
+	r = stub_spawn(t, 0, false, false);
+	if (r < 0)
+		stub_fail(t, 0, "clone3 of the root in the new pid namespace", (int)-r);
+	init_root = (pid_t)r;
+	syscall(SYS_close_range, 0, ~0U, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+		sigaction(fwd[i], &sa, NULL);
+	for (;;) {
+		pid_t p = waitpid(-1, &st, 0);
+		if (p == init_root)
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		if (p < 0 && errno == ECHILD)
+			_exit(0);
+	}
+}
+
+int rst_stub_spawn_root(struct rst_tree *t)
+{
+	long r;
+
+	fflush(NULL);
+	if (t->pidns && !t->root_is_init) {
+		r = stub_spawn(t, 0, true, true);
+		if (r == 0)
+			init_main(t);
+		if (r > 0)
+			t->init_pid = (pid_t)r;
+	} else {
+		r = stub_spawn(t, 0, t->root_is_init, false);
+	}
+	if (r == -EEXIST)
+		return pr_err_ret(-EEXIST, "PID %d is already in use (restore with --pidns to put "
+				  "the tree in a new pid namespace)", t->id[0].pid);
+	if (r < 0)
+		return pr_err_ret((int)r, "clone3 with PID %d", t->id[0].pid);
+	t->child = (pid_t)r;
+	return 0;
+}

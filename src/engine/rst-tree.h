@@ -1,0 +1,78 @@
+/*
+ * rst-tree.h: private to the restore of a process tree (rst-tree.c, rst-stub.c,
+ * restore.c, rst-thread.c, rst-mem.c). See docs/restore.md "Process trees".
+ *
+ * Ids: every process has three. The image id (pstree pid, names the image files), the
+ * inner id (what the tree sees inside its pid namespace: equal to the image id unless
+ * the tree was dumped as PID 1 of its own namespace, then PstreeEntry.ns_*), and the
+ * host id (ferry's namespace: ptrace, /proc; equal to the inner id unless the tree is
+ * restored into a new pid namespace), learnt from the stubs' reports.
+ */
+#ifndef FERRY_RST_TREE_H
+#define FERRY_RST_TREE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine/restore.h"
+
+struct fs_rst_tree;
+
+/* Inner ids of one process and its place in the creation plan. */
+struct rst_ids {
+	pid_t pid, ppid, pgid, sid;	/* inner; 0 = outside the tree's namespace */
+	int parent;			/* index of the parent, -1 for the root */
+	bool before_setsid;		/* forked by its parent before the parent's setsid */
+	pid_t inh_sid;			/* session it inherits at fork (-1: the restorer's) */
+	bool files_shared;		/* created with CLONE_FILES: its table is its owner's */
+};
+
+struct rst_shm {
+	uint64_t shmid, start, end, pgoff;
+	pid_t hpid;			/* host pid of the task that created the object */
+};
+
+struct rst_tree {
+	const struct ferry_opts *o;
+	struct img_dir *d;
+	size_t n;			/* processes, pstree order (root first) */
+	PstreeEntry **pst;
+	struct rst *t;			/* per process; zombies load no images */
+	struct rst_ids *id;
+	int **kids;			/* per process: child indexes, -1 terminated */
+	bool pidns;			/* restore into a new pid namespace */
+	bool root_is_init;		/* dumped as PID 1 of its own namespace: no ferry init */
+	struct fs_rst_tree *fs;
+	int rep[2], go[2], hold[2];	/* stub reports; phase barrier; final blocking read */
+	pid_t child;			/* our direct child: the root or the ferry init (host) */
+	pid_t init_pid;			/* ferry init (host pid), 0 if none */
+	size_t n_created;
+	pid_t *hpid;			/* host pids reported by the stubs (0: not yet) */
+	struct rst_shm *shm;
+	size_t n_shm;
+};
+
+/* Stub -> restorer messages on rep (one write each, < PIPE_BUF: atomic). */
+enum { STUB_CREATED = 1, STUB_READY, STUB_ERROR };
+struct rst_stub_msg {
+	int32_t idx, kind, hpid, err, hold_fd, rep_fd;
+	char text[232];
+};
+
+/* restore.c: detach every thread of r, the leader last. */
+int rst_detach(struct rst *r);
+
+/* rst-stub.c: create the tree (root or ferry init) from the restorer: our direct child
+ * is stored in t->child. 0 or -errno (logged). */
+int rst_stub_spawn_root(struct rst_tree *t);
+
+/* rst-tree.c */
+/* The inner tid of thread k (0 = leader) of r's process. */
+pid_t rst_tree_inner_tid(struct rst *r, size_t k);
+/* Host tid of the thread of r's process whose inner tid is ntid, or -errno (logged). */
+pid_t rst_tree_host_tid(struct rst *r, pid_t ntid);
+/* Index of the process with inner pid pid, or -1. */
+ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
+
+#endif
