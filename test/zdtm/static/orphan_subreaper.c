@@ -37,6 +37,8 @@ int main(int argc, char **argv)
 		}
 		_exit(write(gp[1], &g, sizeof(g)) == sizeof(g) ? 0 : 1);
 	}
+	close(rep[1]);		/* a dead grandchild then reads as EOF, not as a hang */
+	close(go[0]);
 	if (read(gp[0], &g, sizeof(g)) != sizeof(g))
 		fail("no grandchild pid");
 	if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
@@ -54,8 +56,10 @@ int main(int argc, char **argv)
 		fail("child subreaper flag lost");
 	if (write(go[1], "g", 1) != 1)
 		fail("write: %m");
-	if (read(rep[0], &got, sizeof(got)) != sizeof(got))
-		fail("grandchild did not report");
+	if (read(rep[0], &got, sizeof(got)) != sizeof(got)) {
+		int r = waitpid(g, &st, WNOHANG);
+		fail("grandchild did not report (waitpid %d, status %#x)", r, st);
+	}
 	if (got != me)
 		fail("grandchild's parent is %d, want %d", got, me);
 	if (waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st))
