@@ -1,0 +1,915 @@
+/*
+ * test_dirty: the dirty-page tracker (dirty.h) against real children.
+ *
+ * A forked child maps four regions (anon private, file private, shmem, file shared; the
+ * file on ext4), then obeys commands over a pipe (write pages, mmap, brk, munmap,
+ * mremap, close an fd, use its own userfaultfd, start writer threads, timed write
+ * loops), so every write happens at a known moment. The test seizes it, arms, releases,
+ * commands writes, seizes again and scans: inside the regions the reported set must be
+ * EXACTLY the written pages (no page missed, none extra), round after round.
+ * Covered: uffd rounds; new mmap / brk growth / mremap reported whole then tracked;
+ * munmap'd ranges gone; keep-fd + save + attach in a second "invocation"; the child
+ * closing the kept fd (attach -ESTALE, re-arm = full copy); hash fallback (env var),
+ * also across invocations; a child with its own userfaultfd (untouched, full copy);
+ * four threads stamping pages while rounds run (a shadow copy built only from the
+ * reported pages must equal the child's memory at the end); the target's fds, maps and
+ * signal dispositions unchanged by arming. -v prints timings (1 GiB scan, write cost
+ * tracked vs untracked, hash scan).
+ *
+ * Needs root (ptrace, pidfd_getfd); skips (77) otherwise. Exit 0 pass, 1 fail.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/dirty.h"
+#include "engine/proc.h"
+#include "engine/remote.h"
+#include "engine/seize.h"
+
+static int failures;
+static bool verbose;
+
+#define CHECK(cond) do { if (!(cond)) { \
+	printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+
+#define PS 4096UL
+
+/* ---- the child -------------------------------------------------------------------- */
+
+enum op { OP_WRITE = 1, OP_MMAP, OP_BRK, OP_MUNMAP, OP_MREMAP, OP_CLOSE, OP_UFFD,
+	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_EXIT };
+
+struct cmd {
+	uint32_t op, a;
+	uint64_t addr, len, val;
+};
+struct resp {
+	int64_t r;
+	uint64_t addr;
+};
+
+struct kid {
+	pid_t pid;
+	int cmd, resp;
+};
+
+/* Writer threads: each stamps random pages of [base, base+len) with a generation. */
+static struct {
+	char *base;
+	size_t pages;
+	_Atomic uint64_t *counter;	/* shared with the parent: total writes */
+	atomic_bool stop;
+	pthread_t th[8];
+	int n;
+} writers;
+
+static void *writer_main(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 7919 + 1, gen = 0;
+
+	while (!atomic_load(&writers.stop)) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t pg = (seed >> 33) % writers.pages;
+		uint64_t *p = (uint64_t *)(writers.base + pg * PS);
+		p[(uintptr_t)arg] = ++gen;	/* each thread its own slot: no lost stamp */
+		atomic_fetch_add(writers.counter, 1);
+	}
+	return NULL;
+}
+
+static int own_uffd = -1;
+
+static int64_t child_do(const struct cmd *c, uint64_t *addr)
+{
+	switch (c->op) {
+	case OP_WRITE:
+		for (uint64_t i = 0; i < c->len; i++)
+			*(volatile uint64_t *)(c->addr + i * PS + 8 * (c->val % 500)) = c->val + i;
+		return 0;
+	case OP_MMAP: {
+		void *p = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		*addr = (uintptr_t)p;
+		return p == MAP_FAILED ? -errno : 0;
+	}
+	case OP_BRK: {
+		void *p = sbrk((intptr_t)c->len);
+		*addr = (uintptr_t)p;
+		return p == (void *)-1 ? -errno : 0;
+	}
+	case OP_MUNMAP:
+		return munmap((void *)c->addr, c->len) ? -errno : 0;
+	case OP_MREMAP: {
+		void *p = mremap((void *)c->addr, c->len, c->val, MREMAP_MAYMOVE);
+		*addr = (uintptr_t)p;
+		return p == MAP_FAILED ? -errno : 0;
+	}
+	case OP_CLOSE:
+		return close((int)c->a) ? -errno : 0;
+	case OP_UFFD: {
+		struct uffdio_api api = { .api = UFFD_API };
+		struct uffdio_register reg = { .range = { c->addr, c->len },
+					       .mode = UFFDIO_REGISTER_MODE_MISSING };
+		own_uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		if (own_uffd < 0 || ioctl(own_uffd, UFFDIO_API, &api) ||
+		    ioctl(own_uffd, UFFDIO_REGISTER, &reg))
+			return -errno;
+		return own_uffd;
+	}
+	case OP_UFFD_ZERO: {
+		struct uffdio_zeropage z = { .range = { c->addr, PS } };
+		return ioctl(own_uffd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+	}
+	case OP_THREADS:
+		writers.base = (char *)c->addr;
+		writers.pages = c->len / PS;
+		writers.counter = (_Atomic uint64_t *)c->val;
+		writers.n = (int)c->a;
+		for (int i = 0; i < writers.n; i++)
+			if (pthread_create(&writers.th[i], NULL, writer_main, (void *)(uintptr_t)i))
+				return -EAGAIN;
+		return 0;
+	case OP_STOP_THREADS:
+		atomic_store(&writers.stop, true);
+		for (int i = 0; i < writers.n; i++)
+			pthread_join(writers.th[i], NULL);
+		return 0;
+	case OP_TIMEWRITE: {
+		uint64_t t0 = now_ns();
+		for (uint64_t i = 0; i < c->len; i += PS)
+			*(volatile char *)(c->addr + i) += 1;
+		return (int64_t)(now_ns() - t0);
+	}
+	}
+	return -EINVAL;
+}
+
+static void child_main(int cmd, int resp)
+{
+	struct cmd c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while (read_full(cmd, &c, sizeof(c)) == sizeof(c) && c.op != OP_EXIT) {
+		struct resp r = { 0, 0 };
+		r.r = child_do(&c, &r.addr);
+		if (write_full(resp, &r, sizeof(r)) < 0)
+			break;
+	}
+	_exit(0);
+}
+
+static int kid_start(struct kid *k)
+{
+	int cp[2], rp[2];
+
+	if (pipe2(cp, O_CLOEXEC) || pipe2(rp, O_CLOEXEC))
+		return -errno;
+	k->pid = fork();
+	if (k->pid < 0)
+		return -errno;
+	if (k->pid == 0) {
+		close(cp[1]);
+		close(rp[0]);
+		child_main(cp[0], rp[1]);
+	}
+	close(cp[0]);
+	close(rp[1]);
+	k->cmd = cp[1];
+	k->resp = rp[0];
+	return 0;
+}
+
+/* Send a command, wait (bounded) for its answer. Returns the child's result. */
+static int64_t kid_cmd(struct kid *k, uint32_t op, uint32_t a, uint64_t addr, uint64_t len,
+		       uint64_t val, uint64_t *raddr)
+{
+	struct cmd c = { op, a, addr, len, val };
+	struct pollfd p = { .fd = k->resp, .events = POLLIN };
+	struct resp r;
+
+	if (write_full(k->cmd, &c, sizeof(c)) < 0 || poll(&p, 1, 20000) != 1 ||
+	    read_full(k->resp, &r, sizeof(r)) != sizeof(r)) {
+		printf("FAIL: child %d does not answer op %u\n", k->pid, op);
+		failures++;
+		return -EIO;
+	}
+	if (raddr)
+		*raddr = r.addr;
+	return r.r;
+}
+
+static void kid_stop(struct kid *k)
+{
+	struct cmd c = { OP_EXIT, 0, 0, 0, 0 };
+	int st;
+
+	(void)write_full(k->cmd, &c, sizeof(c));
+	for (int i = 0; i < 5000; i++) {
+		if (waitpid(k->pid, &st, WNOHANG) == k->pid)
+			goto out;
+		usleep(1000);
+	}
+	kill(k->pid, SIGKILL);
+	waitpid(k->pid, &st, 0);
+out:
+	close(k->cmd);
+	close(k->resp);
+}
+
+/* ---- driving the tracker as the pre-dump would ------------------------------------ */
+
+static int arm(struct kid *k, unsigned int flags, struct dirty_tracker **t)
+{
+	struct remote rt = { 0 };
+	struct proc_vma *v = NULL;
+	struct seized s;
+	size_t n = 0;
+	int r;
+
+	r = seize_process(k->pid, &s);
+	if (r < 0)
+		return r;
+	r = proc_parse_smaps(k->pid, &v, &n);
+	if (!r && !(r = remote_init(&rt, k->pid, 0))) {
+		r = dirty_arm(&rt, k->pid, s.pidfd, v, n, flags, t);
+		int r2 = remote_fini(&rt);
+		if (!r)
+			r = r2;
+	}
+	proc_vmas_free(v, n);
+	seize_release(&s, SEIZE_RESUME);
+	return r;
+}
+
+/* Seized scan; with shadow set, also copy the reported pages of [base, base+len) into it
+ * while the child is stopped (what a pre-dump round does). */
+static int scan_copy(struct kid *k, struct dirty_tracker *t, struct dirty_range **out, size_t *nout,
+		     char *shadow, uint64_t base, size_t len)
+{
+	struct proc_vma *v = NULL;
+	struct seized s;
+	size_t n = 0;
+	uint64_t t0;
+	int r;
+
+	r = seize_process(k->pid, &s);
+	if (r < 0)
+		return r;
+	r = proc_parse_smaps(k->pid, &v, &n);
+	t0 = now_ns();
+	if (!r)
+		r = dirty_scan(t, v, n, out, nout);
+	if (verbose && !r && !shadow && len == 1)
+		printf("    scan: %.3f ms, %zu ranges\n", (now_ns() - t0) / 1e6, *nout);
+	if (!r && shadow) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", k->pid);
+		int fd = open(path, O_RDONLY);
+		for (size_t i = 0; fd >= 0 && i < *nout; i++) {
+			uint64_t a = max_t(uint64_t, (*out)[i].start, base);
+			uint64_t e = min_t(uint64_t, (*out)[i].end, base + len);
+			if (a < e && pread_full(fd, shadow + (a - base), e - a, (off_t)a) !=
+			    (ssize_t)(e - a))
+				r = -EIO;
+		}
+		if (fd < 0)
+			r = -errno;
+		else
+			close(fd);
+	}
+	proc_vmas_free(v, n);
+	seize_release(&s, SEIZE_RESUME);
+	return r;
+}
+
+static int scan(struct kid *k, struct dirty_tracker *t, struct dirty_range **out, size_t *nout)
+{
+	return scan_copy(k, t, out, nout, NULL, 0, 0);
+}
+
+static int attach(struct kid *k, const char *path, struct dirty_tracker **t)
+{
+	int pidfd = sys_pidfd_open(k->pid, 0), r;
+
+	if (pidfd < 0)
+		return pidfd;
+	r = dirty_attach(k->pid, pidfd, path, t);
+	close(pidfd);
+	return r;
+}
+
+static int disarm(struct kid *k, struct dirty_tracker *t)
+{
+	struct remote rt = { 0 };
+	struct seized s;
+	int r;
+
+	r = seize_process(k->pid, &s);
+	if (r < 0) {
+		dirty_free(t);
+		return r;
+	}
+	r = remote_init(&rt, k->pid, 0);
+	r = dirty_disarm(t, r ? NULL : &rt);
+	remote_fini(&rt);
+	seize_release(&s, SEIZE_RESUME);
+	return r;
+}
+
+/* Compare what was reported inside [base, base + np pages) with want[]. */
+static void check_exact(const char *what, int round, const struct dirty_range *rg, size_t n,
+			uint64_t base, size_t np, const bool *want)
+{
+	size_t missing = 0, extra = 0, first = (size_t)-1;
+
+	for (size_t p = 0; p < np; p++) {
+		uint64_t a = base + p * PS;
+		bool got = false;
+		for (size_t i = 0; i < n && !got; i++)
+			got = rg[i].start <= a && a < rg[i].end;
+		if (got != (want ? want[p] : false)) {
+			if (first == (size_t)-1)
+				first = p;
+			got ? extra++ : missing++;
+		}
+	}
+	if (missing || extra) {
+		printf("FAIL %s round %d: %zu pages missed, %zu extra (first page %zu)\n", what,
+		       round, missing, extra, first);
+		failures++;
+	} else if (verbose) {
+		printf("  ok %s round %d\n", what, round);
+	}
+}
+
+/* ---- the regions every child inherits ---------------------------------------------- */
+
+enum { R_ANON, R_FPRIV, R_SHMEM, R_FSHARED, R_UNTOUCHED, NREG };
+static const char *reg_name[NREG] = { "anon", "file-private", "shmem", "file-shared",
+				      "anon-untouched" };
+static const size_t reg_pages[NREG] = { 64, 32, 32, 32, 16 };
+static uint64_t reg_addr[NREG];
+static uint64_t stamp = 1000;	/* unique values: every write changes the content */
+
+static int regions_create(const char *dir)
+{
+	char path[256];
+	char buf[PS];
+
+	for (int i = 0; i < NREG; i++) {
+		int fd = -1, flags = MAP_PRIVATE | MAP_ANONYMOUS;
+		if (i == R_FPRIV || i == R_FSHARED) {
+			snprintf(path, sizeof(path), "%s/file%d", dir, i);
+			fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+			memset(buf, 'a' + i, sizeof(buf));
+			for (size_t p = 0; fd >= 0 && p < reg_pages[i]; p++)
+				if (write_full(fd, buf, PS) < 0)
+					return -errno;
+			flags = i == R_FPRIV ? MAP_PRIVATE : MAP_SHARED;
+		} else if (i == R_SHMEM) {
+			flags = MAP_SHARED | MAP_ANONYMOUS;
+		}
+		void *p = mmap(NULL, reg_pages[i] * PS, PROT_READ | PROT_WRITE, flags, fd, 0);
+		if (fd >= 0)
+			close(fd);
+		if (p == MAP_FAILED)
+			return -errno;
+		reg_addr[i] = (uintptr_t)p;
+	}
+	return 0;
+}
+
+/* Child writes every page of the regions but the untouched one (all populated). */
+static void kid_populate(struct kid *k)
+{
+	for (int i = 0; i < R_UNTOUCHED; i++)
+		CHECK(kid_cmd(k, OP_WRITE, 0, reg_addr[i], reg_pages[i], stamp++, NULL) == 0);
+}
+
+/* Child writes a pseudo-random set of pages of each region; want[i][p] records them. */
+static void kid_write_random(struct kid *k, bool want[NREG][64], unsigned int seed)
+{
+	memset(want, 0, sizeof(bool) * NREG * 64);
+	for (int i = 0; i < NREG; i++)
+		for (int j = 0; j < 6; j++) {
+			size_t p = (size_t)rand_r(&seed) % reg_pages[i];
+			want[i][p] = true;
+			CHECK(kid_cmd(k, OP_WRITE, 0, reg_addr[i] + p * PS, 1, stamp++, NULL) == 0);
+		}
+}
+
+static void check_regions(const char *what, int round, const struct dirty_range *rg, size_t n,
+			  bool want[NREG][64])
+{
+	char name[96];
+
+	for (int i = 0; i < NREG; i++) {
+		snprintf(name, sizeof(name), "%s/%s", what, reg_name[i]);
+		check_exact(name, round, rg, n, reg_addr[i], reg_pages[i], want ? want[i] : NULL);
+	}
+}
+
+/* The first scan after arming: every page of every tracked VMA (populated or not). */
+static void all_populated(bool want[NREG][64])
+{
+	memset(want, 0, sizeof(bool) * NREG * 64);
+	for (int i = 0; i < NREG; i++)
+		for (size_t p = 0; p < reg_pages[i]; p++)
+			want[i][p] = true;
+}
+
+/* ---- target invariants -------------------------------------------------------------- */
+
+/* A fingerprint of what arming must not change: fd numbers, maps, signal dispositions. */
+static char *target_fingerprint(pid_t pid, int skip_fd)
+{
+	char path[64], *maps = NULL, *status = NULL, *out = NULL, fds[4096] = "";
+	size_t len, off = 0;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' && atoi(de->d_name) != skip_fd && off < sizeof(fds) - 16)
+			off += (size_t)snprintf(fds + off, sizeof(fds) - off, "%s ", de->d_name);
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	if (read_file(path, &maps, &len, 1 << 20) < 0)
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &status, &len, 1 << 20) == 0) {
+		char *sig = strstr(status, "SigIgn:");
+		char *end = sig ? strstr(sig, "\nCapInh") : NULL;
+		if (end)
+			*end = 0;
+		if (asprintf(&out, "%s\n%s\n%s", fds, maps, sig ? sig : "") < 0)
+			out = NULL;
+	}
+	free(maps);
+	free(status);
+	return out;
+}
+
+/* ---- the tests ----------------------------------------------------------------------- */
+
+static void test_rounds(void)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	char *before, *after;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	before = target_fingerprint(k.pid, -1);
+	dirty_set_scan_vec_len(2);	/* force the vector-full / walk_end continuation */
+	CHECK(arm(&k, 0, &t) == 0);
+	after = target_fingerprint(k.pid, -1);
+	CHECK(before && after && strcmp(before, after) == 0);
+	if (!t)
+		goto out;
+	CHECK(dirty_tracker_mode(t) == DIRTY_MODE_UFFD);
+	CHECK(dirty_tracker_kept_fd(t) == -1);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	all_populated(want);
+	check_regions("uffd", 0, rg, n, want);
+	for (int round = 1; round <= 4; round++) {
+		free(rg);
+		rg = NULL;
+		kid_write_random(&k, want, (unsigned int)round * 77);
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_regions("uffd", round, rg, n, want);
+	}
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);	/* nothing written */
+	check_regions("uffd-idle", 5, rg, n, NULL);
+	CHECK(disarm(&k, t) == 0);
+	t = NULL;
+	free(after);
+	after = target_fingerprint(k.pid, -1);
+	CHECK(after && strcmp(before, after) == 0);
+out:
+	dirty_set_scan_vec_len(0);
+	free(rg);
+	free(before);
+	free(after);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static void check_range_all(const char *what, const struct dirty_range *rg, size_t n,
+			    uint64_t a, uint64_t e, bool want)
+{
+	size_t np = (e - a) / PS;
+	bool *w = calloc(np, 1);
+	for (size_t p = 0; w && p < np; p++)
+		w[p] = want;
+	check_exact(what, 1, rg, n, a, np, w);
+	free(w);
+}
+
+static void test_new_memory(void)
+{
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	uint64_t m1 = 0, m2 = 0, brk0 = 0, mr = 0;
+	bool w[64];
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, 4 * PS, 0, &m2) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, m2, 4, stamp++, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_BRK, 0, 0, 0, 0, &brk0) == 0);
+	CHECK(arm(&k, 0, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	free(rg);
+	rg = NULL;
+	/* after arming: a new mapping, brk growth, a moved mapping, a partial munmap */
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, 8 * PS, 0, &m1) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, m1 + 2 * PS, 1, stamp++, NULL) == 0);
+	uint64_t b0 = ROUND_UP(brk0, PS);
+	CHECK(kid_cmd(&k, OP_BRK, 0, 0, b0 - brk0 + 16 * PS, 0, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, b0 + PS, 1, stamp++, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_MREMAP, 0, m2, 4 * PS, 64 * PS, &mr) == 0);
+	CHECK(kid_cmd(&k, OP_MUNMAP, 0, reg_addr[R_ANON], 16 * PS, 0, NULL) == 0);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	check_range_all("new-mmap", rg, n, m1, m1 + 8 * PS, true);
+	check_range_all("brk-growth", rg, n, b0, b0 + 16 * PS, true);
+	check_range_all("mremap-moved", rg, n, mr, mr + 64 * PS, true);
+	check_range_all("munmapped", rg, n, reg_addr[R_ANON], reg_addr[R_ANON] + 16 * PS, false);
+	/* next round: those are registered now, so exact again */
+	free(rg);
+	rg = NULL;
+	CHECK(kid_cmd(&k, OP_WRITE, 0, m1 + 5 * PS, 1, stamp++, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, b0 + 9 * PS, 1, stamp++, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, mr + 40 * PS, 1, stamp++, NULL) == 0);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	memset(w, 0, sizeof(w));
+	w[5] = true;
+	check_exact("new-mmap", 2, rg, n, m1, 8, w);
+	memset(w, 0, sizeof(w));
+	w[9] = true;
+	check_exact("brk-growth", 2, rg, n, b0, 16, w);
+	bool *wm = calloc(64, 1);
+	if (wm)
+		wm[40] = true;
+	check_exact("mremap-moved", 2, rg, n, mr, 64, wm);
+	free(wm);
+	check_exact("anon-rest", 2, rg, n, reg_addr[R_ANON] + 16 * PS, 48, NULL);
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static void test_keep_attach(const char *dir)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	char state[256], *before = NULL, *after = NULL;
+	struct kid k;
+	int kfd = -1;
+	size_t n;
+
+	snprintf(state, sizeof(state), "%s/dirty-keep.state", dir);
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	before = target_fingerprint(k.pid, -1);
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == 0);
+	if (!t)
+		goto out;
+	kfd = dirty_tracker_kept_fd(t);
+	CHECK(kfd >= 3);
+	CHECK(dirty_fd_probe(k.pid, kfd) == 1);
+	CHECK(dirty_fd_probe(k.pid, 0) == 0);
+	after = target_fingerprint(k.pid, kfd);	/* the same but for the kept fd */
+	CHECK(before && after && strcmp(before, after) == 0);
+	if (verbose)
+		printf("  kept tracking fd %d\n", kfd);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	CHECK(dirty_save(t, state) == 0);
+	dirty_free(t);	/* first "invocation" ends */
+	t = NULL;
+	for (int inv = 1; inv <= 3; inv++) {
+		free(rg);
+		rg = NULL;
+		kid_write_random(&k, want, (unsigned int)inv * 13);
+		CHECK(attach(&k, state, &t) == 0);
+		if (!t)
+			goto out;
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_regions("keep-attach", inv, rg, n, want);
+		CHECK(dirty_save(t, state) == 0);
+		if (inv < 3) {
+			dirty_free(t);
+			t = NULL;
+		}
+	}
+	CHECK(disarm(&k, t) == 0);	/* the final dump closes the kept fd */
+	t = NULL;
+	CHECK(dirty_fd_probe(k.pid, kfd) <= 0);
+	free(after);
+	after = target_fingerprint(k.pid, -1);
+	CHECK(after && strcmp(before, after) == 0);
+out:
+	free(rg);
+	free(before);
+	free(after);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static void test_closed_fd(const char *dir)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	char state[256];
+	struct kid k;
+	size_t n;
+
+	snprintf(state, sizeof(state), "%s/dirty-closed.state", dir);
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	CHECK(dirty_save(t, state) == 0);
+	int kfd = dirty_tracker_kept_fd(t);
+	dirty_free(t);
+	t = NULL;
+	CHECK(kid_cmd(&k, OP_CLOSE, (uint32_t)kfd, 0, 0, 0, NULL) == 0);
+	CHECK(attach(&k, state, &t) == -ESTALE);
+	CHECK(t == NULL);
+	/* fallback: re-arm; that round is a full copy */
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == 0);
+	if (!t)
+		goto out;
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	all_populated(want);
+	check_regions("closed-rearm", 0, rg, n, want);
+	CHECK(disarm(&k, t) == 0);
+	t = NULL;
+	CHECK(attach(&k, state, &t) == -ESTALE);	/* state names the old fd: gone */
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static void test_hash(const char *dir)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	char state[256];
+	struct kid k;
+	size_t n;
+
+	snprintf(state, sizeof(state), "%s/dirty-hash.state", dir);
+	setenv(DIRTY_ENV_FORCE_HASH, "1", 1);
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(arm(&k, 0, &t) == 0);
+	unsetenv(DIRTY_ENV_FORCE_HASH);
+	if (!t)
+		goto out;
+	CHECK(dirty_tracker_mode(t) == DIRTY_MODE_HASH);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	all_populated(want);	/* no previous hashes: everything, untouched pages too */
+	check_regions("hash", 0, rg, n, want);
+	for (int round = 1; round <= 3; round++) {
+		free(rg);
+		rg = NULL;
+		kid_write_random(&k, want, (unsigned int)round * 31);
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_regions("hash", round, rg, n, want);
+	}
+	/* across invocations: the hashes travel in the state file */
+	CHECK(dirty_save(t, state) == 0);
+	dirty_free(t);
+	t = NULL;
+	free(rg);
+	rg = NULL;
+	kid_write_random(&k, want, 999);
+	CHECK(attach(&k, state, &t) == 0);
+	if (t) {
+		CHECK(dirty_tracker_mode(t) == DIRTY_MODE_HASH);
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_regions("hash-attach", 4, rg, n, want);
+	}
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static void test_own_uffd(void)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	uint64_t u = 0;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, 16 * PS, 0, &u) == 0);
+	CHECK(kid_cmd(&k, OP_UFFD, 0, u, 16 * PS, 0, NULL) >= 0);
+	CHECK(arm(&k, 0, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(dirty_tracker_untracked_pages(t) >= 16);
+	for (int round = 0; round < 3; round++) {
+		free(rg);
+		rg = NULL;
+		if (round)
+			kid_write_random(&k, want, (unsigned int)round);
+		else
+			all_populated(want);
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_range_all("own-uffd-full", rg, n, u, u + 16 * PS, true);
+		check_regions("own-uffd-others", round, rg, n, want);
+	}
+	/* the process's own userfaultfd still works on its range */
+	CHECK(kid_cmd(&k, OP_UFFD_ZERO, 0, u, 0, 0, NULL) == 0);
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+/* Four threads stamp random pages while rounds run; a shadow built only from reported
+ * pages (copied while the child is stopped) must equal the child's memory at the end. */
+static void test_threads(void)
+{
+	const size_t len = 2048 * PS;
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	_Atomic uint64_t *counter;
+	char *shadow = calloc(1, len), *real = malloc(len), path[64];
+	uint64_t base = 0, last = 0;
+	struct kid k;
+	size_t n;
+
+	counter = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(counter != MAP_FAILED && shadow && real);
+	if (counter == MAP_FAILED || !shadow || !real)
+		goto out;
+	CHECK(kid_start(&k) == 0);
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, len, 0, &base) == 0);
+	CHECK(kid_cmd(&k, OP_THREADS, 4, base, len, (uintptr_t)counter, NULL) == 0);
+	CHECK(arm(&k, 0, &t) == 0);
+	for (int round = 0; t && round < 8; round++) {
+		/* wait for progress: a condition, bounded */
+		for (int i = 0; i < 10000 && atomic_load(counter) < last + 50000; i++)
+			usleep(1000);
+		last = atomic_load(counter);
+		free(rg);
+		rg = NULL;
+		CHECK(scan_copy(&k, t, &rg, &n, shadow, base, len) == 0);
+	}
+	CHECK(kid_cmd(&k, OP_STOP_THREADS, 0, 0, 0, 0, NULL) == 0);
+	if (t) {
+		free(rg);
+		rg = NULL;
+		CHECK(scan_copy(&k, t, &rg, &n, shadow, base, len) == 0);	/* final round */
+		snprintf(path, sizeof(path), "/proc/%d/mem", k.pid);
+		int fd = open(path, O_RDONLY);
+		CHECK(fd >= 0 && pread_full(fd, real, len, (off_t)base) == (ssize_t)len);
+		if (fd >= 0)
+			close(fd);
+		size_t bad = 0;
+		for (size_t p = 0; p < len / PS; p++)
+			bad += memcmp(shadow + p * PS, real + p * PS, PS) != 0;
+		if (bad)
+			printf("FAIL threads: %zu of %zu pages stale in the shadow\n", bad, len / PS);
+		failures += bad != 0;
+		if (verbose)
+			printf("  threads: %" PRIu64 " writes over 9 rounds, %zu stale pages\n",
+			       (uint64_t)atomic_load(counter), bad);
+	}
+	kid_stop(&k);
+out:
+	free(rg);
+	dirty_free(t);
+	free(shadow);
+	free(real);
+	if (counter != MAP_FAILED)
+		munmap((void *)counter, PS);
+}
+
+/* -v only: 1 GiB scan time, write cost tracked vs untracked, hash scan time. */
+static void bench(void)
+{
+	const size_t len = 1UL << 30, np = len / PS;
+	struct dirty_tracker *t = NULL, *th = NULL;
+	struct dirty_range *rg = NULL;
+	uint64_t a = 0, t0;
+	int64_t w_first, w_plain, w_tracked;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, len, 0, &a) == 0);
+	w_first = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
+	w_plain = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
+	CHECK(arm(&k, 0, &t) == 0);
+	if (!t)
+		goto out;
+	printf("  1 GiB populated:\n");
+	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);	/* round 0: all written */
+	free(rg);
+	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);	/* clean */
+	free(rg);
+	w_tracked = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
+	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);	/* all dirty again */
+	free(rg);
+	for (size_t p = 0; p < np; p += 100)	/* 1% of the pages, scattered */
+		CHECK(kid_cmd(&k, OP_WRITE, 0, a + p * PS, 1, stamp++, NULL) == 0);
+	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);
+	free(rg);
+	rg = NULL;
+	printf("  write loop, one byte per page: first touch %.0f ns/page, populated untracked "
+	       "%.0f ns/page, first write after re-protect (tracked) %.0f ns/page\n",
+	       (double)w_first / np, (double)w_plain / np, (double)w_tracked / np);
+	setenv(DIRTY_ENV_FORCE_HASH, "1", 1);
+	CHECK(arm(&k, 0, &th) == 0);
+	unsetenv(DIRTY_ENV_FORCE_HASH);
+	for (int i = 0; th && i < 2; i++) {
+		t0 = now_ns();
+		CHECK(scan(&k, th, &rg, &n) == 0);
+		printf("  hash scan of the process (1 GiB + libc), round %d: %.1f ms\n", i,
+		       (now_ns() - t0) / 1e6);
+		free(rg);
+		rg = NULL;
+	}
+out:
+	dirty_free(t);
+	dirty_free(th);
+	kid_stop(&k);
+}
+
+int main(int argc, char **argv)
+{
+	char dir[] = "/tmp/test_dirty.XXXXXX", cmd[64];
+
+	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+	util_init();
+	log_init(NULL, verbose ? LOG_INFO : LOG_ERROR);
+	if (geteuid() != 0) {
+		printf("SKIP: needs root\n");
+		return 77;
+	}
+	if (!mkdtemp(dir) || regions_create(dir) < 0) {
+		printf("FAIL: setup: %m\n");
+		return 1;
+	}
+	test_rounds();
+	test_new_memory();
+	test_keep_attach(dir);
+	test_closed_fd(dir);
+	test_hash(dir);
+	test_own_uffd();
+	test_threads();
+	if (verbose)
+		bench();
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		printf("warning: could not remove %s\n", dir);
+	printf("%s (%d failures)\n", failures ? "FAIL" : "PASS", failures);
+	return failures ? 1 : 0;
+}
