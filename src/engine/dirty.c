@@ -331,26 +331,27 @@ close_target:
 	return ret;
 }
 
-/* Register one VMA at arm time or when it appeared; kind of the resulting range. */
-static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v)
+/* Register one VMA at arm time or when it appeared; kind of the resulting range.
+ * quiet: it was untracked already (say why only once, not every round). */
+static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v, bool quiet)
 {
-	int r;
+	int lvl = quiet ? LOG_DEBUG : LOG_INFO;
+	const char *why = NULL;
+	int r = 0;
 
 	if (t->mode == DIRTY_MODE_HASH)
 		return (v->vmflags & VMF_UFFD_MISSING) ? TR_FULL : TR_HASH;
-	if (vma_foreign_uffd(v)) {
-		pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " registered by the process's own "
-			"userfaultfd: untracked, full copy each round", t->pid, v->start, v->end);
-		return TR_FULL;
-	}
-	r = uffd_register(t->uffd, v->start, v->end);
-	if (r < 0) {
-		pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): UFFDIO_REGISTER WP refused "
-			"(%s): untracked, full copy each round", t->pid, v->start, v->end,
-			v->path ? v->path : "anon", strerror(-r));
-		return TR_FULL;
-	}
-	return TR_UFFD;
+	if (vma_foreign_uffd(v))
+		why = "registered by the process's own userfaultfd";
+	else if ((r = uffd_register(t->uffd, v->start, v->end)) < 0)
+		why = "UFFDIO_REGISTER WP refused";
+	if (!why)
+		return TR_UFFD;
+	if (log_level >= lvl)
+		log_printf(lvl, __FILE__, __LINE__, "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
+			   "untracked, full copy each round", t->pid, v->start, v->end,
+			   v->path ? v->path : "anon", why, r ? ": " : "", r ? strerror(-r) : "");
+	return TR_FULL;
 }
 
 static int arm_ranges(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n)
@@ -361,7 +362,7 @@ static int arm_ranges(struct dirty_tracker *t, const struct proc_vma *vmas, size
 		struct trange tr = { vmas[i].start, vmas[i].end, 0, NULL };
 		if (vma_skipped(&vmas[i]))
 			continue;
-		tr.kind = track_new_vma(t, &vmas[i]);
+		tr.kind = track_new_vma(t, &vmas[i], false);
 		if (trange_push(&t->r, &t->nr, &cap, tr) < 0)
 			return -ENOMEM;
 	}
@@ -493,7 +494,9 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 		if (ours)
 			pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " lost its registration "
 				"(remapped): wholly dirty", t->pid, v->start, v->end);
-		*kind = track_new_vma(t, v);
+		size_t o = trange_find(t, v->start);
+		*kind = track_new_vma(t, v, o < t->nr && t->r[o].start <= v->start &&
+					    t->r[o].kind == TR_FULL);
 		if (*kind == TR_UFFD) {
 			/* A fresh registration reports every page, holes included, at its
 			 * first scan: protect it now (it is reported whole this round). */

@@ -237,6 +237,8 @@ out:
 
 /* ---- driving the tracker as the pre-dump would ------------------------------------ */
 
+static bool arm_bad_pidfd;	/* make pidfd_getfd fail inside dirty_arm */
+
 static int arm(struct kid *k, unsigned int flags, struct dirty_tracker **t)
 {
 	struct remote rt = { 0 };
@@ -250,7 +252,7 @@ static int arm(struct kid *k, unsigned int flags, struct dirty_tracker **t)
 		return r;
 	r = proc_parse_smaps(k->pid, &v, &n);
 	if (!r && !(r = remote_init(&rt, k->pid, 0))) {
-		r = dirty_arm(&rt, k->pid, s.pidfd, v, n, flags, t);
+		r = dirty_arm(&rt, k->pid, arm_bad_pidfd ? -1 : s.pidfd, v, n, flags, t);
 		int r2 = remote_fini(&rt);
 		if (!r)
 			r = r2;
@@ -521,6 +523,35 @@ out:
 	kid_stop(&k);
 }
 
+/* dirty_arm failing midway (pidfd_getfd refused) leaves the target as it was: same fds,
+ * maps and dispositions, no VMA registered (no uw in smaps). */
+static void test_arm_failure(void)
+{
+	struct dirty_tracker *t = NULL;
+	struct proc_vma *v = NULL;
+	char *before, *after;
+	size_t n = 0;
+	struct kid k;
+
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	before = target_fingerprint(k.pid, -1);
+	arm_bad_pidfd = true;
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == -EBADF);
+	arm_bad_pidfd = false;
+	CHECK(t == NULL);
+	after = target_fingerprint(k.pid, -1);
+	CHECK(before && after && strcmp(before, after) == 0);
+	CHECK(proc_parse_smaps(k.pid, &v, &n) == 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK(!(v[i].vmflags & (VMF_UFFD_WP | VMF_UFFD_MISSING)));
+	proc_vmas_free(v, n);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, reg_addr[R_ANON], 1, stamp++, NULL) == 0);	/* runs */
+	free(before);
+	free(after);
+	kid_stop(&k);
+}
+
 static void check_range_all(const char *what, const struct dirty_range *rg, size_t n,
 			    uint64_t a, uint64_t e, bool want)
 {
@@ -689,6 +720,34 @@ out:
 	kid_stop(&k);
 }
 
+/* Truncated, bit-flipped and foreign state files are refused. */
+static void state_corruptions(struct kid *k, const char *state)
+{
+	struct dirty_tracker *t = NULL;
+	char bad[300], *buf = NULL;
+	size_t len = 0;
+	struct kid other;
+
+	snprintf(bad, sizeof(bad), "%s.bad", state);
+	CHECK(read_file(state, &buf, &len, 1 << 26) == 0 && len > 100);
+	for (int i = 0; buf && i < 3; i++) {
+		int fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		char save = buf[len / 2];
+		if (i == 1)
+			buf[len / 2] ^= 0x10;
+		CHECK(fd >= 0 && write_full(fd, buf, i == 0 ? len / 2 : i == 1 ? len : 7) == 0);
+		buf[len / 2] = save;
+		close(fd);
+		CHECK(attach(k, bad, &t) == -EINVAL && t == NULL);
+	}
+	CHECK(kid_start(&other) == 0);	/* a state of another process */
+	CHECK(attach(&other, state, &t) == -ESTALE && t == NULL);
+	kid_stop(&other);
+	CHECK(attach(k, "/nonexistent/dirty.state", &t) == -ENOENT && t == NULL);
+	unlink(bad);
+	free(buf);
+}
+
 static void test_hash(const char *dir)
 {
 	static bool want[NREG][64];
@@ -726,6 +785,7 @@ static void test_hash(const char *dir)
 	kid_write_random(&k, want, 999);
 	CHECK(attach(&k, state, &t) == 0);
 	if (t) {
+		state_corruptions(&k, state);
 		CHECK(dirty_tracker_mode(t) == DIRTY_MODE_HASH);
 		CHECK(scan(&k, t, &rg, &n) == 0);
 		check_regions("hash-attach", 4, rg, n, want);
@@ -899,6 +959,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	test_rounds();
+	test_arm_failure();
 	test_new_memory();
 	test_keep_attach(dir);
 	test_closed_fd(dir);
