@@ -56,7 +56,7 @@ static bool verbose;
 /* ---- the child -------------------------------------------------------------------- */
 
 enum op { OP_WRITE = 1, OP_MMAP, OP_BRK, OP_MUNMAP, OP_MREMAP, OP_CLOSE, OP_UFFD,
-	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_EXIT };
+	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_EXIT };
 
 struct cmd {
 	uint32_t op, a;
@@ -153,6 +153,20 @@ static int64_t child_do(const struct cmd *c, uint64_t *addr)
 		for (int i = 0; i < writers.n; i++)
 			pthread_join(writers.th[i], NULL);
 		return 0;
+	case OP_FORK: {	/* a grandchild that only waits to be killed */
+		pid_t p = fork();
+		if (p == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		return p < 0 ? -errno : p;
+	}
+	case OP_REAP: {
+		int st;
+		kill((pid_t)c->a, SIGKILL);
+		return waitpid((pid_t)c->a, &st, 0) < 0 ? -errno : 0;
+	}
 	case OP_TIMEWRITE: {
 		uint64_t t0 = now_ns();
 		for (uint64_t i = 0; i < c->len; i += PS)
@@ -665,6 +679,24 @@ static void test_keep_attach(const char *dir)
 			t = NULL;
 		}
 	}
+	/* a fork: the grandchild inherits the kept fd but none of the registrations */
+	int64_t gc = kid_cmd(&k, OP_FORK, 0, 0, 0, 0, NULL);
+	CHECK(gc > 0);
+	if (gc > 0) {
+		struct proc_vma *v = NULL;
+		size_t nv = 0;
+		CHECK(dirty_fd_probe((pid_t)gc, kfd) == 1);
+		CHECK(proc_parse_smaps((pid_t)gc, &v, &nv) == 0);
+		for (size_t i = 0; i < nv; i++)
+			CHECK(!(v[i].vmflags & VMF_UFFD_WP));
+		proc_vmas_free(v, nv);
+		CHECK(kid_cmd(&k, OP_REAP, (uint32_t)gc, 0, 0, 0, NULL) == 0);
+	}
+	free(rg);	/* the forking parent is still tracked exactly */
+	rg = NULL;
+	kid_write_random(&k, want, 4242);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	check_regions("after-fork", 4, rg, n, want);
 	CHECK(disarm(&k, t) == 0);	/* the final dump closes the kept fd */
 	t = NULL;
 	CHECK(dirty_fd_probe(k.pid, kfd) <= 0);
