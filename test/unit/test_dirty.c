@@ -56,7 +56,7 @@ static bool verbose;
 /* ---- the child -------------------------------------------------------------------- */
 
 enum op { OP_WRITE = 1, OP_MMAP, OP_BRK, OP_MUNMAP, OP_MREMAP, OP_CLOSE, OP_UFFD,
-	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_EXIT };
+	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_DONTNEED, OP_EXIT };
 
 struct cmd {
 	uint32_t op, a;
@@ -167,6 +167,8 @@ static int64_t child_do(const struct cmd *c, uint64_t *addr)
 		kill((pid_t)c->a, SIGKILL);
 		return waitpid((pid_t)c->a, &st, 0) < 0 ? -errno : 0;
 	}
+	case OP_DONTNEED:
+		return madvise((void *)c->addr, c->len, MADV_DONTNEED) ? -errno : 0;
 	case OP_TIMEWRITE: {
 		uint64_t t0 = now_ns();
 		for (uint64_t i = 0; i < c->len; i += PS)
@@ -563,6 +565,43 @@ static void test_arm_failure(void)
 	CHECK(kid_cmd(&k, OP_WRITE, 0, reg_addr[R_ANON], 1, stamp++, NULL) == 0);	/* runs */
 	free(before);
 	free(after);
+	kid_stop(&k);
+}
+
+/* A page written and then dropped from the page tables (MADV_DONTNEED) before the scan:
+ * anon reads zero now, shmem/file keep the written data. Either way it must be reported
+ * (the caller then sees it absent or reads the new data), never left to the parent. */
+static void test_dontneed(void)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(arm(&k, 0, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	memset(want, 0, sizeof(want));
+	for (int i = 0; i < NREG; i++) {
+		CHECK(kid_cmd(&k, OP_WRITE, 0, reg_addr[i] + 3 * PS, 1, stamp++, NULL) == 0);
+		CHECK(kid_cmd(&k, OP_DONTNEED, 0, reg_addr[i] + 3 * PS, PS, 0, NULL) == 0);
+		want[i][3] = true;
+	}
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	check_regions("dontneed", 1, rg, n, want);
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	check_regions("dontneed-idle", 2, rg, n, NULL);
+out:
+	free(rg);
+	dirty_free(t);
 	kid_stop(&k);
 }
 
@@ -992,6 +1031,7 @@ int main(int argc, char **argv)
 	}
 	test_rounds();
 	test_arm_failure();
+	test_dontneed();
 	test_new_memory();
 	test_keep_attach(dir);
 	test_closed_fd(dir);
