@@ -79,6 +79,7 @@ struct dirty_tracker {
 	int kept_fd;		/* number of the target's copy, -1 when closed */
 	int pagemap_fd;
 	int mem_fd;		/* hash mode: /proc/PID/mem */
+	uint32_t flags;		/* DIRTY_ARM_SHARED_HASH kept across invocations */
 	struct trange *r;
 	size_t nr;
 };
@@ -192,6 +193,12 @@ static bool vma_skipped(const struct proc_vma *v)
 static bool vma_foreign_uffd(const struct proc_vma *v)
 {
 	return (v->vmflags & (VMF_UFFD_MISSING | VMF_UFFD_WP)) != 0;
+}
+
+/* Hashed in UFFD mode too: shared VMAs with DIRTY_ARM_SHARED_HASH. */
+static bool vma_hashed(const struct dirty_tracker *t, const struct proc_vma *v)
+{
+	return (t->flags & DIRTY_ARM_SHARED_HASH) && v->shared;
 }
 
 static int read_starttime(pid_t pid, uint64_t *out)
@@ -339,7 +346,7 @@ static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v,
 	const char *why = NULL;
 	int r = 0;
 
-	if (t->mode == DIRTY_MODE_HASH)
+	if (t->mode == DIRTY_MODE_HASH || vma_hashed(t, v))
 		return (v->vmflags & VMF_UFFD_MISSING) ? TR_FULL : TR_HASH;
 	if (vma_foreign_uffd(v))
 		why = "registered by the process's own userfaultfd";
@@ -381,6 +388,7 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 	if (!t)
 		return r;
 	t->mode = DIRTY_MODE_UFFD;
+	t->flags = flags & DIRTY_ARM_SHARED_HASH;
 	if ((flags & DIRTY_ARM_HASH) || (env && strcmp(env, "1") == 0)) {
 		pr_info("pid %d: hash-based dirty tracking (%s)", pid,
 			(flags & DIRTY_ARM_HASH) ? "asked" : DIRTY_ENV_FORCE_HASH "=1");
@@ -392,7 +400,7 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 		else if (r < 0)
 			goto err;
 	}
-	if (t->mode == DIRTY_MODE_HASH && (r = tracker_open_mem(t)) < 0)
+	if ((t->mode == DIRTY_MODE_HASH || t->flags) && (r = tracker_open_mem(t)) < 0)
 		goto err;
 	r = arm_ranges(t, vmas, n);
 	if (r < 0) {
@@ -522,10 +530,24 @@ static const uint64_t *old_hash(const struct dirty_tracker *t, uint64_t addr)
 
 #define HASH_CHUNK 256	/* pages per read */
 
+/* Shared VMA: hash what the shared object holds (read through /proc/PID/map_files, so the
+ * target's page tables are not touched and shmem holes are not allocated). */
+static void hash_file_chunk(int mapfd, const struct proc_vma *v, uint64_t addr, size_t np,
+			    uint64_t *h, char *buf)
+{
+	ssize_t got = pread_full(mapfd, buf, np * page_size, (off_t)(v->pgoff + addr - v->start));
+
+	if (got < 0)
+		got = 0;
+	memset(buf + got, 0, np * page_size - (size_t)got);	/* past EOF */
+	for (size_t i = 0; i < np; i++)
+		h[i] = XXH3_64bits(buf + i * page_size, page_size);
+}
+
 /* Hash pages [addr, addr + np) into h. Absent anonymous pages hash as zero pages without
  * being read (reading would map the zero page in the target). */
 static int hash_chunk(struct dirty_tracker *t, const struct proc_vma *v, uint64_t addr, size_t np,
-		      uint64_t *h, char *buf, uint64_t zero_hash)
+		      uint64_t *h, char *buf, uint64_t zero_hash, int mapfd)
 {
 	bool anon = !v->shared && (v->kind == PVMA_ANON || v->kind == PVMA_HEAP ||
 				   v->kind == PVMA_STACK);
@@ -533,6 +555,10 @@ static int hash_chunk(struct dirty_tracker *t, const struct proc_vma *v, uint64_
 	bool need = !anon;
 	ssize_t r;
 
+	if (mapfd >= 0) {
+		hash_file_chunk(mapfd, v, addr, np, h, buf);
+		return 0;
+	}
 	if (anon) {
 		r = pread_full(t->pagemap_fd, pme, np * 8, (off_t)(addr / page_size * 8));
 		if (r != (ssize_t)(np * 8))
@@ -568,18 +594,28 @@ static int hash_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 	uint64_t *h = malloc(np * sizeof(*h) + 1);
 	char *buf = malloc(HASH_CHUNK * page_size);
 	uint64_t zero_hash;
-	int r = 0;
+	int r = 0, mapfd = -1;
 
 	if (!h || !buf) {
 		r = -ENOMEM;
 		goto out;
 	}
+	if (v->shared) {
+		char path[96];
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, t->pid,
+			 v->start, v->end);
+		mapfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (mapfd < 0)
+			pr_debug("open '%s': %m; hashing through the target's memory", path);
+	}
 	memset(buf, 0, page_size);
 	zero_hash = XXH3_64bits(buf, page_size);
 	for (size_t i = 0; i < np && !r; i += HASH_CHUNK) {
 		size_t c = min_t(size_t, HASH_CHUNK, np - i);
-		r = hash_chunk(t, v, v->start + i * page_size, c, h + i, buf, zero_hash);
+		r = hash_chunk(t, v, v->start + i * page_size, c, h + i, buf, zero_hash, mapfd);
 	}
+	if (mapfd >= 0)
+		close(mapfd);
 	for (size_t i = 0; i < np && !r; i++) {
 		uint64_t a = v->start + i * page_size;
 		const uint64_t *o = old_hash(t, a);
@@ -611,7 +647,7 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 
 		if (vma_skipped(v))
 			continue;
-		if (t->mode == DIRTY_MODE_UFFD) {
+		if (t->mode == DIRTY_MODE_UFFD && !vma_hashed(t, v)) {
 			r = uffd_scan_vma(t, v, &rv, &tr.kind);
 		} else if (v->vmflags & VMF_UFFD_MISSING) {
 			r = rvec_add(&rv, v->start, v->end);	/* reading could block */
@@ -652,7 +688,7 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 struct state_hdr {
 	uint32_t magic, version, mode;
 	int32_t kept_fd, pid;
-	uint32_t page_size;
+	uint32_t page_size, flags, pad;
 	uint64_t starttime, nranges;
 };
 struct state_range {
@@ -701,7 +737,7 @@ static int state_write_file(const char *path, const char *buf, size_t len)
 int dirty_save(const struct dirty_tracker *t, const char *path)
 {
 	struct state_hdr h = { STATE_MAGIC, STATE_VERSION, t->mode, t->kept_fd, t->pid,
-			       (uint32_t)page_size, t->starttime, t->nr };
+			       (uint32_t)page_size, t->flags, 0, t->starttime, t->nr };
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 	uint64_t sum;
@@ -797,6 +833,7 @@ static int state_load(struct dirty_tracker *t, const char *path)
 	}
 	t->mode = h.mode;
 	t->kept_fd = h.kept_fd;
+	t->flags = h.flags & DIRTY_ARM_SHARED_HASH;
 	r = state_decode(t, buf, len, &h);
 out:
 	if (r == -EINVAL)
@@ -858,6 +895,8 @@ int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_trac
 		r = tracker_open_mem(t);
 		goto done;
 	}
+	if (t->flags && (r = tracker_open_mem(t)) < 0)
+		goto err;
 	t->uffd = sys_pidfd_getfd(pidfd, t->kept_fd, 0);
 	if (t->uffd < 0) {
 		pr_warn("pid %d: kept tracking fd %d is gone (%s: closed by the process or an "

@@ -51,6 +51,10 @@ enum dirty_mode { DIRTY_MODE_UFFD = 1, DIRTY_MODE_HASH = 2 };
 #define DIRTY_ARM_KEEP  (1u << 0)	/* keep the target's copy of the uffd at the reserved fd
 					 * so tracking outlives this ferry process */
 #define DIRTY_ARM_HASH  (1u << 1)	/* hash mode from the start (tests, --no-uffd) */
+#define DIRTY_ARM_SHARED_HASH (1u << 2)	/* UFFD mode, but MAP_SHARED VMAs (shmem, shared
+					 * files, memfd) by hash of the shared object: also sees
+					 * writes that bypass this process's page tables (write(2),
+					 * other processes). Kept across dirty_save/dirty_attach. */
 
 /* Environment: FERRY_DIRTY_FORCE_HASH=1 makes dirty_arm behave as with DIRTY_ARM_HASH
  * (the fallback for kernels without UFFD_FEATURE_WP_ASYNC, testable here). */

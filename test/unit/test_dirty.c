@@ -605,6 +605,64 @@ out:
 	kid_stop(&k);
 }
 
+/* DIRTY_ARM_SHARED_HASH: writes into shared memory that bypass the child's page tables
+ * (this test process writing the shmem it shares, pwrite into the shared file) are
+ * reported, also across invocations; private memory stays on uffd. */
+static void test_shared_hash(const char *dir)
+{
+	static bool want[NREG][64];
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	char state[256], path[256], page[PS];
+	struct kid k;
+	int fd;
+	size_t n;
+
+	snprintf(state, sizeof(state), "%s/dirty-shared.state", dir);
+	snprintf(path, sizeof(path), "%s/file%d", dir, R_FSHARED);
+	CHECK(kid_start(&k) == 0);
+	kid_populate(&k);
+	CHECK(arm(&k, DIRTY_ARM_KEEP | DIRTY_ARM_SHARED_HASH, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(dirty_tracker_mode(t) == DIRTY_MODE_UFFD);
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	CHECK(dirty_save(t, state) == 0);
+	dirty_free(t);
+	t = NULL;
+	for (int round = 1; round <= 2; round++) {
+		memset(want, 0, sizeof(want));
+		CHECK(kid_cmd(&k, OP_WRITE, 0, reg_addr[R_ANON] + 2 * PS, 1, stamp++, NULL) == 0);
+		want[R_ANON][2] = true;
+		((volatile uint64_t *)(reg_addr[R_SHMEM] + (size_t)(5 + round) * PS))[0] = stamp++;
+		want[R_SHMEM][5 + round] = true;
+		memset(page, 'A' + round, sizeof(page));
+		fd = open(path, O_WRONLY);
+		CHECK(fd >= 0 && pwrite_full(fd, page, PS, (off_t)((8 + round) * PS)) == 0);
+		if (fd >= 0)
+			close(fd);
+		want[R_FSHARED][8 + round] = true;
+		free(rg);
+		rg = NULL;
+		CHECK(attach(&k, state, &t) == 0);	/* the flag travels in the state */
+		if (!t)
+			goto out;
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		check_regions("shared-hash", round, rg, n, want);
+		CHECK(dirty_save(t, state) == 0);
+		if (round < 2) {
+			dirty_free(t);
+			t = NULL;
+		}
+	}
+	CHECK(disarm(&k, t) == 0);
+	t = NULL;
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
 static void check_range_all(const char *what, const struct dirty_range *rg, size_t n,
 			    uint64_t a, uint64_t e, bool want)
 {
@@ -1036,6 +1094,7 @@ int main(int argc, char **argv)
 	test_keep_attach(dir);
 	test_closed_fd(dir);
 	test_hash(dir);
+	test_shared_hash(dir);
 	test_own_uffd();
 	test_threads();
 	if (verbose)
