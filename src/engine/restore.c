@@ -1,20 +1,20 @@
 /*
- * restore: `ferry restore -D DIR`: recreate one dumped process (with its threads) with
- * its PID and thread ids, and let it continue where it was frozen.
+ * restore: one process of a restored tree (rst-tree.c drives the tree): load and
+ * validate its images (rst_images_load), then build it by remote control
+ * (rst_build), set its final registers (rst_finish) and let it go (rst_detach).
  *
- * Method (DESIGN.md "Restore by remote control"): a raw clone3 with set_tid creates a
- * stub with the dumped PID; the stub (our code, on a copy of our memory) sets its
- * session, umask, cwd, root, personality and fds, then PTRACE_TRACEMEs and stops. From
- * then on it runs no code of its own: every change is a syscall we inject (remote.h),
- * first at a syscall instruction of its vdso, then at a gadget page mapped where both
- * layouts are free. The stages, in order, are in restore_main; docs/restore.md explains
- * them.
+ * Method (DESIGN.md "Restore by remote control"): the stub (our code, on a copy of our
+ * memory, created by rst-stub.c with the dumped PID) has set its session, group, umask,
+ * cwd, root, personality and fds, and blocks in a read; the restorer has seized and
+ * interrupted it there. From then on it runs no code of its own: every change is a
+ * syscall we inject (remote.h), first at a syscall instruction of its vdso, then at a
+ * gadget page mapped where both layouts are free. docs/restore.md lists the stages.
  *
  * Invariants:
- *  - Everything from the images is loaded and validated before the stub exists; only
+ *  - Everything from the images is loaded and validated before any stub exists; only
  *    page data is streamed later, and its hash is verified before the task runs.
- *  - One rollback path (rst_stage_finish): on any failure the half-built task is killed
- *    with SIGKILL and reaped; the restored process never runs unless every step worked.
+ *  - The caller rolls back (rst-tree.c): on any failure every task is killed with
+ *    SIGKILL and reaped; a restored process never runs unless every step worked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -370,7 +370,8 @@ int rst_build(struct rst *r)
 		return pr_err_ret((int)res, "close(report fd) in task %d", r->pid);
 	r->hold_fd = r->rep_fd = -1;
 	if ((e = rst_gadget_map(r)) < 0 || (e = rst_rseq_unregister(r)) < 0 || (e = rst_mm_clear(r)) < 0 ||
-	    (e = rst_mm_build(r)) < 0 || (e = rst_mm_fields(r)) < 0 || (e = rst_task_state(r)) < 0 ||
+	    (e = rst_mm_build(r)) < 0 || (e = rst_tree_memfds_close(r)) < 0 ||
+	    (e = rst_mm_fields(r)) < 0 || (e = rst_task_state(r)) < 0 ||
 	    (e = rst_threads_setup(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
 	    (e = rst_threads_creds(r)) < 0 || (e = rst_gadget_unmap(r)) < 0)
 		return e;

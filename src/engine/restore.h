@@ -58,6 +58,7 @@ struct rst_thread {
 };
 
 #define RST_MAX_THREADS 1024
+#define RST_MAX_MEMFDS 16	/* distinct memfds mapped by one process */
 
 struct rst_tree;
 
@@ -69,6 +70,12 @@ struct rst {
 	pid_t npid;		/* pid in the task's own pid namespace (injected syscalls) */
 	struct rst_tree *tree;	/* the tree it belongs to */
 	int hold_fd, rep_fd;	/* the stub's blocking and report fds, closed remotely */
+	/* memfds its VMAs map (VmaEntry.file_id): the restorer's fd, inherited and kept by
+	 * the stub, whose number there comes back in its READY report (mfd_task) */
+	uint32_t mfd_id[RST_MAX_MEMFDS];
+	int mfd[RST_MAX_MEMFDS];
+	size_t n_mfd;
+	bool mfd_task;
 
 	/* images (owned) */
 	PstreeEntry *pst;
@@ -112,6 +119,8 @@ int rst_tree_shm_add(struct rst *r, const VmaEntry *v);
 /* Open in the task the file v->file_id names (a memfd the restorer holds for the tree)
  * through /proc/<restorer>/fd/N: remote fd or -errno (logged). */
 long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags);
+/* Close the memfds kept for the mappings in the task (after rst_mm_build). */
+int rst_tree_memfds_close(struct rst *r);
 
 /* ---- rst-thread.c: threads other than the leader --------------------------------- */
 int rst_threads_load(struct rst *r);

@@ -35,6 +35,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -56,14 +57,19 @@ struct stub_clone_args {
 	uint64_t set_tid, set_tid_size, cgroup;
 };
 
-static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text)
+static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text,
+		      const int *mfd)
 {
 	struct rst_stub_msg m = { .idx = idx, .kind = kind, .err = err, .hold_fd = hold,
 				  .rep_fd = t->rep[1] };
+	for (size_t k = 0; mfd && k < t->t[idx].n_mfd; k++)
+		m.mfd[k] = mfd[k];
 	char self[32] = "";
-	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	ssize_t n = t->hostproc >= 0 ? readlinkat(t->hostproc, "self", self, sizeof(self) - 1) :
+				       readlink("/proc/self", self, sizeof(self) - 1);
 
-	/* /proc is ferry's mount: /proc/self names us by our host pid */
+	/* ferry's /proc names us by our host pid (fs_rst_tree_in_stub closes hostproc: only
+	 * CREATED needs it) */
 	if (n > 0) {
 		self[n] = 0;
 		(void)parse_int(self, &m.hpid);
@@ -75,8 +81,20 @@ static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, 
 
 static void __attribute__((noreturn)) stub_fail(struct rst_tree *t, int idx, const char *what, int err)
 {
-	stub_send(t, idx, STUB_ERROR, err, -1, what);
+	stub_send(t, idx, STUB_ERROR, err, -1, what, NULL);
 	_exit(1);
+}
+
+/* Close the restorer's ends of the pipes; -1 in our copy of t, so that our children do
+ * not close again numbers that may have been reused meanwhile (hostproc). */
+static void stub_close_ours(struct rst_tree *t)
+{
+	int *fds[] = { &t->rep[0], &t->go[1], &t->hold[1] };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
 }
 
 /* Raw syscall: glibc refuses signals 32/33. */
@@ -143,7 +161,7 @@ static void __attribute__((noreturn)) stub_zombie(struct rst_tree *t, int idx)
 	uint32_t st = t->pst[idx]->exit_status;
 	struct rlimit nocore = { 0, 0 };
 
-	stub_send(t, idx, STUB_CREATED, 0, -1, NULL);
+	stub_send(t, idx, STUB_CREATED, 0, -1, NULL, NULL);
 	if (WIFSIGNALED(st)) {
 		setrlimit(RLIMIT_CORE, &nocore);
 		syscall(SYS_kill, syscall(SYS_getpid), WTERMSIG(st));
@@ -190,11 +208,26 @@ static void stub_setup(struct rst_tree *t, int idx, int *keep)
 		stub_fail(t, idx, "personality", errno);
 	if (!keep)
 		return;
-	int e = fs_rst_tree_in_stub(t->fs, t->t[idx].ipid, keep, 3, err, sizeof(err));
+	int e = fs_rst_tree_in_stub(t->fs, t->t[idx].ipid, keep, 3 + t->t[idx].n_mfd, err, sizeof(err));
 	if (e < 0) {
 		snprintf(what, sizeof(what), "restoring fds: %.256s", err);
 		stub_fail(t, idx, what, -e);
 	}
+}
+
+/* PID 1 of the tree's new pid namespace (the ferry init, or a root dumped as PID 1):
+ * a mount namespace of its own with /proc mounted for the new pid namespace, so the
+ * tree's /proc/<pid> names its own processes by the pids it knows. */
+static void stub_proc_mount(struct rst_tree *t, int idx)
+{
+	if ((t->hostproc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		stub_fail(t, idx, "opening /proc", errno);
+	if (unshare(CLONE_NEWNS) < 0)
+		stub_fail(t, idx, "unshare(CLONE_NEWNS)", errno);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		stub_fail(t, idx, "making / private in the new mount namespace", errno);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		stub_fail(t, idx, "mounting /proc for the new pid namespace", errno);
 }
 
 static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
@@ -204,28 +237,32 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
 	char c;
 
 	stub_signals_reset();
-	close(t->rep[0]);
-	close(t->go[1]);
-	close(t->hold[1]);
+	stub_close_ours(t);
 	if (!leader && me->pgid == me->pid && setpgid(0, 0) < 0)
 		stub_fail(t, idx, "setpgid", errno);
+	if (idx == 0 && t->root_is_init)
+		stub_proc_mount(t, idx);
 	stub_spawn_kids(t, idx, true);
 	if (leader && getsid(0) != me->pid && setsid() < 0)
 		stub_fail(t, idx, "setsid", errno);
 	if (t->pst[idx]->zombie)
 		stub_zombie(t, idx);
 	stub_spawn_kids(t, idx, false);
-	stub_send(t, idx, STUB_CREATED, 0, -1, NULL);
+	stub_send(t, idx, STUB_CREATED, 0, -1, NULL, NULL);
 	if (me->files_shared)
 		stub_run_sharer(t, idx);
 	if (read(t->go[0], &c, 1) != 1)
 		_exit(1);
 	stub_group(t, idx, false);
-	int keep[3] = { t->rep[1], t->go[0], t->hold[0] };
+	/* kept: report, go, hold, and the memfds our mappings need (moved if they sit on
+	 * a target fd number) */
+	int keep[3 + RST_MAX_MEMFDS] = { t->rep[1], t->go[0], t->hold[0] };
+	for (size_t k = 0; k < t->t[idx].n_mfd; k++)
+		keep[3 + k] = t->t[idx].mfd[k];
 	stub_setup(t, idx, keep);
-	t->rep[1] = keep[0];	/* moved if it sat on a target fd number (our own copy of t) */
+	t->rep[1] = keep[0];	/* our own copy of t */
 	close(keep[1]);
-	stub_send(t, idx, STUB_READY, 0, keep[2], NULL);
+	stub_send(t, idx, STUB_READY, 0, keep[2], NULL, keep + 3);
 	close(keep[0]);
 	for (;;)
 		if (read(keep[2], &c, 1) <= 0 && errno != EINTR)
@@ -260,9 +297,8 @@ static void __attribute__((noreturn)) init_main(struct rst_tree *t)
 	int st;
 
 	stub_signals_reset();
-	close(t->rep[0]);
-	close(t->go[1]);
-	close(t->hold[1]);
+	stub_close_ours(t);
+	stub_proc_mount(t, 0);
 	r = stub_spawn(t, 0, false, false);
 	if (r < 0)
 		stub_fail(t, 0, "clone3 of the root in the new pid namespace", (int)-r);

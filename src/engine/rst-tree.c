@@ -436,8 +436,12 @@ static int tree_create(struct rst_tree *t)
 			return pr_perror("writing to the stubs' go pipe");
 	for (size_t k = 0; e == 0 && k < live; k++)
 		if ((e = msg_read(t, STUB_READY, &m)) == 0) {
-			t->t[m.idx].hold_fd = m.hold_fd;
-			t->t[m.idx].rep_fd = m.rep_fd;
+			struct rst *r = &t->t[m.idx];
+			r->hold_fd = m.hold_fd;
+			r->rep_fd = m.rep_fd;
+			for (size_t j = 0; j < r->n_mfd; j++)
+				r->mfd[j] = m.mfd[j];
+			r->mfd_task = true;
 		}
 	return e < 0 ? e : sharers_wait(t);
 }
@@ -476,7 +480,8 @@ int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot)
 			return pr_err_ret(-EOPNOTSUPP, "shared memory %#llx at %#llx: offset below the "
 					  "first mapping's", (unsigned long long)v->shmid,
 					  (unsigned long long)v->start);
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", s->hpid,
+		/* the task's /proc: its own namespace's (a new one is mounted with --pidns) */
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", s->npid,
 			 (unsigned long long)s->start, (unsigned long long)s->end);
 		if ((fd = rst_open(r, path, O_RDWR)) < 0)
 			return (int)fd;
@@ -485,7 +490,7 @@ int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot)
 		rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot map shared memory %#llx-%#llx of %d",
-					  (unsigned long long)v->start, (unsigned long long)v->end, s->hpid);
+					  (unsigned long long)v->start, (unsigned long long)v->end, s->npid);
 		return 1;
 	}
 	return 0;
@@ -500,7 +505,7 @@ int rst_tree_shm_add(struct rst *r, const VmaEntry *v)
 	if (!n)
 		return -ENOMEM;
 	t->shm = n;
-	t->shm[t->n_shm++] = (struct rst_shm){ v->shmid, v->start, v->end, v->pgoff, r->pid };
+	t->shm[t->n_shm++] = (struct rst_shm){ v->shmid, v->start, v->end, v->pgoff, r->npid };
 	return 0;
 }
 
@@ -511,8 +516,49 @@ long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags)
 	if (fd < 0)
 		return pr_err_ret(-EINVAL, "mapping at %#llx: file id %u is not a file the restorer "
 				  "holds", (unsigned long long)v->start, v->file_id);
+	for (size_t k = 0; r->mfd_task && k < r->n_mfd; k++)
+		if (r->mfd_id[k] == v->file_id)	/* kept by the stub: a copy to map and close */
+			return rst_call(r, "dup(memfd)", __NR_fcntl, r->mfd[k], F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+	/* not kept (a CLONE_FILES sharer): reopen ours; needs ferry's /proc (no --pidns) */
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), fd);
 	return rst_open(r, path, flags);
+}
+
+int rst_tree_memfds_close(struct rst *r)
+{
+	for (size_t k = 0; r->mfd_task && k < r->n_mfd; k++) {
+		long res = rst_call(r, "close(memfd)", __NR_close, r->mfd[k], 0, 0, 0, 0, 0);
+		if (res < 0)
+			return (int)res;
+	}
+	r->mfd_task = false;
+	return 0;
+}
+
+/* The memfds each process maps, by the restorer's fds of them (after fs_prepare). */
+static int memfds_plan(struct rst_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct rst *r = &t->t[i];
+		for (size_t k = 0; r->mm && !t->id[i].files_shared && k < r->mm->n_vmas; k++) {
+			const VmaEntry *v = r->mm->vmas[k];
+			size_t j = 0;
+			if (!v->has_file_id)
+				continue;
+			while (j < r->n_mfd && r->mfd_id[j] != v->file_id)
+				j++;
+			if (j < r->n_mfd)
+				continue;
+			int fd = fs_rst_tree_file_fd(t->fs, v->file_id);
+			if (fd < 0 || r->n_mfd == RST_MAX_MEMFDS)
+				return pr_err_ret(-EINVAL, "process %d: mapping at %#llx: file id %u is not "
+						  "a memfd the restorer holds (or more than %d memfds)", r->ipid,
+						  (unsigned long long)v->start, v->file_id, RST_MAX_MEMFDS);
+			r->mfd_id[r->n_mfd] = v->file_id;
+			r->mfd[r->n_mfd++] = fd;
+		}
+	}
+	return 0;
 }
 
 /* ---- finishing and rollback ------------------------------------------------------ */
@@ -614,11 +660,13 @@ static int wait_child(pid_t child, int *status)
 
 int restore_main(const struct ferry_opts *o, int *status)
 {
-	struct rst_tree t = { .o = o, .rep = { -1, -1 }, .go = { -1, -1 }, .hold = { -1, -1 } };
+	struct rst_tree t = { .o = o, .rep = { -1, -1 }, .go = { -1, -1 }, .hold = { -1, -1 },
+			      .hostproc = -1 };
 	uint64_t t0 = now_ns();
 	int e;
 
-	if ((e = tree_load(&t)) < 0 || (e = fs_prepare(&t)) < 0 || (e = tree_create(&t)) < 0 ||
+	if ((e = tree_load(&t)) < 0 || (e = fs_prepare(&t)) < 0 || (e = memfds_plan(&t)) < 0 ||
+	    (e = tree_create(&t)) < 0 ||
 	    (e = tree_seize(&t)) < 0 || (e = tree_build(&t)) < 0)
 		return tree_finish(&t, e < 0 ? e : -EINVAL);
 	pr_debug("%zu processes restored in %llu us", t.n, (unsigned long long)(now_ns() - t0) / 1000);

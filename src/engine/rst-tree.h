@@ -30,7 +30,7 @@ struct rst_ids {
 
 struct rst_shm {
 	uint64_t shmid, start, end, pgoff;
-	pid_t hpid;			/* host pid of the task that created the object */
+	pid_t npid;			/* inner pid of the task that created the object */
 };
 
 struct rst_tree {
@@ -45,6 +45,7 @@ struct rst_tree {
 	bool root_is_init;		/* dumped as PID 1 of its own namespace: no ferry init */
 	struct fs_rst_tree *fs;
 	int rep[2], go[2], hold[2];	/* stub reports; phase barrier; final blocking read */
+	int hostproc;			/* ferry's /proc (O_PATH) once a new one is mounted, else -1 */
 	pid_t child;			/* our direct child: the root or the ferry init (host) */
 	pid_t init_pid;			/* ferry init (host pid), 0 if none */
 	size_t n_created;
@@ -57,7 +58,8 @@ struct rst_tree {
 enum { STUB_CREATED = 1, STUB_READY, STUB_ERROR };
 struct rst_stub_msg {
 	int32_t idx, kind, hpid, err, hold_fd, rep_fd;
-	char text[232];
+	int32_t mfd[RST_MAX_MEMFDS];	/* READY: the task's numbers of rst.mfd[] */
+	char text[168];
 };
 
 /* restore.c: detach every thread of r, the leader last. */

@@ -11,9 +11,9 @@
 # original is killed and the images restored), pre (N pre-dump rounds, --pre N, default
 # 2, then a dump on top of them and a restore), pidns (dump kills the original, restore
 # --pidns puts the tree in a new pid namespace under a ferry init: it keeps its PIDs
-# inside, the runner follows the root by its host pid). "all" = plain detach
-# leave-running pre pidns (pre only once ferry implements pre-dump; pidns only for
-# tests whose .desc lists it in flavors:, unless --flavor pidns is asked for).
+# inside, the runner follows the root by its host pid; the tree has its own /proc).
+# "all" = plain detach leave-running pre pidns (pre only once ferry implements
+# pre-dump).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
 # flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS. See docs/testing.md.
 #
@@ -520,10 +520,6 @@ for t in "${TESTS[@]}"; do
 	allowed=$(desc_get "$t" flavors | tr ',' ' ')
 	for fl in "${FLAVORS[@]}"; do
 		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $fl "* ]]; then
-			continue
-		fi
-		# pidns is opt-in (flavors: in the .desc) unless asked for alone
-		if [ "$fl" = pidns ] && [ "$FLAVOR" != pidns ] && ! [[ " $allowed " == *" pidns "* ]]; then
 			continue
 		fi
 		run_one "$t" "$fl"
