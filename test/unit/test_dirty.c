@@ -56,7 +56,7 @@ static bool verbose;
 /* ---- the child -------------------------------------------------------------------- */
 
 enum op { OP_WRITE = 1, OP_MMAP, OP_BRK, OP_MUNMAP, OP_MREMAP, OP_CLOSE, OP_UFFD,
-	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_DONTNEED, OP_EXIT };
+	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_DONTNEED, OP_EXEC, OP_EXIT };
 
 struct cmd {
 	uint32_t op, a;
@@ -167,6 +167,9 @@ static int64_t child_do(const struct cmd *c, uint64_t *addr)
 		kill((pid_t)c->a, SIGKILL);
 		return waitpid((pid_t)c->a, &st, 0) < 0 ? -errno : 0;
 	}
+	case OP_EXEC:	/* the pipes are O_CLOEXEC: their EOF tells the exec happened */
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		return -errno;
 	case OP_DONTNEED:
 		return madvise((void *)c->addr, c->len, MADV_DONTNEED) ? -errno : 0;
 	case OP_TIMEWRITE: {
@@ -603,6 +606,38 @@ out:
 	free(rg);
 	dirty_free(t);
 	kid_stop(&k);
+}
+
+/* An exec in the target drops the kept fd (O_CLOEXEC): attach says -ESTALE. */
+static void test_exec(const char *dir)
+{
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	struct cmd c = { OP_EXEC, 0, 0, 0, 0 };
+	struct pollfd p;
+	char state[256], b;
+	struct kid k;
+	size_t n;
+	int st;
+
+	snprintf(state, sizeof(state), "%s/dirty-exec.state", dir);
+	CHECK(kid_start(&k) == 0);
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == 0);
+	if (t) {
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		CHECK(dirty_save(t, state) == 0);
+		dirty_free(t);
+		t = NULL;
+	}
+	CHECK(write_full(k.cmd, &c, sizeof(c)) == 0);
+	p = (struct pollfd){ .fd = k.resp, .events = POLLIN };
+	CHECK(poll(&p, 1, 10000) == 1 && read(k.resp, &b, 1) == 0);	/* EOF: exec'd */
+	CHECK(attach(&k, state, &t) == -ESTALE && t == NULL);
+	kill(k.pid, SIGKILL);
+	waitpid(k.pid, &st, 0);
+	close(k.cmd);
+	close(k.resp);
+	free(rg);
 }
 
 /* DIRTY_ARM_SHARED_HASH: writes into shared memory that bypass the child's page tables
@@ -1078,6 +1113,7 @@ int main(int argc, char **argv)
 
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
 	util_init();
+	signal(SIGPIPE, SIG_IGN);
 	log_init(NULL, verbose ? LOG_INFO : LOG_ERROR);
 	if (geteuid() != 0) {
 		printf("SKIP: needs root\n");
@@ -1095,6 +1131,7 @@ int main(int argc, char **argv)
 	test_closed_fd(dir);
 	test_hash(dir);
 	test_shared_hash(dir);
+	test_exec(dir);
 	test_own_uffd();
 	test_threads();
 	if (verbose)
