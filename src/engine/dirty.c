@@ -4,7 +4,9 @@
  * A tracker holds a sorted, disjoint list of ranges, each one kind:
  *   TR_UFFD  registered (mode WP) with our userfaultfd: PAGEMAP_SCAN answers for it;
  *   TR_HASH  per-page XXH3_64 of the previous scan (hash mode);
- *   TR_FULL  untracked (the process's own uffd, refused by the kernel): reported whole.
+ *   TR_FULL  untracked (the process's own uffd, refused by the kernel): reported whole;
+ *   TR_PRESENT  PROT_NONE, not registered (markers would populate page tables for the
+ *            whole reservation, 1/512 of its size): its present pages every round.
  * Invariant: the list describes the registrations as of the last arm/scan; a scan
  * rebuilds it from the caller's current VMA list, so memory that appeared since
  * (no `uw` in smaps, or outside every old TR_UFFD range) is reported whole and
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -55,6 +58,8 @@ struct dirty_pm_scan_arg {
 #define PM_SCAN_WP_MATCHING	(1 << 0)
 #define PM_SCAN_CHECK_WPASYNC	(1 << 1)
 #define PAGE_IS_WRITTEN		(1 << 1)
+#define PAGE_IS_PRESENT		(1 << 3)
+#define PAGE_IS_SWAPPED		(1 << 4)
 
 #define PME_PRESENT (1ULL << 63)
 #define PME_SWAPPED (1ULL << 62)
@@ -63,7 +68,7 @@ struct dirty_pm_scan_arg {
 #define STATE_VERSION 1
 #define STATE_MAX_RANGES (1u << 20)
 
-enum trange_kind { TR_UFFD = 1, TR_HASH = 2, TR_FULL = 3 };
+enum trange_kind { TR_UFFD = 1, TR_HASH = 2, TR_FULL = 3, TR_PRESENT = 4 };
 
 struct trange {
 	uint64_t start, end;
@@ -348,6 +353,8 @@ static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v,
 
 	if (t->mode == DIRTY_MODE_HASH || vma_hashed(t, v))
 		return (v->vmflags & VMF_UFFD_MISSING) ? TR_FULL : TR_HASH;
+	if (v->prot == PROT_NONE && !vma_foreign_uffd(v))
+		return TR_PRESENT;
 	if (vma_foreign_uffd(v))
 		why = "registered by the process's own userfaultfd";
 	else if ((r = uffd_register(t->uffd, v->start, v->end)) < 0)
@@ -418,9 +425,11 @@ err:
 
 /* ---- scanning -------------------------------------------------------------------- */
 
-/* PAGEMAP_SCAN [start, end): written pages to rv, re-protected. 0 or -errno (not logged:
- * -EPERM means the range is not WP-async registered by anyone). */
-static int uffd_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, struct rvec *rv)
+/* PAGEMAP_SCAN [start, end): with wp, the written pages, re-protected; without, the
+ * present or swapped pages. To rv. 0 or -errno (not logged: -EPERM means the range is
+ * not WP-async registered by anyone). */
+static int pm_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, struct rvec *rv,
+			 bool wp)
 {
 	size_t cap = scan_vec_len;
 	struct dirty_page_region *vec = malloc(cap * sizeof(*vec));
@@ -428,10 +437,15 @@ static int uffd_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end
 
 	while (vec && start < end) {
 		struct dirty_pm_scan_arg a = {
-			.size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start, .end = end, .vec = (uintptr_t)vec, .vec_len = cap,
-			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+			.size = sizeof(a), .start = start, .end = end, .vec = (uintptr_t)vec,
+			.vec_len = cap,
 		};
+		if (wp) {
+			a.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+			a.category_mask = a.return_mask = PAGE_IS_WRITTEN;
+		} else {
+			a.category_anyof_mask = a.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		}
 		long n = ioctl(t->pagemap_fd, DIRTY_PAGEMAP_SCAN, &a);
 		if (n < 0) {
 			ret = -errno;
@@ -446,8 +460,10 @@ static int uffd_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end
 		start = a.walk_end;
 		if (start < end && (size_t)n == cap && cap < (1u << 20)) {
 			struct dirty_page_region *nv = realloc(vec, cap * 2 * sizeof(*vec));
-			if (!nv)
+			if (!nv) {
+				ret = -ENOMEM;
 				break;
+			}
 			vec = nv;
 			cap *= 2;
 		}
@@ -483,11 +499,18 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 	bool ours;
 	int r;
 
+	if (v->prot == PROT_NONE && !(v->vmflags & (VMF_UFFD_WP | VMF_UFFD_MISSING))) {
+		/* not registered (see TR_PRESENT): only its populated pages, never whole */
+		*kind = TR_PRESENT;
+		r = pm_scan_range(t, v->start, v->end, rv, false);
+		return r < 0 ? pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
+					  t->pid, v->start, v->end) : 0;
+	}
 	r = report_uncovered(t, v->start, v->end, rv, &ours);
 	if (r < 0)
 		return r;
 	if (ours && (v->vmflags & VMF_UFFD_WP) && !(v->vmflags & VMF_UFFD_MISSING)) {
-		r = uffd_scan_range(t, v->start, v->end, rv);
+		r = pm_scan_range(t, v->start, v->end, rv, true);
 		if (r == 0) {
 			*kind = TR_UFFD;
 			return 0;
@@ -509,7 +532,7 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 			/* A fresh registration reports every page, holes included, at its
 			 * first scan: protect it now (it is reported whole this round). */
 			struct rvec scratch = { 0 };
-			r = uffd_scan_range(t, v->start, v->end, &scratch);
+			r = pm_scan_range(t, v->start, v->end, &scratch, true);
 			free(scratch.v);
 			if (r < 0)
 				return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
@@ -784,7 +807,7 @@ static int state_decode(struct dirty_tracker *t, const char *buf, size_t len,
 
 		memcpy(&s, &sr[i], sizeof(s));
 		if (s.start < prev_end || s.end <= s.start || (s.start | s.end) % page_size ||
-		    s.kind < TR_UFFD || s.kind > TR_FULL)
+		    s.kind < TR_UFFD || s.kind > TR_PRESENT)
 			return -EINVAL;
 		prev_end = s.end;
 		t->r[i] = (struct trange){ s.start, s.end, s.kind, NULL };

@@ -56,7 +56,7 @@ static bool verbose;
 /* ---- the child -------------------------------------------------------------------- */
 
 enum op { OP_WRITE = 1, OP_MMAP, OP_BRK, OP_MUNMAP, OP_MREMAP, OP_CLOSE, OP_UFFD,
-	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_DONTNEED, OP_EXEC, OP_EXIT };
+	  OP_UFFD_ZERO, OP_THREADS, OP_STOP_THREADS, OP_TIMEWRITE, OP_FORK, OP_REAP, OP_DONTNEED, OP_EXEC, OP_MMAP_NONE, OP_MPROTECT, OP_EXIT };
 
 struct cmd {
 	uint32_t op, a;
@@ -170,6 +170,14 @@ static int64_t child_do(const struct cmd *c, uint64_t *addr)
 	case OP_EXEC:	/* the pipes are O_CLOEXEC: their EOF tells the exec happened */
 		execl("/bin/sleep", "sleep", "60", (char *)NULL);
 		return -errno;
+	case OP_MMAP_NONE: {	/* a reservation, as Go, JVMs and sanitizers make */
+		void *p = mmap(NULL, c->len, PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		*addr = (uintptr_t)p;
+		return p == MAP_FAILED ? -errno : 0;
+	}
+	case OP_MPROTECT:
+		return mprotect((void *)c->addr, c->len, (int)c->a) ? -errno : 0;
 	case OP_DONTNEED:
 		return madvise((void *)c->addr, c->len, MADV_DONTNEED) ? -errno : 0;
 	case OP_TIMEWRITE: {
@@ -602,6 +610,73 @@ static void test_dontneed(void)
 	rg = NULL;
 	CHECK(scan(&k, t, &rg, &n) == 0);
 	check_regions("dontneed-idle", 2, rg, n, NULL);
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
+static uint64_t bytes_in(const struct dirty_range *rg, size_t n, uint64_t a, uint64_t e)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (rg[i].end > a && rg[i].start < e)
+			sum += min_t(uint64_t, rg[i].end, e) - max_t(uint64_t, rg[i].start, a);
+	return sum;
+}
+
+static long vm_pte_kb(pid_t pid)
+{
+	char path[64], *buf = NULL, *p;
+	size_t len;
+	long kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, &buf, &len, 1 << 16) == 0 && (p = strstr(buf, "VmPTE:")))
+		kb = atol(p + 6);
+	free(buf);
+	return kb;
+}
+
+/* A 64 GiB PROT_NONE reservation is not registered (markers would allocate 128 MiB of
+ * page tables): only its populated pages are reported; a part made writable by mprotect
+ * is new memory (whole once, then tracked exactly). */
+static void test_prot_none(void)
+{
+	const uint64_t big = 64ULL << 30;
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	uint64_t res = 0, rw;
+	long pte0, pte1;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	CHECK(kid_cmd(&k, OP_MMAP_NONE, 0, 0, big, 0, &res) == 0);
+	rw = res + (1ULL << 30);
+	pte0 = vm_pte_kb(k.pid);
+	CHECK(arm(&k, 0, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	CHECK(bytes_in(rg, n, res, res + big) == 0);
+	CHECK(kid_cmd(&k, OP_MPROTECT, PROT_READ | PROT_WRITE, rw, 4 * PS, 0, NULL) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, rw + PS, 1, stamp++, NULL) == 0);
+	for (int round = 1; round <= 2; round++) {
+		free(rg);
+		rg = NULL;
+		CHECK(scan(&k, t, &rg, &n) == 0);
+		/* round 1: the new writable VMA whole; round 2: the one page written */
+		CHECK(bytes_in(rg, n, res, res + big) == (round == 1 ? 4 : 1) * PS);
+		CHECK(bytes_in(rg, n, rw + (round == 1 ? 0 : 2) * PS, rw + 4 * PS) ==
+		      (round == 1 ? 4 : 1) * PS);
+		CHECK(kid_cmd(&k, OP_WRITE, 0, rw + 2 * PS, 1, stamp++, NULL) == 0);
+	}
+	pte1 = vm_pte_kb(k.pid);
+	CHECK(pte0 >= 0 && pte1 >= 0 && pte1 - pte0 < 1024);
+	if (verbose)
+		printf("  64 GiB PROT_NONE reservation: VmPTE %ld -> %ld kB\n", pte0, pte1);
 out:
 	free(rg);
 	dirty_free(t);
@@ -1071,12 +1146,17 @@ static void bench(void)
 	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, len, 0, &a) == 0);
 	w_first = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
 	w_plain = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
+	uint64_t resv = 0;	/* 8 GiB writable, never touched: the cost of markers */
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, 8ULL << 30, 0, &resv) == 0);
+	long pte0 = vm_pte_kb(k.pid);
 	CHECK(arm(&k, 0, &t) == 0);
 	if (!t)
 		goto out;
-	printf("  1 GiB populated:\n");
+	printf("  1 GiB populated (+ 8 GiB untouched):\n");
 	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);	/* round 0: all written */
 	free(rg);
+	printf("  page tables (VmPTE) before arming %ld kB, after the first scan %ld kB\n",
+	       pte0, vm_pte_kb(k.pid));
 	CHECK(scan_copy(&k, t, &rg, &n, NULL, 0, 1) == 0);	/* clean */
 	free(rg);
 	w_tracked = kid_cmd(&k, OP_TIMEWRITE, 0, a, len, 0, NULL);
@@ -1132,6 +1212,7 @@ int main(int argc, char **argv)
 	test_hash(dir);
 	test_shared_hash(dir);
 	test_exec(dir);
+	test_prot_none();
 	test_own_uffd();
 	test_threads();
 	if (verbose)
