@@ -69,7 +69,9 @@ struct dirty_tracker;
  * UFFD_USER_MODE_ONLY on EPERM), takes it, registers every VMA it may: specials
  * ([vdso], [vvar], ...) and VM_IO are skipped, VMAs the process registered with its own
  * userfaultfd (VmFlags um/uw) and VMAs the kernel refuses are kept as "untracked: full
- * copy each round" (logged with the reason). Without DIRTY_ARM_KEEP the target's copy is
+ * copy each round" (logged with the reason); PROT_NONE VMAs are not registered (WP
+ * markers would allocate page tables for a whole reservation): each scan reports their
+ * populated pages, and a part made accessible later (mprotect) is new memory. Without DIRTY_ARM_KEEP the target's copy is
  * closed (injected close) before returning; with it, the copy is moved to the reserved
  * fd. Falls back to hash mode (logged) when the kernel lacks WP_ASYNC or the injected
  * userfaultfd fails. The first dirty_scan reports every populated page.
