@@ -372,7 +372,7 @@ int rst_build(struct rst *r)
 	if ((e = rst_gadget_map(r)) < 0 || (e = rst_rseq_unregister(r)) < 0 || (e = rst_mm_clear(r)) < 0 ||
 	    (e = rst_mm_build(r)) < 0 || (e = rst_tree_memfds_close(r)) < 0 ||
 	    (e = rst_mm_fields(r)) < 0 || (e = rst_task_state(r)) < 0 ||
-	    (e = rst_threads_setup(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
+	    (e = rst_threads_setup(r)) < 0 || (e = rst_posix_timers(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
 	    (e = rst_threads_creds(r)) < 0 || (e = rst_gadget_unmap(r)) < 0)
 		return e;
 	pr_debug("process %d (host %d) built in %llu us", r->ipid, r->pid,

@@ -177,8 +177,11 @@ int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
 /* Unregister the stub's own rseq (inherited from us) before memory changes. */
 int rst_rseq_unregister(struct rst *r);
 /* Sigactions, altstack, itimers, comm, robust list, tid address, rseq, prctls,
- * pending signals. Signals must still be blocked (remote_init did). */
+ * pending signals (POSIX timers: rst_posix_timers). Signals must still be blocked (remote_init did). */
 int rst_task_state(struct rst *r);
+/* Create every POSIX timer with its dumped id (PR_TIMER_CREATE_RESTORE_IDS), then arm
+ * the armed ones. After the threads exist: a SIGEV_THREAD_ID timer may aim at any. */
+int rst_posix_timers(struct rst *r);
 /* Rlimits (prlimit from outside). */
 int rst_rlimits(struct rst *r);
 /* Nice, policy, affinity, ioprio, timer slack (before creds). */

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/restore.h"
+#include "engine/rst-tree.h"
 
 #define NT_X86_XSTATE_ 0x202
 #define PTRACE_GET_RSEQ_CONFIGURATION_ 0x420f
@@ -123,8 +124,18 @@ static int creds_validate(const CredsEntry *c)
 	return 0;
 }
 
-static int posix_timers_validate(const TaskCoreEntry *t, pid_t pid)
+/* Index of tid among the process's threads (pstree order), or -1. */
+static ssize_t thread_index(const struct rst *r, uint32_t tid)
 {
+	for (size_t k = 0; k < r->pst->n_threads; k++)
+		if (r->pst->threads[k] == tid)
+			return (ssize_t)k;
+	return -1;
+}
+
+static int posix_timers_validate(const struct rst *r)
+{
+	const TaskCoreEntry *t = r->core->task;
 	if (t->n_posix_timers > MAX_TIMERS)
 		return pr_err_ret(-EINVAL, "core image: %zu POSIX timers", t->n_posix_timers);
 	for (size_t i = 0; i < t->n_posix_timers; i++) {
@@ -134,7 +145,7 @@ static int posix_timers_validate(const TaskCoreEntry *t, pid_t pid)
 		    p->vnsec >= 1000000000 || p->isec > (1ULL << 40) || p->vsec > (1ULL << 40) ||
 		    (how != SIGEV_SIGNAL && how != SIGEV_NONE) ||
 		    (p->notify != SIGEV_NONE && (p->signo < 1 || p->signo > 64)) ||
-		    ((p->notify & SIGEV_THREAD_ID) && p->notify_tid != (uint32_t)pid))
+		    ((p->notify & SIGEV_THREAD_ID) && thread_index(r, p->notify_tid) < 0))
 			return pr_err_ret(-EINVAL, "core image: POSIX timer %zu (id %u) is invalid", i, p->id);
 		for (size_t j = 0; j < i; j++)
 			if (t->posix_timers[j]->id == p->id)
@@ -216,7 +227,7 @@ int rst_core_validate(struct rst *r)
 	if (!r->core->thread || !r->core->task)
 		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
 	if ((e = mm_fields_validate(r->mm)) < 0 || (e = rst_thread_validate(r->core->thread, r->pid)) < 0 ||
-	    (e = posix_timers_validate(r->core->task, r->pid)) < 0)
+	    (e = posix_timers_validate(r)) < 0)
 		return e;
 	return task_validate(r->core->task);
 }
@@ -271,8 +282,7 @@ struct ksigevent_ {
 	int32_t signo, notify, tid, pad[11];
 };
 
-/* Create every POSIX timer with its dumped id, then arm the armed ones. */
-static int posix_timers_set(struct rst *r)
+int rst_posix_timers(struct rst *r)
 {
 	const TaskCoreEntry *t = r->core->task;
 	long res;
@@ -285,7 +295,9 @@ static int posix_timers_set(struct rst *r)
 	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
 		const PosixTimerEntry *p = t->posix_timers[i];
 		struct ksigevent_ se = { .value = p->value, .signo = (int32_t)p->signo,
-					 .notify = (int32_t)p->notify, .tid = (int32_t)p->notify_tid };
+					 .notify = (int32_t)p->notify };
+		if (p->notify & SIGEV_THREAD_ID)	/* the target as the task names it */
+			se.tid = rst_tree_inner_tid(r, (size_t)thread_index(r, p->notify_tid));
 		int32_t id = (int32_t)p->id;
 		uint64_t a = rst_put(r, 0, &se, sizeof(se)), ia = rst_put(r, sizeof(se), &id, sizeof(id));
 		res = a && ia ? rst_callq(r, __NR_timer_create, p->clock, a, ia, 0, 0, 0) : -EFAULT;
@@ -372,7 +384,7 @@ int rst_task_state(struct rst *r)
 	const TaskCoreEntry *t = r->core->task;
 	const ThreadCoreEntry *th = r->core->thread;
 	int e;
-	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 || (e = posix_timers_set(r)) < 0 ||
+	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 ||
 	    (e = rst_thread_state(r, th)) < 0 ||
 	    (e = prctls_set(r)) < 0)
 		return e;
