@@ -92,14 +92,19 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
  * Hash-mode state needs no fd: the hashes come from the file. */
 int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_tracker **out);
 
-/* One round. vmas/n: the CURRENT VMA list of the target (proc_parse_smaps, read while it
- * is stopped, right before this call). The target should be stopped for the scan to be
- * a consistent cut (the caller reads the reported pages afterwards, possibly while it
- * runs: writes after the scan show up in the next scan). Tracked VMAs are scanned and
+/* One round. vmas/n: the CURRENT VMA list of the target (proc_parse_smaps, right before
+ * this call). For pre-dump rounds call it with the target RUNNING (seize, read smaps,
+ * release, scan, copy): scanning while every thread was ptrace-stopped lost writes made
+ * right after the resume in ~3% of 2-cpu stress runs here (docs/dirty.md); while running,
+ * none in hundreds. A VMA that changes between smaps and the scan is caught next round.
+ * The final (frozen) round may scan stopped: nothing writes after it. A write after the
+ * scan is reported by the next scan. Tracked VMAs are scanned and
  * re-protected; memory not covered by the previous registrations (mmap, brk growth,
  * mremap, a VMA that lost its registration) is reported whole and registered now; VMAs
  * that no longer exist are dropped; untracked VMAs are reported whole. *out (malloc'd,
- * caller frees; NULL when *nout == 0) gets the dirty ranges. 0 or -errno (logged). */
+ * caller frees; NULL when *nout == 0) gets the dirty ranges. 0 or -errno (logged); after
+ * a failure the tracker must be freed and the target re-armed (the scan may have
+ * re-protected pages it did not report). */
 int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 	       struct dirty_range **out, size_t *nout);
 
