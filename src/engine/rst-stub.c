@@ -10,7 +10,9 @@
  *  3. creates, with clone3(set_tid = its inner pid), the children that inherit its
  *     session as it is now, then setsid() if it led a session, then the other children
  *     (sessions only pass by inheritance, so this order recreates every session that
- *     the restore plan accepted); a zombie (no children) reports CREATED and exits
+ *     the restore plan accepted; an orphan in a sibling's session is created by that
+ *     sibling with CLONE_PARENT, a CLONE_FILES sharer with CLONE_FILES); a zombie
+ *     (no children) reports CREATED and exits
  *     now with its recorded status (RLIMIT_CORE 0 first), its parent never reaps it;
  *  4. reports CREATED and waits for one byte on the go pipe: the restorer sends one per
  *     live process once every process exists and every zombie has exited, so every
@@ -128,6 +130,12 @@ static long stub_spawn(struct rst_tree *t, int idx, bool new_ns, bool init)
 	else {
 		if (t->id[idx].files_shared)
 			ca.flags = CLONE_FILES;
+		if (t->id[idx].creator != t->id[idx].parent) {
+			/* its parent is our parent; clone3 wants exit_signal 0 then (the
+			 * kernel uses ours, SIGCHLD) */
+			ca.flags |= CLONE_PARENT;
+			ca.exit_signal = 0;
+		}
 		ca.set_tid = (uint64_t)&tid;
 		ca.set_tid_size = 1;
 	}

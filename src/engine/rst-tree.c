@@ -7,7 +7,8 @@
  * Stages (docs/restore.md "Process trees"):
  *  1. load and validate every image of every process; plan the creation order
  *     (sessions only pass by inheritance: a child is forked before or after its
- *     parent's setsid; anything else is refused before anything exists);
+ *     parent's setsid, or by a sibling of its session with CLONE_PARENT; CLONE_FILES
+ *     sharers by their parent; anything else is refused before anything exists);
  *  2. fs_rst_tree_prepare creates the descriptions shared between processes, here;
  *  3. the root (or the ferry init of a new pid namespace) is clone3'd; every stub
  *     creates its own children (rst-stub.c) and reports CREATED with its host pid;
@@ -152,16 +153,33 @@ static int ids_fill(struct rst_tree *t, size_t i)
 		return pr_err_ret(-EINVAL, "pstree.img: bad entry for process %u", p->pid);
 	if (t->root_is_init)
 		*id = (struct rst_ids){ (pid_t)p->ns_pid, (pid_t)p->ns_ppid, (pid_t)p->ns_pgid,
-					(pid_t)p->ns_sid, -1, false, -1 };
+					(pid_t)p->ns_sid, -1, false, -1, false, -1 };
 	else
 		*id = (struct rst_ids){ (pid_t)p->pid, (pid_t)p->ppid, (pid_t)p->pgid, (pid_t)p->sid,
-					-1, false, -1 };
+					-1, false, -1, false, -1 };
 	if (id->pid < 1 || id->pid > 4194304 || (i == 0 && t->root_is_init && id->pid != 1))
 		return pr_err_ret(-EINVAL, "pstree.img: bad inner pid of process %u", p->pid);
 	for (size_t j = 0; j < i; j++)
 		if (t->id[j].pid == id->pid)
 			return pr_err_ret(-EINVAL, "pstree.img: pid %d twice", id->pid);
 	return 0;
+}
+
+/* A live child of i's parent, other than i and not created by CLONE_PARENT itself, that
+ * is in i's session once set up (it leads it, or has it from birth): index or -1. */
+static int session_sibling(struct rst_tree *t, size_t i)
+{
+	const struct rst_ids *c = &t->id[i];
+	for (size_t j = 0; j < t->n; j++) {
+		const struct rst_ids *q = &t->id[j];
+		if (j == i || t->pst[j]->zombie || q->parent != c->parent || q->sid != c->sid ||
+		    (q->creator >= 0 && q->creator != q->parent) || (j > i && q->creator < 0 && q->sid != q->pid))
+			continue;
+		if (q->pid == 1)
+			continue;	/* an init cannot CLONE_PARENT */
+		return (int)j;
+	}
+	return -1;
 }
 
 /* Sessions pass only by inheritance: fork before or after the parent's setsid. */
@@ -172,6 +190,7 @@ static int plan_session(struct rst_tree *t, size_t i)
 
 	if (i == 0) {
 		c->inh_sid = c->sid == c->pid ? -1 : c->sid;
+		c->creator = -1;
 		return 0;
 	}
 	if (pi < 0 || (size_t)pi >= i)
@@ -186,13 +205,20 @@ static int plan_session(struct rst_tree *t, size_t i)
 	} else if (p->sid == p->pid && c->sid == p->inh_sid) {
 		c->before_setsid = true;
 		c->inh_sid = p->inh_sid;
+	} else if ((c->creator = session_sibling(t, i)) >= 0) {
+		/* an orphan of another session reparented to a subreaper: a sibling of that
+		 * session creates it with CLONE_PARENT, so its parent is still the subreaper */
+		c->inh_sid = c->sid;
 	} else if (t->pst[i]->zombie) {
 		pr_warn("zombie %d: its session %d is not recreated", c->pid, c->sid);
 		c->inh_sid = p->sid;
 	} else {
 		return pr_err_ret(-EOPNOTSUPP, "process %d: session %d cannot be inherited from its "
-				  "parent %d (session %d): not supported yet", c->pid, c->sid, p->pid, p->sid);
+				  "parent %d (session %d), and no other child of %d is in it: not "
+				  "supported", c->pid, c->sid, p->pid, p->sid, p->pid);
 	}
+	if (c->creator < 0)
+		c->creator = c->parent;
 	return 0;
 }
 
@@ -244,8 +270,8 @@ static int plan_kids(struct rst_tree *t)
 		size_t k = 0;
 		if (!(t->kids[i] = calloc(t->n + 1, sizeof(int))))
 			return -ENOMEM;
-		for (size_t j = i + 1; j < t->n; j++)
-			if (t->id[j].parent == (int)i)
+		for (size_t j = 1; j < t->n; j++)
+			if (t->id[j].creator == (int)i)
 				t->kids[i][k++] = (int)j;
 		t->kids[i][k] = -1;
 	}
@@ -299,8 +325,12 @@ static int tree_load(struct rst_tree *t)
 			return e;
 	if ((e = plan_kids(t)) < 0 || (e = ids_free_check(t)) < 0)
 		return e;
+	struct rst_special own[RST_SP_NR];	/* ours: every stub is a copy of us */
+	if ((e = rst_own_specials(getpid(), own)) < 0)
+		return e;
 	for (size_t i = 0; i < t->n; i++) {
 		struct rst *r = &t->t[i];
+		memcpy(r->own_sp, own, sizeof(own));
 		r->o = t->o;
 		r->d = t->d;
 		r->tree = t;

@@ -26,6 +26,8 @@ struct rst_ids {
 	bool before_setsid;		/* forked by its parent before the parent's setsid */
 	pid_t inh_sid;			/* session it inherits at fork (-1: the restorer's) */
 	bool files_shared;		/* created with CLONE_FILES: its table is its owner's */
+	int creator;			/* index of the process that clone3s it (its parent, or
+					 * with CLONE_PARENT a sibling in its session) */
 };
 
 struct rst_shm {
