@@ -109,15 +109,23 @@ struct target {
  * (blocked in read) until t->ctl is closed. 0 or -errno. */
 static int target_start(struct target *t)
 {
-	int rep[2], ctl[2];
-	if (pipe2(rep, O_CLOEXEC) < 0)
-		return -errno;
+	int rep[2], ctl[2], e;
+	t->pid = -1;
+	t->ctl = t->fd = -1;
+	t->ino = 0;
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		e = errno;
+		return e > 0 ? -e : -EIO;
+	}
 	if (pipe2(ctl, O_CLOEXEC) < 0) {
+		e = errno;
+		e = e > 0 ? -e : -EIO;
 		close(rep[0]);
 		close(rep[1]);
-		return -errno;
+		return e;
 	}
 	t->pid = fork();
+	e = errno;	/* of fork, before the closes below */
 	if (t->pid == 0) {
 		struct stat st;
 		char c;
@@ -135,8 +143,8 @@ static int target_start(struct target *t)
 	}
 	close(rep[1]);
 	close(ctl[0]);
-	int64_t msg[2];
-	int r = t->pid < 0 ? -errno : 0;
+	int64_t msg[2] = { -1, -1 };
+	int r = t->pid < 0 ? (e > 0 ? -e : -EIO) : 0;
 	if (r == 0 && read_full(rep[0], msg, sizeof(msg)) != sizeof(msg))
 		r = -EIO;
 	close(rep[0]);

@@ -367,14 +367,14 @@ out:
 
 static int ent_add(struct pages_ctx *p, uint64_t vaddr, uint32_t vma)
 {
-	struct pe *last = p->n_ents ? &p->ents[p->n_ents - 1] : NULL;
+	struct pe *last = p->ents && p->n_ents ? &p->ents[p->n_ents - 1] : NULL;
 	p->nr_pages++;
 	if (last && last->vma == vma && last->nr < MAX_RUN &&
 	    last->vaddr + (uint64_t)last->nr * page_size == vaddr) {
 		last->nr++;
 		return 0;
 	}
-	if (p->n_ents == p->cap_ents) {
+	if (!p->ents || p->n_ents >= p->cap_ents) {
 		size_t cap = p->cap_ents ? p->cap_ents * 2 : 1024;
 		struct pe *n = realloc(p->ents, cap * sizeof(*n));
 		if (!n)

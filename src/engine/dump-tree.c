@@ -170,6 +170,7 @@ static int ns_ino(pid_t pid, const char *ns, uint64_t *ino)
 {
 	char path[64];
 	struct stat sb;
+	*ino = 0;
 	if (pid)
 		snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, ns);
 	else

@@ -286,7 +286,7 @@ int remote_syscall(struct remote *rt, long *res, long nr, unsigned long a1, unsi
 long remote_call(struct remote *rt, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
 		 unsigned long a4, unsigned long a5, unsigned long a6)
 {
-	long res;
+	long res = -EIO;	/* defined even if an error path forgot to say so */
 	int r = remote_syscall(rt, &res, nr, a1, a2, a3, a4, a5, a6);
 	return r < 0 ? r : res;
 }

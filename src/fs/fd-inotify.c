@@ -90,8 +90,8 @@ static int hexbytes(const char *s, unsigned char *out, size_t n)
 static int watch_path(const struct fd_parms *p, const char *l, uint32_t *wd, uint32_t *mask,
 		      char **path)
 {
-	unsigned int w, sdev, m, ig, bytes;
-	int type, n = 0;
+	unsigned int w, sdev, m, ig, bytes, type;
+	int n = 0;
 	unsigned long ino;
 	struct { struct file_handle h; unsigned char b[128]; } fh;
 	char proc[64], link[PATH_MAX];
@@ -102,7 +102,7 @@ static int watch_path(const struct fd_parms *p, const char *l, uint32_t *wd, uin
 		return pr_err_ret(-EINVAL, "PID %d fd %d: inotify: cannot parse '%.100s'", p->pid,
 				  p->fd, l);
 	fh.h.handle_bytes = bytes;
-	fh.h.handle_type = type;
+	fh.h.handle_type = (int)type;
 	int mfd = open_mount_of(sdev);
 	if (mfd < 0)
 		return pr_err_ret(mfd, "PID %d fd %d: inotify wd %u: no mount of device %u:%u here",

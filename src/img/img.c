@@ -501,6 +501,7 @@ int img_buf_one(struct img_buf *b, const ProtobufCMessageDescriptor *desc, Proto
 int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf **out)
 {
 	const ManifestEntry *me = manifest_find(d, name);
+	*out = NULL;
 	if (!me)
 		return -ENOENT;
 	if (me->size > IMG_MAX_META) {
@@ -512,6 +513,7 @@ int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf
 	if (fd < 0) {
 		/* Listed but gone: corrupt directory, never "optional and absent" (-ENOENT). */
 		int e = errno;
+		e = e > 0 ? e : EIO;
 		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
 		return e == ENOENT ? -EBADMSG : -e;
 	}
@@ -566,10 +568,12 @@ void img_buf_free(struct img_buf *b)
 int img_read_one(struct img_dir *d, const char *name, uint32_t magic,
 		 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg)
 {
-	struct img_buf *b;
+	struct img_buf *b = NULL;
 	int r = img_load(d, name, magic, &b);
 	if (r < 0)
 		return r;
+	if (!b)	/* never: img_load sets *out when it returns 0 */
+		return -EIO;
 	r = img_buf_one(b, desc, msg);
 	if (r < 0)
 		pr_err("image '%s/%s' is corrupt: cannot decode its record", d->path, name);
@@ -596,6 +600,7 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	s->fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
 		int e = errno;
+		e = e > 0 ? e : EIO;
 		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
 		int r = e == ENOENT ? -EBADMSG : -e;
 		XXH64_freeState(s->xs);

@@ -127,7 +127,7 @@ struct img_buf {
 
 /* Load NAME from d: must be in the manifest, size and hash must match, magic must be
  * MAGIC. Returns 0, -ENOENT if absent (not logged: callers decide if optional), or
- * -EBADMSG / -errno (logged). Free with img_buf_free. */
+ * -EBADMSG / -errno (logged); *out is NULL on any error. Free with img_buf_free. */
 int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf **out);
 void img_buf_free(struct img_buf *b);
 
