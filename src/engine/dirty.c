@@ -299,6 +299,12 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 	long tfd, r;
 	int ret = 0;
 
+	struct proc_status st;
+	if (proc_parse_status(t->pid, 0, &st) == 0 && st.seccomp) {
+		/* a filter could kill the target for an unexpected syscall: inject nothing */
+		pr_warn("pid %d runs under seccomp (mode %u): hash fallback", t->pid, st.seccomp);
+		return -EOPNOTSUPP;
+	}
 	tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (tfd == -EPERM)	/* vm.unprivileged_userfaultfd=0, target without CAP_SYS_PTRACE */
 		tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);

@@ -73,8 +73,8 @@ struct dirty_tracker;
  * markers would allocate page tables for a whole reservation): each scan reports their
  * populated pages, and a part made accessible later (mprotect) is new memory. Without DIRTY_ARM_KEEP the target's copy is
  * closed (injected close) before returning; with it, the copy is moved to the reserved
- * fd. Falls back to hash mode (logged) when the kernel lacks WP_ASYNC or the injected
- * userfaultfd fails. The first dirty_scan reports every populated page.
+ * fd. Falls back to hash mode (logged) when the kernel lacks WP_ASYNC, the injected
+ * userfaultfd fails, or the target runs under seccomp (nothing is injected then). The first dirty_scan reports every populated page.
  * Returns 0 and *out (free with dirty_free), or -errno (logged; target left untracked
  * and without anything of ours). rt is left open (caller's remote_fini). */
 int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vmas, size_t n,
