@@ -15,7 +15,8 @@
 # "all" = plain detach leave-running pre pidns (pre only once ferry implements
 # pre-dump).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
-# flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS. See docs/testing.md.
+# flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS, pidns-root: yes
+# (run as PID 1 of its own pid namespace). See docs/testing.md.
 #
 # The runner re-executes itself under tools/subreaper (PR_SET_CHILD_SUBREAPER) so that
 # detached restored processes become its children and are reaped by bash.
@@ -230,16 +231,33 @@ REASON=""
 failed() { REASON="$*"; return 1; }
 
 start_test() {
-	ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
-	PID=$!
-	LIVE_PIDS+=("$PID")
-	wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
-	local rp
-	rp=$(cat "$DIR/ready")
-	[ "$rp" = "$PID" ] || { failed "ready file says pid '$rp', started $PID"; return 1; }
+	[ "$PIDNS_ROOT" = yes ] && { start_pidns_root || return 1; }
+	if [ "$PIDNS_ROOT" != yes ]; then
+		ZDTM_READY="$DIR/ready" setsid "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
+		PID=$!
+		LIVE_PIDS+=("$PID")
+		wait_file "$DIR/ready" 10 "$PID" || { reap "$PID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
+		local rp
+		rp=$(cat "$DIR/ready")
+		[ "$rp" = "$PID" ] || { failed "ready file says pid '$rp', started $PID"; return 1; }
+	fi
 	wait_blocked || return 1
 	snap_state "$DIR/state.before"
 	SYSNR=$SNAPNR
+}
+
+# "pidns-root: yes" in the .desc: the test runs as PID 1 of its own pid namespace
+# (unshare -pf; UPID is unshare, our child; PID the test's host pid). A dump records
+# that, and the restore makes it PID 1 of a new namespace again.
+start_pidns_root() {
+	ZDTM_READY="$DIR/ready" setsid unshare -pf "$BIN" >"$DIR/$NAME.out" 2>&1 </dev/null &
+	UPID=$!
+	LIVE_PIDS+=("$UPID")
+	wait_file "$DIR/ready" 10 "$UPID" || { reap "$UPID" 1; failed "not ready in 10 s (status $RC)"; return 1; }
+	[ "$(cat "$DIR/ready")" = 1 ] || { failed "ready file says pid '$(cat "$DIR/ready")', want 1"; return 1; }
+	PID=$(awk '{ print $1 }' "/proc/$UPID/task/$UPID/children" 2>/dev/null)
+	[ -n "$PID" ] || { failed "no test process under unshare $UPID"; return 1; }
+	LIVE_PIDS+=("$PID")
 }
 
 # wait_blocked: with "blocked: NR..." in the .desc, wait (10 s at most) until the test
@@ -280,6 +298,8 @@ bad_exit() {
 finish_child() {
 	wait_blocked || return 1
 	kill -TERM "$PID" 2>/dev/null
+	# a pidns-root test is unshare's child: unshare exits with its status
+	[ "$PIDNS_ROOT" = yes ] && { forget "$PID"; PID=$UPID; }
 	reap "$PID" "$TTIME" || { failed "no exit ${TTIME} s after SIGTERM"; return 1; }
 	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "exit status $RC"; return 1; }
 	check_out
@@ -317,12 +337,13 @@ do_restore() {	# extra restore options in "$@"
 	fi
 	local rp
 	rp=$(cat "$DIR/rpid")
-	if [ "${FL:-}" = pidns ]; then
+	if [ "${FL:-}" = pidns ] || [ "$PIDNS_ROOT" = yes ]; then
 		# the host pid of the root; inside its namespace it has the original one
 		[ -n "$rp" ] && [ -d "/proc/$rp" ] || { failed "restored pid '$rp' does not exist"; return 1; }
-		local inner
+		local inner want=$PID
+		[ "$PIDNS_ROOT" = yes ] && want=1
 		inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$rp/status")
-		[ "$inner" = "$PID" ] || { failed "restored root has pid $inner in its namespace, not $PID"; return 1; }
+		[ "$inner" = "$want" ] || { failed "restored root has pid $inner in its namespace, not $want"; return 1; }
 		PID=$rp
 	fi
 	[ "$rp" = "$PID" ] || { failed "restored pid $rp != original $PID"; LIVE_PIDS+=("$rp"); return 1; }
@@ -465,6 +486,7 @@ run_one() {	# NAME FLAVOR
 	TTIME=$(desc_get "$NAME" timeout)
 	TTIME=${TTIME:-$TIMEOUT}
 	BLOCKED=$(desc_get "$NAME" blocked | tr ',' ' ')
+	PIDNS_ROOT=$(desc_get "$NAME" pidns-root)
 	REASON=""
 	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
 		run_dump_fail
