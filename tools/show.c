@@ -35,8 +35,8 @@
 #include "pagemap.pb-c.h"
 #include "pstree.pb-c.h"
 
-#define SHOW_BYTES_MAX 64	/* longer bytes fields are summarized */
-#define SHOW_MAX_DEPTH 32	/* nesting bound (our messages are far shallower) */
+#define SHOW_BYTES_MAX 64 /* longer bytes fields are summarized */
+#define SHOW_MAX_DEPTH 32 /* nesting bound (our messages are far shallower) */
 
 /*
  * Messages owned by other modules whose .proto may not exist in every tree yet: weak
@@ -57,33 +57,33 @@ WEAK_DESC(file_lock_entry__descriptor);
 
 /* One kind of image: its file name pattern, magic and messages. */
 struct show_type {
-	const char *pattern;				/* fnmatch() on the base name */
+	const char *pattern; /* fnmatch() on the base name */
 	uint32_t magic;
 	const char *magic_name;
-	const ProtobufCMessageDescriptor *head;		/* first record, or NULL */
-	const ProtobufCMessageDescriptor *desc;		/* every (other) record */
-	bool raw_tail;		/* one record (desc), then raw bytes to the end */
+	const ProtobufCMessageDescriptor *head; /* first record, or NULL */
+	const ProtobufCMessageDescriptor *desc; /* every (other) record */
+	bool raw_tail;				/* one record (desc), then raw bytes to the end */
 };
 
 static const struct show_type show_types[] = {
-	{ "inventory.img", IMG_MAGIC_INVENTORY, "INVENTORY", NULL, &inventory_entry__descriptor },
-	{ "pstree.img", IMG_MAGIC_PSTREE, "PSTREE", NULL, &pstree_entry__descriptor },
-	{ "core-*.img", IMG_MAGIC_CORE, "CORE", NULL, &core_entry__descriptor },
-	{ "mm-*.img", IMG_MAGIC_MM, "MM", NULL, &mm_entry__descriptor },
-	{ "pagemap-*.img", IMG_MAGIC_PAGEMAP, "PAGEMAP", &pagemap_head__descriptor,
-	  &pagemap_entry__descriptor },
-	{ "pages-*.img", IMG_MAGIC_RAW, "RAW", NULL, NULL },
-	{ "files.img", IMG_MAGIC_FILES, "FILES", NULL, &file_entry__descriptor },
-	{ "fdinfo-*.img", IMG_MAGIC_FDINFO, "FDINFO", NULL, &fdinfo_entry__descriptor },
-	{ "fs-*.img", IMG_MAGIC_FS, "FS", NULL, &fs_entry__descriptor },
-	{ "pipes-data*.img", IMG_MAGIC_PIPES_DATA, "PIPES_DATA", NULL, &pipe_data_entry__descriptor },
-	{ "ghost-*.img", IMG_MAGIC_GHOST, "GHOST", NULL, &ghost_file_entry__descriptor, true },
-	{ "tcp-*.img", IMG_MAGIC_TCP, "TCP", NULL, &tcp_stream_entry__descriptor },
-	{ "unix*.img", IMG_MAGIC_UNIX, "UNIX", NULL, &unix_sk_entry__descriptor },
-	{ "eventfd*.img", IMG_MAGIC_EVENTFD, "EVENTFD", NULL, &eventfd_entry__descriptor },
-	{ "timer*.img", IMG_MAGIC_TIMERS, "TIMERS", NULL, &timerfd_entry__descriptor },
-	{ "*locks*.img", IMG_MAGIC_LOCKS, "LOCKS", NULL, &file_lock_entry__descriptor },
-	{ "misc*.img", IMG_MAGIC_MISC, "MISC", NULL, NULL },
+	{"inventory.img", IMG_MAGIC_INVENTORY, "INVENTORY", NULL, &inventory_entry__descriptor},
+	{"pstree.img", IMG_MAGIC_PSTREE, "PSTREE", NULL, &pstree_entry__descriptor},
+	{"core-*.img", IMG_MAGIC_CORE, "CORE", NULL, &core_entry__descriptor},
+	{"mm-*.img", IMG_MAGIC_MM, "MM", NULL, &mm_entry__descriptor},
+	{"pagemap-*.img", IMG_MAGIC_PAGEMAP, "PAGEMAP", &pagemap_head__descriptor,
+	 &pagemap_entry__descriptor},
+	{"pages-*.img", IMG_MAGIC_RAW, "RAW", NULL, NULL},
+	{"files.img", IMG_MAGIC_FILES, "FILES", NULL, &file_entry__descriptor},
+	{"fdinfo-*.img", IMG_MAGIC_FDINFO, "FDINFO", NULL, &fdinfo_entry__descriptor},
+	{"fs-*.img", IMG_MAGIC_FS, "FS", NULL, &fs_entry__descriptor},
+	{"pipes-data*.img", IMG_MAGIC_PIPES_DATA, "PIPES_DATA", NULL, &pipe_data_entry__descriptor},
+	{"ghost-*.img", IMG_MAGIC_GHOST, "GHOST", NULL, &ghost_file_entry__descriptor, true},
+	{"tcp-*.img", IMG_MAGIC_TCP, "TCP", NULL, &tcp_stream_entry__descriptor},
+	{"unix*.img", IMG_MAGIC_UNIX, "UNIX", NULL, &unix_sk_entry__descriptor},
+	{"eventfd*.img", IMG_MAGIC_EVENTFD, "EVENTFD", NULL, &eventfd_entry__descriptor},
+	{"timer*.img", IMG_MAGIC_TIMERS, "TIMERS", NULL, &timerfd_entry__descriptor},
+	{"*locks*.img", IMG_MAGIC_LOCKS, "LOCKS", NULL, &file_lock_entry__descriptor},
+	{"misc*.img", IMG_MAGIC_MISC, "MISC", NULL, NULL},
 };
 
 /* The type of an image: by name first, then by its magic (renamed files). */
@@ -182,9 +182,9 @@ static bool name_has_suffix(const char *name, const char *suffix)
 /* The hex rule: addresses and bit masks read better in hex (docs/show.md). */
 static bool field_is_hex(const char *name)
 {
-	static const char *const exact[] = { "start", "end", "vaddr", "rip", "sp", "brk",
-					     "handler", "restorer", "robust_list", "mask",
-					     "sigmask", "fs_base", "gs_base", "xxh64" };
+	static const char *const exact[] = {"start",   "end",	  "vaddr",    "rip",	     "sp",
+					    "brk",     "handler", "restorer", "robust_list", "mask",
+					    "sigmask", "fs_base", "gs_base",  "xxh64"};
 	for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
 		if (!strcmp(name, exact[i]))
 			return true;
@@ -299,7 +299,7 @@ static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescrip
 		return *(void *const *)(base + fd->offset) != NULL;
 	if (fd->label == PROTOBUF_C_LABEL_OPTIONAL)
 		return *(const protobuf_c_boolean *)(base + fd->quantifier_offset);
-	return true;	/* proto3 "none" label: always printed */
+	return true; /* proto3 "none" label: always printed */
 }
 
 static void json_message(FILE *f, const ProtobufCMessage *m, int depth)
@@ -429,7 +429,7 @@ int show_image_buf(FILE *f, const char *name, const void *data, size_t len, int 
 	if (!t)
 		return -ENOENT;
 	if (t->magic == IMG_MAGIC_RAW) {
-		struct pages_sum s = { 0 };
+		struct pages_sum s = {0};
 		pages_sum_add(&s, data, len);
 		json_pages_sum(f, &s, depth);
 		return 0;
@@ -442,7 +442,8 @@ int show_image_buf(FILE *f, const char *name, const void *data, size_t len, int 
 	if (!t->desc) {
 		/* Kind known by magic, but its message is not linked in this build. */
 		json_indent(f, depth + 1);
-		fprintf(f, "\"size\": %zu, \"note\": \"message type not known to this build\"", len);
+		fprintf(f, "\"size\": %zu, \"note\": \"message type not known to this build\"",
+			len);
 	} else if (t->magic == IMG_MAGIC_INVENTORY) {
 		InventoryEntry *inv;
 		if (img_inventory_decode(data, len, &inv) < 0)
@@ -478,7 +479,7 @@ static const char *show_strerr(int r)
 /* A lone pages file: streamed (it can be far larger than metadata), summarized. */
 static int show_file_pages(FILE *f, const char *path)
 {
-	struct pages_sum sum = { 0 };
+	struct pages_sum sum = {0};
 	size_t cap = 256 * page_size;
 	uint8_t *buf = malloc(cap);
 	int r = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -515,7 +516,8 @@ static int show_file(FILE *f, const char *path)
 		return show_file_pages(f, path);
 	int r = read_file(path, &data, &len, IMG_MAX_META);
 	if (r == -EFBIG) {
-		pr_err("'%s' is larger than %u bytes: not an image ferry can show", path, IMG_MAX_META);
+		pr_err("'%s' is larger than %u bytes: not an image ferry can show", path,
+		       IMG_MAX_META);
 		return r;
 	}
 	if (r < 0)
@@ -531,7 +533,7 @@ static int show_file(FILE *f, const char *path)
 static int show_dir_pages(FILE *f, struct img_dir *d, const char *name, int depth)
 {
 	struct img_stream *s;
-	struct pages_sum sum = { 0 };
+	struct pages_sum sum = {0};
 	uint8_t *buf = malloc(256 * page_size);
 	int r = buf ? img_stream_open(d, name, &s) : -ENOMEM;
 	if (r < 0) {
@@ -568,7 +570,7 @@ static int show_dir_image(FILE *f, struct img_dir *d, const char *name, int dept
 	}
 	if (t->magic == IMG_MAGIC_RAW)
 		return show_dir_pages(f, d, name, depth);
-	r = img_load(d, name, t->magic, &b);	/* checks size, hash and magic; logs */
+	r = img_load(d, name, t->magic, &b); /* checks size, hash and magic; logs */
 	if (r == -ENOENT)
 		pr_err("image '%s/%s' vanished", img_dir_path(d), name);
 	if (r < 0)
@@ -616,7 +618,8 @@ static void show_dir_summary(FILE *f, struct img_dir *d)
 	fputs("{\n  \"summary\": {\n    \"path\": ", f);
 	json_string(f, img_dir_path(d), strlen(img_dir_path(d)));
 	fprintf(f, ",\n    \"img_version\": %u,\n    \"kind\": \"%s\",\n    \"root_pid\": %u,",
-		inv->img_version, inv->kind == IMG_KIND_PREDUMP ? "pre-dump" : "dump", inv->root_pid);
+		inv->img_version, inv->kind == IMG_KIND_PREDUMP ? "pre-dump" : "dump",
+		inv->root_pid);
 	fputs("\n    \"kernel\": ", f);
 	json_string(f, inv->kernel, strlen(inv->kernel));
 	fputs(",\n    \"arch\": ", f);
@@ -625,7 +628,8 @@ static void show_dir_summary(FILE *f, struct img_dir *d)
 		fputs(",\n    \"parent\": ", f);
 		json_string(f, inv->parent, strlen(inv->parent));
 	}
-	fprintf(f, ",\n    \"files\": %zu,\n    \"total_size\": %" PRIu64 ",\n    \"verified\": true",
+	fprintf(f,
+		",\n    \"files\": %zu,\n    \"total_size\": %" PRIu64 ",\n    \"verified\": true",
 		inv->n_manifest, total);
 	show_dir_unlisted(f, d);
 	fputs("\n  },", f);
@@ -635,7 +639,7 @@ static void show_dir_summary(FILE *f, struct img_dir *d)
 static int show_dir(FILE *f, const char *path)
 {
 	struct img_dir *d;
-	int r = img_dir_open(path, &d);	/* logs the cause */
+	int r = img_dir_open(path, &d); /* logs the cause */
 	if (r < 0)
 		return r;
 	const InventoryEntry *inv = img_dir_inventory(d);

@@ -29,19 +29,35 @@ int log_fd(void);
 void log_printf(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-#define pr_err(fmt, ...)   log_printf(LOG_ERROR, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
-#define pr_warn(fmt, ...)  log_printf(LOG_WARN, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
-#define pr_info(fmt, ...)  log_printf(LOG_INFO, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
-#define pr_debug(fmt, ...) do { if (log_level >= LOG_DEBUG) \
-	log_printf(LOG_DEBUG, __FILE__, __LINE__, fmt, ##__VA_ARGS__); } while (0)
-#define pr_trace(fmt, ...) do { if (log_level >= LOG_TRACE) \
-	log_printf(LOG_TRACE, __FILE__, __LINE__, fmt, ##__VA_ARGS__); } while (0)
+#define pr_err(fmt, ...)  log_printf(LOG_ERROR, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
+#define pr_warn(fmt, ...) log_printf(LOG_WARN, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) log_printf(LOG_INFO, __FILE__, __LINE__, fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...)                                                                         \
+	do {                                                                                       \
+		if (log_level >= LOG_DEBUG)                                                        \
+			log_printf(LOG_DEBUG, __FILE__, __LINE__, fmt, ##__VA_ARGS__);             \
+	} while (0)
+#define pr_trace(fmt, ...)                                                                         \
+	do {                                                                                       \
+		if (log_level >= LOG_TRACE)                                                        \
+			log_printf(LOG_TRACE, __FILE__, __LINE__, fmt, ##__VA_ARGS__);             \
+	} while (0)
 
 /* Log an error with strerror(-err) appended and return err (a negative errno). */
-#define pr_err_ret(err, fmt, ...) ({ int __e = (err); \
-	log_printf(LOG_ERROR, __FILE__, __LINE__, fmt ": %s", ##__VA_ARGS__, strerror(-__e)); __e; })
+#define pr_err_ret(err, fmt, ...)                                                                  \
+	({                                                                                         \
+		int __e = (err);                                                                   \
+		log_printf(LOG_ERROR, __FILE__, __LINE__, fmt ": %s", ##__VA_ARGS__,               \
+			   strerror(-__e));                                                        \
+		__e;                                                                               \
+	})
 /* Same with errno (call right after the failing libc call); returns -errno. */
-#define pr_perror(fmt, ...) ({ int __e = -errno; \
-	log_printf(LOG_ERROR, __FILE__, __LINE__, fmt ": %s", ##__VA_ARGS__, strerror(-__e)); __e; })
+#define pr_perror(fmt, ...)                                                                        \
+	({                                                                                         \
+		int __e = -errno;                                                                  \
+		log_printf(LOG_ERROR, __FILE__, __LINE__, fmt ": %s", ##__VA_ARGS__,               \
+			   strerror(-__e));                                                        \
+		__e;                                                                               \
+	})
 
 #endif

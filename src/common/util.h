@@ -10,13 +10,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define PAGE_SIZE_X86 4096UL
-#define ROUND_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+#define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
+#define PAGE_SIZE_X86  4096UL
+#define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define min_t(t, a, b) ((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #define max_t(t, a, b) ((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 
-extern size_t page_size;	/* set by util_init() */
+extern size_t page_size; /* set by util_init() */
 void util_init(void);
 
 /* Write/read exactly len bytes (retrying on EINTR and short I/O). read_full returns the
@@ -37,7 +37,7 @@ int write_file(const char *path, const char *s);
 int parse_u64(const char *s, int base, uint64_t *out);
 int parse_int(const char *s, int *out);
 
-uint64_t now_ns(void);		/* CLOCK_MONOTONIC */
+uint64_t now_ns(void); /* CLOCK_MONOTONIC */
 
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);

@@ -41,8 +41,8 @@
 #include "common/util.h"
 #include "engine/engine.h"
 
-#define CHECK_TIMEOUT 10	/* seconds per probe */
-#define DETAIL_MAX 200
+#define CHECK_TIMEOUT 10 /* seconds per probe */
+#define DETAIL_MAX    200
 
 /* Newer than the 6.1 headers of this build host. */
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
@@ -64,8 +64,8 @@ struct check_pm_scan_arg {
 
 #define CHECK_PM_SCAN_WP_MATCHING   (1ull << 0)
 #define CHECK_PM_SCAN_CHECK_WPASYNC (1ull << 1)
-#define CHECK_PAGE_IS_WRITTEN       (1ull << 1)
-#define CHECK_PAGEMAP_SCAN          _IOWR('f', 16, struct check_pm_scan_arg)
+#define CHECK_PAGE_IS_WRITTEN	    (1ull << 1)
+#define CHECK_PAGEMAP_SCAN	    _IOWR('f', 16, struct check_pm_scan_arg)
 
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
@@ -79,9 +79,9 @@ typedef int (*probe_fn)(char *d);
 struct feature {
 	const char *name;
 	enum need need;
-	bool in_child;		/* changes state: run in a forked child */
+	bool in_child; /* changes state: run in a forked child */
 	probe_fn probe;
-	const char *impact;	/* what stops working without it */
+	const char *impact; /* what stops working without it */
 };
 
 static int detail(char *d, int ret, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -100,9 +100,9 @@ static volatile uint64_t check_token;
 
 struct target {
 	pid_t pid;
-	int ctl;		/* write end: closing it lets the target exit */
-	int fd;			/* an fd number inside the target (a memfd) */
-	ino_t ino;		/* its inode */
+	int ctl;   /* write end: closing it lets the target exit */
+	int fd;	   /* an fd number inside the target (a memfd) */
+	ino_t ino; /* its inode */
 };
 
 /* Fork a target that sets check_token, opens a memfd, reports {fd, ino} and waits
@@ -125,7 +125,7 @@ static int target_start(struct target *t)
 		return e;
 	}
 	t->pid = fork();
-	e = errno;	/* of fork, before the closes below */
+	e = errno; /* of fork, before the closes below */
 	if (t->pid == 0) {
 		struct stat st;
 		char c;
@@ -134,7 +134,7 @@ static int target_start(struct target *t)
 		close(ctl[1]);
 		check_token = 0xfe77c4ecull;
 		int fd = memfd_create("ferry-check", 0);
-		int64_t msg[2] = { fd, fd >= 0 && fstat(fd, &st) == 0 ? (int64_t)st.st_ino : -1 };
+		int64_t msg[2] = {fd, fd >= 0 && fstat(fd, &st) == 0 ? (int64_t)st.st_ino : -1};
 		if (write(rep[1], msg, sizeof(msg)) != sizeof(msg))
 			_exit(1);
 		while (read(ctl[0], &c, 1) < 0 && errno == EINTR)
@@ -143,7 +143,7 @@ static int target_start(struct target *t)
 	}
 	close(rep[1]);
 	close(ctl[0]);
-	int64_t msg[2] = { -1, -1 };
+	int64_t msg[2] = {-1, -1};
 	int r = t->pid < 0 ? (e > 0 ? -e : -EIO) : 0;
 	if (r == 0 && read_full(rep[0], msg, sizeof(msg)) != sizeof(msg))
 		r = -EIO;
@@ -179,7 +179,8 @@ static int probe_ptrace(char *d)
 		r = detail(d, 0, "PTRACE_INTERRUPT: %m");
 	} else if (waitpid(t.pid, &st, __WALL) != t.pid || !WIFSTOPPED(st) ||
 		   (st >> 16) != PTRACE_EVENT_STOP) {
-		r = detail(d, 0, "interrupted child did not report a group/event stop (status %#x)", st);
+		r = detail(d, 0, "interrupted child did not report a group/event stop (status %#x)",
+			   st);
 	} else {
 		r = detail(d, 1, "seized and interrupted a child");
 		(void)ptrace(PTRACE_DETACH, t.pid, 0, 0);
@@ -195,12 +196,13 @@ static int probe_vm_readv(char *d)
 	int r;
 	if ((r = target_start(&t)) < 0)
 		return detail(d, 0, "cannot start a target: %s", strerror(-r));
-	struct iovec local = { &v, sizeof(v) }, remote = { (void *)&check_token, sizeof(v) };
+	struct iovec local = {&v, sizeof(v)}, remote = {(void *)&check_token, sizeof(v)};
 	ssize_t n = process_vm_readv(t.pid, &local, 1, &remote, 1, 0);
 	if (n < 0)
 		r = detail(d, 0, "process_vm_readv: %m");
 	else if (n != sizeof(v) || v != 0xfe77c4ecull)
-		r = detail(d, 0, "read %zd bytes, value %#llx: not the child's", n, (unsigned long long)v);
+		r = detail(d, 0, "read %zd bytes, value %#llx: not the child's", n,
+			   (unsigned long long)v);
 	else
 		r = detail(d, 1, "read a child's memory");
 	target_stop(&t);
@@ -233,13 +235,13 @@ static int probe_pidfd(char *d)
 	return r;
 }
 
-#define CHECK_PID 4242	/* the chosen PID inside the probe's new pid namespace */
+#define CHECK_PID 4242 /* the chosen PID inside the probe's new pid namespace */
 
 static pid_t clone3_set_tid(pid_t want)
 {
-	pid_t tid[1] = { want };
-	struct clone_args a = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)tid,
-				.set_tid_size = 1 };
+	pid_t tid[1] = {want};
+	struct clone_args a = {
+		.exit_signal = SIGCHLD, .set_tid = (uintptr_t)tid, .set_tid_size = 1};
 	return (pid_t)sys_clone3(&a, sizeof(a));
 }
 
@@ -328,13 +330,20 @@ static bool set_tid_here(pid_t *got)
 static const char *set_tid_why(int code)
 {
 	switch (code) {
-	case 10: return "pipe failed";
-	case 11: return "clone3 set_tid: EPERM (needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)";
-	case 12: return "clone3 with set_tid failed";
-	case 13: return "clone3 ignored set_tid";
-	case 14: return "a PID in use was given twice (no EEXIST)";
-	case 15: return "a PID in use failed with another error than EEXIST";
-	default: return "probe failed";
+	case 10:
+		return "pipe failed";
+	case 11:
+		return "clone3 set_tid: EPERM (needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)";
+	case 12:
+		return "clone3 with set_tid failed";
+	case 13:
+		return "clone3 ignored set_tid";
+	case 14:
+		return "a PID in use was given twice (no EEXIST)";
+	case 15:
+		return "a PID in use failed with another error than EEXIST";
+	default:
+		return "probe failed";
 	}
 }
 
@@ -347,7 +356,7 @@ static int probe_set_tid(char *d)
 		snprintf(here, sizeof(here), "PID %d in ours", got);
 	if (unshare(CLONE_NEWPID) < 0)
 		return detail(d, 0, "unshare(CLONE_NEWPID): %m; %s", here);
-	pid_t init = fork();	/* PID 1 of the new namespace */
+	pid_t init = fork(); /* PID 1 of the new namespace */
 	if (init < 0)
 		return detail(d, 0, "fork: %m");
 	if (init == 0)
@@ -356,8 +365,9 @@ static int probe_set_tid(char *d)
 		return detail(d, 0, "probe init died (status %#x)", st);
 	int code = WEXITSTATUS(st);
 	if (code == 0)
-		return detail(d, 1, "chose PID %d in a new pid namespace, %s; a PID in use gives "
-			      "EEXIST", CHECK_PID, here);
+		return detail(d, 1,
+			      "chose PID %d in a new pid namespace, %s; a PID in use gives EEXIST",
+			      CHECK_PID, here);
 	return detail(d, 0, "%s (exit %d)", set_tid_why(code), code);
 }
 
@@ -366,19 +376,20 @@ static int probe_set_tid(char *d)
 static int probe_mm_map(char *d)
 {
 	unsigned int size = 0;
-	struct prctl_mm_map m = { 0 };
+	struct prctl_mm_map m = {0};
 	char *stat, *p;
-	unsigned long long v[52] = { 0 };
+	unsigned long long v[52] = {0};
 	int r;
 
 	if (prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, (unsigned long)&size, 0, 0) < 0)
 		return detail(d, 0, "PR_SET_MM_MAP_SIZE: %m");
 	if (size != sizeof(m))
-		return detail(d, 0, "PR_SET_MM_MAP_SIZE says %u bytes, ferry uses %zu", size, sizeof(m));
+		return detail(d, 0, "PR_SET_MM_MAP_SIZE says %u bytes, ferry uses %zu", size,
+			      sizeof(m));
 	if ((r = read_file("/proc/self/stat", &stat, NULL, 4096)) < 0)
 		return detail(d, 0, "/proc/self/stat: %s", strerror(-r));
 	p = strrchr(stat, ')');
-	for (int i = 3; p && i <= 51; i++) {	/* v[i] is field i of proc(5) */
+	for (int i = 3; p && i <= 51; i++) { /* v[i] is field i of proc(5) */
 		p = strchr(p + 1, ' ');
 		if (p)
 			v[i] = strtoull(p + 1, NULL, 10);
@@ -395,20 +406,25 @@ static int probe_mm_map(char *d)
 	bool res = false;
 	if (read_file("/proc/self/status", &status, NULL, 1 << 16) == 0) {
 		char *c = strstr(status, "CapEff:");
-		res = c && (strtoull(c + 7, NULL, 16) >> 24) & 1;	/* CAP_SYS_RESOURCE */
+		res = c && (strtoull(c + 7, NULL, 16) >> 24) & 1; /* CAP_SYS_RESOURCE */
 		free(status);
 	}
-	return detail(d, 1, "PR_SET_MM_MAP accepted; %s", res ? "CAP_SYS_RESOURCE present" :
-		      "no CAP_SYS_RESOURCE (fine: exe_fd goes through PR_SET_MM_MAP)");
+	return detail(d, 1, "PR_SET_MM_MAP accepted; %s",
+		      res ? "CAP_SYS_RESOURCE present"
+			  : "no CAP_SYS_RESOURCE (fine: exe_fd goes through PR_SET_MM_MAP)");
 }
 
 /* Count PAGEMAP_SCAN written regions in [start, start+len). -errno on failure. */
 static int pm_scan_written(int pm, void *start, size_t len, struct check_pm_region *vec, int n)
 {
 	struct check_pm_scan_arg a = {
-		.size = sizeof(a), .flags = CHECK_PM_SCAN_WP_MATCHING | CHECK_PM_SCAN_CHECK_WPASYNC,
-		.start = (uintptr_t)start, .end = (uintptr_t)start + len, .vec = (uintptr_t)vec,
-		.vec_len = n, .category_mask = CHECK_PAGE_IS_WRITTEN,
+		.size = sizeof(a),
+		.flags = CHECK_PM_SCAN_WP_MATCHING | CHECK_PM_SCAN_CHECK_WPASYNC,
+		.start = (uintptr_t)start,
+		.end = (uintptr_t)start + len,
+		.vec = (uintptr_t)vec,
+		.vec_len = n,
+		.category_mask = CHECK_PAGE_IS_WRITTEN,
 		.return_mask = CHECK_PAGE_IS_WRITTEN,
 	};
 	int r = ioctl(pm, CHECK_PAGEMAP_SCAN, &a);
@@ -425,16 +441,17 @@ static int uffd_wp_scan(char *d, int uffd)
 	if (mem == MAP_FAILED)
 		return detail(d, 0, "mmap: %m");
 	memset(mem, 1, len);
-	struct uffdio_register reg = { .range = { (uintptr_t)mem, len },
-				       .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_register reg = {.range = {(uintptr_t)mem, len},
+				      .mode = UFFDIO_REGISTER_MODE_WP};
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
 		return detail(d, 0, "UFFDIO_REGISTER mode WP: %m");
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pm < 0)
 		return detail(d, 0, "/proc/self/pagemap: %m");
-	int n = pm_scan_written(pm, mem, len, vec, 8);	/* first scan: arms every page */
+	int n = pm_scan_written(pm, mem, len, vec, 8); /* first scan: arms every page */
 	if (n == -ENOTTY || n == -EINVAL)
-		return detail(d, 0, "uffd-wp async OK, but no PAGEMAP_SCAN ioctl (%s)", strerror(-n));
+		return detail(d, 0, "uffd-wp async OK, but no PAGEMAP_SCAN ioctl (%s)",
+			      strerror(-n));
 	if (n < 0)
 		return detail(d, 0, "PAGEMAP_SCAN: %s", strerror(-n));
 	mem[2 * ps + 7] = 2;
@@ -443,8 +460,11 @@ static int uffd_wp_scan(char *d, int uffd)
 	if (n < 0)
 		return detail(d, 0, "PAGEMAP_SCAN (second): %s", strerror(-n));
 	if (n != 1 || vec[0].start != (uintptr_t)mem + 2 * ps || vec[0].end != vec[0].start + ps)
-		return detail(d, 0, "PAGEMAP_SCAN did not report exactly the written page (%d regions)", n);
-	return detail(d, 1, "WP_ASYNC + WP_UNPOPULATED; PAGEMAP_SCAN found exactly the written page");
+		return detail(d, 0,
+			      "PAGEMAP_SCAN did not report exactly the written page (%d regions)",
+			      n);
+	return detail(d, 1,
+		      "WP_ASYNC + WP_UNPOPULATED; PAGEMAP_SCAN found exactly the written page");
 }
 
 static int probe_uffd(char *d)
@@ -452,18 +472,20 @@ static int probe_uffd(char *d)
 	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
 		return detail(d, 0, "userfaultfd: %m");
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	struct uffdio_api api = {.api = UFFD_API, .features = 0};
 	if (ioctl(uffd, UFFDIO_API, &api) < 0)
 		return detail(d, 0, "UFFDIO_API: %m");
 	uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
 	if ((api.features & want) != want)
-		return detail(d, 0, "kernel lacks %s%s", api.features & UFFD_FEATURE_WP_ASYNC ? "" :
-			      "UFFD_FEATURE_WP_ASYNC ", api.features & UFFD_FEATURE_WP_UNPOPULATED ?
-			      "" : "UFFD_FEATURE_WP_UNPOPULATED");
+		return detail(d, 0, "kernel lacks %s%s",
+			      api.features & UFFD_FEATURE_WP_ASYNC ? "" : "UFFD_FEATURE_WP_ASYNC ",
+			      api.features & UFFD_FEATURE_WP_UNPOPULATED
+				      ? ""
+				      : "UFFD_FEATURE_WP_UNPOPULATED");
 	close(uffd);
 	/* UFFDIO_API may be called once per fd: a fresh one with the features we need */
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){ .api = UFFD_API, .features = want };
+	api = (struct uffdio_api){.api = UFFD_API, .features = want};
 	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0)
 		return detail(d, 0, "UFFDIO_API with WP_ASYNC|WP_UNPOPULATED: %m");
 	return uffd_wp_scan(d, uffd);
@@ -487,19 +509,19 @@ static int probe_tcp_repair(char *d)
 
 static int probe_io_uring(char *d)
 {
-	uint8_t params[120] = { 0 };	/* struct io_uring_params */
+	uint8_t params[120] = {0}; /* struct io_uring_params */
 	int fd = (int)syscall(__NR_io_uring_setup, 4, params);
 	if (fd < 0)
-		return detail(d, 0, "io_uring_setup: %m%s", errno == EPERM ?
-			      " (kernel.io_uring_disabled?)" : "");
+		return detail(d, 0, "io_uring_setup: %m%s",
+			      errno == EPERM ? " (kernel.io_uring_disabled?)" : "");
 	close(fd);
 	return detail(d, 1, "io_uring_setup works");
 }
 
 static bool nft_binary(char *path, size_t n)
 {
-	static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin",
-					    "/usr/local/sbin" };
+	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin",
+					   "/usr/local/sbin"};
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		snprintf(path, n, "%s/nft", dirs[i]);
 		if (access(path, X_OK) == 0)
@@ -524,7 +546,7 @@ static int probe_nft(char *d)
  * Returns the mapping's name or NULL. */
 static const char *vdso_line(const char *line, char *lay, size_t n)
 {
-	static const char *const names[] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
+	static const char *const names[] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
 	unsigned long long a, b;
 	const char *sp = strrchr(line, ' ');
 	if (!sp || sscanf(line, "%llx-%llx ", &a, &b) != 2)
@@ -561,7 +583,8 @@ static int probe_vdso(char *d)
 	if (!vdso)
 		return detail(d, 0, "no [vdso] mapping (%s)", lay[0] ? lay : "none of vvar/vdso");
 	if (sealed)
-		return detail(d, 0, "%s; [vdso] is sealed (VmFlags sl): restore cannot move it", lay);
+		return detail(d, 0, "%s; [vdso] is sealed (VmFlags sl): restore cannot move it",
+			      lay);
 	return detail(d, 1, "%s; not sealed", lay);
 }
 
@@ -584,27 +607,26 @@ static int probe_soft_dirty(char *d)
 }
 
 static const struct feature features[] = {
-	{ "ptrace seize+interrupt", NEED_MUST, true, probe_ptrace,
-	  "cannot freeze processes: no dump at all" },
-	{ "process_vm_readv", NEED_MUST, true, probe_vm_readv,
-	  "cannot read process memory: no dump" },
-	{ "pidfd_open+pidfd_getfd", NEED_MUST, true, probe_pidfd,
-	  "cannot take fds or the injected userfaultfd from a process: no dump" },
-	{ "clone3 set_tid", NEED_MUST, true, probe_set_tid,
-	  "cannot recreate processes with their PIDs: no same-PID restore" },
-	{ "PR_SET_MM_MAP", NEED_MUST, true, probe_mm_map,
-	  "cannot restore mm fields (brk, args, env, auxv, exe): no restore" },
-	{ "vdso layout", NEED_MUST, false, probe_vdso,
-	  "restore cannot move [vdso]/[vvar] to the dumped addresses" },
-	{ "uffd-wp async+PAGEMAP_SCAN", NEED_OPTIONAL, true, probe_uffd,
-	  "no write tracking: pre-dumps fall back to hashing every page" },
-	{ "TCP_REPAIR", NEED_OPTIONAL, true, probe_tcp_repair,
-	  "established TCP connections cannot be dumped (--tcp-established)" },
-	{ "io_uring", NEED_OPTIONAL, true, probe_io_uring,
-	  "page streaming falls back to send()" },
-	{ "nftables", NEED_OPTIONAL, false, probe_nft,
-	  "no network lock during the freeze (peers may see resets)" },
-	{ "soft-dirty", NEED_INFO, false, probe_soft_dirty, NULL },
+	{"ptrace seize+interrupt", NEED_MUST, true, probe_ptrace,
+	 "cannot freeze processes: no dump at all"},
+	{"process_vm_readv", NEED_MUST, true, probe_vm_readv,
+	 "cannot read process memory: no dump"},
+	{"pidfd_open+pidfd_getfd", NEED_MUST, true, probe_pidfd,
+	 "cannot take fds or the injected userfaultfd from a process: no dump"},
+	{"clone3 set_tid", NEED_MUST, true, probe_set_tid,
+	 "cannot recreate processes with their PIDs: no same-PID restore"},
+	{"PR_SET_MM_MAP", NEED_MUST, true, probe_mm_map,
+	 "cannot restore mm fields (brk, args, env, auxv, exe): no restore"},
+	{"vdso layout", NEED_MUST, false, probe_vdso,
+	 "restore cannot move [vdso]/[vvar] to the dumped addresses"},
+	{"uffd-wp async+PAGEMAP_SCAN", NEED_OPTIONAL, true, probe_uffd,
+	 "no write tracking: pre-dumps fall back to hashing every page"},
+	{"TCP_REPAIR", NEED_OPTIONAL, true, probe_tcp_repair,
+	 "established TCP connections cannot be dumped (--tcp-established)"},
+	{"io_uring", NEED_OPTIONAL, true, probe_io_uring, "page streaming falls back to send()"},
+	{"nftables", NEED_OPTIONAL, false, probe_nft,
+	 "no network lock during the freeze (peers may see resets)"},
+	{"soft-dirty", NEED_INFO, false, probe_soft_dirty, NULL},
 };
 
 /* Run one probe, in a child when it changes state. Returns 1 present, 0 missing. */
@@ -669,8 +691,8 @@ int check_main(const struct ferry_opts *o)
 
 	uname(&u);
 	if (o->json)
-		printf("{\n  \"kernel\": \"%s\",\n  \"arch\": \"%s\",\n  \"features\": [", u.release,
-		       u.machine);
+		printf("{\n  \"kernel\": \"%s\",\n  \"arch\": \"%s\",\n  \"features\": [",
+		       u.release, u.machine);
 	else
 		printf("ferry check: kernel %s, %s\n", u.release, u.machine);
 	for (size_t i = 0; i < ARRAY_SIZE(features); i++) {

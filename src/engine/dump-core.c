@@ -44,8 +44,8 @@
 #define IOPRIO_WHO_PROCESS_ 1
 
 #define SIGINFO_SIZE 128
-#define XSAVE_BUF (64u << 10)	/* larger than any xstate (AMX is ~11 KiB) */
-#define PEEK_BATCH 32
+#define XSAVE_BUF    (64u << 10) /* larger than any xstate (AMX is ~11 KiB) */
+#define PEEK_BATCH   32
 
 struct rseq_conf {
 	uint64_t rseq_abi_pointer;
@@ -65,14 +65,15 @@ struct peek_args {
 static int peek_siginfo(pid_t tid, bool shared, uint8_t **buf, size_t *n)
 {
 	uint8_t batch[PEEK_BATCH * SIGINFO_SIZE];
-	struct peek_args a = { .off = 0, .flags = shared ? 1 : 0, .nr = PEEK_BATCH };
+	struct peek_args a = {.off = 0, .flags = shared ? 1 : 0, .nr = PEEK_BATCH};
 
 	*buf = NULL;
 	*n = 0;
 	for (;;) {
 		long r = ptrace(PTRACE_PEEKSIGINFO, tid, &a, batch);
 		if (r < 0)
-			return pr_perror("PTRACE_PEEKSIGINFO%s of %d", shared ? " (shared)" : "", tid);
+			return pr_perror("PTRACE_PEEKSIGINFO%s of %d", shared ? " (shared)" : "",
+					 tid);
 		if (r == 0)
 			return 0;
 		uint8_t *nb = realloc(*buf, (*n + r) * SIGINFO_SIZE);
@@ -92,7 +93,7 @@ static int collect_regs(pid_t tid, struct dump_thread *th)
 	th->xsave = malloc(XSAVE_BUF);
 	if (!th->xsave)
 		return -ENOMEM;
-	struct iovec iov = { .iov_base = th->xsave, .iov_len = XSAVE_BUF };
+	struct iovec iov = {.iov_base = th->xsave, .iov_len = XSAVE_BUF};
 	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
 		return pr_perror("PTRACE_GETREGSET NT_X86_XSTATE of %d", tid);
 	th->xsave_len = iov.iov_len;
@@ -104,7 +105,7 @@ static int collect_regs(pid_t tid, struct dump_thread *th)
 /* Scheduling state of tid, all readable from outside (sched_*, getpriority, ioprio). */
 static int collect_sched(pid_t tid, struct dump_thread *th)
 {
-	struct sched_param sp = { 0 };
+	struct sched_param sp = {0};
 	long n;
 	int v;
 
@@ -149,7 +150,7 @@ static int collect_one(pid_t pid, struct dump_thread *th)
 	th->robust_list = (uint64_t)(uintptr_t)head;
 	th->robust_len = len;
 
-	struct rseq_conf rc = { 0 };
+	struct rseq_conf rc = {0};
 	long n = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc);
 	if (n < 0)
 		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION of %d", tid);
@@ -162,7 +163,8 @@ static int collect_one(pid_t pid, struct dump_thread *th)
 		return pr_err_ret(r, "cannot read %s", path);
 	while (len && th->comm[len - 1] == '\n')
 		th->comm[--len] = 0;
-	pr_debug("thread %d: rip %#llx orig_rax %lld rax %lld, xsave %zu bytes, %zu pending, rseq %#llx",
+	pr_debug("thread %d: rip %#llx orig_rax %lld rax %lld, xsave %zu bytes, %zu pending, rseq "
+		 "%#llx",
 		 tid, th->regs.rip, (long long)th->regs.orig_rax, (long long)th->regs.rax,
 		 th->xsave_len, th->n_pending, (unsigned long long)th->rseq_ptr);
 	return 0;
@@ -222,7 +224,9 @@ static int rprctl_int(struct dump_ctx *c, int op, uint64_t scratch, const char *
 static int remote_sigactions(struct dump_ctx *c, uint64_t scratch)
 {
 	struct dump_remote_state *rs = &c->rs;
-	struct { uint64_t handler, flags, restorer, mask; } ka;
+	struct {
+		uint64_t handler, flags, restorer, mask;
+	} ka;
 	/* Only signals whose handler is not SIG_DFL (SigCgt, SigIgn of status, read before
 	 * any injection), and SIGCHLD, whose SA_NOCLDWAIT/SA_NOCLDSTOP act even with SIG_DFL:
 	 * flags and mask of another SIG_DFL action have no effect. Saves ~60 injected calls. */
@@ -311,7 +315,8 @@ static int remote_rlimits(struct dump_ctx *c, uint64_t scratch)
 		if (prlimit(c->pid, i, NULL, &old) < 0) {
 			if (errno != EPERM)
 				return pr_perror("prlimit(%d, %d) failed", c->pid, i);
-			r = rcheck(rcall4(&c->rt, SYS_prlimit64, 0, i, 0, scratch), "prlimit64", c->pid);
+			r = rcheck(rcall4(&c->rt, SYS_prlimit64, 0, i, 0, scratch), "prlimit64",
+				   c->pid);
 			if (r == 0)
 				r = remote_read(&c->rt, scratch, &old, sizeof(old));
 		}
@@ -431,8 +436,16 @@ struct core_bufs {
 
 static void core_bufs_free(struct core_bufs *b)
 {
-	free(b->comm); free(b->pers); free(b->cwd); free(b->root);
-	free(b->si); free(b->sip); free(b->sa); free(b->sap); free(b->pt); free(b->ptp);
+	free(b->comm);
+	free(b->pers);
+	free(b->cwd);
+	free(b->root);
+	free(b->si);
+	free(b->sip);
+	free(b->sa);
+	free(b->sap);
+	free(b->pt);
+	free(b->ptp);
 }
 
 /* Fill n SiginfoEntry (pointing into raw) starting at index base of b->si. */
@@ -449,13 +462,33 @@ static void fill_siginfo(struct core_bufs *b, size_t base, const uint8_t *raw, s
 static void fill_regs(const struct user_regs_struct *r, UserRegsEntry *g)
 {
 	user_regs_entry__init(g);
-	g->r15 = r->r15; g->r14 = r->r14; g->r13 = r->r13; g->r12 = r->r12;
-	g->rbp = r->rbp; g->rbx = r->rbx; g->r11 = r->r11; g->r10 = r->r10;
-	g->r9 = r->r9; g->r8 = r->r8; g->rax = r->rax; g->rcx = r->rcx;
-	g->rdx = r->rdx; g->rsi = r->rsi; g->rdi = r->rdi; g->orig_rax = r->orig_rax;
-	g->rip = r->rip; g->cs = r->cs; g->flags = r->eflags; g->sp = r->rsp;
-	g->ss = r->ss; g->fs_base = r->fs_base; g->gs_base = r->gs_base; g->ds = r->ds;
-	g->es = r->es; g->fs = r->fs; g->gs = r->gs;
+	g->r15 = r->r15;
+	g->r14 = r->r14;
+	g->r13 = r->r13;
+	g->r12 = r->r12;
+	g->rbp = r->rbp;
+	g->rbx = r->rbx;
+	g->r11 = r->r11;
+	g->r10 = r->r10;
+	g->r9 = r->r9;
+	g->r8 = r->r8;
+	g->rax = r->rax;
+	g->rcx = r->rcx;
+	g->rdx = r->rdx;
+	g->rsi = r->rsi;
+	g->rdi = r->rdi;
+	g->orig_rax = r->orig_rax;
+	g->rip = r->rip;
+	g->cs = r->cs;
+	g->flags = r->eflags;
+	g->sp = r->rsp;
+	g->ss = r->ss;
+	g->fs_base = r->fs_base;
+	g->gs_base = r->gs_base;
+	g->ds = r->ds;
+	g->es = r->es;
+	g->fs = r->fs;
+	g->gs = r->gs;
 }
 
 /* ThreadCoreEntry of th; its pending signals are the n SiginfoEntry pointers at sip. */
@@ -571,12 +604,21 @@ static void fill_creds(struct dump_ctx *c, CredsEntry *cr)
 {
 	const struct proc_status *s = &c->status;
 	creds_entry__init(cr);
-	cr->uid = s->uid[0]; cr->euid = s->uid[1]; cr->suid = s->uid[2]; cr->fsuid = s->uid[3];
-	cr->gid = s->gid[0]; cr->egid = s->gid[1]; cr->sgid = s->gid[2]; cr->fsgid = s->gid[3];
+	cr->uid = s->uid[0];
+	cr->euid = s->uid[1];
+	cr->suid = s->uid[2];
+	cr->fsuid = s->uid[3];
+	cr->gid = s->gid[0];
+	cr->egid = s->gid[1];
+	cr->sgid = s->gid[2];
+	cr->fsgid = s->gid[3];
 	cr->n_groups = s->ngroups;
 	cr->groups = (uint32_t *)s->groups;
-	cr->cap_inh = s->cap_inh; cr->cap_prm = s->cap_prm; cr->cap_eff = s->cap_eff;
-	cr->cap_bnd = s->cap_bnd; cr->cap_amb = s->cap_amb;
+	cr->cap_inh = s->cap_inh;
+	cr->cap_prm = s->cap_prm;
+	cr->cap_eff = s->cap_eff;
+	cr->cap_bnd = s->cap_bnd;
+	cr->cap_amb = s->cap_amb;
 	cr->secbits = c->rs.secbits;
 	cr->no_new_privs = s->no_new_privs;
 }
@@ -642,7 +684,7 @@ static int core_bufs_alloc(struct dump_ctx *c, struct core_bufs *b, size_t nsi)
 
 int dump_core_write(struct dump_ctx *c)
 {
-	struct core_bufs b = { 0 };
+	struct core_bufs b = {0};
 	uint8_t *shared = NULL;
 	size_t n_shared = 0, nsi = 0, base;
 	ThreadCoreEntry t;
@@ -676,7 +718,8 @@ int dump_core_write(struct dump_ctx *c)
 		r = write_core(c, th->tid, &ce);
 	}
 	if (r == 0)
-		pr_debug("core of %d: %zu threads, %zu sigactions, %zu+%zu pending signals, %zu POSIX timers",
+		pr_debug("core of %d: %zu threads, %zu sigactions, %zu+%zu pending signals, %zu "
+			 "POSIX timers",
 			 c->pid, c->n_th, c->rs.n_sigact, nsi, n_shared, c->rs.n_ptimers);
 out:
 	free(shared);

@@ -48,19 +48,19 @@
 /* src/fs provides it (fs.h); until it does, memfd mappings stay refused. */
 #pragma weak fs_dump_file_id
 
-#define PM_PRESENT   (1ULL << 63)
-#define PM_SWAP      (1ULL << 62)
-#define PM_FILE      (1ULL << 61)
-#define PM_CHUNK     65536			/* pagemap entries per read (512 KiB) */
-#define BATCH_BYTES  (8u << 20)			/* page data per process_vm_readv */
-#define BATCH_IOV    1024
-#define MAX_RUN      UINT32_MAX			/* pages per PagemapEntry */
+#define PM_PRESENT  (1ULL << 63)
+#define PM_SWAP	    (1ULL << 62)
+#define PM_FILE	    (1ULL << 61)
+#define PM_CHUNK    65536      /* pagemap entries per read (512 KiB) */
+#define BATCH_BYTES (8u << 20) /* page data per process_vm_readv */
+#define BATCH_IOV   1024
+#define MAX_RUN	    UINT32_MAX /* pages per PagemapEntry */
 
 /* PAGEMAP_SCAN, uapi of Linux 6.7 (include/uapi/linux/fs.h); our headers are 6.1. */
-#define PAGE_IS_FILE     (1ULL << 2)
-#define PAGE_IS_PRESENT  (1ULL << 3)
-#define PAGE_IS_SWAPPED  (1ULL << 4)
-#define PAGE_IS_PFNZERO  (1ULL << 5)
+#define PAGE_IS_FILE	(1ULL << 2)
+#define PAGE_IS_PRESENT (1ULL << 3)
+#define PAGE_IS_SWAPPED (1ULL << 4)
+#define PAGE_IS_PFNZERO (1ULL << 5)
 struct pm_region {
 	uint64_t start, end, categories;
 };
@@ -74,13 +74,13 @@ enum page_policy { POL_NONE, POL_ANON, POL_FILE_PRIVATE };
 
 struct run {
 	uint64_t vaddr;
-	uint64_t len;		/* bytes */
-	uint32_t vma;		/* index in c->vmas */
+	uint64_t len; /* bytes */
+	uint32_t vma; /* index in c->vmas */
 	bool check_zero;
-	bool via_mem;		/* PROT_NONE: process_vm_readv cannot read it */
+	bool via_mem; /* PROT_NONE: process_vm_readv cannot read it */
 };
 
-struct pe {			/* one PagemapEntry in memory */
+struct pe { /* one PagemapEntry in memory */
 	uint64_t vaddr;
 	uint32_t nr;
 	uint32_t vma;
@@ -94,10 +94,10 @@ struct wring {
 	pthread_cond_t cond;
 	pthread_t thread;
 	bool started, done;
-	uint8_t *mem;		/* NBUF * BATCH_BYTES */
+	uint8_t *mem; /* NBUF * BATCH_BYTES */
 	size_t len[NBUF];
 	uint64_t head, tail;
-	int err;		/* first write error (logged by the writer) */
+	int err; /* first write error (logged by the writer) */
 };
 
 struct pages_ctx {
@@ -105,13 +105,13 @@ struct pages_ctx {
 	int pm_fd, mem_fd;
 	struct img_writer *w;
 	int wfd;
-	char wname[64];		/* pages-<pid>.img, for error lines */
-	uint8_t *buf;		/* the batch being filled (a slot of the ring) */
+	char wname[64]; /* pages-<pid>.img, for error lines */
+	uint8_t *buf;	/* the batch being filled (a slot of the ring) */
 	struct wring ring;
 	struct run runs[BATCH_IOV];
 	size_t n_runs;
 	uint64_t batch_len;
-	bool no_scan;		/* kernel without PAGEMAP_SCAN: read pagemap */
+	bool no_scan; /* kernel without PAGEMAP_SCAN: read pagemap */
 	struct pe *ents;
 	size_t n_ents, cap_ents;
 	uint64_t nr_pages;
@@ -125,7 +125,10 @@ static bool kind_is_anon(enum proc_vma_kind k)
 static enum page_policy vma_policy(const struct proc_vma *v)
 {
 	switch (v->kind) {
-	case PVMA_ANON: case PVMA_HEAP: case PVMA_STACK: case PVMA_SHMEM_ANON:
+	case PVMA_ANON:
+	case PVMA_HEAP:
+	case PVMA_STACK:
+	case PVMA_SHMEM_ANON:
 		return POL_ANON;
 	case PVMA_FILE:
 		return v->shared ? POL_NONE : POL_FILE_PRIVATE;
@@ -195,19 +198,24 @@ int dump_vmas_check(struct dump_ctx *c)
 		else if (is_memfd(v))
 			return -EOPNOTSUPP;
 		else if (v->kind == PVMA_SHMEM_ANON && v->path && !strncmp(v->path, "/SYSV", 5))
-			pr_err("process %d: SysV shared memory segment '%s' attached at %#llx-%#llx: "
-			       "not supported", c->pid, p, a, e);
+			pr_err("process %d: SysV shared memory segment '%s' attached at "
+			       "%#llx-%#llx: not supported",
+			       c->pid, p, a, e);
 		else if (v->kind == PVMA_FILE && v->deleted && !strcmp(p, "/[aio]"))
-			pr_err("process %d: AIO context (io_setup ring) at %#llx-%#llx: not supported yet",
+			pr_err("process %d: AIO context (io_setup ring) at %#llx-%#llx: not "
+			       "supported yet",
 			       c->pid, a, e);
 		else if (v->kind == PVMA_FILE && v->deleted)
-			pr_err("process %d: mapping of unlinked file '%s' at %#llx-%#llx not supported yet",
+			pr_err("process %d: mapping of unlinked file '%s' at %#llx-%#llx not "
+			       "supported yet",
 			       c->pid, p, a, e);
 		else if (v->kind == PVMA_OTHER_SPECIAL)
-			pr_err("process %d: special mapping '%s' at %#llx-%#llx not supported", c->pid, p, a, e);
+			pr_err("process %d: special mapping '%s' at %#llx-%#llx not supported",
+			       c->pid, p, a, e);
 		else if (v->kind == PVMA_VDSO && (v->vmflags & VMF_SEALED))
-			pr_err("process %d: [vdso] is sealed by the kernel (cannot be moved on restore): "
-			       "not supported", c->pid);
+			pr_err("process %d: [vdso] is sealed by the kernel (cannot be moved on "
+			       "restore): not supported",
+			       c->pid);
 		else
 			continue;
 		return -EOPNOTSUPP;
@@ -221,8 +229,10 @@ char *dump_vdso_layout(const struct dump_ctx *c)
 	size_t len = 0;
 	for (size_t i = 0; i < c->n_vmas; i++) {
 		const struct proc_vma *v = &c->vmas[i];
-		const char *n = v->kind == PVMA_VVAR ? "[vvar]" : v->kind == PVMA_VVAR_VCLOCK ?
-			"[vvar_vclock]" : v->kind == PVMA_VDSO ? "[vdso]" : NULL;
+		const char *n = v->kind == PVMA_VVAR	      ? "[vvar]"
+				: v->kind == PVMA_VVAR_VCLOCK ? "[vvar_vclock]"
+				: v->kind == PVMA_VDSO	      ? "[vdso]"
+							      : NULL;
 		if (!n || len >= sizeof(out))
 			continue;
 		len += snprintf(out + len, sizeof(out) - len, "%s%s:%llu", len ? "," : "", n,
@@ -240,11 +250,20 @@ static void vma_fill(const struct proc_vma *v, VmaEntry *e)
 	e->end = v->end;
 	e->pgoff = v->pgoff;
 	e->prot = v->prot;
-	e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) | (kind_is_anon(v->kind) ? MAP_ANONYMOUS : 0) |
+	e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) |
+		   (kind_is_anon(v->kind) ? MAP_ANONYMOUS : 0) |
 		   ((v->vmflags & VMF_GROWSDOWN) ? MAP_GROWSDOWN : 0);
 	switch (v->kind) {
-	case PVMA_HEAP: e->kind = VMA_KIND__VMA_ANON; e->has_is_heap = 1; e->is_heap = 1; break;
-	case PVMA_STACK: e->kind = VMA_KIND__VMA_ANON; e->has_is_stack = 1; e->is_stack = 1; break;
+	case PVMA_HEAP:
+		e->kind = VMA_KIND__VMA_ANON;
+		e->has_is_heap = 1;
+		e->is_heap = 1;
+		break;
+	case PVMA_STACK:
+		e->kind = VMA_KIND__VMA_ANON;
+		e->has_is_stack = 1;
+		e->is_stack = 1;
+		break;
 	case PVMA_FILE:
 		e->kind = VMA_KIND__VMA_FILE;
 		e->path = v->path;
@@ -257,19 +276,35 @@ static void vma_fill(const struct proc_vma *v, VmaEntry *e)
 		e->has_shmid = 1;
 		e->shmid = v->ino;
 		break;
-	case PVMA_VDSO: e->kind = VMA_KIND__VMA_VDSO; break;
-	case PVMA_VVAR: e->kind = VMA_KIND__VMA_VVAR; break;
-	case PVMA_VVAR_VCLOCK: e->kind = VMA_KIND__VMA_VVAR_VCLOCK; break;
-	case PVMA_VSYSCALL: e->kind = VMA_KIND__VMA_VSYSCALL; break;
-	default: e->kind = VMA_KIND__VMA_ANON; break;
+	case PVMA_VDSO:
+		e->kind = VMA_KIND__VMA_VDSO;
+		break;
+	case PVMA_VVAR:
+		e->kind = VMA_KIND__VMA_VVAR;
+		break;
+	case PVMA_VVAR_VCLOCK:
+		e->kind = VMA_KIND__VMA_VVAR_VCLOCK;
+		break;
+	case PVMA_VSYSCALL:
+		e->kind = VMA_KIND__VMA_VSYSCALL;
+		break;
+	default:
+		e->kind = VMA_KIND__VMA_ANON;
+		break;
 	}
 	uint64_t m = 0;
-	if (v->vmflags & VMF_DONTCOPY) m |= VMA_MADV_DONTFORK;
-	if (v->vmflags & VMF_DONTDUMP) m |= VMA_MADV_DONTDUMP;
-	if (v->vmflags & VMF_HUGEPAGE) m |= VMA_MADV_HUGEPAGE;
-	if (v->vmflags & VMF_NOHUGEPAGE) m |= VMA_MADV_NOHUGEPAGE;
-	if (v->vmflags & VMF_MERGEABLE) m |= VMA_MADV_MERGEABLE;
-	if (v->vmflags & VMF_WIPEONFORK) m |= VMA_MADV_WIPEONFORK;
+	if (v->vmflags & VMF_DONTCOPY)
+		m |= VMA_MADV_DONTFORK;
+	if (v->vmflags & VMF_DONTDUMP)
+		m |= VMA_MADV_DONTDUMP;
+	if (v->vmflags & VMF_HUGEPAGE)
+		m |= VMA_MADV_HUGEPAGE;
+	if (v->vmflags & VMF_NOHUGEPAGE)
+		m |= VMA_MADV_NOHUGEPAGE;
+	if (v->vmflags & VMF_MERGEABLE)
+		m |= VMA_MADV_MERGEABLE;
+	if (v->vmflags & VMF_WIPEONFORK)
+		m |= VMA_MADV_WIPEONFORK;
 	if (m) {
 		e->has_madv = 1;
 		e->madv = m;
@@ -282,8 +317,9 @@ static int vma_file_id(struct dump_ctx *c, const struct proc_vma *v, VmaEntry *e
 	uint32_t id;
 	int r = fs_dump_file_id ? fs_dump_file_id(c->fsd, c->pid, e->dev, e->ino, &id) : -ENOENT;
 	if (r < 0)
-		return pr_err_ret(r == -ENOENT ? -EOPNOTSUPP : r, "process %d: memfd mapping '%s' at "
-				  "%#llx: no file id for it", c->pid, v->path, (unsigned long long)v->start);
+		return pr_err_ret(r == -ENOENT ? -EOPNOTSUPP : r,
+				  "process %d: memfd mapping '%s' at %#llx: no file id for it",
+				  c->pid, v->path, (unsigned long long)v->start);
 	e->has_file_id = 1;
 	e->file_id = id;
 	return 0;
@@ -333,12 +369,17 @@ int dump_mm_write(struct dump_ctx *c)
 	if ((r = read_auxv(c->pid, &auxv, &mm.n_auxv)) < 0)
 		goto out;
 	mm.auxv = auxv;
-	mm.start_code = c->st.start_code; mm.end_code = c->st.end_code;
-	mm.start_data = c->st.start_data; mm.end_data = c->st.end_data;
-	mm.start_stack = c->st.start_stack; mm.start_brk = c->st.start_brk;
+	mm.start_code = c->st.start_code;
+	mm.end_code = c->st.end_code;
+	mm.start_data = c->st.start_data;
+	mm.end_data = c->st.end_data;
+	mm.start_stack = c->st.start_stack;
+	mm.start_brk = c->st.start_brk;
 	mm.brk = c->rs.brk;
-	mm.arg_start = c->st.arg_start; mm.arg_end = c->st.arg_end;
-	mm.env_start = c->st.env_start; mm.env_end = c->st.env_end;
+	mm.arg_start = c->st.arg_start;
+	mm.arg_end = c->st.arg_end;
+	mm.env_start = c->st.env_start;
+	mm.env_end = c->st.env_end;
 	mm.exe_path = exe;
 	for (size_t i = 0; i < c->n_vmas; i++) {
 		vma_fill(&c->vmas[i], &ve[i]);
@@ -382,7 +423,7 @@ static int ent_add(struct pages_ctx *p, uint64_t vaddr, uint32_t vma)
 		p->ents = n;
 		p->cap_ents = cap;
 	}
-	p->ents[p->n_ents++] = (struct pe){ .vaddr = vaddr, .nr = 1, .vma = vma };
+	p->ents[p->n_ents++] = (struct pe){.vaddr = vaddr, .nr = 1, .vma = vma};
 	return 0;
 }
 
@@ -418,8 +459,9 @@ static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *d
 		}
 		ssize_t n = pread_full(p->mem_fd, dst + skip, len - skip, p->runs[i].vaddr + skip);
 		if (n != (ssize_t)(len - skip))
-			return pr_err_ret(n < 0 ? (int)n : -EIO, "cannot read memory of %d at %#llx",
-					  p->c->pid, (unsigned long long)(p->runs[i].vaddr + skip));
+			return pr_err_ret(n < 0 ? (int)n : -EIO,
+					  "cannot read memory of %d at %#llx", p->c->pid,
+					  (unsigned long long)(p->runs[i].vaddr + skip));
 		dst += len;
 		skip = 0;
 	}
@@ -436,8 +478,9 @@ static int batch_read(struct pages_ctx *p)
 		if (p->runs[i].via_mem) {
 			ssize_t n = pread_full(p->mem_fd, dst, p->runs[i].len, p->runs[i].vaddr);
 			if (n != (ssize_t)p->runs[i].len)
-				return pr_err_ret(n < 0 ? (int)n : -EIO, "cannot read memory of %d at %#llx",
-						  p->c->pid, (unsigned long long)p->runs[i].vaddr);
+				return pr_err_ret(n < 0 ? (int)n : -EIO,
+						  "cannot read memory of %d at %#llx", p->c->pid,
+						  (unsigned long long)p->runs[i].vaddr);
 			dst += p->runs[i].len;
 			i++;
 			continue;
@@ -469,12 +512,16 @@ static void *writer_main(void *arg)
 		unsigned slot = q->tail % NBUF;
 		bool skip = q->err != 0;
 		pthread_mutex_unlock(&q->lock);
-		int r = skip ? 0 : write_full(p->wfd, q->mem + (size_t)slot * BATCH_BYTES, q->len[slot]);
+		int r = skip ? 0
+			     : write_full(p->wfd, q->mem + (size_t)slot * BATCH_BYTES,
+					  q->len[slot]);
 		if (r < 0)
-			pr_err_ret(r, "cannot write image '%s/%s'", img_dir_path(p->c->d), p->wname);
+			pr_err_ret(r, "cannot write image '%s/%s'", img_dir_path(p->c->d),
+				   p->wname);
 		written += skip ? 0 : q->len[slot];
 		if (written - synced >= (64u << 20)) {
-			(void)sync_file_range(p->wfd, synced, written - synced, SYNC_FILE_RANGE_WRITE);
+			(void)sync_file_range(p->wfd, synced, written - synced,
+					      SYNC_FILE_RANGE_WRITE);
 			synced = written;
 		}
 		pthread_mutex_lock(&q->lock);
@@ -582,7 +629,8 @@ static int batch_flush(struct pages_ctx *p)
 }
 
 /* Queue page vaddr of VMA vi; merges with the previous run when contiguous. */
-static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool check_zero, bool via_mem)
+static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool check_zero,
+		      bool via_mem)
 {
 	struct run *last = p->n_runs ? &p->runs[p->n_runs - 1] : NULL;
 	bool merge = last && last->vma == vi && last->vaddr + last->len == vaddr;
@@ -596,8 +644,11 @@ static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool che
 	if (merge)
 		last->len += page_size;
 	else
-		p->runs[p->n_runs++] = (struct run){ .vaddr = vaddr, .len = page_size, .vma = vi,
-						     .check_zero = check_zero, .via_mem = via_mem };
+		p->runs[p->n_runs++] = (struct run){.vaddr = vaddr,
+						    .len = page_size,
+						    .vma = vi,
+						    .check_zero = check_zero,
+						    .via_mem = via_mem};
 	return 0;
 }
 
@@ -610,7 +661,8 @@ static bool page_wanted(enum page_policy pol, bool present, bool swapped, bool f
 }
 
 /* Queue [a, a + len) page by page (page_queue merges them back into runs). */
-static int range_queue(struct pages_ctx *p, uint64_t a, uint64_t len, uint32_t vi, bool zc, bool mem)
+static int range_queue(struct pages_ctx *p, uint64_t a, uint64_t len, uint32_t vi, bool zc,
+		       bool mem)
 {
 	for (uint64_t end = a + len; a < end; a += page_size) {
 		int r = page_queue(p, a, vi, zc, mem);
@@ -632,8 +684,11 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 	enum page_policy pol = vma_policy(v);
 	struct pm_region *vec = vecbuf;
 	struct pm_scan_arg a = {
-		.size = sizeof(a), .start = v->start, .end = v->end,
-		.vec = (uintptr_t)vec, .vec_len = veclen / sizeof(*vec),
+		.size = sizeof(a),
+		.start = v->start,
+		.end = v->end,
+		.vec = (uintptr_t)vec,
+		.vec_len = veclen / sizeof(*vec),
 		/* zero-pfn pages skipped only where zero pages are skipped anyway */
 		.category_inverted = pol == POL_ANON ? PAGE_IS_PFNZERO : 0,
 		.category_mask = pol == POL_ANON ? PAGE_IS_PFNZERO : 0,
@@ -643,8 +698,10 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 	while (a.start < v->end) {
 		long n = ioctl(p->pm_fd, PAGEMAP_SCAN, &a);
 		if (n < 0)
-			return (errno == ENOTTY || errno == EINVAL) ? -ENOTTY :
-			       pr_perror("PAGEMAP_SCAN of %d at %#llx", p->c->pid, (unsigned long long)a.start);
+			return (errno == ENOTTY || errno == EINVAL)
+				       ? -ENOTTY
+				       : pr_perror("PAGEMAP_SCAN of %d at %#llx", p->c->pid,
+						   (unsigned long long)a.start);
 		/* Kernel 6.18 may report regions beyond walk_end (seen on a 64 GiB VMA:
 		 * walk_end at half, regions up to the end); the next call reports them
 		 * again, so only what lies below walk_end is taken from this one. */
@@ -652,16 +709,17 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 		for (long i = 0; i < n && vec[i].start < stop; i++) {
 			uint64_t c = vec[i].categories;
 			uint64_t end = min_t(uint64_t, vec[i].end, stop);
-			if (!page_wanted(pol, c & PAGE_IS_PRESENT, c & PAGE_IS_SWAPPED, c & PAGE_IS_FILE))
+			if (!page_wanted(pol, c & PAGE_IS_PRESENT, c & PAGE_IS_SWAPPED,
+					 c & PAGE_IS_FILE))
 				continue;
-			int r = range_queue(p, vec[i].start, end - vec[i].start, vi, pol == POL_ANON,
-					    !(v->prot & PROT_READ));
+			int r = range_queue(p, vec[i].start, end - vec[i].start, vi,
+					    pol == POL_ANON, !(v->prot & PROT_READ));
 			if (r < 0)
 				return r;
 		}
 		if (stop <= a.start)
-			return pr_err_ret(-EIO, "PAGEMAP_SCAN of %d made no progress at %#llx", p->c->pid,
-					  (unsigned long long)a.start);
+			return pr_err_ret(-EIO, "PAGEMAP_SCAN of %d made no progress at %#llx",
+					  p->c->pid, (unsigned long long)a.start);
 		a.start = stop;
 	}
 	return 0;
@@ -677,8 +735,9 @@ static int vma_pages_read(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
 		uint64_t n = min_t(uint64_t, (v->end - a) / page_size, PM_CHUNK);
 		ssize_t got = pread_full(p->pm_fd, pm, n * 8, a / page_size * 8);
 		if (got != (ssize_t)(n * 8))
-			return pr_err_ret(got < 0 ? (int)got : -EIO, "cannot read /proc/%d/pagemap at %#llx",
-					  p->c->pid, (unsigned long long)a);
+			return pr_err_ret(got < 0 ? (int)got : -EIO,
+					  "cannot read /proc/%d/pagemap at %#llx", p->c->pid,
+					  (unsigned long long)a);
 		for (uint64_t i = 0; i < n; i++, a += page_size) {
 			uint64_t e = pm[i];
 			if (!page_wanted(pol, e & PM_PRESENT, e & PM_SWAP, e & PM_FILE))
@@ -709,13 +768,13 @@ static int vma_pages_shmem(struct pages_ctx *p, uint32_t vi)
 	while (r == 0 && pos < end) {
 		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 		if (data < 0 || data >= end)
-			break;	/* ENXIO: no data past pos */
+			break; /* ENXIO: no data past pos */
 		hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;
 		data &= ~(off_t)(page_size - 1);
-		r = range_queue(p, v->start + (data - v->pgoff), ROUND_UP(hole - data, page_size), vi,
-				true, !(v->prot & PROT_READ));
+		r = range_queue(p, v->start + (data - v->pgoff), ROUND_UP(hole - data, page_size),
+				vi, true, !(v->prot & PROT_READ));
 		pos = ROUND_UP(hole, page_size);
 	}
 	close(fd);
@@ -779,7 +838,7 @@ static int pagemap_write(struct pages_ctx *p)
 
 int dump_pages_write(struct dump_ctx *c)
 {
-	struct pages_ctx p = { .c = c, .pm_fd = -1, .mem_fd = -1 };
+	struct pages_ctx p = {.c = c, .pm_fd = -1, .mem_fd = -1};
 	uint64_t *pm = malloc(PM_CHUNK * 8);
 	uint64_t t0 = now_ns();
 	int r = -ENOMEM;
@@ -813,8 +872,8 @@ int dump_pages_write(struct dump_ctx *c)
 		c->pages_written = p.nr_pages;
 		c->bytes_written = p.nr_pages * page_size;
 		pr_debug("memory: %llu pages in %zu runs, %.1f ms (%.0f MiB/s)",
-			(unsigned long long)p.nr_pages, p.n_ents, dt / 1e6,
-			dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
+			 (unsigned long long)p.nr_pages, p.n_ents, dt / 1e6,
+			 dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
 	}
 out:
 	if (p.pm_fd >= 0)

@@ -21,7 +21,7 @@
 #include "common/util.h"
 #include "engine/dump.h"
 
-#define MAX_PTIMERS 4096
+#define MAX_PTIMERS	 4096
 #define SIGEV_THREAD_ID_ 4
 
 /* Parse one "key: value" line into the timer being built. 0 or -EINVAL. */
@@ -69,11 +69,13 @@ static int ptimers_parse(struct dump_ctx *c)
 		int id;
 		if (sscanf(l, "ID: %d", &id) == 1) {
 			if (c->rs.n_ptimers == MAX_PTIMERS) {
-				r = pr_err_ret(-EOPNOTSUPP, "process %d has more than %d POSIX timers",
-					       c->pid, MAX_PTIMERS);
+				r = pr_err_ret(-EOPNOTSUPP,
+					       "process %d has more than %d POSIX timers", c->pid,
+					       MAX_PTIMERS);
 				break;
 			}
-			struct dump_ptimer *n = realloc(c->rs.ptimers, (c->rs.n_ptimers + 1) * sizeof(*n));
+			struct dump_ptimer *n =
+				realloc(c->rs.ptimers, (c->rs.n_ptimers + 1) * sizeof(*n));
 			if (!n) {
 				r = -ENOMEM;
 				break;
@@ -81,8 +83,10 @@ static int ptimers_parse(struct dump_ctx *c)
 			c->rs.ptimers = n;
 			memset(&n[c->rs.n_ptimers], 0, sizeof(*n));
 			n[c->rs.n_ptimers++].id = id;
-		} else if (!c->rs.n_ptimers || timer_line(l, &c->rs.ptimers[c->rs.n_ptimers - 1]) < 0) {
-			r = pr_err_ret(-EINVAL, "process %d: unexpected line '%s' in %s", c->pid, l, path);
+		} else if (!c->rs.n_ptimers ||
+			   timer_line(l, &c->rs.ptimers[c->rs.n_ptimers - 1]) < 0) {
+			r = pr_err_ret(-EINVAL, "process %d: unexpected line '%s' in %s", c->pid, l,
+				       path);
 			break;
 		}
 	}
@@ -98,7 +102,8 @@ int dump_ptimers(struct dump_ctx *c, uint64_t scratch)
 		struct itimerspec its;
 		long v = rcall2(&c->rt, SYS_timer_gettime, t->id, scratch);
 		if (v < 0 && v >= -4095)
-			return pr_err_ret((int)v, "process %d: timer_gettime of POSIX timer %u", c->pid, t->id);
+			return pr_err_ret((int)v, "process %d: timer_gettime of POSIX timer %u",
+					  c->pid, t->id);
 		if ((r = remote_read(&c->rt, scratch, &its, sizeof(its))) < 0)
 			return r;
 		t->isec = its.it_interval.tv_sec;
@@ -107,9 +112,11 @@ int dump_ptimers(struct dump_ctx *c, uint64_t scratch)
 		t->vnsec = its.it_value.tv_nsec;
 		v = rcall1(&c->rt, SYS_timer_getoverrun, t->id);
 		if (v < 0 && v >= -4095)
-			return pr_err_ret((int)v, "process %d: timer_getoverrun of POSIX timer %u", c->pid, t->id);
+			return pr_err_ret((int)v, "process %d: timer_getoverrun of POSIX timer %u",
+					  c->pid, t->id);
 		t->overrun = v;
-		pr_debug("process %d: POSIX timer %u clock %u notify %#x sig %u value %#llx: %llu.%09llu / %llu.%09llu",
+		pr_debug("process %d: POSIX timer %u clock %u notify %#x sig %u value %#llx: "
+			 "%llu.%09llu / %llu.%09llu",
 			 c->pid, t->id, t->clock, t->notify, t->signo, (unsigned long long)t->value,
 			 (unsigned long long)t->vsec, (unsigned long long)t->vnsec,
 			 (unsigned long long)t->isec, (unsigned long long)t->insec);

@@ -34,9 +34,9 @@
 #include "pstree.pb-c.h"
 
 #define TREE_MAX_ROUNDS 64
-#define KCMP_VM_    1
-#define KCMP_FILES_ 2
-#define KCMP_FS_    3
+#define KCMP_VM_	1
+#define KCMP_FILES_	2
+#define KCMP_FS_	3
 
 ssize_t dump_tree_find(const struct dump_tree *t, pid_t pid)
 {
@@ -132,7 +132,8 @@ int dump_tree_seize(struct dump_tree *t)
 	}
 	for (int round = 0; r == 0 && found; round++) {
 		if (round == TREE_MAX_ROUNDS) {
-			r = pr_err_ret(-EAGAIN, "tree of %d: the process list never settled", t->o->pid);
+			r = pr_err_ret(-EAGAIN, "tree of %d: the process list never settled",
+				       t->o->pid);
 			break;
 		}
 		found = false;
@@ -184,20 +185,20 @@ static int ns_ino(pid_t pid, const char *ns, uint64_t *ino)
 /* Every namespace of c equal to ferry's; the pid namespace to pidns_ino. */
 static int check_ns(const struct dump_ctx *c, uint64_t pidns_ino)
 {
-	static const char *const kinds[] = { "net", "mnt", "ipc", "uts", "user", "cgroup", "time",
-					     "time_for_children" };
+	static const char *const kinds[] = {"net",  "mnt",    "ipc",  "uts",
+					    "user", "cgroup", "time", "time_for_children"};
 	uint64_t a, b;
 	int r;
 
 	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
 		if (ns_ino(0, kinds[k], &b) < 0 || (r = ns_ino(c->pid, kinds[k], &a)) == -ENOENT)
-			continue;	/* namespace kind absent from this kernel */
+			continue; /* namespace kind absent from this kernel */
 		if (r < 0)
 			return pr_err_ret(r, "cannot read /proc/%d/ns/%s", c->pid, kinds[k]);
 		if (a != b)
 			goto refuse;
 		continue;
-refuse:
+	refuse:
 		pr_err("process %d ('%s') is in another %s namespace than ferry: not supported",
 		       c->pid, c->st.comm, kinds[k]);
 		return -EOPNOTSUPP;
@@ -205,13 +206,15 @@ refuse:
 	if ((r = ns_ino(c->pid, "pid", &a)) < 0 || (r = ns_ino(c->pid, "pid_for_children", &b)) < 0)
 		return pr_err_ret(r, "cannot read /proc/%d/ns/pid", c->pid);
 	if (a != pidns_ino) {
-		pr_err("process %d ('%s') is in another pid namespace than the tree's root: "
-		       "not supported", c->pid, c->st.comm);
+		pr_err("process %d ('%s') is in another pid namespace than the tree's root: not "
+		       "supported",
+		       c->pid, c->st.comm);
 		return -EOPNOTSUPP;
 	}
 	if (b != pidns_ino) {
-		pr_err("process %d ('%s') creates its children in another pid namespace "
-		       "(unshare CLONE_NEWPID): not supported", c->pid, c->st.comm);
+		pr_err("process %d ('%s') creates its children in another pid namespace (unshare "
+		       "CLONE_NEWPID): not supported",
+		       c->pid, c->st.comm);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -231,8 +234,9 @@ static int check_pidns_closed(const struct dump_tree *t, uint64_t ino)
 		if (parse_int(e->d_name, &pid) < 0 || ns_ino(pid, "pid", &a) < 0 || a != ino)
 			continue;
 		if (dump_tree_find(t, pid) < 0) {
-			pr_err("process %d is in the pid namespace of the tree's root %d but not in the "
-			       "tree: not supported", pid, t->o->pid);
+			pr_err("process %d is in the pid namespace of the tree's root %d but not "
+			       "in the tree: not supported",
+			       pid, t->o->pid);
 			r = -EOPNOTSUPP;
 		}
 	}
@@ -255,8 +259,9 @@ static int check_namespaces(struct dump_tree *t)
 			return r;
 		if (root->status.n_nspid != self.n_nspid + 1 ||
 		    root->status.nspid[root->status.n_nspid - 1] != 1) {
-			pr_err("process %d ('%s') lives in another pid namespace and is not its init: "
-			       "not supported", root->pid, root->st.comm);
+			pr_err("process %d ('%s') lives in another pid namespace and is not its "
+			       "init: not supported",
+			       root->pid, root->st.comm);
 			return -EOPNOTSUPP;
 		}
 		t->pidns = true;
@@ -282,8 +287,9 @@ static int check_ids(const struct dump_tree *t, const struct dump_ctx *c)
 		what = "process group", id = c->st.pgrp;
 	if (!what)
 		return 0;
-	pr_err("process %d ('%s'): its %s %d is led by a process outside the dumped tree: "
-	       "not supported", c->pid, c->st.comm, what, id);
+	pr_err("process %d ('%s'): its %s %d is led by a process outside the dumped tree: not "
+	       "supported",
+	       c->pid, c->st.comm, what, id);
 	return -EOPNOTSUPP;
 }
 
@@ -301,11 +307,14 @@ static int check_sharing(struct dump_tree *t)
 			struct dump_ctx *a = &t->p[i];
 			if (a->zombie)
 				continue;
-			const char *what = kcmp(a->pid, b->pid, KCMP_VM_) == 0 ? "memory (CLONE_VM)" :
-					   kcmp(a->pid, b->pid, KCMP_FS_) == 0 ? "cwd/root/umask (CLONE_FS)" : NULL;
+			const char *what = kcmp(a->pid, b->pid, KCMP_VM_) == 0 ? "memory (CLONE_VM)"
+					   : kcmp(a->pid, b->pid, KCMP_FS_) == 0
+						   ? "cwd/root/umask (CLONE_FS)"
+						   : NULL;
 			if (what) {
 				pr_err("processes %d and %d share their %s without being threads: "
-				       "not supported", a->pid, b->pid, what);
+				       "not supported",
+				       a->pid, b->pid, what);
 				return -EOPNOTSUPP;
 			}
 			if (!b->files_owner && kcmp(a->pid, b->pid, KCMP_FILES_) == 0) {
@@ -369,8 +378,8 @@ int dump_tree_check(struct dump_tree *t)
 		if ((r = proc_parse_status(c->pid, 0, &c->status)) < 0)
 			return pr_err_ret(r, "process %d disappeared during the dump", c->pid);
 		if (c->status.seccomp) {
-			pr_err("process %d ('%s') runs under seccomp (mode %u): not supported", c->pid,
-			       c->st.comm, c->status.seccomp);
+			pr_err("process %d ('%s') runs under seccomp (mode %u): not supported",
+			       c->pid, c->st.comm, c->status.seccomp);
 			return -EOPNOTSUPP;
 		}
 	}

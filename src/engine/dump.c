@@ -143,7 +143,7 @@ static int dump_one(struct dump_stage *s, struct dump_ctx *c)
 /* Every step that reads or writes per process, in pstree order. */
 static int dump_procs(struct dump_stage *s)
 {
-	struct fs_dump_opts fo = { .shell_job = s->o->shell_job };
+	struct fs_dump_opts fo = {.shell_job = s->o->shell_job};
 	struct dump_tree *t = &s->t;
 	int r = 0;
 
@@ -203,9 +203,9 @@ static int dump_finish(struct dump_stage *s, int r)
 	if (r < 0 && s->d)
 		dir_rollback(s);
 	if (r == 0)
-		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %.1f ms%s", s->o->pid,
-			n, s->o->images_dir, (unsigned long long)s->pages, (now_ns() - s->t0) / 1e6,
-			s->o->leave_running ? ", left running" : "");
+		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %.1f ms%s",
+			s->o->pid, n, s->o->images_dir, (unsigned long long)s->pages,
+			(now_ns() - s->t0) / 1e6, s->o->leave_running ? ", left running" : "");
 	fs_dump_free(s->fsd);
 	img_dir_free(s->d);
 	for (size_t i = 0; i < s->snap.n; i++)
@@ -216,7 +216,7 @@ static int dump_finish(struct dump_stage *s, int r)
 
 int dump_main(const struct ferry_opts *o)
 {
-	struct dump_stage s = { .o = o, .t = { .o = o }, .t0 = now_ns() };
+	struct dump_stage s = {.o = o, .t = {.o = o}, .t0 = now_ns()};
 	struct stat sb;
 	struct timespec ts;
 	int r;

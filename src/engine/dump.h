@@ -29,26 +29,26 @@
 struct img_dir;
 struct fs_dump;
 
-#define DUMP_AFFINITY_WORDS 16		/* 1024 CPUs */
+#define DUMP_AFFINITY_WORDS 16 /* 1024 CPUs */
 
 /* Per-thread state. The first group is read from outside, before any injection; the
  * second by syscalls injected into this very thread (dump_thread_remote). */
 struct dump_thread {
 	pid_t tid;
 	struct user_regs_struct regs;
-	uint8_t *xsave;			/* malloc'd NT_X86_XSTATE bytes */
+	uint8_t *xsave; /* malloc'd NT_X86_XSTATE bytes */
 	size_t xsave_len;
 	uint64_t sigmask;
-	uint8_t *pending;		/* n_pending * 128 raw siginfo bytes */
+	uint8_t *pending; /* n_pending * 128 raw siginfo bytes */
 	size_t n_pending;
 	uint64_t robust_list, robust_len;
-	uint64_t rseq_ptr;		/* 0: no rseq registered */
+	uint64_t rseq_ptr; /* 0: no rseq registered */
 	uint32_t rseq_size, rseq_sig;
-	char *comm;			/* malloc'd /proc/PID/task/TID/comm */
+	char *comm; /* malloc'd /proc/PID/task/TID/comm */
 	int nice;
 	uint32_t sched_policy, sched_priority;
 	uint64_t affinity[DUMP_AFFINITY_WORDS];
-	size_t n_affinity;		/* words used */
+	size_t n_affinity; /* words used */
 	uint32_t ioprio;
 	/* injected into this thread */
 	uint64_t clear_tid_addr;
@@ -70,11 +70,18 @@ struct dump_ptimer {
 struct dump_remote_state {
 	uint64_t brk;
 	uint32_t secbits, dumpable, pdeath_sig, child_subreaper, thp_disabled;
-	struct { uint32_t sig; uint64_t handler, flags, restorer, mask; } sigact[64];
+	struct {
+		uint32_t sig;
+		uint64_t handler, flags, restorer, mask;
+	} sigact[64];
 	size_t n_sigact;
-	struct { uint64_t isec, iusec, vsec, vusec; } itimer[3];
-	struct { uint64_t cur, max; } rlim[16];	/* RLIM_NLIMITS */
-	struct dump_ptimer *ptimers;		/* malloc'd */
+	struct {
+		uint64_t isec, iusec, vsec, vusec;
+	} itimer[3];
+	struct {
+		uint64_t cur, max;
+	} rlim[16];		     /* RLIM_NLIMITS */
+	struct dump_ptimer *ptimers; /* malloc'd */
 	size_t n_ptimers;
 };
 
@@ -83,27 +90,27 @@ struct dump_remote_state {
 struct dump_ctx {
 	const struct ferry_opts *o;
 	pid_t pid;
-	pid_t ppid;			/* 0 for the root */
+	pid_t ppid; /* 0 for the root */
 	bool zombie;
 	bool seized;
-	pid_t files_owner;		/* CLONE_FILES: earlier process with the same fd table, or 0 */
+	pid_t files_owner; /* CLONE_FILES: earlier process with the same fd table, or 0 */
 	struct img_dir *d;
-	struct fs_dump *fsd;		/* the tree's fs context (for memfd mapping lookups) */
+	struct fs_dump *fsd; /* the tree's fs context (for memfd mapping lookups) */
 	struct seized sz;
 	struct remote rt;
 	struct proc_stat st;
 	struct proc_status status;
 	struct proc_vma *vmas;
 	size_t n_vmas;
-	struct dump_thread *th;		/* n_th threads, th[0] the leader (= sz.tids order) */
+	struct dump_thread *th; /* n_th threads, th[0] the leader (= sz.tids order) */
 	size_t n_th;
 	struct dump_remote_state rs;
-	uint64_t freeze_time_ns;	/* CLOCK_REALTIME right after the seize */
-	uint64_t pages_written;		/* statistics for the log */
+	uint64_t freeze_time_ns; /* CLOCK_REALTIME right after the seize */
+	uint64_t pages_written;	 /* statistics for the log */
 	uint64_t bytes_written;
 	/* --pidns: ids in the tree's own pid namespace (0 when not applicable) */
 	pid_t ns_pid;
-	pid_t *ns_tids;			/* malloc'd, n_th entries, or NULL */
+	pid_t *ns_tids; /* malloc'd, n_th entries, or NULL */
 };
 
 /* The dumped tree: procs in pstree order (root first, parents before children). */
@@ -111,7 +118,7 @@ struct dump_tree {
 	const struct ferry_opts *o;
 	struct dump_ctx *p;
 	size_t n, cap;
-	bool pidns;			/* root is PID 1 of its own pid namespace (inventory.pidns) */
+	bool pidns; /* root is PID 1 of its own pid namespace (inventory.pidns) */
 };
 
 /* dump-tree.c */

@@ -48,11 +48,11 @@ static const struct {
 	char name[3];
 	uint32_t flag;
 } vmflag_names[] = {
-	{ "gd", VMF_GROWSDOWN }, { "sl", VMF_SEALED },	 { "dd", VMF_DONTDUMP },
-	{ "dc", VMF_DONTCOPY },	 { "hg", VMF_HUGEPAGE }, { "nh", VMF_NOHUGEPAGE },
-	{ "mg", VMF_MERGEABLE }, { "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP },
-	{ "sh", VMF_SHARED },	 { "io", VMF_IO },	 { "lo", VMF_LOCKED },
-	{ "wf", VMF_WIPEONFORK },
+	{"gd", VMF_GROWSDOWN},	{"sl", VMF_SEALED},	  {"dd", VMF_DONTDUMP},
+	{"dc", VMF_DONTCOPY},	{"hg", VMF_HUGEPAGE},	  {"nh", VMF_NOHUGEPAGE},
+	{"mg", VMF_MERGEABLE},	{"um", VMF_UFFD_MISSING}, {"uw", VMF_UFFD_WP},
+	{"sh", VMF_SHARED},	{"io", VMF_IO},		  {"lo", VMF_LOCKED},
+	{"wf", VMF_WIPEONFORK},
 };
 
 static uint32_t parse_vmflags(const char *s)
@@ -118,8 +118,9 @@ static int parse_vma_header(char *line, struct proc_vma *v)
 	char perms[8];
 	int pos = 0;
 
-	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms, &off, &maj,
-		   &min, &ino, &pos) != 7 || strlen(perms) != 4 || end <= start)
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms, &off, &maj, &min,
+		   &ino, &pos) != 7 ||
+	    strlen(perms) != 4 || end <= start)
 		return -EINVAL;
 	memset(v, 0, sizeof(*v));
 	v->start = start;
@@ -222,12 +223,12 @@ void proc_vmas_free(struct proc_vma *v, size_t n)
 }
 
 /* Fields of /proc/<pid>/stat after "pid (comm)": index 0 is field 3 (state). */
-#define STAT_FIELD(i) ((i) - 3)
-#define STAT_NFIELDS 50
+#define STAT_FIELD(i) ((i)-3)
+#define STAT_NFIELDS  50
 
 int proc_parse_stat(pid_t pid, pid_t tid, struct proc_stat *st)
 {
-	unsigned long long f[STAT_NFIELDS] = { 0 };
+	unsigned long long f[STAT_NFIELDS] = {0};
 	char *buf, *lp, *rp, *p;
 	int r, nf = 0;
 
@@ -259,7 +260,7 @@ int proc_parse_stat(pid_t pid, pid_t tid, struct proc_stat *st)
 			goto bad;
 		p = end;
 	}
-	if (nf <= STAT_FIELD(20))	/* at least up to num_threads */
+	if (nf <= STAT_FIELD(20)) /* at least up to num_threads */
 		goto bad;
 	st->ppid = f[STAT_FIELD(4)];
 	st->pgrp = f[STAT_FIELD(5)];
@@ -429,7 +430,7 @@ int proc_list_tids(pid_t pid, pid_t **tids_out, size_t *n_out)
 	closedir(d);
 	if (!n) {
 		free(tids);
-		return -ESRCH;	/* a zombie leader whose threads are all gone lists nothing */
+		return -ESRCH; /* a zombie leader whose threads are all gone lists nothing */
 	}
 	qsort(tids, n, sizeof(*tids), cmp_pid);
 	/* The leader first, the rest ascending. */
@@ -460,7 +461,7 @@ int proc_read_auxv(pid_t pid, uint64_t **auxv_out, size_t *n_out)
 	}
 	size_t n = len / 8;
 	/* Keep only up to the AT_NULL pair. */
-	uint64_t *a = (uint64_t *)buf;	/* malloc'd: suitably aligned */
+	uint64_t *a = (uint64_t *)buf; /* malloc'd: suitably aligned */
 	for (size_t i = 0; i + 1 < n; i += 2)
 		if (a[i] == 0) {
 			n = i + 2;

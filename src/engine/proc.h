@@ -11,36 +11,44 @@
 #include <sys/types.h>
 
 /* VmFlags of smaps we care about. */
-#define VMF_GROWSDOWN  (1u << 0)	/* gd */
-#define VMF_SEALED     (1u << 1)	/* sl: system mapping sealed, cannot move */
-#define VMF_DONTDUMP   (1u << 2)	/* dd */
-#define VMF_DONTCOPY   (1u << 3)	/* dc (MADV_DONTFORK) */
-#define VMF_HUGEPAGE   (1u << 4)	/* hg */
-#define VMF_NOHUGEPAGE (1u << 5)	/* nh */
-#define VMF_MERGEABLE  (1u << 6)	/* mg */
-#define VMF_UFFD_MISSING (1u << 7)	/* um */
-#define VMF_UFFD_WP    (1u << 8)	/* uw */
-#define VMF_SHARED     (1u << 9)	/* sh */
-#define VMF_IO         (1u << 10)	/* io: VM_IO/PFNMAP, cannot be dumped */
-#define VMF_LOCKED     (1u << 11)	/* lo */
-#define VMF_WIPEONFORK (1u << 12)	/* wf */
+#define VMF_GROWSDOWN	 (1u << 0)  /* gd */
+#define VMF_SEALED	 (1u << 1)  /* sl: system mapping sealed, cannot move */
+#define VMF_DONTDUMP	 (1u << 2)  /* dd */
+#define VMF_DONTCOPY	 (1u << 3)  /* dc (MADV_DONTFORK) */
+#define VMF_HUGEPAGE	 (1u << 4)  /* hg */
+#define VMF_NOHUGEPAGE	 (1u << 5)  /* nh */
+#define VMF_MERGEABLE	 (1u << 6)  /* mg */
+#define VMF_UFFD_MISSING (1u << 7)  /* um */
+#define VMF_UFFD_WP	 (1u << 8)  /* uw */
+#define VMF_SHARED	 (1u << 9)  /* sh */
+#define VMF_IO		 (1u << 10) /* io: VM_IO/PFNMAP, cannot be dumped */
+#define VMF_LOCKED	 (1u << 11) /* lo */
+#define VMF_WIPEONFORK	 (1u << 12) /* wf */
 
 enum proc_vma_kind {
-	PVMA_ANON = 0, PVMA_FILE, PVMA_SHMEM_ANON, PVMA_HEAP, PVMA_STACK,
-	PVMA_VDSO, PVMA_VVAR, PVMA_VVAR_VCLOCK, PVMA_VSYSCALL, PVMA_OTHER_SPECIAL,
+	PVMA_ANON = 0,
+	PVMA_FILE,
+	PVMA_SHMEM_ANON,
+	PVMA_HEAP,
+	PVMA_STACK,
+	PVMA_VDSO,
+	PVMA_VVAR,
+	PVMA_VVAR_VCLOCK,
+	PVMA_VSYSCALL,
+	PVMA_OTHER_SPECIAL,
 };
 
 struct proc_vma {
 	uint64_t start, end;
-	uint64_t pgoff;		/* bytes */
-	uint32_t prot;		/* PROT_* */
-	bool shared;		/* 's' in maps */
+	uint64_t pgoff; /* bytes */
+	uint32_t prot;	/* PROT_* */
+	bool shared;	/* 's' in maps */
 	uint32_t dev_major, dev_minor;
 	uint64_t ino;
-	char *path;		/* malloc'd; NULL for anonymous; "[heap]" etc. for specials */
-	bool deleted;		/* path ended in " (deleted)" (suffix stripped from path) */
+	char *path;   /* malloc'd; NULL for anonymous; "[heap]" etc. for specials */
+	bool deleted; /* path ended in " (deleted)" (suffix stripped from path) */
 	enum proc_vma_kind kind;
-	uint32_t vmflags;	/* VMF_* */
+	uint32_t vmflags; /* VMF_* */
 };
 
 /* All VMAs of pid from /proc/<pid>/smaps, sorted by address. Free with proc_vmas_free. */
@@ -53,7 +61,7 @@ struct proc_stat {
 	char state;
 	pid_t ppid, pgrp, session;
 	int tty_nr;
-	uint32_t flags;		/* PF_* (PF_KTHREAD = 0x00200000) */
+	uint32_t flags; /* PF_* (PF_KTHREAD = 0x00200000) */
 	long num_threads;
 	uint64_t start_code, end_code, start_stack;
 	uint64_t start_data, end_data, start_brk;
@@ -65,7 +73,7 @@ struct proc_stat {
 int proc_parse_stat(pid_t pid, pid_t tid, struct proc_stat *st);
 
 struct proc_status {
-	uint32_t uid[4], gid[4];	/* real, effective, saved, fs */
+	uint32_t uid[4], gid[4]; /* real, effective, saved, fs */
 	uint32_t groups[256];
 	size_t ngroups;
 	uint64_t cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb;
@@ -76,7 +84,7 @@ struct proc_status {
 	uint32_t seccomp;
 	long threads;
 	pid_t ngid;
-	pid_t nspid[8];			/* NSpid: outermost first */
+	pid_t nspid[8]; /* NSpid: outermost first */
 	size_t n_nspid;
 };
 /* /proc/<pid>/task/<tid>/status (tid == 0: /proc/<pid>/status). */

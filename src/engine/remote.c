@@ -64,7 +64,8 @@ int remote_find_syscall(pid_t tid, uint64_t *ip)
 	r = read_file(path, &maps, NULL, 64u << 20);
 	if (r < 0)
 		return pr_err_ret(r == -ENOENT ? -ESRCH : r, "cannot read %s", path);
-	for (line = maps; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (line = maps; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		char *eol = strchr(line, '\n');
 		size_t len = eol ? (size_t)(eol - line) : strlen(line);
 		if (len >= 6 && !strncmp(line + len - 6, "[vdso]", 6) &&
@@ -140,7 +141,8 @@ int remote_init(struct remote *rt, pid_t tid, uint64_t sc_ip)
 		if (rt->memfd < 0)
 			return pr_perror("dup %s", path);
 	}
-	if ((r = remote_read(rt, sc_ip, code, sizeof(code))) < 0 || code[0] != 0x0f || code[1] != 0x05) {
+	if ((r = remote_read(rt, sc_ip, code, sizeof(code))) < 0 || code[0] != 0x0f ||
+	    code[1] != 0x05) {
 		r = pr_err_ret(r < 0 ? r : -EINVAL, "task %d: no syscall instruction at %#llx", tid,
 			       (unsigned long long)sc_ip);
 		goto err;
@@ -149,7 +151,8 @@ int remote_init(struct remote *rt, pid_t tid, uint64_t sc_ip)
 	rt->sc_int3 = code[2] == 0xcc;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &rt->saved) < 0) {
 		r = -errno;
-		pr_err("task %d: PTRACE_GETREGS: %s (not a stopped tracee of ours?)", tid, strerror(-r));
+		pr_err("task %d: PTRACE_GETREGS: %s (not a stopped tracee of ours?)", tid,
+		       strerror(-r));
 		goto err;
 	}
 	if (ptrace(PTRACE_GETSIGMASK, tid, (void *)sizeof(uint64_t), &rt->saved_sigmask) < 0 ||
@@ -186,7 +189,7 @@ static int remote_timeout(struct remote *rt, int err)
 			return err;
 		stopped = (status >> 16) == PTRACE_EVENT_STOP;
 		if (!stopped && ptrace(PTRACE_CONT, rt->tid, 0, 0) < 0)
-			return err;	/* a trap of the interrupted call: dropped */
+			return err; /* a trap of the interrupted call: dropped */
 	}
 	regs.rip = rt->sc_ip;
 	regs.rax = __NR_getpid;
@@ -205,7 +208,7 @@ static int remote_trap(struct remote *rt, const struct user_regs_struct *regs, b
 
 	if (ptrace(PTRACE_GETSIGINFO, rt->tid, 0, &si) < 0)
 		return errno == ESRCH ? -ESRCH : pr_perror("task %d: PTRACE_GETSIGINFO", rt->tid);
-	if (si.si_code > 0)	/* kernel-made: single-step (TRAP_*) or int3 (SI_KERNEL) */
+	if (si.si_code > 0) /* kernel-made: single-step (TRAP_*) or int3 (SI_KERNEL) */
 		return ours;
 	/* Sent by someone (kill, tgkill, sigqueue). If it came right after our call, our
 	 * own trap merged into it (legacy signals are pending once): the call is done. */
@@ -231,10 +234,12 @@ static int remote_run(struct remote *rt, bool cont, struct user_regs_struct *reg
 		if (status < 0)
 			return remote_timeout(rt, status);
 		if (ptrace(PTRACE_GETREGS, rt->tid, 0, regs) < 0)
-			return errno == ESRCH ? -ESRCH : pr_perror("task %d: PTRACE_GETREGS", rt->tid);
+			return errno == ESRCH ? -ESRCH
+					      : pr_perror("task %d: PTRACE_GETREGS", rt->tid);
 		int sig = WSTOPSIG(status);
 		if (status >> 16) {
-			pr_debug("task %d: ptrace event %d during a remote call", rt->tid, status >> 16);
+			pr_debug("task %d: ptrace event %d during a remote call", rt->tid,
+				 status >> 16);
 			continue;
 		}
 		if (sig == SIGTRAP) {
@@ -265,7 +270,7 @@ int remote_syscall(struct remote *rt, long *res, long nr, unsigned long a1, unsi
 		cont = false;
 	regs.rip = rt->sc_ip;
 	regs.rax = nr;
-	regs.orig_rax = -1;	/* no syscall restart on the way out of this stop */
+	regs.orig_rax = -1; /* no syscall restart on the way out of this stop */
 	regs.rdi = a1;
 	regs.rsi = a2;
 	regs.rdx = a3;
@@ -273,8 +278,8 @@ int remote_syscall(struct remote *rt, long *res, long nr, unsigned long a1, unsi
 	regs.r8 = a5;
 	regs.r9 = a6;
 	if (ptrace(PTRACE_SETREGS, rt->tid, 0, &regs) < 0)
-		return errno == ESRCH ? pr_err_ret(-ESRCH, "task %d is gone", rt->tid) :
-					pr_perror("task %d: PTRACE_SETREGS", rt->tid);
+		return errno == ESRCH ? pr_err_ret(-ESRCH, "task %d is gone", rt->tid)
+				      : pr_perror("task %d: PTRACE_SETREGS", rt->tid);
 	r = remote_run(rt, cont, &regs);
 	if (r < 0)
 		return r;
@@ -286,7 +291,7 @@ int remote_syscall(struct remote *rt, long *res, long nr, unsigned long a1, unsi
 long remote_call(struct remote *rt, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
 		 unsigned long a4, unsigned long a5, unsigned long a6)
 {
-	long res = -EIO;	/* defined even if an error path forgot to say so */
+	long res = -EIO; /* defined even if an error path forgot to say so */
 	int r = remote_syscall(rt, &res, nr, a1, a2, a3, a4, a5, a6);
 	return r < 0 ? r : res;
 }
@@ -308,7 +313,8 @@ int remote_scratch(struct remote *rt, size_t len, uint64_t *addr)
 		rt->scratch = 0;
 		rt->scratch_len = 0;
 	}
-	res = rcall6(rt, __NR_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	res = rcall6(rt, __NR_mmap, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		     0);
 	if (res < 0 && res >= -4095)
 		return pr_err_ret((int)res, "task %d: mmap(scratch, %zu)", rt->tid, len);
 	rt->scratch = (uint64_t)res;
@@ -322,7 +328,8 @@ int remote_put(struct remote *rt, size_t off, const void *buf, size_t len, uint6
 	int r;
 
 	if (!rt->scratch || off > rt->scratch_len || len > rt->scratch_len - off)
-		return pr_err_ret(-ENOSPC, "task %d: %zu bytes at %zu do not fit the scratch area (%zu)",
+		return pr_err_ret(-ENOSPC,
+				  "task %d: %zu bytes at %zu do not fit the scratch area (%zu)",
 				  rt->tid, len, off, rt->scratch_len);
 	r = remote_write(rt, rt->scratch + off, buf, len);
 	if (r < 0)
@@ -366,10 +373,13 @@ int remote_fini(struct remote *rt)
 		if (rt->stashed_sigs && (e = remote_resend(rt)) < 0 && !r)
 			r = e;
 		if (ptrace(PTRACE_SETREGS, rt->tid, 0, &rt->saved) < 0 && !r)
-			r = errno == ESRCH ? -ESRCH : pr_perror("task %d: restore registers", rt->tid);
-		if (ptrace(PTRACE_SETSIGMASK, rt->tid, (void *)sizeof(uint64_t), &rt->saved_sigmask) < 0 &&
+			r = errno == ESRCH ? -ESRCH
+					   : pr_perror("task %d: restore registers", rt->tid);
+		if (ptrace(PTRACE_SETSIGMASK, rt->tid, (void *)sizeof(uint64_t),
+			   &rt->saved_sigmask) < 0 &&
 		    !r)
-			r = errno == ESRCH ? -ESRCH : pr_perror("task %d: restore signal mask", rt->tid);
+			r = errno == ESRCH ? -ESRCH
+					   : pr_perror("task %d: restore signal mask", rt->tid);
 		rt->inited = false;
 	}
 	if (rt->memfd > 0)

@@ -31,17 +31,17 @@
 #include <sys/user.h>
 
 struct remote {
-	pid_t tid;			/* the thread we drive */
-	int memfd;			/* /proc/<tid>/mem, O_RDWR */
-	uint64_t sc_ip;			/* address of a 0f 05 (syscall) in the target */
-	bool sc_int3;			/* sc_ip is followed by int3 (0xcc): one PTRACE_CONT suffices */
-	struct user_regs_struct saved;	/* registers at remote_init */
+	pid_t tid;	/* the thread we drive */
+	int memfd;	/* /proc/<tid>/mem, O_RDWR */
+	uint64_t sc_ip; /* address of a 0f 05 (syscall) in the target */
+	bool sc_int3;	/* sc_ip is followed by int3 (0xcc): one PTRACE_CONT suffices */
+	struct user_regs_struct saved; /* registers at remote_init */
 	uint64_t saved_sigmask;
-	uint64_t scratch;		/* remote address of the scratch area, 0 if none */
+	uint64_t scratch; /* remote address of the scratch area, 0 if none */
 	size_t scratch_len;
 	bool inited;
-	uint64_t stashed_sigs;		/* signals (bit sig-1) that arrived while injecting:
-					 * suppressed then, re-sent to the process by remote_fini */
+	uint64_t stashed_sigs; /* signals (bit sig-1) that arrived while injecting:
+				* suppressed then, re-sent to the process by remote_fini */
 };
 
 /* Find a `syscall` (0f 05) instruction in the [vdso] of task tid. 0 or -errno (logged). */
@@ -70,15 +70,17 @@ int remote_syscall(struct remote *rt, long *res, long nr, unsigned long a1, unsi
  * [-4095, -1] are errnos either way (the caller cannot tell which, and need not). */
 long remote_call(struct remote *rt, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
 		 unsigned long a4, unsigned long a5, unsigned long a6);
-#define rcall0(rt, nr) remote_call(rt, nr, 0, 0, 0, 0, 0, 0)
-#define rcall1(rt, nr, a) remote_call(rt, nr, (unsigned long)(a), 0, 0, 0, 0, 0)
+#define rcall0(rt, nr)	     remote_call(rt, nr, 0, 0, 0, 0, 0, 0)
+#define rcall1(rt, nr, a)    remote_call(rt, nr, (unsigned long)(a), 0, 0, 0, 0, 0)
 #define rcall2(rt, nr, a, b) remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), 0, 0, 0, 0)
-#define rcall3(rt, nr, a, b, c) remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), \
-					(unsigned long)(c), 0, 0, 0)
-#define rcall4(rt, nr, a, b, c, d) remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), \
-					   (unsigned long)(c), (unsigned long)(d), 0, 0)
-#define rcall6(rt, nr, a, b, c, d, e, f) remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), \
-	(unsigned long)(c), (unsigned long)(d), (unsigned long)(e), (unsigned long)(f))
+#define rcall3(rt, nr, a, b, c)                                                                    \
+	remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), (unsigned long)(c), 0, 0, 0)
+#define rcall4(rt, nr, a, b, c, d)                                                                 \
+	remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), (unsigned long)(c),            \
+		    (unsigned long)(d), 0, 0)
+#define rcall6(rt, nr, a, b, c, d, e, f)                                                           \
+	remote_call(rt, nr, (unsigned long)(a), (unsigned long)(b), (unsigned long)(c),            \
+		    (unsigned long)(d), (unsigned long)(e), (unsigned long)(f))
 
 /* Map (once) a private anonymous read/write scratch area of at least len bytes in the
  * target (injected mmap) and return its address. Removed by remote_fini. */

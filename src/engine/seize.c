@@ -36,9 +36,9 @@
 #include "engine/remote.h"
 #include "engine/seize.h"
 
-#define PF_KTHREAD 0x00200000u
+#define PF_KTHREAD	      0x00200000u
 #define SEIZE_STOP_TIMEOUT_MS 5000
-#define SEIZE_MAX_ROUNDS 64
+#define SEIZE_MAX_ROUNDS      64
 #ifndef PTRACE_EVENT_STOP
 #define PTRACE_EVENT_STOP 128
 #endif
@@ -54,7 +54,7 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms)
 		if (r == tid) {
 			if (WIFSTOPPED(status))
 				return status;
-			return -ESRCH;	/* exited or killed */
+			return -ESRCH; /* exited or killed */
 		}
 		if (r < 0) {
 			if (errno == EINTR)
@@ -69,7 +69,7 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms)
 			sched_yield();
 			continue;
 		}
-		struct timespec ts = { 0, sleep_ns };
+		struct timespec ts = {0, sleep_ns};
 		nanosleep(&ts, NULL);
 		if (sleep_ns < 1000000)
 			sleep_ns *= 2;
@@ -130,22 +130,29 @@ static int seize_check(pid_t pid, bool *stopped)
 	if (st.flags & PF_KTHREAD)
 		return pr_err_ret(-EINVAL, "seize %d: '%s' is a kernel thread", pid, st.comm);
 	if (is_self_or_ancestor(pid))
-		return pr_err_ret(-EINVAL, "seize %d: is ferry itself, one of its threads or an ancestor", pid);
+		return pr_err_ret(-EINVAL,
+				  "seize %d: is ferry itself, one of its threads or an ancestor",
+				  pid);
 	if ((st.state == 'Z' || st.state == 'X') && st.num_threads > 1)
-		return pr_err_ret(-EINVAL, "seize %d: '%s': its main thread has exited while %ld "
-				  "threads run: not supported", pid, st.comm, st.num_threads - 1);
+		return pr_err_ret(-EINVAL,
+				  "seize %d: '%s': its main thread has exited while %ld threads "
+				  "run: not supported",
+				  pid, st.comm, st.num_threads - 1);
 	if (st.state == 'Z' || st.state == 'X')
 		return pr_err_ret(-EINVAL, "seize %d: '%s' is a zombie", pid, st.comm);
 	tgid = read_tgid(pid);
 	if (tgid < 0)
-		return pr_err_ret(tgid == -ESRCH ? -ESRCH : tgid, "seize %d: cannot read status", pid);
+		return pr_err_ret(tgid == -ESRCH ? -ESRCH : tgid, "seize %d: cannot read status",
+				  pid);
 	if (tgid != pid)
-		return pr_err_ret(-EINVAL, "seize %d: is a thread of process %d, not a process", pid, tgid);
+		return pr_err_ret(-EINVAL, "seize %d: is a thread of process %d, not a process",
+				  pid, tgid);
 	r = proc_parse_status(pid, 0, &ss);
 	if (r < 0)
 		return pr_err_ret(r == -ENOENT ? -ESRCH : r, "seize %d: cannot read status", pid);
 	if (ss.tracer_pid)
-		return pr_err_ret(-EBUSY, "seize %d: already traced by process %d", pid, ss.tracer_pid);
+		return pr_err_ret(-EBUSY, "seize %d: already traced by process %d", pid,
+				  ss.tracer_pid);
 	*stopped = st.state == 'T';
 	return 0;
 }
@@ -162,7 +169,7 @@ static int seize_wait_interrupt(pid_t tid)
 			return 0;
 		int sig = WSTOPSIG(status);
 		if ((status >> 16) || sig == (SIGTRAP | 0x80))
-			sig = 0;	/* another ptrace event: nothing to deliver */
+			sig = 0; /* another ptrace event: nothing to deliver */
 		pr_debug("seize %d: passing signal %d through", tid, sig);
 		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
 			return -errno;
@@ -190,7 +197,7 @@ static int seize_attach(pid_t pid, pid_t tid)
 		if (r == -ESRCH)
 			return r;
 		if (r == -EPERM && tid != pid && thread_exiting(pid, tid))
-			return -ESRCH;	/* the kernel refuses to attach to an exiting thread */
+			return -ESRCH; /* the kernel refuses to attach to an exiting thread */
 		if (r == -EPERM)
 			return pr_err_ret(r, "seize %d: thread %d: permission denied", pid, tid);
 		return pr_err_ret(r, "seize %d: PTRACE_SEIZE thread %d", pid, tid);
@@ -198,7 +205,9 @@ static int seize_attach(pid_t pid, pid_t tid)
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
 		r = -errno;
 		(void)ptrace(PTRACE_DETACH, tid, 0, 0);
-		return r == -ESRCH ? r : pr_err_ret(r, "seize %d: PTRACE_INTERRUPT thread %d", pid, tid);
+		return r == -ESRCH
+			       ? r
+			       : pr_err_ret(r, "seize %d: PTRACE_INTERRUPT thread %d", pid, tid);
 	}
 	return 0;
 }
@@ -225,14 +234,16 @@ static int seize_wait_new(struct seized *s, size_t from)
 		pid_t tid = s->tids[i];
 		int r = seize_wait_interrupt(tid);
 		if (r == -ESRCH && tid != s->pid) {
-			drop_tid(s, i);	/* the thread exited meanwhile */
+			drop_tid(s, i); /* the thread exited meanwhile */
 			continue;
 		}
 		if (r == -ESRCH)
 			return pr_err_ret(r, "seize %d: process exited while being seized", s->pid);
 		if (r == -ETIMEDOUT)
-			return pr_err_ret(r, "seize %d: thread %d did not stop within %d ms "
-					  "(uninterruptible sleep?)", s->pid, tid, SEIZE_STOP_TIMEOUT_MS);
+			return pr_err_ret(r,
+					  "seize %d: thread %d did not stop within %d ms "
+					  "(uninterruptible sleep?)",
+					  s->pid, tid, SEIZE_STOP_TIMEOUT_MS);
 		if (r < 0)
 			return pr_err_ret(r, "seize %d: waiting for thread %d", s->pid, tid);
 		i++;
@@ -262,7 +273,7 @@ static int seize_pass(struct seized *s)
 		s->tids = nt;
 		r = seize_attach(s->pid, tids[i]);
 		if (r == -ESRCH && tids[i] != s->pid) {
-			r = 0;	/* the thread exited meanwhile */
+			r = 0; /* the thread exited meanwhile */
 			continue;
 		}
 		if (r < 0) {
@@ -326,7 +337,7 @@ static void detach_thread(pid_t tid)
 	if (ptrace(PTRACE_DETACH, tid, 0, 0) == 0 || errno != ESRCH)
 		return;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
-		return;	/* not traced by us, or gone */
+		return; /* not traced by us, or gone */
 	if (seize_wait_interrupt(tid) == 0 && ptrace(PTRACE_DETACH, tid, 0, 0) < 0)
 		pr_warn("detach %d: %s", tid, strerror(errno));
 }
@@ -350,16 +361,17 @@ static void collect_killed(const struct seized *s)
 			if (waitid(P_PID, tid, &si, opts) < 0) {
 				if (errno == EINTR)
 					continue;
-				break;	/* ECHILD: not ours any more */
+				break; /* ECHILD: not ours any more */
 			}
-			if (si.si_pid == tid && (si.si_code == CLD_KILLED || si.si_code == CLD_EXITED ||
-						 si.si_code == CLD_DUMPED))
+			if (si.si_pid == tid &&
+			    (si.si_code == CLD_KILLED || si.si_code == CLD_EXITED ||
+			     si.si_code == CLD_DUMPED))
 				break;
 			if (now_ns() > deadline) {
 				pr_warn("kill %d: thread %d did not exit in time", s->pid, tid);
 				break;
 			}
-			struct timespec ts = { 0, 200000 };
+			struct timespec ts = {0, 200000};
 			nanosleep(&ts, NULL);
 		}
 	}

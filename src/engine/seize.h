@@ -17,10 +17,10 @@
 
 struct seized {
 	pid_t pid;
-	pid_t *tids;		/* leader first */
+	pid_t *tids; /* leader first */
 	size_t n_tids;
-	bool was_stopped;	/* in group-stop (T) before we seized it */
-	int pidfd;		/* pidfd_open(pid), for pidfd_getfd */
+	bool was_stopped; /* in group-stop (T) before we seized it */
+	int pidfd;	  /* pidfd_open(pid), for pidfd_getfd */
 };
 
 /* 0 or -errno (logged, naming the cause: -ESRCH no such process, -EPERM not allowed,

@@ -42,7 +42,7 @@ struct kcmp_epoll_slot {
 struct epoll_kd {
 	pid_t owner;
 	size_t n;
-	EpollTfdEntry t[];	/* only tfd, events, data are used */
+	EpollTfdEntry t[]; /* only tfd, events, data are used */
 };
 
 static bool epoll_match(const struct fd_parms *p)
@@ -54,7 +54,7 @@ static bool epoll_match(const struct fd_parms *p)
  * count in the order fdinfo lists them) open at fd number x of the process? */
 static bool epoll_is_at(const struct fd_parms *p, uint32_t tfd, uint32_t toff, int x)
 {
-	struct kcmp_epoll_slot slot = { .efd = (uint32_t)p->fd, .tfd = tfd, .toff = toff };
+	struct kcmp_epoll_slot slot = {.efd = (uint32_t)p->fd, .tfd = tfd, .toff = toff};
 	return syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, x, &slot) == 0;
 }
 
@@ -80,14 +80,13 @@ static int epoll_find_tfd(const struct fd_parms *p, uint32_t tfd, uint32_t toff,
 	closedir(dir);
 	if (*alias >= 0 && tfd < FS_MAX_FD)
 		return 0;
-	pr_err("PID %d fd %d: epoll: registered target fd %u was closed and its file is not "
-	       "open elsewhere in this process (or was registered by another process): not "
-	       "supported", p->pid, p->fd, tfd);
+	pr_err("PID %d fd %d: epoll: registered target fd %u was closed and its file is not open "
+	       "elsewhere in this process (or was registered by another process): not supported",
+	       p->pid, p->fd, tfd);
 	return -EOPNOTSUPP;
 }
 
-static int epoll_add_tfd(EpollFileEntry *ee, uint32_t tfd, uint32_t ev, uint64_t data,
-			 int alias)
+static int epoll_add_tfd(EpollFileEntry *ee, uint32_t tfd, uint32_t ev, uint64_t data, int alias)
 {
 	if (ee->n_tfds >= EPOLL_MAX_TFDS)
 		return -E2BIG;
@@ -167,8 +166,8 @@ static int epoll_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 	kd->n = ee->n_tfds;
 	for (size_t i = 0; i < kd->n; i++) {
 		if (ee->tfds[i]->tfd >= FS_MAX_FD ||
-		    (ee->tfds[i]->has_alias && (ee->tfds[i]->alias >= FS_MAX_FD ||
-						ee->tfds[i]->alias == ee->tfds[i]->tfd))) {
+		    (ee->tfds[i]->has_alias &&
+		     (ee->tfds[i]->alias >= FS_MAX_FD || ee->tfds[i]->alias == ee->tfds[i]->tfd))) {
 			free(kd);
 			return pr_err_ret(-EBADMSG, "files.img: epoll %u: bad target", fe->id);
 		}
@@ -198,13 +197,13 @@ static int epoll_add_alias(int ep, const EpollTfdEntry *t, struct epoll_event *e
 {
 	int tfd = (int)t->tfd, fl = fcntl(tfd, F_GETFD), saved = -1, e = 0;
 	if (fcntl((int)t->alias, F_GETFD) < 0)
-		return fs_stub_err(err, errlen, EBADF, "epoll: alias fd %u of target %u is not "
-				   "open", t->alias, t->tfd);
+		return fs_stub_err(err, errlen, EBADF,
+				   "epoll: alias fd %u of target %u is not open", t->alias, t->tfd);
 	if (fl >= 0 && (saved = fcntl(tfd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return fs_stub_err(err, errlen, errno, "epoll: saving fd %d: %m", tfd);
 	if (dup2((int)t->alias, tfd) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, ev) < 0)
-		e = fs_stub_err(err, errlen, errno, "epoll: EPOLL_CTL_ADD fd %u (file of fd %u): %m",
-				t->tfd, t->alias);
+		e = fs_stub_err(err, errlen, errno,
+				"epoll: EPOLL_CTL_ADD fd %u (file of fd %u): %m", t->tfd, t->alias);
 	if (saved >= 0) {
 		if (dup3(saved, tfd, fl & FD_CLOEXEC ? O_CLOEXEC : 0) < 0 && !e)
 			e = fs_stub_err(err, errlen, errno, "epoll: putting fd %d back: %m", tfd);
@@ -222,7 +221,7 @@ static int epoll_late(struct fs_rst *r, struct rst_file *f, char *err, size_t er
 		return 0;
 	for (size_t i = 0; i < kd->n; i++) {
 		const EpollTfdEntry *t = &kd->t[i];
-		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
+		struct epoll_event ev = {.events = t->events, .data.u64 = t->data};
 		int e = 0;
 		if (t->has_alias)
 			e = epoll_add_alias(f->tmp_fd, t, &ev, err, errlen);

@@ -44,7 +44,8 @@ static int eventfd_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *
 		return pr_err_ret(r, "PID %d fd %d: eventfd: no eventfd-count in fdinfo", p->pid,
 				  p->fd);
 	if (rs < 0 && rs != -ENOENT)
-		return pr_err_ret(rs, "PID %d fd %d: eventfd: bad eventfd-semaphore", p->pid, p->fd);
+		return pr_err_ret(rs, "PID %d fd %d: eventfd: bad eventfd-semaphore", p->pid,
+				  p->fd);
 	if (rs == -ENOENT)
 		pr_warn("PID %d fd %d: eventfd: kernel does not show EFD_SEMAPHORE; assuming off",
 			p->pid, p->fd);
@@ -71,8 +72,7 @@ static int eventfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fil
 	return 0;
 }
 
-static int eventfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err,
-			size_t errlen)
+static int eventfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen)
 {
 	const uint64_t *kd = f->kd;
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | (kd[1] ? EFD_SEMAPHORE : 0));

@@ -56,7 +56,7 @@ static int fifo_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *
 	f->pipe = fs_rst_pipe(r, ff->pipe_id);
 	if (!f->pipe)
 		return -EBADMSG;
-	f->group = (uint64_t)FD_KIND__FDK_PIPE << 56 | ff->pipe_id;	/* refilled once */
+	f->group = (uint64_t)FD_KIND__FDK_PIPE << 56 | ff->pipe_id; /* refilled once */
 	if (f->pipe->len > f->pipe_size)
 		return pr_err_ret(-EBADMSG, "FIFO '%s': %zu buffered bytes exceed its size %u",
 				  f->path, f->pipe->len, f->pipe_size);

@@ -32,9 +32,8 @@
 #define IN_MASK_CREATE 0x10000000
 #endif
 #define INOTIFY_MAX_WATCHES (1 << 16)
-#define INOTIFY_MAX_PAD     (1 << 20)	/* dummy watches we are ready to burn */
-#define INOTIFY_MASK_OK     (IN_ALL_EVENTS | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK | \
-			     IN_ONESHOT)
+#define INOTIFY_MAX_PAD	    (1 << 20) /* dummy watches we are ready to burn */
+#define INOTIFY_MASK_OK	    (IN_ALL_EVENTS | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK | IN_ONESHOT)
 
 struct ino_watch {
 	uint32_t wd, mask;
@@ -66,7 +65,7 @@ static int open_mount_of(unsigned int kdev)
 		if (sscanf(l, "%*d %*d %u:%u %*s %4095s", &a, &b, mnt) != 3 || a != maj || b != min)
 			continue;
 		if (strchr(mnt, '\\'))
-			continue;	/* octal-escaped path: try another mount of it */
+			continue; /* octal-escaped path: try another mount of it */
 		fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			fd = -errno;
@@ -93,10 +92,15 @@ static int watch_path(const struct fd_parms *p, const char *l, uint32_t *wd, uin
 	unsigned int w, sdev, m, ig, bytes, type;
 	int n = 0;
 	unsigned long ino;
-	struct { struct file_handle h; unsigned char b[128]; } fh;
+	struct {
+		struct file_handle h;
+		unsigned char b[128];
+	} fh;
 	char proc[64], link[PATH_MAX];
-	if (sscanf(l, "inotify wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x "
-		   "fhandle-type:%x f_handle:%n", &w, &ino, &sdev, &m, &ig, &bytes, &type, &n) != 7 ||
+	if (sscanf(l,
+		   "inotify wd:%x ino:%lx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x "
+		   "fhandle-type:%x f_handle:%n",
+		   &w, &ino, &sdev, &m, &ig, &bytes, &type, &n) != 7 ||
 	    !n || bytes > sizeof(fh.b) || strlen(l + n) < 2 * bytes ||
 	    hexbytes(l + n, fh.b, bytes) < 0)
 		return pr_err_ret(-EINVAL, "PID %d fd %d: inotify: cannot parse '%.100s'", p->pid,
@@ -111,8 +115,9 @@ static int watch_path(const struct fd_parms *p, const char *l, uint32_t *wd, uin
 	int e = fd < 0 ? -errno : 0;
 	close(mfd);
 	if (fd < 0)
-		return pr_err_ret(e, "PID %d fd %d: inotify wd %u: watched inode %lu cannot be "
-				  "opened", p->pid, p->fd, w, ino);
+		return pr_err_ret(e,
+				  "PID %d fd %d: inotify wd %u: watched inode %lu cannot be opened",
+				  p->pid, p->fd, w, ino);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	ssize_t k = readlink(proc, link, sizeof(link) - 1);
 	struct stat st;
@@ -121,8 +126,10 @@ static int watch_path(const struct fd_parms *p, const char *l, uint32_t *wd, uin
 	if (k > 0)
 		link[k] = 0;
 	if (!ok || link[0] != '/' || strstr(link, " (deleted)"))
-		return pr_err_ret(-EOPNOTSUPP, "PID %d fd %d: inotify wd %u: watched inode %lu has "
-				  "no usable path ('%s')", p->pid, p->fd, w, ino, k > 0 ? link : "?");
+		return pr_err_ret(
+			-EOPNOTSUPP,
+			"PID %d fd %d: inotify wd %u: watched inode %lu has no usable path ('%s')",
+			p->pid, p->fd, w, ino, k > 0 ? link : "?");
 	*wd = w;
 	*mask = m;
 	*path = strdup(link);
@@ -217,7 +224,7 @@ static int inotify_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fil
 /* Stub: burn wd numbers until the next one the kernel gives is want. */
 static int inotify_pad(int fd, int last, uint32_t want, bool *padded, char *err, size_t errlen)
 {
-	static const char *const dummies[] = { "/", "/proc", "/dev", "/sys", "/tmp", "/etc" };
+	static const char *const dummies[] = {"/", "/proc", "/dev", "/sys", "/tmp", "/etc"};
 	size_t d = 0;
 	while ((uint32_t)last + 1 < want) {
 		int w = inotify_add_watch(fd, dummies[d], IN_DELETE_SELF | IN_MASK_CREATE);
@@ -233,8 +240,7 @@ static int inotify_pad(int fd, int last, uint32_t want, bool *padded, char *err,
 	return last;
 }
 
-static int inotify_open(struct fs_rst *r, struct rst_file *f, int base, char *err,
-			size_t errlen)
+static int inotify_open(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen)
 {
 	const struct ino_kd *kd = f->kd;
 	bool padded = false;
@@ -252,13 +258,14 @@ static int inotify_open(struct fs_rst *r, struct rst_file *f, int base, char *er
 		if (wd < 0)
 			return fs_stub_err(err, errlen, errno, "inotify: watch '%s': %m", w->path);
 		if ((uint32_t)wd != w->wd)
-			return fs_stub_err(err, errlen, EINVAL, "inotify: watch '%s' got wd %d, not %u",
-					   w->path, wd, w->wd);
+			return fs_stub_err(err, errlen, EINVAL,
+					   "inotify: watch '%s' got wd %d, not %u", w->path, wd,
+					   w->wd);
 		last = wd;
 	}
 	char buf[4096] __attribute__((aligned(8)));
 	while (padded && read(fd, buf, sizeof(buf)) > 0)
-		;	/* the dummies' IN_IGNORED events */
+		; /* the dummies' IN_IGNORED events */
 	if (fcntl(fd, F_SETFL, (int)(f->flags & O_NONBLOCK)) < 0)
 		return fs_stub_err(err, errlen, errno, "inotify: F_SETFL: %m");
 	return fd;

@@ -25,11 +25,12 @@
 #include "common/log.h"
 #include "fs/fs-priv.h"
 
-#define MEMFD_PREFIX "/memfd:"
+#define MEMFD_PREFIX   "/memfd:"
 #define DELETED_SUFFIX " (deleted)"
 #define MEMFD_NAME_MAX 249
-#define MEMFD_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | \
-		     0x10 /* F_SEAL_FUTURE_WRITE */ | 0x20 /* F_SEAL_EXEC, 6.3 */)
+#define MEMFD_SEALS                                                                                \
+	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |                                \
+	 0x10 /* F_SEAL_FUTURE_WRITE */ | 0x20 /* F_SEAL_EXEC, 6.3 */)
 #define HUGETLBFS_MAGIC_ 0x958458f6
 
 static bool memfd_match(const struct fd_parms *p)
@@ -53,14 +54,17 @@ static int memfd_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe
 		me->name[l - sl] = '\0';
 	struct statfs sfs;
 	if (fstatfs(p->lfd, &sfs) == 0 && (unsigned long)sfs.f_type == HUGETLBFS_MAGIC_)
-		return pr_err_ret(-EOPNOTSUPP, "PID %d fd %d: memfd ('%s') on hugetlbfs is not "
-				  "supported", p->pid, p->fd, p->link);
+		return pr_err_ret(-EOPNOTSUPP,
+				  "PID %d fd %d: memfd ('%s') on hugetlbfs is not supported",
+				  p->pid, p->fd, p->link);
 	int seals = fcntl(p->lfd, F_GET_SEALS);
 	if (seals < 0)
 		return pr_perror("PID %d fd %d: memfd: F_GET_SEALS", p->pid, p->fd);
 	if ((uint32_t)seals & ~(uint32_t)MEMFD_SEALS)
-		return pr_err_ret(-EOPNOTSUPP, "PID %d fd %d: memfd ('%s'): unknown seals 0x%x are "
-				  "not supported", p->pid, p->fd, p->link, seals);
+		return pr_err_ret(
+			-EOPNOTSUPP,
+			"PID %d fd %d: memfd ('%s'): unknown seals 0x%x are not supported", p->pid,
+			p->fd, p->link, seals);
 	me->flags = p->flags;
 	me->pos = p->pos;
 	me->seals = (uint32_t)seals;
@@ -69,7 +73,7 @@ static int memfd_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe
 	me->allow_sealing = seals != F_SEAL_SEAL;
 	me->has_inode_id = true;
 	me->inode_id = fe->id;
-	for (size_t i = 0; i < d->nfiles; i++) {	/* another description of this memfd? */
+	for (size_t i = 0; i < d->nfiles; i++) { /* another description of this memfd? */
 		const struct dump_file *f = &d->files[i];
 		if (f->fe->type == FD_KIND__FDK_MEMFD && f->dev == p->st.st_dev &&
 		    f->ino == p->st.st_ino) {
@@ -98,7 +102,7 @@ static int memfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 	for (size_t i = 0; inode_id != fe->id && i < r->nfiles; i++) {
 		const struct rst_file *o = &r->files[i];
 		if (o->id == inode_id && o->ops == &fd_memfd_ops && o->ghost_fd >= 0) {
-			f->ghost_fd = fcntl(o->ghost_fd, F_DUPFD_CLOEXEC, 3);	/* same memfd */
+			f->ghost_fd = fcntl(o->ghost_fd, F_DUPFD_CLOEXEC, 3); /* same memfd */
 			return f->ghost_fd < 0 ? pr_perror("dup memfd") : 0;
 		}
 	}
@@ -106,11 +110,11 @@ static int memfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file 
 	int fd = memfd_create(me->name, MFD_CLOEXEC | (sealing ? MFD_ALLOW_SEALING : 0));
 	if (fd < 0)
 		return pr_perror("memfd_create('%s')", me->name);
-	f->ghost_fd = fd;	/* closed by release on every path */
+	f->ghost_fd = fd; /* closed by release on every path */
 	int e = fs_ghost_fill(r, inode_id, fd, &size, &mode);
 	if (e < 0)
 		return e;
-	if (fchmod(fd, mode & 0777) < 0)	/* MFD_NOEXEC_SEAL memfds are 0666 */
+	if (fchmod(fd, mode & 0777) < 0) /* MFD_NOEXEC_SEAL memfds are 0666 */
 		return pr_perror("memfd '%s': fchmod", me->name);
 	if (size != me->size)
 		return pr_err_ret(-EBADMSG, "memfd '%s': content is %llu bytes, expected %llu",

@@ -70,8 +70,8 @@ static int pipe_dump_data(struct fs_dump *d, const struct fd_parms *p, uint32_t 
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->lfd);
 		rfd = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (rfd < 0)
-			return pr_perror("PID %d fd %d: cannot open a read end of '%s'", p->pid, p->fd,
-					 p->link);
+			return pr_perror("PID %d fd %d: cannot open a read end of '%s'", p->pid,
+					 p->fd, p->link);
 	}
 	if (ioctl(rfd, FIONREAD, &avail) < 0)
 		r = pr_perror("PID %d fd %d: FIONREAD", p->pid, p->fd);
@@ -124,8 +124,8 @@ static int pipe_finish(struct fs_dump *d)
 		if (dp->fifo || (dp->end_seen[0] && dp->end_seen[1]))
 			continue;
 		pr_err("PID %d fd %d: pipe: the %s end of pipe:[%lu] is not open in the dumped "
-		       "tree", dp->pid, dp->fd, dp->end_seen[0] ? "write" : "read",
-		       (unsigned long)dp->ino);
+		       "tree",
+		       dp->pid, dp->fd, dp->end_seen[0] ? "write" : "read", (unsigned long)dp->ino);
 		return -EOPNOTSUPP;
 	}
 	return 0;
@@ -195,14 +195,15 @@ static int pipe_open(struct fs_rst *r, struct rst_file *f, int base, char *err, 
 	if (!pp->end_used[end]) {
 		pp->end_used[end] = true;
 		fd = pp->ends[end];
-	} else {	/* a second description of the same end: reopen it */
+	} else { /* a second description of the same end: reopen it */
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pp->ends[end]);
 		fd = open(proc, (int)(f->flags & O_ACCMODE) | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			return fs_stub_err(err, errlen, errno, "reopen pipe %u: %m", pp->id);
 		if ((fd = fs_stub_move_high(fd, base)) < 0)
-			return fs_stub_err(err, errlen, -fd, "pipe %u: no fd above %d", pp->id, base);
+			return fs_stub_err(err, errlen, -fd, "pipe %u: no fd above %d", pp->id,
+					   base);
 	}
 	if (fcntl(fd, F_SETFL, (int)(f->flags & PIPE_SETFL_MASK)) < 0)
 		return fs_stub_err(err, errlen, errno, "pipe %u: F_SETFL: %m", pp->id);

@@ -74,7 +74,8 @@ static int reg_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *f
 		return pr_err_ret(-EBADMSG, "files.img: id %u: bad mode %o", fe->id, re->mode);
 	if (re->has_ghost && re->ghost) {
 		if (!S_ISREG(re->mode))
-			return pr_err_ret(-EBADMSG, "files.img: id %u: ghost is not a file", fe->id);
+			return pr_err_ret(-EBADMSG, "files.img: id %u: ghost is not a file",
+					  fe->id);
 		f->ghost_fd = fs_ghost_prepare(r, fe->id, f->path, re->mode & 07777);
 		return f->ghost_fd < 0 ? f->ghost_fd : 0;
 	}

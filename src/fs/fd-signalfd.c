@@ -50,12 +50,11 @@ static int signalfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fi
 	if (!se)
 		return pr_err_ret(-EBADMSG, "files.img: id %u has no signalfd part", fe->id);
 	f->flags = fs_sanitize_flags(se->flags);
-	f->pos = se->sigmask;	/* the mask travels in pos: signalfds have no offset */
+	f->pos = se->sigmask; /* the mask travels in pos: signalfds have no offset */
 	return 0;
 }
 
-static int signalfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err,
-			 size_t errlen)
+static int signalfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen)
 {
 	uint64_t mask = f->pos;
 	int fd = (int)syscall(SYS_signalfd4, -1, &mask, sizeof(mask), SFD_CLOEXEC | SFD_NONBLOCK);

@@ -34,8 +34,8 @@
 #ifndef TFD_TIMER_CANCEL_ON_SET
 #define TFD_TIMER_CANCEL_ON_SET (1 << 1)
 #endif
-#define NSEC 1000000000ULL
-#define TIMERFD_MAX_NS (100ULL * 365 * 24 * 3600 * NSEC)	/* bound for images */
+#define NSEC	       1000000000ULL
+#define TIMERFD_MAX_NS (100ULL * 365 * 24 * 3600 * NSEC) /* bound for images */
 
 static bool timerfd_match(const struct fd_parms *p)
 {
@@ -70,7 +70,8 @@ static int timerfd_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *
 	    fs_fdinfo_u64(buf, "settime flags", 8, &sflags) < 0 ||
 	    parse_ts(buf, "it_value", &te->value_ns) < 0 ||
 	    parse_ts(buf, "it_interval", &te->interval_ns) < 0 || clk > 64 || sflags > 0xff)
-		r = pr_err_ret(-EINVAL, "PID %d fd %d: timerfd: cannot parse fdinfo", p->pid, p->fd);
+		r = pr_err_ret(-EINVAL, "PID %d fd %d: timerfd: cannot parse fdinfo", p->pid,
+			       p->fd);
 	free(buf);
 	if (r < 0)
 		return r;
@@ -108,7 +109,7 @@ static int timerfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fil
 
 static struct timespec ns_ts(uint64_t ns)
 {
-	return (struct timespec){ .tv_sec = (time_t)(ns / NSEC), .tv_nsec = (long)(ns % NSEC) };
+	return (struct timespec){.tv_sec = (time_t)(ns / NSEC), .tv_nsec = (long)(ns % NSEC)};
 }
 
 /* Stub: arm fd as dumped. */
@@ -118,7 +119,7 @@ static int timerfd_arm(int fd, const TimerfdFileEntry *te, char *err, size_t err
 	int abs = te->settime_flags & TFD_TIMER_ABSTIME;
 	struct timespec now;
 	if (!value && te->interval_ns)
-		value = te->interval_ns;	/* expired periodic timer: next period */
+		value = te->interval_ns; /* expired periodic timer: next period */
 	if (!value)
 		return 0;
 	if (abs && (te->clockid == CLOCK_REALTIME || te->clockid == CLOCK_REALTIME_ALARM)) {
@@ -128,14 +129,13 @@ static int timerfd_arm(int fd, const TimerfdFileEntry *te, char *err, size_t err
 			return fs_stub_err(err, errlen, errno, "timerfd: clock_gettime: %m");
 		value += (uint64_t)now.tv_sec * NSEC + (uint64_t)now.tv_nsec;
 	}
-	struct itimerspec its = { .it_value = ns_ts(value), .it_interval = ns_ts(te->interval_ns) };
+	struct itimerspec its = {.it_value = ns_ts(value), .it_interval = ns_ts(te->interval_ns)};
 	if (timerfd_settime(fd, (int)te->settime_flags, &its, NULL) < 0)
 		return fs_stub_err(err, errlen, errno, "timerfd_settime: %m");
 	return 0;
 }
 
-static int timerfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err,
-			size_t errlen)
+static int timerfd_open(struct fs_rst *r, struct rst_file *f, int base, char *err, size_t errlen)
 {
 	const TimerfdFileEntry *te = f->kd;
 	int fd = timerfd_create(te->clockid, TFD_CLOEXEC | TFD_NONBLOCK), e;

@@ -23,9 +23,9 @@
 bool fd_tty_is_terminal(dev_t rdev)
 {
 	unsigned int ma = major(rdev), mi = minor(rdev);
-	if (ma == 4 || (ma >= 136 && ma <= 143))	/* tty0-63/ttyS*, pts */
+	if (ma == 4 || (ma >= 136 && ma <= 143)) /* tty0-63/ttyS*, pts */
 		return true;
-	return ma == 5 && (mi == 0 || mi == 1);		/* /dev/tty, /dev/console */
+	return ma == 5 && (mi == 0 || mi == 1); /* /dev/tty, /dev/console */
 }
 
 static bool tty_match(const struct fd_parms *p)
@@ -51,12 +51,14 @@ static int tty_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *f
 	if (!fe->tty)
 		return pr_err_ret(-EBADMSG, "files.img: id %u has no tty part", fe->id);
 	if (!r->shell_job)
-		return pr_err_ret(-EINVAL, "PID %d had a terminal open ('%s'): restore with --shell-job",
+		return pr_err_ret(-EINVAL,
+				  "PID %d had a terminal open ('%s'): restore with --shell-job",
 				  r->pid, fe->tty->path);
 	f->rdev = fe->tty->rdev;
 	f->flags = fs_sanitize_flags(fe->tty->flags);
 	if (r->tty_src < 0)
-		pr_warn("PID %d: no terminal on fds 0-2 of the restorer, will open /dev/tty", r->pid);
+		pr_warn("PID %d: no terminal on fds 0-2 of the restorer, will open /dev/tty",
+			r->pid);
 	return 0;
 }
 

@@ -37,12 +37,12 @@
 #include "common/util.h"
 #include "fs/unix-priv.h"
 
-#define USK_PEEK_BUF   (4u << 20)	/* one message at most */
-#define USK_MAX_QUEUE  (32u << 20)	/* queued bytes of one socket */
-#define USK_MAX_MSGS   (1u << 20)
+#define USK_PEEK_BUF	(4u << 20)  /* one message at most */
+#define USK_MAX_QUEUE	(32u << 20) /* queued bytes of one socket */
+#define USK_MAX_MSGS	(1u << 20)
 #define USK_ESTABLISHED 1
-#define USK_CLOSE       7
-#define USK_LISTEN      10
+#define USK_CLOSE	7
+#define USK_LISTEN	10
 
 struct usk_kd {
 	uint64_t ino, peer;
@@ -51,9 +51,9 @@ struct usk_kd {
 	char name[108];
 	size_t name_len;
 	size_t nmsg;
-	uint32_t *lens;		/* nmsg message lengths */
-	uint8_t *data;		/* their bytes, in order */
-	int pre_fd;		/* stub: made with the partner's socketpair, -1 before */
+	uint32_t *lens; /* nmsg message lengths */
+	uint8_t *data;	/* their bytes, in order */
+	int pre_fd;	/* stub: made with the partner's socketpair, -1 before */
 };
 
 static bool unix_match(const struct fd_parms *p)
@@ -120,9 +120,11 @@ static int usk_peek_loop(const struct fd_parms *p, const struct usk_info *u, Uni
 	char cbuf[CMSG_SPACE(64 * sizeof(int))] __attribute__((aligned(8)));
 	size_t total = 0;
 	for (;;) {
-		struct iovec iov = { .iov_base = buf, .iov_len = USK_PEEK_BUF };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
+		struct iovec iov = {.iov_base = buf, .iov_len = USK_PEEK_BUF};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
 		ssize_t n = recvmsg(p->lfd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0 && errno == EAGAIN)
 			return 0;
@@ -134,7 +136,7 @@ static int usk_peek_loop(const struct fd_parms *p, const struct usk_info *u, Uni
 		if (mh.msg_flags & MSG_TRUNC)
 			return usk_fail(p, "a queued message larger than 4 MiB");
 		if (n == 0 && (u->shutdown & 1) && (ue->type == SOCK_DGRAM || total == u->rqlen))
-			return 0;	/* end of data after a shutdown */
+			return 0; /* end of data after a shutdown */
 		if (n == 0)
 			return usk_fail(p, "a queued zero-length message");
 		total += (size_t)n;
@@ -162,7 +164,7 @@ static int usk_peek(const struct fd_parms *p, const struct usk_info *u, UnixSkEn
 
 static int usk_sockopts(const struct fd_parms *p, UnixSkEntry *ue)
 {
-	int v[3] = { 0 };
+	int v[3] = {0};
 	socklen_t l0 = sizeof(int), l1 = sizeof(int), l2 = sizeof(int);
 	if (getsockopt(p->lfd, SOL_SOCKET, SO_SNDBUF, &v[0], &l0) < 0 ||
 	    getsockopt(p->lfd, SOL_SOCKET, SO_RCVBUF, &v[1], &l1) < 0 ||
@@ -184,8 +186,8 @@ static int usk_remember(struct fs_dump *d, const struct fd_parms *p, uint64_t in
 		d->usks = v;
 		d->cap_usks = cap;
 	}
-	d->usks[d->nusks++] = (struct dump_usk){ .ino = ino, .peer = peer, .pid = p->pid,
-						 .fd = p->fd };
+	d->usks[d->nusks++] =
+		(struct dump_usk){.ino = ino, .peer = peer, .pid = p->pid, .fd = p->fd};
 	return 0;
 }
 
@@ -256,14 +258,17 @@ static int unix_finish(struct fs_dump *d)
 				peer = &d->usks[j];
 		if (!peer) {
 			pr_err("PID %d fd %d: unix socket socket:[%llu]: its peer socket:[%llu] is "
-			       "outside the dumped tree: not supported", s->pid, s->fd,
-			       (unsigned long long)s->ino, (unsigned long long)s->peer);
+			       "outside the dumped tree: not supported",
+			       s->pid, s->fd, (unsigned long long)s->ino,
+			       (unsigned long long)s->peer);
 			return -EOPNOTSUPP;
 		}
 		if (peer->peer != s->ino) {
-			pr_err("PID %d fd %d: unix socket socket:[%llu]: connected to socket:[%llu] "
-			       "which is not connected back (one-way dgram): not supported", s->pid,
-			       s->fd, (unsigned long long)s->ino, (unsigned long long)s->peer);
+			pr_err("PID %d fd %d: unix socket socket:[%llu]: connected to "
+			       "socket:[%llu] which is not connected back (one-way dgram): not "
+			       "supported",
+			       s->pid, s->fd, (unsigned long long)s->ino,
+			       (unsigned long long)s->peer);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -291,8 +296,9 @@ static int usk_load_queue(const UnixSkEntry *ue, struct usk_kd *kd, uint32_t id)
 		return pr_err_ret(-EBADMSG, "files.img: unix %u: too many queued messages", id);
 	for (size_t i = 0; i < ue->n_rqueue; i++) {
 		total += ue->rqueue[i].len;
-		if (total > USK_MAX_QUEUE || (kd->type != SOCK_STREAM && (!ue->rqueue[i].len ||
-		    ue->rqueue[i].len > USK_PEEK_BUF)))
+		if (total > USK_MAX_QUEUE ||
+		    (kd->type != SOCK_STREAM &&
+		     (!ue->rqueue[i].len || ue->rqueue[i].len > USK_PEEK_BUF)))
 			return pr_err_ret(-EBADMSG, "files.img: unix %u: bad queue", id);
 	}
 	kd->lens = calloc(ue->n_rqueue + 1, sizeof(*kd->lens));
@@ -320,12 +326,13 @@ static int usk_free_path(const struct usk_kd *kd)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : pr_perror("unix socket name '%s'", path);
 	if (!S_ISSOCK(st.st_mode))
-		return pr_err_ret(-EEXIST, "unix socket name '%s' exists and is not a socket", path);
+		return pr_err_ret(-EEXIST, "unix socket name '%s' exists and is not a socket",
+				  path);
 	int e = usk_diag_load(&t);
 	if (e < 0)
 		return e;
 	bool live = false;
-	uint32_t kdev = major(st.st_dev) << 20 | minor(st.st_dev);	/* the kernel's s_dev */
+	uint32_t kdev = major(st.st_dev) << 20 | minor(st.st_dev); /* the kernel's s_dev */
 	for (size_t i = 0; i < t->n && !live; i++)
 		live = t->v[i].vfs_ino == st.st_ino && t->v[i].vfs_dev == kdev;
 	usk_diag_free(t);
@@ -345,20 +352,26 @@ static int unix_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *
 		return pr_err_ret(-EBADMSG, "files.img: id %u has no unix part", fe->id);
 	if ((ue->type != SOCK_STREAM && ue->type != SOCK_DGRAM && ue->type != SOCK_SEQPACKET) ||
 	    (ue->state != USK_ESTABLISHED && ue->state != USK_CLOSE && ue->state != USK_LISTEN) ||
-	    (ue->has_name && (ue->name.len == 0 || ue->name.len > 108)) ||
-	    ue->sndbuf > INT32_MAX || ue->rcvbuf > INT32_MAX || ue->backlog > 65535 ||
-	    ue->shutdown > 3 || ue->ino == 0 || ue->peer_ino == ue->ino ||
+	    (ue->has_name && (ue->name.len == 0 || ue->name.len > 108)) || ue->sndbuf > INT32_MAX ||
+	    ue->rcvbuf > INT32_MAX || ue->backlog > 65535 || ue->shutdown > 3 || ue->ino == 0 ||
+	    ue->peer_ino == ue->ino ||
 	    (ue->has_name && ue->name.data[0] && ue->name.data[0] != '/'))
 		return pr_err_ret(-EBADMSG, "files.img: id %u: bad unix socket", fe->id);
 	struct usk_kd *kd = calloc(1, sizeof(*kd));
 	if (!kd)
 		return -ENOMEM;
 	f->kd = kd;
-	*kd = (struct usk_kd){ .ino = ue->ino, .peer = ue->peer_ino, .type = (int)ue->type,
-			       .state = (int)ue->state, .flags = (int)(ue->flags & O_NONBLOCK),
-			       .shutdown = (int)ue->shutdown, .backlog = (int)ue->backlog,
-			       .passcred = ue->passcred, .sndbuf = ue->sndbuf,
-			       .rcvbuf = ue->rcvbuf, .pre_fd = -1 };
+	*kd = (struct usk_kd){.ino = ue->ino,
+			      .peer = ue->peer_ino,
+			      .type = (int)ue->type,
+			      .state = (int)ue->state,
+			      .flags = (int)(ue->flags & O_NONBLOCK),
+			      .shutdown = (int)ue->shutdown,
+			      .backlog = (int)ue->backlog,
+			      .passcred = ue->passcred,
+			      .sndbuf = ue->sndbuf,
+			      .rcvbuf = ue->rcvbuf,
+			      .pre_fd = -1};
 	if (ue->has_name) {
 		memcpy(kd->name, ue->name.data, ue->name.len);
 		kd->name_len = ue->name.len;
@@ -389,7 +402,7 @@ static int usk_setup(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 
 static int usk_bind(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memcpy(sa.sun_path, kd->name, kd->name_len);
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + kd->name_len);
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
@@ -403,20 +416,21 @@ static int usk_bind(int fd, const struct usk_kd *kd, char *err, size_t errlen)
  * name with sendto when to_name. */
 static int usk_requeue(int fd, const struct usk_kd *kd, bool to_name, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + kd->name_len);
 	size_t off = 0;
 	memcpy(sa.sun_path, kd->name, kd->name_len);
 	for (size_t i = 0; i < kd->nmsg; i++) {
 		size_t done = 0;
 		do {
-			ssize_t n = sendto(fd, kd->data + off + done, kd->lens[i] - done,
-					   MSG_DONTWAIT | MSG_NOSIGNAL,
-					   to_name ? (struct sockaddr *)&sa : NULL, to_name ? len : 0);
+			ssize_t n =
+				sendto(fd, kd->data + off + done, kd->lens[i] - done,
+				       MSG_DONTWAIT | MSG_NOSIGNAL,
+				       to_name ? (struct sockaddr *)&sa : NULL, to_name ? len : 0);
 			if (n < 0)
-				return fs_stub_err(err, errlen, errno, "unix socket %llu: requeue "
-						   "%u bytes: %m", (unsigned long long)kd->ino,
-						   kd->lens[i]);
+				return fs_stub_err(err, errlen, errno,
+						   "unix socket %llu: requeue %u bytes: %m",
+						   (unsigned long long)kd->ino, kd->lens[i]);
 			done += (size_t)n;
 		} while (done < kd->lens[i] && kd->type == SOCK_STREAM);
 		if (done != kd->lens[i])
@@ -430,7 +444,7 @@ static int usk_requeue(int fd, const struct usk_kd *kd, bool to_name, char *err,
 /* Stub: shutdown bits and status flags, last. */
 static int usk_finish(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 {
-	static const int how[4] = { -1, SHUT_RD, SHUT_WR, SHUT_RDWR };
+	static const int how[4] = {-1, SHUT_RD, SHUT_WR, SHUT_RDWR};
 	if (kd->shutdown && shutdown(fd, how[kd->shutdown]) < 0 && errno != ENOTCONN)
 		return fs_stub_err(err, errlen, errno, "unix socket %llu: shutdown: %m",
 				   (unsigned long long)kd->ino);
@@ -454,15 +468,16 @@ static int unix_linked(struct fs_rst *r, struct rst_file *f)
 {
 	const struct usk_kd *kd = f->kd;
 	if (kd->peer && !usk_partner(r, kd))
-		return pr_err_ret(-EBADMSG, "PID %d: unix socket %llu (file %u): its peer %llu is "
-				  "not among the restored files", r->pid, (unsigned long long)kd->ino,
-				  f->id, (unsigned long long)kd->peer);
+		return pr_err_ret(-EBADMSG,
+				  "PID %d: unix socket %llu (file %u): its peer %llu is not among "
+				  "the restored files",
+				  r->pid, (unsigned long long)kd->ino, f->id,
+				  (unsigned long long)kd->peer);
 	return 0;
 }
 
 /* Stub: both ends of a connected pair; returns ours, leaves the partner's in pre_fd. */
-static int usk_open_pair(struct fs_rst *r, struct usk_kd *kd, int base, char *err,
-			 size_t errlen)
+static int usk_open_pair(struct fs_rst *r, struct usk_kd *kd, int base, char *err, size_t errlen)
 {
 	struct usk_kd *pk = usk_partner(r, kd);
 	int sv[2], e;
@@ -475,10 +490,12 @@ static int usk_open_pair(struct fs_rst *r, struct usk_kd *kd, int base, char *er
 	sv[1] = fs_stub_move_high(sv[1], base);
 	if (sv[0] < 0 || sv[1] < 0)
 		return fs_stub_err(err, errlen, EMFILE, "socketpair: no fd above %d", base);
-	if ((e = usk_setup(sv[0], kd, err, errlen)) < 0 || (e = usk_setup(sv[1], pk, err, errlen)) < 0)
+	if ((e = usk_setup(sv[0], kd, err, errlen)) < 0 ||
+	    (e = usk_setup(sv[1], pk, err, errlen)) < 0)
 		return e;
-	if (kd->type == SOCK_DGRAM && ((kd->name_len && (e = usk_bind(sv[0], kd, err, errlen)) < 0) ||
-				       (pk->name_len && (e = usk_bind(sv[1], pk, err, errlen)) < 0)))
+	if (kd->type == SOCK_DGRAM &&
+	    ((kd->name_len && (e = usk_bind(sv[0], kd, err, errlen)) < 0) ||
+	     (pk->name_len && (e = usk_bind(sv[1], pk, err, errlen)) < 0)))
 		return e;
 	if ((e = usk_requeue(sv[1], kd, false, err, errlen)) < 0 ||
 	    (e = usk_requeue(sv[0], pk, false, err, errlen)) < 0 ||

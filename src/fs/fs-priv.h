@@ -30,59 +30,59 @@
 #include "fs/fs.h"
 
 /* Bounds applied to everything read from images. */
-#define FS_MAX_FD        (1 << 20)		/* fs.nr_open default: fd numbers are below */
-#define FS_MAX_FILES     (1 << 20)		/* FileEntry records in files.img */
-#define FS_MAX_GHOST     (1ULL << 30)		/* content of one unlinked file */
-#define FS_MAX_PIPE_SZ   (1U << 28)		/* F_SETPIPE_SZ value */
-#define FS_FD_FLAGS_MASK 0x3fffffffU		/* bits open(2) may carry */
+#define FS_MAX_FD	 (1 << 20)    /* fs.nr_open default: fd numbers are below */
+#define FS_MAX_FILES	 (1 << 20)    /* FileEntry records in files.img */
+#define FS_MAX_GHOST	 (1ULL << 30) /* content of one unlinked file */
+#define FS_MAX_PIPE_SZ	 (1U << 28)   /* F_SETPIPE_SZ value */
+#define FS_FD_FLAGS_MASK 0x3fffffffU  /* bits open(2) may carry */
 
 /* Flags never passed to open() on restore. O_CLOEXEC shows in fdinfo flags (it is per
  * fd: FdinfoEntry). glibc's __O_TMPFILE includes O_DIRECTORY: use the kernel's bit. */
-#define FS_DROP_FLAGS    (O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC | O_NOCTTY)
+#define FS_DROP_FLAGS	 (O_CREAT | O_TRUNC | O_EXCL | O_CLOEXEC | O_NOCTTY)
 #define FS_O_TMPFILE_BIT 020000000
 
 /* ---- dump side ------------------------------------------------------------------ */
 
 struct fd_parms {
 	pid_t pid;
-	int fd;			/* number in the target */
-	int lfd;		/* our copy (pidfd_getfd), O_CLOEXEC; -1 if none */
-	struct stat st;		/* fstat of lfd */
-	char *link;		/* readlink /proc/PID/fd/N (malloc'd, freed by the driver) */
-	uint32_t flags;		/* fdinfo flags, minus O_CLOEXEC */
-	uint64_t pos;		/* fdinfo pos */
+	int fd;		/* number in the target */
+	int lfd;	/* our copy (pidfd_getfd), O_CLOEXEC; -1 if none */
+	struct stat st; /* fstat of lfd */
+	char *link;	/* readlink /proc/PID/fd/N (malloc'd, freed by the driver) */
+	uint32_t flags; /* fdinfo flags, minus O_CLOEXEC */
+	uint64_t pos;	/* fdinfo pos */
 	bool cloexec;
 	int shell_job;
 };
 
-struct dump_file {		/* one open file description already described */
+struct dump_file { /* one open file description already described */
 	FileEntry *fe;
-	pid_t pid;		/* first holder, for kcmp */
+	pid_t pid; /* first holder, for kcmp */
 	int fd;
 	dev_t dev;
 	ino_t ino;
 };
 
-struct dump_pipe {		/* one pipe or FIFO (by inode), dump-wide */
+struct dump_pipe { /* one pipe or FIFO (by inode), dump-wide */
 	dev_t dev;
 	ino_t ino;
 	uint32_t id;
 	bool data_done;
 	bool fifo;
-	bool end_seen[2];	/* read end, write end seen in some task of the dump */
-	pid_t pid;		/* first holder, for the error line at finish */
+	bool end_seen[2]; /* read end, write end seen in some task of the dump */
+	pid_t pid;	  /* first holder, for the error line at finish */
 	int fd;
 };
 
-struct dump_usk {		/* one AF_UNIX socket seen in the dump, by inode */
+struct dump_usk { /* one AF_UNIX socket seen in the dump, by inode */
 	uint64_t ino, peer;
 	pid_t pid;
 	int fd;
 };
 
-struct usk_diag;		/* fd-unix.c: the sock_diag table, loaded once per dump */
+struct usk_diag; /* fd-unix.c: the sock_diag table, loaded once per dump */
 
-struct dump_fdref {		/* one fd of a dumped task: for fs_dump_file_id */
+struct dump_fdref { /* one fd of a dumped task: for fs_dump_file_id */
 	pid_t pid;
 	uint32_t id;
 	dev_t dev;
@@ -98,7 +98,7 @@ struct fs_dump {
 	size_t npipes, cap_pipes;
 	uint32_t next_file_id;
 	uint32_t next_pipe_id;
-	struct img_writer *pipes_data;	/* opened on the first pipe with data */
+	struct img_writer *pipes_data; /* opened on the first pipe with data */
 	struct dump_usk *usks;
 	size_t nusks, cap_usks;
 	struct dump_fdref *refs;
@@ -108,34 +108,34 @@ struct fs_dump {
 
 /* ---- restore side --------------------------------------------------------------- */
 
-struct rst_pipe {		/* one pipe or FIFO of the task */
+struct rst_pipe { /* one pipe or FIFO of the task */
 	uint32_t id;
-	uint8_t *data;		/* buffered bytes (owned), may be NULL */
+	uint8_t *data; /* buffered bytes (owned), may be NULL */
 	size_t len;
 	/* stub state */
-	bool filled;		/* data written into the new pipe/FIFO */
-	int ends[2];		/* anonymous pipe: new ends (>= base), -1 before */
+	bool filled; /* data written into the new pipe/FIFO */
+	int ends[2]; /* anonymous pipe: new ends (>= base), -1 before */
 	bool end_used[2];
 };
 
 struct rst_file {
 	uint32_t id;
 	const struct fd_ops *ops;
-	uint32_t flags;		/* open flags, sanitized */
+	uint32_t flags; /* open flags, sanitized */
 	uint64_t pos;
-	char *path;		/* reg, fifo (owned) */
-	uint32_t rdev;		/* chr, tty */
+	char *path;    /* reg, fifo (owned) */
+	uint32_t rdev; /* chr, tty */
 	uint32_t pipe_size;
-	struct rst_pipe *pipe;	/* pipe, fifo */
-	int ghost_fd;		/* reg ghost / memfd: the restorer's prepared file; else -1 */
-	int tmp_fd;		/* stub: the opened file, >= base; -1 before */
-	void *kd;		/* kind data (malloc'd by prepare, freed by release) */
+	struct rst_pipe *pipe; /* pipe, fifo */
+	int ghost_fd;	       /* reg ghost / memfd: the restorer's prepared file; else -1 */
+	int tmp_fd;	       /* stub: the opened file, >= base; -1 before */
+	void *kd;	       /* kind data (malloc'd by prepare, freed by release) */
 	/* tree */
-	pid_t owner;		/* first task (in pids[] order) that holds it */
-	unsigned int nholders;	/* tasks holding it */
-	uint64_t group;		/* descriptions created together (pipe ends, socketpair
-				 * ends): kind << 56 | id, 0 = none */
-	bool shared;		/* created once in the restorer (at shared_fd) */
+	pid_t owner;	       /* first task (in pids[] order) that holds it */
+	unsigned int nholders; /* tasks holding it */
+	uint64_t group;	       /* descriptions created together (pipe ends, socketpair
+				* ends): kind << 56 | id, 0 = none */
+	bool shared;	       /* created once in the restorer (at shared_fd) */
 	int shared_fd;
 };
 
@@ -145,33 +145,33 @@ struct rst_fd {
 	struct rst_file *file;
 };
 
-struct rst_task {		/* one process of the tree */
+struct rst_task { /* one process of the tree */
 	pid_t pid;
-	struct rst_fd *fds;		/* sorted by fd */
+	struct rst_fd *fds; /* sorted by fd */
 	size_t nfds;
-	struct rst_file **files;	/* the distinct files it uses */
+	struct rst_file **files; /* the distinct files it uses */
 	size_t nfiles;
 };
 
 /* The restore context of a whole tree (a single process is a tree of one). */
 struct fs_rst {
 	struct img_dir *d;
-	pid_t pid;			/* prepare: the holder named in log lines */
+	pid_t pid; /* prepare: the holder named in log lines */
 	int shell_job;
-	int tty_src;			/* restorer fd 0/1/2 that is a terminal, or -1 */
-	struct rst_file *files;		/* every file the tree uses, sorted by id */
+	int tty_src;		/* restorer fd 0/1/2 that is a terminal, or -1 */
+	struct rst_file *files; /* every file the tree uses, sorted by id */
 	size_t nfiles;
 	struct rst_pipe *pipes;
 	size_t npipes;
-	void *pipes_img;		/* struct img_buf * of pipes-data.img, lazily loaded */
+	void *pipes_img; /* struct img_buf * of pipes-data.img, lazily loaded */
 	struct rst_task *tasks;
 	size_t ntasks;
-	int tree_base;			/* above every target fd number of the tree */
-	struct rst_task *cur;		/* stub: the task being installed */
+	int tree_base;	      /* above every target fd number of the tree */
+	struct rst_task *cur; /* stub: the task being installed */
 };
 
 struct fs_rst_tree {
-	struct fs_rst r;		/* first: fs_rst_prepare hands out &t->r */
+	struct fs_rst r; /* first: fs_rst_prepare hands out &t->r */
 };
 
 /* ---- the ops table -------------------------------------------------------------- */

@@ -40,9 +40,9 @@
 #include "img/img.h"
 
 static const struct fd_ops *const rst_kinds[] = {
-	&fd_reg_ops, &fd_chr_ops, &fd_tty_ops, &fd_pipe_ops, &fd_fifo_ops, &fd_eventfd_ops,
-	&fd_timerfd_ops, &fd_signalfd_ops, &fd_memfd_ops, &fd_inotify_ops, &fd_epoll_ops,
-	&fd_unix_ops,
+	&fd_reg_ops,   &fd_chr_ops,	&fd_tty_ops,	 &fd_pipe_ops,
+	&fd_fifo_ops,  &fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops,
+	&fd_memfd_ops, &fd_inotify_ops, &fd_epoll_ops,	 &fd_unix_ops,
 };
 
 uint32_t fs_sanitize_flags(uint32_t flags)
@@ -85,15 +85,15 @@ struct rst_pipe *fs_rst_pipe(struct fs_rst *r, uint32_t id)
 	for (size_t i = 0; i < r->npipes; i++)
 		if (r->pipes[i].id == id)
 			return &r->pipes[i];
-	p = &r->pipes[r->npipes];	/* capacity: one per file of the tree, reserved */
-	*p = (struct rst_pipe){ .id = id, .ends = { -1, -1 } };
+	p = &r->pipes[r->npipes]; /* capacity: one per file of the tree, reserved */
+	*p = (struct rst_pipe){.id = id, .ends = {-1, -1}};
 
 	struct img_buf *b = r->pipes_img;
 	if (!b) {
 		int e = img_load(r->d, "pipes-data.img", IMG_MAGIC_PIPES_DATA, &b);
 		if (e == -ENOENT) {
 			r->npipes++;
-			return p;	/* no pipe had data */
+			return p; /* no pipe had data */
 		}
 		if (e < 0)
 			return NULL;
@@ -105,7 +105,7 @@ struct rst_pipe *fs_rst_pipe(struct fs_rst *r, uint32_t id)
 	while ((e = img_buf_next(b, &pipe_data_entry__descriptor, (ProtobufCMessage **)&pe)) > 0) {
 		bool mine = pe->pipe_id == id;
 		if (mine && p->data)
-			e = -EBADMSG;	/* two records for one pipe */
+			e = -EBADMSG; /* two records for one pipe */
 		else if (mine && pe->data.len > FS_MAX_PIPE_SZ)
 			e = -EFBIG;
 		else if (mine && pe->data.len) {
@@ -141,7 +141,7 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-#define FD_ID(v) ((uint32_t)(uintptr_t)(v)->file)	/* before ids are resolved */
+#define FD_ID(v) ((uint32_t)(uintptr_t)(v)->file) /* before ids are resolved */
 
 /* fdinfo-<pid>.img -> t->fds (sorted, unique, bounded; .file holds the id for now). */
 static int load_fdinfo(struct fs_rst *r, struct rst_task *t)
@@ -155,8 +155,9 @@ static int load_fdinfo(struct fs_rst *r, struct rst_task *t)
 		return e == -ENOENT ? pr_err_ret(e, "image %s is missing", name) : e;
 	while ((e = img_buf_next(b, &fdinfo_entry__descriptor, (ProtobufCMessage **)&fe)) > 0) {
 		bool bad = fe->fd >= FS_MAX_FD || fe->id == 0 || (fe->flags & ~FD_CLOEXEC);
-		struct rst_fd v = { .fd = (int)fe->fd, .cloexec = fe->flags & FD_CLOEXEC,
-				    .file = (void *)(uintptr_t)fe->id };
+		struct rst_fd v = {.fd = (int)fe->fd,
+				   .cloexec = fe->flags & FD_CLOEXEC,
+				   .file = (void *)(uintptr_t)fe->id};
 		protobuf_c_message_free_unpacked(&fe->base, NULL);
 		if (bad || t->nfds >= FS_MAX_FD) {
 			e = -EBADMSG;
@@ -273,13 +274,14 @@ static int load_files(struct fs_rst *r)
 	int e = img_load(r->d, "files.img", IMG_MAGIC_FILES, &b);
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "image files.img is missing") : e;
-	bool logged = true;	/* errors inside the loop are logged where they arise */
-	while ((logged = (e = img_buf_next(b, &file_entry__descriptor,
-					    (ProtobufCMessage **)&fe)) > 0)) {
+	bool logged = true; /* errors inside the loop are logged where they arise */
+	while ((logged = (e = img_buf_next(b, &file_entry__descriptor, (ProtobufCMessage **)&fe)) >
+			 0)) {
 		struct rst_file *f = file_by_id(r, fe->id);
 		const struct fd_ops *ops = kind_ops(fe->type);
 		if (++count > FS_MAX_FILES || (f && (f->ops || !ops)))
-			e = pr_err_ret(-EBADMSG, "files.img: bad or duplicate entry (id %u)", fe->id);
+			e = pr_err_ret(-EBADMSG, "files.img: bad or duplicate entry (id %u)",
+				       fe->id);
 		else if (f) {
 			f->ops = ops;
 			r->pid = f->owner;
@@ -330,8 +332,9 @@ static int stub_room(size_t need, char *err, size_t errlen)
 	if (rl.rlim_cur >= need)
 		return 0;
 	if (rl.rlim_max < need)
-		return fs_stub_err(err, errlen, EMFILE, "fds up to %zu need RLIMIT_NOFILE above %llu",
-				   need, (unsigned long long)rl.rlim_max);
+		return fs_stub_err(err, errlen, EMFILE,
+				   "fds up to %zu need RLIMIT_NOFILE above %llu", need,
+				   (unsigned long long)rl.rlim_max);
 	rl.rlim_cur = need;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return fs_stub_err(err, errlen, errno, "setrlimit(NOFILE, %zu): %m", need);
@@ -357,11 +360,11 @@ static int create_shared(struct fs_rst *r)
 		r->pid = f->owner;
 		int fd = f->ops->open(r, f, r->tree_base, err, sizeof(err));
 		if (fd < 0)
-			return pr_err_ret(fd, "shared file %u (%s, first held by PID %d): %s", f->id,
-					  f->ops->name, f->owner, err);
+			return pr_err_ret(fd, "shared file %u (%s, first held by PID %d): %s",
+					  f->id, f->ops->name, f->owner, err);
 		f->shared_fd = f->tmp_fd = fd;
-		pr_debug("file %u (%s) shared by %u processes: restorer fd %d", f->id,
-			 f->ops->name, f->nholders, fd);
+		pr_debug("file %u (%s) shared by %u processes: restorer fd %d", f->id, f->ops->name,
+			 f->nholders, fd);
 	}
 	return 0;
 }
@@ -457,14 +460,14 @@ int fs_rst_prepare(struct img_dir *d, pid_t pid, int shell_job, struct fs_rst **
 
 void fs_rst_free(struct fs_rst *r)
 {
-	fs_rst_tree_free((struct fs_rst_tree *)r);	/* r is the first member */
+	fs_rst_tree_free((struct fs_rst_tree *)r); /* r is the first member */
 }
 
 /* ---- the stub ------------------------------------------------------------------- */
 
 static bool is_target(const struct rst_task *t, int fd)
 {
-	struct rst_fd key = { .fd = fd };
+	struct rst_fd key = {.fd = fd};
 	return t->nfds && bsearch(&key, t->fds, t->nfds, sizeof(*t->fds), cmp_fd) != NULL;
 }
 
@@ -498,8 +501,7 @@ static int stub_close_others(const struct rst_task *t, const int *keep, size_t n
 }
 
 /* Steps 3-5: open the private files, place every fd, run the late hooks. */
-static int stub_install(struct fs_rst *r, struct rst_task *t, int base, char *err,
-			size_t errlen)
+static int stub_install(struct fs_rst *r, struct rst_task *t, int base, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < t->nfiles; i++) {
 		struct rst_file *f = t->files[i];

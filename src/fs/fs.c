@@ -36,9 +36,9 @@
 
 /* The table of kinds, tried in order. */
 static const struct fd_ops *const fd_kinds[] = {
-	&fd_pipe_ops, &fd_fifo_ops, &fd_chr_ops, &fd_tty_ops, &fd_memfd_ops, &fd_reg_ops,
-	&fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops, &fd_inotify_ops, &fd_epoll_ops,
-	&fd_unix_ops,
+	&fd_pipe_ops,	  &fd_fifo_ops,	   &fd_chr_ops,	    &fd_tty_ops,
+	&fd_memfd_ops,	  &fd_reg_ops,	   &fd_eventfd_ops, &fd_timerfd_ops,
+	&fd_signalfd_ops, &fd_inotify_ops, &fd_epoll_ops,   &fd_unix_ops,
 };
 
 int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump **out)
@@ -82,7 +82,7 @@ struct dump_pipe *fs_dump_pipe(struct fs_dump *d, dev_t dev, ino_t ino)
 		d->cap_pipes = cap;
 	}
 	struct dump_pipe *p = &d->pipes[d->npipes++];
-	*p = (struct dump_pipe){ .dev = dev, .ino = ino, .id = ++d->next_pipe_id };
+	*p = (struct dump_pipe){.dev = dev, .ino = ino, .id = ++d->next_pipe_id};
 	return p;
 }
 
@@ -198,7 +198,8 @@ static int parse_fdinfo(struct fd_parms *p)
 			p->pos = v;
 			have_pos = true;
 		} else if (!strncmp(line, "flags:", 6)) {
-			if (parse_u64(line + 6 + strspn(line + 6, " \t"), 8, &v) < 0 || v > UINT32_MAX)
+			if (parse_u64(line + 6 + strspn(line + 6, " \t"), 8, &v) < 0 ||
+			    v > UINT32_MAX)
 				break;
 			p->cloexec = v & O_CLOEXEC;
 			p->flags = (uint32_t)v & ~(uint32_t)O_CLOEXEC;
@@ -315,7 +316,11 @@ static int add_file(struct fs_dump *d, const struct fd_parms *p, const struct fd
 		return r;
 	}
 	d->files[d->nfiles++] = (struct dump_file){
-		.fe = fe, .pid = p->pid, .fd = p->fd, .dev = p->st.st_dev, .ino = p->st.st_ino,
+		.fe = fe,
+		.pid = p->pid,
+		.fd = p->fd,
+		.dev = p->st.st_dev,
+		.ino = p->st.st_ino,
 	};
 	return (int)fe->id;
 }
@@ -355,8 +360,8 @@ static int add_ref(struct fs_dump *d, const struct fd_parms *p, uint32_t id)
 		d->refs = v;
 		d->cap_refs = cap;
 	}
-	d->refs[d->nrefs++] = (struct dump_fdref){ .pid = p->pid, .id = id, .dev = p->st.st_dev,
-						   .ino = p->st.st_ino };
+	d->refs[d->nrefs++] = (struct dump_fdref){
+		.pid = p->pid, .id = id, .dev = p->st.st_dev, .ino = p->st.st_ino};
 	return 0;
 }
 

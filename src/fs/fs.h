@@ -27,7 +27,7 @@ struct fs_dump;
 struct fs_rst;
 
 struct fs_dump_opts {
-	int shell_job;		/* allow tty fds (restored as the restorer's terminal) */
+	int shell_job; /* allow tty fds (restored as the restorer's terminal) */
 };
 
 /* Start dumping files into d. 0 or -errno. */

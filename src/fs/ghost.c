@@ -55,7 +55,8 @@ int fs_ghost_dump(struct fs_dump *d, const struct fd_parms *p, uint32_t id)
 	struct img_writer *w;
 	uint64_t size = (uint64_t)p->st.st_size;
 	if (size > FS_MAX_GHOST)
-		return pr_err_ret(-EFBIG, "PID %d fd %d: unlinked file '%s' is too large (%llu bytes)",
+		return pr_err_ret(-EFBIG,
+				  "PID %d fd %d: unlinked file '%s' is too large (%llu bytes)",
 				  p->pid, p->fd, p->link, (unsigned long long)size);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->lfd);
 	int rfd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -72,7 +73,8 @@ int fs_ghost_dump(struct fs_dump *d, const struct fd_parms *p, uint32_t id)
 	int r = img_writer_open(d->d, img_name(name, "ghost-%u.img", id), IMG_MAGIC_GHOST, &w);
 	if (r < 0)
 		goto out;
-	if ((r = img_write_pb(w, &ge.base)) < 0 || (r = ghost_copy_out(w, rfd, size, p->link)) < 0) {
+	if ((r = img_write_pb(w, &ge.base)) < 0 ||
+	    (r = ghost_copy_out(w, rfd, size, p->link)) < 0) {
 		img_writer_abort(w);
 		goto out;
 	}
@@ -120,7 +122,7 @@ static int ghost_copy_in(struct img_stream *s, int fd, uint64_t size)
 			r = pwrite_full(fd, buf, len, (off_t)off);
 		off += len;
 	}
-	if (r == 0 && ftruncate(fd, (off_t)size) < 0)	/* zero chunks were skipped */
+	if (r == 0 && ftruncate(fd, (off_t)size) < 0) /* zero chunks were skipped */
 		r = -errno;
 	free(buf);
 	return r;
@@ -178,7 +180,7 @@ int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size, uint32_
 		pr_err("cannot fill file %u from ghost-%u.img: %s", id, id, strerror(-e));
 		img_stream_free(s);
 	} else {
-		e = img_stream_finish(s);	/* frees s */
+		e = img_stream_finish(s); /* frees s */
 	}
 	ghost_file_entry__free_unpacked(ge, NULL);
 	return e;
@@ -205,9 +207,9 @@ int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mod
 	if (e < 0)
 		goto out;
 	struct timespec ts[2] = {
-		{ .tv_nsec = UTIME_OMIT },
-		{ .tv_sec = (time_t)(ge->mtime_ns / 1000000000ULL),
-		  .tv_nsec = (long)(ge->mtime_ns % 1000000000ULL) },
+		{.tv_nsec = UTIME_OMIT},
+		{.tv_sec = (time_t)(ge->mtime_ns / 1000000000ULL),
+		 .tv_nsec = (long)(ge->mtime_ns % 1000000000ULL)},
 	};
 	if (fchown(fd, ge->uid, ge->gid) < 0 || fchmod(fd, ge->mode & 07777) < 0 ||
 	    futimens(fd, ts) < 0) {

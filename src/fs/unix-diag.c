@@ -19,7 +19,7 @@
 #include "common/log.h"
 #include "fs/unix-priv.h"
 
-#define DIAG_BUF (32 * 1024)
+#define DIAG_BUF       (32 * 1024)
 #define DIAG_MAX_SOCKS (1 << 22)
 
 static int diag_cmp(const void *a, const void *b)
@@ -82,14 +82,16 @@ static int diag_parse(struct usk_diag *t, const char *buf, size_t n)
 			return 1;
 		if (h->nlmsg_type == NLMSG_ERROR) {
 			const struct nlmsgerr *e = NLMSG_DATA(h);
-			return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error : -EIO;
+			return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
+										    : -EIO;
 		}
 		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg)))
 			return -EBADMSG;
 		if (t->n == t->cap) {
 			size_t cap = t->cap ? t->cap * 2 : 256;
-			struct usk_info *v = cap > DIAG_MAX_SOCKS ? NULL : realloc(t->v, cap * sizeof(*v));
+			struct usk_info *v =
+				cap > DIAG_MAX_SOCKS ? NULL : realloc(t->v, cap * sizeof(*v));
 			if (!v)
 				return -ENOMEM;
 			t->v = v;
@@ -110,13 +112,16 @@ int usk_diag_load(struct usk_diag **out)
 		struct nlmsghdr nlh;
 		struct unix_diag_req r;
 	} req = {
-		.nlh = { .nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
-		.r = { .sdiag_family = AF_UNIX, .udiag_states = ~0U,
-		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER |
-				     UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN },
+		.nlh = {.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			.nlmsg_seq = 1},
+		.r = {.sdiag_family = AF_UNIX,
+		      .udiag_states = ~0U,
+		      .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER |
+				    UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN},
 	};
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	struct usk_diag *t = calloc(1, sizeof(*t));
 	char *buf = malloc(DIAG_BUF);
 	int r = 0, fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -150,7 +155,7 @@ int usk_diag_load(struct usk_diag **out)
 
 const struct usk_info *usk_diag_find(const struct usk_diag *t, uint64_t ino)
 {
-	struct usk_info key = { .ino = (uint32_t)ino };
+	struct usk_info key = {.ino = (uint32_t)ino};
 	if (!t || !t->n || ino > UINT32_MAX)
 		return NULL;
 	return bsearch(&key, t->v, t->n, sizeof(*t->v), diag_cmp);

@@ -9,18 +9,18 @@
 
 #include "fs/fs-priv.h"
 
-struct usk_info {		/* one socket as sock_diag reports it */
-	uint32_t ino, peer;	/* peer 0 = none */
+struct usk_info {	    /* one socket as sock_diag reports it */
+	uint32_t ino, peer; /* peer 0 = none */
 	uint8_t type, state, shutdown;
-	uint32_t icons;		/* pending connections (listening) */
-	uint32_t rqlen, wqlen;	/* listening: backlog in use / max backlog */
+	uint32_t icons;	       /* pending connections (listening) */
+	uint32_t rqlen, wqlen; /* listening: backlog in use / max backlog */
 	uint32_t vfs_ino, vfs_dev;
-	char name[108];		/* sun_path bytes (abstract: starts with 0) */
+	char name[108]; /* sun_path bytes (abstract: starts with 0) */
 	size_t name_len;
 };
 
 struct usk_diag {
-	struct usk_info *v;	/* sorted by ino */
+	struct usk_info *v; /* sorted by ino */
 	size_t n, cap;
 };
 

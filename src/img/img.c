@@ -29,8 +29,8 @@ struct img_dir {
 	int dirfd;
 	char *path;
 	bool writer;
-	InventoryEntry *inv;		/* reader: verified inventory */
-	struct manifest_item *items;	/* writer: closed files */
+	InventoryEntry *inv;	     /* reader: verified inventory */
+	struct manifest_item *items; /* writer: closed files */
 	size_t n_items, cap_items;
 };
 
@@ -76,7 +76,8 @@ int img_dir_create(const char *path, struct img_dir **out)
 		return pr_perror("cannot open images directory '%s'", path);
 	if (faccessat(fd, "inventory.img", F_OK, 0) == 0) {
 		close(fd);
-		pr_err("images directory '%s' already holds a complete dump (remove it first)", path);
+		pr_err("images directory '%s' already holds a complete dump (remove it first)",
+		       path);
 		return -EEXIST;
 	}
 	struct img_dir *d = calloc(1, sizeof(*d));
@@ -156,7 +157,8 @@ int img_dir_open(const char *path, struct img_dir **out)
 		if (magic != IMG_MAGIC_INVENTORY) {
 			free(data);
 			close(fd);
-			pr_err("'%s/inventory.img' is not a ferry inventory (magic %#x)", path, magic);
+			pr_err("'%s/inventory.img' is not a ferry inventory (magic %#x)", path,
+			       magic);
 			return -EBADMSG;
 		}
 	}
@@ -175,7 +177,8 @@ int img_dir_open(const char *path, struct img_dir **out)
 		return -EPROTONOSUPPORT;
 	}
 	if (inv->page_size != page_size) {
-		pr_err("images in '%s' have page size %u, this host %zu", path, inv->page_size, page_size);
+		pr_err("images in '%s' have page size %u, this host %zu", path, inv->page_size,
+		       page_size);
 		inventory_entry__free_unpacked(inv, NULL);
 		close(fd);
 		return -EPROTONOSUPPORT;
@@ -419,7 +422,8 @@ int img_dir_commit(struct img_dir *d, InventoryEntry *inv)
 	memcpy(buf + 8 + len, &h, 8);
 
 	/* Write under a temporary name and rename: a crash never leaves a half inventory. */
-	int fd = openat(d->dirfd, "inventory.img.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = openat(d->dirfd, "inventory.img.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
 	if (fd < 0) {
 		r = pr_perror("cannot create '%s/inventory.img'", d->path);
 		free(buf);
@@ -514,7 +518,8 @@ int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf
 		/* Listed but gone: corrupt directory, never "optional and absent" (-ENOENT). */
 		int e = errno;
 		e = e > 0 ? e : EIO;
-		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
+		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name,
+		       strerror(e));
 		return e == ENOENT ? -EBADMSG : -e;
 	}
 	struct img_buf *b = calloc(1, sizeof(*b));
@@ -572,7 +577,7 @@ int img_read_one(struct img_dir *d, const char *name, uint32_t magic,
 	int r = img_load(d, name, magic, &b);
 	if (r < 0)
 		return r;
-	if (!b)	/* never: img_load sets *out when it returns 0 */
+	if (!b) /* never: img_load sets *out when it returns 0 */
 		return -EIO;
 	r = img_buf_one(b, desc, msg);
 	if (r < 0)
@@ -601,7 +606,8 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	if (s->fd < 0) {
 		int e = errno;
 		e = e > 0 ? e : EIO;
-		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name, strerror(e));
+		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name,
+		       strerror(e));
 		int r = e == ENOENT ? -EBADMSG : -e;
 		XXH64_freeState(s->xs);
 		free(s);
@@ -609,7 +615,8 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	}
 	struct stat st;
 	if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size != me->size) {
-		pr_err("image '%s/%s' is truncated or has the wrong size (%lld, expected %llu bytes)",
+		pr_err("image '%s/%s' is truncated or has the wrong size (%lld, expected %llu "
+		       "bytes)",
 		       d->path, name, (long long)st.st_size, (unsigned long long)me->size);
 		img_stream_free(s);
 		return -EBADMSG;

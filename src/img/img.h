@@ -28,35 +28,35 @@
 
 #include "inventory.pb-c.h"
 
-#define IMG_VERSION      1
-#define IMG_MAX_RECORD   (64u << 20)	/* one protobuf record */
-#define IMG_MAX_META     (256u << 20)	/* one metadata file loaded in memory */
-#define IMG_MAX_FILES    65536		/* files in one directory's manifest */
+#define IMG_VERSION    1
+#define IMG_MAX_RECORD (64u << 20)  /* one protobuf record */
+#define IMG_MAX_META   (256u << 20) /* one metadata file loaded in memory */
+#define IMG_MAX_FILES  65536	    /* files in one directory's manifest */
 
 /* Magics: "FRY" + a type letter, little endian. */
-#define IMG_MAGIC(c)          (0x00595246u | ((uint32_t)(c) << 24))
-#define IMG_MAGIC_INVENTORY   IMG_MAGIC('I')
-#define IMG_MAGIC_PSTREE      IMG_MAGIC('P')
-#define IMG_MAGIC_CORE        IMG_MAGIC('C')
-#define IMG_MAGIC_MM          IMG_MAGIC('M')
-#define IMG_MAGIC_PAGEMAP     IMG_MAGIC('G')
-#define IMG_MAGIC_FDINFO      IMG_MAGIC('D')
-#define IMG_MAGIC_FILES       IMG_MAGIC('F')
-#define IMG_MAGIC_PIPES_DATA  IMG_MAGIC('p')
-#define IMG_MAGIC_GHOST       IMG_MAGIC('g')
-#define IMG_MAGIC_FS          IMG_MAGIC('S')
-#define IMG_MAGIC_TCP         IMG_MAGIC('T')
-#define IMG_MAGIC_UNIX        IMG_MAGIC('U')
-#define IMG_MAGIC_EVENTFD     IMG_MAGIC('E')
-#define IMG_MAGIC_TIMERS      IMG_MAGIC('t')
-#define IMG_MAGIC_LOCKS       IMG_MAGIC('L')
-#define IMG_MAGIC_MISC        IMG_MAGIC('X')
-#define IMG_MAGIC_RAW         0		/* pages-*.img: no header */
+#define IMG_MAGIC(c)	     (0x00595246u | ((uint32_t)(c) << 24))
+#define IMG_MAGIC_INVENTORY  IMG_MAGIC('I')
+#define IMG_MAGIC_PSTREE     IMG_MAGIC('P')
+#define IMG_MAGIC_CORE	     IMG_MAGIC('C')
+#define IMG_MAGIC_MM	     IMG_MAGIC('M')
+#define IMG_MAGIC_PAGEMAP    IMG_MAGIC('G')
+#define IMG_MAGIC_FDINFO     IMG_MAGIC('D')
+#define IMG_MAGIC_FILES	     IMG_MAGIC('F')
+#define IMG_MAGIC_PIPES_DATA IMG_MAGIC('p')
+#define IMG_MAGIC_GHOST	     IMG_MAGIC('g')
+#define IMG_MAGIC_FS	     IMG_MAGIC('S')
+#define IMG_MAGIC_TCP	     IMG_MAGIC('T')
+#define IMG_MAGIC_UNIX	     IMG_MAGIC('U')
+#define IMG_MAGIC_EVENTFD    IMG_MAGIC('E')
+#define IMG_MAGIC_TIMERS     IMG_MAGIC('t')
+#define IMG_MAGIC_LOCKS	     IMG_MAGIC('L')
+#define IMG_MAGIC_MISC	     IMG_MAGIC('X')
+#define IMG_MAGIC_RAW	     0 /* pages-*.img: no header */
 
 /* PagemapEntry.flags */
-#define PE_PRESENT   0x1u	/* data follows in this round's pages file */
-#define PE_PARENT    0x2u	/* data is in the parent images directory (pre-dump chain) */
-#define PE_ZERO      0x4u	/* range reads as zeroes (written explicitly on restore) */
+#define PE_PRESENT 0x1u /* data follows in this round's pages file */
+#define PE_PARENT  0x2u /* data is in the parent images directory (pre-dump chain) */
+#define PE_ZERO	   0x4u /* range reads as zeroes (written explicitly on restore) */
 
 /* VmaEntry.madv: advice to re-apply on restore (from smaps VmFlags) */
 #define VMA_MADV_DONTFORK   (1u << 0)
@@ -67,8 +67,8 @@
 #define VMA_MADV_WIPEONFORK (1u << 5)
 
 /* InventoryEntry.kind */
-#define IMG_KIND_DUMP     0
-#define IMG_KIND_PREDUMP  1
+#define IMG_KIND_DUMP	 0
+#define IMG_KIND_PREDUMP 1
 
 /* Build an image name: img_name(buf, "core-%d.img", tid). Returns buf. */
 const char *img_name(char buf[64], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -122,7 +122,7 @@ struct img_buf {
 	size_t len;
 	size_t pos;
 	uint32_t magic;
-	void *owned;		/* freed by img_buf_free */
+	void *owned; /* freed by img_buf_free */
 };
 
 /* Load NAME from d: must be in the manifest, size and hash must match, magic must be

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 			memset(mine + i, (int)(i >> 12) | 1, 4096);
 		(void)!write(afd[1], &mine, sizeof(mine));
 		close(pfd[1]);
-		(void)!read(pfd[0], &c, 1);	/* parent closes: exit */
+		(void)!read(pfd[0], &c, 1); /* parent closes: exit */
 		_exit(0);
 	}
 	close(pfd[0]);
