@@ -100,7 +100,7 @@ int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEn
 	*n = 0;
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "'%s/%s' is missing", img_dir_path(d), name) : e;
-	if ((e = img_buf_next(b, &pagemap_head__descriptor, &m)) != 1)
+	if (img_buf_next(b, &pagemap_head__descriptor, &m) != 1)
 		goto bad;
 	*head = (PagemapHead *)m;
 	while ((e = img_buf_next(b, &pagemap_entry__descriptor, &m)) == 1) {

@@ -19,7 +19,7 @@
 #include "engine/restore.h"
 #include "img/img.h"
 
-#define RST_BUF (8u << 20)	/* read buffer of an older round's pages */
+#define RST_BUF (8u << 20) /* read buffer of an older round's pages */
 
 static const uint8_t zero_buf[64 << 10];
 
@@ -45,10 +45,10 @@ static int chain_pm_cmp(const void *a, const void *b)
 #define RST_MAX_CHAIN 64
 
 struct want {
-	PagemapEntry **run;	/* the top round's PE_PARENT runs, sorted by vaddr */
-	size_t *bit0;		/* first page index of each run in bits */
+	PagemapEntry **run; /* the top round's PE_PARENT runs, sorted by vaddr */
+	size_t *bit0;	    /* first page index of each run in bits */
 	size_t n;
-	uint64_t *bits;		/* 1 = still wanted */
+	uint64_t *bits; /* 1 = still wanted */
 	uint64_t left;
 };
 
@@ -104,16 +104,20 @@ static size_t want_find(const struct want *w, uint64_t addr)
 
 static int write_one(struct rst *r, uint64_t addr, const void *src, size_t len)
 {
-	struct iovec l = { (void *)src, len }, rv = { (void *)addr, len };
+	struct iovec l = {(void *)src, len}, rv = {(void *)addr, len};
 	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
 	size_t done = n > 0 ? (size_t)n : 0;
-	int e = done < len ? remote_write(&r->rt, addr + done, (const uint8_t *)src + done, len - done) : 0;
+	int e = done < len
+			? remote_write(&r->rt, addr + done, (const uint8_t *)src + done, len - done)
+			: 0;
 	return e < 0 ? pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - done,
-				  (unsigned long long)addr + done, r->pid) : 0;
+				  (unsigned long long)addr + done, r->pid)
+		     : 0;
 }
 
 /* Write the still-wanted pages of [addr, addr+len) from data (NULL: zeroes). */
-static int want_write(struct rst *r, struct want *w, uint64_t addr, const uint8_t *data, uint64_t len)
+static int want_write(struct rst *r, struct want *w, uint64_t addr, const uint8_t *data,
+		      uint64_t len)
 {
 	uint64_t end = addr + len;
 	for (size_t i = want_find(w, addr); i < w->n && w->run[i]->vaddr < end; i++) {
@@ -128,7 +132,7 @@ static int want_write(struct rst *r, struct want *w, uint64_t addr, const uint8_
 			int e = 0;
 			if (data)
 				e = write_one(r, a, data + (a - addr), RST_PAGE);
-			else if (vi < 0 || !vma_anon(r->mm->vmas[vi]))	/* fresh anon is zero */
+			else if (vi < 0 || !vma_anon(r->mm->vmas[vi])) /* fresh anon is zero */
 				e = write_one(r, a, zero_buf, RST_PAGE);
 			if (e < 0)
 				return e;
@@ -169,9 +173,11 @@ static int round_apply(struct rst *r, struct img_dir *d, struct want *w, uint8_t
 
 	if (e == 0)
 		e = round_check(h, pm, n, img_dir_path(d));
-	if (e == 0 && h->nr_pages && (e = img_stream_open(d, img_name(name, "pages-%u.img", h->pages_id), &s)) == 0 &&
+	if (e == 0 && h->nr_pages &&
+	    (e = img_stream_open(d, img_name(name, "pages-%u.img", h->pages_id), &s)) == 0 &&
 	    img_stream_left(s) != h->nr_pages * RST_PAGE)
-		e = pr_err_ret(-EBADMSG, "'%s/%s' does not match its pagemap", img_dir_path(d), name);
+		e = pr_err_ret(-EBADMSG, "'%s/%s' does not match its pagemap", img_dir_path(d),
+			       name);
 	for (size_t i = 0; i < n && e == 0; i++) {
 		const PagemapEntry *p = pm[i];
 		uint64_t len = (uint64_t)p->nr_pages * RST_PAGE, off;
@@ -266,10 +272,10 @@ int rst_pages_from_parents(struct rst *r)
 	if (d != r->d)
 		img_dir_free(d);
 	if (e == 0 && w.left)
-		e = pr_err_ret(-EBADMSG, "%llu pages marked as in a parent round are in none (%d rounds)",
+		e = pr_err_ret(-EBADMSG,
+			       "%llu pages marked as in a parent round are in none (%d rounds)",
 			       (unsigned long long)w.left, depth);
 	free(buf);
 	want_fini(&w);
 	return e;
 }
-

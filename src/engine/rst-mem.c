@@ -614,7 +614,7 @@ static int pages_restore(struct rst *r)
 	if (e < 0)
 		return e;
 	w = calloc(1, sizeof(*w));
-	if (!w || (e = pw_init(w, r, s)) < 0) {
+	if (!w || pw_init(w, r, s) < 0) {
 		if (w)
 			pw_fini(w);
 		img_stream_free(s);

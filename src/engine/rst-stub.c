@@ -62,13 +62,13 @@ struct stub_clone_args {
 static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text,
 		      const int *mfd)
 {
-	struct rst_stub_msg m = { .idx = idx, .kind = kind, .err = err, .hold_fd = hold,
-				  .rep_fd = t->rep[1] };
+	struct rst_stub_msg m = {
+		.idx = idx, .kind = kind, .err = err, .hold_fd = hold, .rep_fd = t->rep[1]};
 	for (size_t k = 0; mfd && k < t->t[idx].n_mfd; k++)
 		m.mfd[k] = mfd[k];
 	char self[32] = "";
-	ssize_t n = t->hostproc >= 0 ? readlinkat(t->hostproc, "self", self, sizeof(self) - 1) :
-				       readlink("/proc/self", self, sizeof(self) - 1);
+	ssize_t n = t->hostproc >= 0 ? readlinkat(t->hostproc, "self", self, sizeof(self) - 1)
+				     : readlink("/proc/self", self, sizeof(self) - 1);
 
 	/* ferry's /proc names us by our host pid (fs_rst_tree_in_stub closes hostproc: only
 	 * CREATED needs it) */
@@ -81,7 +81,8 @@ static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, 
 	(void)!write(t->rep[1], &m, sizeof(m));
 }
 
-static void __attribute__((noreturn)) stub_fail(struct rst_tree *t, int idx, const char *what, int err)
+static void __attribute__((noreturn))
+stub_fail(struct rst_tree *t, int idx, const char *what, int err)
 {
 	stub_send(t, idx, STUB_ERROR, err, -1, what, NULL);
 	_exit(1);
@@ -91,7 +92,7 @@ static void __attribute__((noreturn)) stub_fail(struct rst_tree *t, int idx, con
  * not close again numbers that may have been reused meanwhile (hostproc). */
 static void stub_close_ours(struct rst_tree *t)
 {
-	int *fds[] = { &t->rep[0], &t->go[1], &t->hold[1] };
+	int *fds[] = {&t->rep[0], &t->go[1], &t->hold[1]};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -102,8 +103,10 @@ static void stub_close_ours(struct rst_tree *t)
 /* Raw syscall: glibc refuses signals 32/33. */
 static void stub_signals_reset(void)
 {
-	struct { uint64_t handler, flags, restorer, mask; } dfl = { 0 };
-	stack_t ss = { .ss_flags = SS_DISABLE };
+	struct {
+		uint64_t handler, flags, restorer, mask;
+	} dfl = {0};
+	stack_t ss = {.ss_flags = SS_DISABLE};
 	sigset_t none;
 
 	for (int sig = 1; sig <= 64; sig++)
@@ -122,7 +125,7 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx);
 static long stub_spawn(struct rst_tree *t, int idx, bool new_ns, bool init)
 {
 	uint64_t tid = (uint64_t)t->id[idx].pid;
-	struct stub_clone_args ca = { .exit_signal = SIGCHLD };
+	struct stub_clone_args ca = {.exit_signal = SIGCHLD};
 	long ret;
 
 	if (new_ns)
@@ -167,7 +170,7 @@ static void stub_spawn_kids(struct rst_tree *t, int idx, bool before)
 static void __attribute__((noreturn)) stub_zombie(struct rst_tree *t, int idx)
 {
 	uint32_t st = t->pst[idx]->exit_status;
-	struct rlimit nocore = { 0, 0 };
+	struct rlimit nocore = {0, 0};
 
 	stub_send(t, idx, STUB_CREATED, 0, -1, NULL, NULL);
 	if (WIFSIGNALED(st)) {
@@ -216,7 +219,8 @@ static void stub_setup(struct rst_tree *t, int idx, int *keep)
 		stub_fail(t, idx, "personality", errno);
 	if (!keep)
 		return;
-	int e = fs_rst_tree_in_stub(t->fs, t->t[idx].ipid, keep, 3 + t->t[idx].n_mfd, err, sizeof(err));
+	int e = fs_rst_tree_in_stub(t->fs, t->t[idx].ipid, keep, 3 + t->t[idx].n_mfd, err,
+				    sizeof(err));
 	if (e < 0) {
 		snprintf(what, sizeof(what), "restoring fds: %.256s", err);
 		stub_fail(t, idx, what, -e);
@@ -264,11 +268,11 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
 	stub_group(t, idx, false);
 	/* kept: report, go, hold, and the memfds our mappings need (moved if they sit on
 	 * a target fd number) */
-	int keep[3 + RST_MAX_MEMFDS] = { t->rep[1], t->go[0], t->hold[0] };
+	int keep[3 + RST_MAX_MEMFDS] = {t->rep[1], t->go[0], t->hold[0]};
 	for (size_t k = 0; k < t->t[idx].n_mfd; k++)
 		keep[3 + k] = t->t[idx].mfd[k];
 	stub_setup(t, idx, keep);
-	t->rep[1] = keep[0];	/* our own copy of t */
+	t->rep[1] = keep[0]; /* our own copy of t */
 	close(keep[1]);
 	stub_send(t, idx, STUB_READY, 0, keep[2], NULL, keep + 3);
 	close(keep[0]);
@@ -299,8 +303,8 @@ static void init_forward(int sig)
 
 static void __attribute__((noreturn)) init_main(struct rst_tree *t)
 {
-	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
-	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
+	static const int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+	struct sigaction sa = {.sa_handler = init_forward, .sa_flags = SA_RESTART};
 	long r;
 	int st;
 
@@ -338,8 +342,10 @@ int rst_stub_spawn_root(struct rst_tree *t)
 		r = stub_spawn(t, 0, t->root_is_init, false);
 	}
 	if (r == -EEXIST)
-		return pr_err_ret(-EEXIST, "PID %d is already in use (restore with --pidns to put "
-				  "the tree in a new pid namespace)", t->id[0].pid);
+		return pr_err_ret(-EEXIST,
+				  "PID %d is already in use (restore with --pidns to put "
+				  "the tree in a new pid namespace)",
+				  t->id[0].pid);
 	if (r < 0)
 		return pr_err_ret((int)r, "clone3 with PID %d", t->id[0].pid);
 	t->child = (pid_t)r;

@@ -42,10 +42,13 @@ int rst_threads_load(struct rst *r)
 	int e;
 
 	if (n < 1 || n > RST_MAX_THREADS || p->threads[0] != (uint32_t)r->ipid)
-		return pr_err_ret(-EINVAL, "pstree.img: process %d: %zu threads, the leader not first",
+		return pr_err_ret(-EINVAL,
+				  "pstree.img: process %d: %zu threads, the leader not first",
 				  r->ipid, n);
 	if (p->n_ns_threads && p->n_ns_threads != n)
-		return pr_err_ret(-EINVAL, "pstree.img: process %d: ns_threads do not match threads", r->ipid);
+		return pr_err_ret(-EINVAL,
+				  "pstree.img: process %d: ns_threads do not match threads",
+				  r->ipid);
 	r->thr = calloc(n, sizeof(*r->thr));
 	if (!r->thr)
 		return -ENOMEM;
@@ -55,7 +58,8 @@ int rst_threads_load(struct rst *r)
 		char name[64];
 		for (size_t j = 0; j < i; j++)
 			if (p->threads[j] == tid || tid < 2 || tid > 4194304)
-				return pr_err_ret(-EINVAL, "pstree.img: bad or repeated thread id %u", tid);
+				return pr_err_ret(-EINVAL,
+						  "pstree.img: bad or repeated thread id %u", tid);
 		e = img_read_one(r->d, img_name(name, "core-%u.img", tid), IMG_MAGIC_CORE,
 				 &core_entry__descriptor, (ProtobufCMessage **)&t->core);
 		if (e < 0)
@@ -76,7 +80,8 @@ static int thread_clone(struct rst *r, struct rst_thread *t)
 {
 	uint64_t tid = (uint64_t)t->ntid;
 	struct rst_clone_args_t ca = {
-		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			 CLONE_SYSVSEM,
 		.set_tid_size = 1,
 	};
 	uint64_t ta = rst_put(r, 128, &tid, sizeof(tid)), a;
@@ -134,7 +139,8 @@ int rst_threads_setup(struct rst *r)
 		/* from inside the thread itself: the kernel refuses to queue a kill()-like
 		 * siginfo (si_code >= 0) for another thread (rt_tgsigqueueinfo, EPERM) */
 		r->cur = &t->rt;
-		if ((e = rst_thread_state(r, th)) == 0 && (e = rst_thread_sched(r, t->tid, th)) == 0)
+		if ((e = rst_thread_state(r, th)) == 0 &&
+		    (e = rst_thread_sched(r, t->tid, th)) == 0)
 			e = rst_thread_pending(r, t->ntid, th);
 		r->cur = &r->rt;
 		if (e < 0)

@@ -46,8 +46,8 @@
 #include "img/img.h"
 #include "inventory.pb-c.h"
 
-#define TREE_MAX 4096
-#define MSG_TIMEOUT_MS 10000
+#define TREE_MAX	 4096
+#define MSG_TIMEOUT_MS	 10000
 #define PID_FREE_WAIT_MS 2000
 
 ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid)
@@ -99,10 +99,13 @@ static int inventory_check(struct rst_tree *t)
 	if (inv->kind != IMG_KIND_DUMP)
 		return pr_err_ret(-EINVAL, "'%s' is a pre-dump, not a dump", t->o->images_dir);
 	if (strcmp(inv->arch, u.machine))
-		return pr_err_ret(-EXDEV, "images are for arch '%s', this is '%s'", inv->arch, u.machine);
+		return pr_err_ret(-EXDEV, "images are for arch '%s', this is '%s'", inv->arch,
+				  u.machine);
 	if (strcmp(inv->kernel, u.release))
-		return pr_err_ret(-EXDEV, "images come from kernel '%s', this is '%s' (the same kernel "
-				  "is required: vdso layout)", inv->kernel, u.release);
+		return pr_err_ret(-EXDEV,
+				  "images come from kernel '%s', this is '%s' (the same kernel "
+				  "is required: vdso layout)",
+				  inv->kernel, u.release);
 	if (inv->page_size != RST_PAGE)
 		return pr_err_ret(-EXDEV, "images have page size %u", inv->page_size);
 	if (inv->root_pid < 2 || inv->root_pid > 4194304)
@@ -123,11 +126,14 @@ static int pstree_load(struct rst_tree *t)
 		return e == -ENOENT ? pr_err_ret(e, "pstree.img is missing") : e;
 	while ((e = img_buf_next(b, &pstree_entry__descriptor, &m)) == 1) {
 		if (t->n == cap) {
-			void *nw = cap < TREE_MAX ? realloc(t->pst, (cap = cap ? cap * 2 : 16) * sizeof(*t->pst)) : NULL;
+			void *nw = cap < TREE_MAX ? realloc(t->pst, (cap = cap ? cap * 2 : 16) *
+									    sizeof(*t->pst))
+						  : NULL;
 			if (!nw) {
 				protobuf_c_message_free_unpacked(m, NULL);
 				img_buf_free(b);
-				return pr_err_ret(-E2BIG, "pstree.img: more than %d processes", TREE_MAX);
+				return pr_err_ret(-E2BIG, "pstree.img: more than %d processes",
+						  TREE_MAX);
 			}
 			t->pst = nw;
 		}
@@ -137,7 +143,8 @@ static int pstree_load(struct rst_tree *t)
 	if (e < 0 || t->n == 0)
 		return pr_err_ret(-EBADMSG, "pstree.img is corrupt or empty");
 	if (t->pst[0]->pid != img_dir_inventory(t->d)->root_pid || t->pst[0]->ppid)
-		return pr_err_ret(-EINVAL, "pstree.img: the root is not first (pid %u, inventory says %u)",
+		return pr_err_ret(-EINVAL,
+				  "pstree.img: the root is not first (pid %u, inventory says %u)",
 				  t->pst[0]->pid, img_dir_inventory(t->d)->root_pid);
 	return 0;
 }
@@ -152,11 +159,25 @@ static int ids_fill(struct rst_tree *t, size_t i)
 	    (p->zombie && p->n_threads != 1) || (t->root_is_init && !p->has_ns_pid))
 		return pr_err_ret(-EINVAL, "pstree.img: bad entry for process %u", p->pid);
 	if (t->root_is_init)
-		*id = (struct rst_ids){ (pid_t)p->ns_pid, (pid_t)p->ns_ppid, (pid_t)p->ns_pgid,
-					(pid_t)p->ns_sid, -1, false, -1, false, -1 };
+		*id = (struct rst_ids){(pid_t)p->ns_pid,
+				       (pid_t)p->ns_ppid,
+				       (pid_t)p->ns_pgid,
+				       (pid_t)p->ns_sid,
+				       -1,
+				       false,
+				       -1,
+				       false,
+				       -1};
 	else
-		*id = (struct rst_ids){ (pid_t)p->pid, (pid_t)p->ppid, (pid_t)p->pgid, (pid_t)p->sid,
-					-1, false, -1, false, -1 };
+		*id = (struct rst_ids){(pid_t)p->pid,
+				       (pid_t)p->ppid,
+				       (pid_t)p->pgid,
+				       (pid_t)p->sid,
+				       -1,
+				       false,
+				       -1,
+				       false,
+				       -1};
 	if (id->pid < 1 || id->pid > 4194304 || (i == 0 && t->root_is_init && id->pid != 1))
 		return pr_err_ret(-EINVAL, "pstree.img: bad inner pid of process %u", p->pid);
 	for (size_t j = 0; j < i; j++)
@@ -173,10 +194,11 @@ static int session_sibling(struct rst_tree *t, size_t i)
 	for (size_t j = 0; j < t->n; j++) {
 		const struct rst_ids *q = &t->id[j];
 		if (j == i || t->pst[j]->zombie || q->parent != c->parent || q->sid != c->sid ||
-		    (q->creator >= 0 && q->creator != q->parent) || (j > i && q->creator < 0 && q->sid != q->pid))
+		    (q->creator >= 0 && q->creator != q->parent) ||
+		    (j > i && q->creator < 0 && q->sid != q->pid))
 			continue;
 		if (q->pid == 1)
-			continue;	/* an init cannot CLONE_PARENT */
+			continue; /* an init cannot CLONE_PARENT */
 		return (int)j;
 	}
 	return -1;
@@ -191,6 +213,10 @@ static int plan_session(struct rst_tree *t, size_t i)
 	if (i == 0) {
 		c->inh_sid = c->sid == c->pid ? -1 : c->sid;
 		c->creator = -1;
+		if (c->sid != c->pid && c->sid && !t->o->shell_job && !t->pidns &&
+		    c->sid != getsid(0))
+			pr_warn("session %d of process %d cannot be recreated: it joins session %d",
+				c->sid, c->pid, getsid(0));
 		return 0;
 	}
 	if (pi < 0 || (size_t)pi >= i)
@@ -213,9 +239,11 @@ static int plan_session(struct rst_tree *t, size_t i)
 		pr_warn("zombie %d: its session %d is not recreated", c->pid, c->sid);
 		c->inh_sid = p->sid;
 	} else {
-		return pr_err_ret(-EOPNOTSUPP, "process %d: session %d cannot be inherited from its "
+		return pr_err_ret(-EOPNOTSUPP,
+				  "process %d: session %d cannot be inherited from its "
 				  "parent %d (session %d), and no other child of %d is in it: not "
-				  "supported", c->pid, c->sid, p->pid, p->sid, p->pid);
+				  "supported",
+				  c->pid, c->sid, p->pid, p->sid, p->pid);
 	}
 	if (c->creator < 0)
 		c->creator = c->parent;
@@ -230,10 +258,13 @@ static int plan_files(struct rst_tree *t, size_t i)
 
 	if (!p->has_files_owner || !p->files_owner)
 		return 0;
-	if (p->zombie || pi < 0 || (t->pst[pi]->pid != p->files_owner &&
-				     !(t->pst[pi]->has_files_owner && t->pst[pi]->files_owner == p->files_owner)))
-		return pr_err_ret(-EOPNOTSUPP, "process %u shares the fd table of %u (CLONE_FILES) "
-				  "but its parent does not: not supported", p->pid, p->files_owner);
+	if (p->zombie || pi < 0 ||
+	    (t->pst[pi]->pid != p->files_owner &&
+	     !(t->pst[pi]->has_files_owner && t->pst[pi]->files_owner == p->files_owner)))
+		return pr_err_ret(-EOPNOTSUPP,
+				  "process %u shares the fd table of %u (CLONE_FILES) "
+				  "but its parent does not: not supported",
+				  p->pid, p->files_owner);
 	t->id[i].files_shared = true;
 	return 0;
 }
@@ -246,7 +277,8 @@ static int plan_group(struct rst_tree *t, size_t i)
 	ssize_t g = rst_tree_find(t, c->pgid);
 
 	if (c->sid == c->pid && c->pgid != c->pid)
-		return pr_err_ret(-EINVAL, "pstree.img: session leader %d in group %d", c->pid, c->pgid);
+		return pr_err_ret(-EINVAL, "pstree.img: session leader %d in group %d", c->pid,
+				  c->pgid);
 	if (c->pgid == c->pid || (i > 0 && g < 0 && c->pgid == t->id[0].pgid))
 		return 0;
 	if (i == 0 && g < 0) {
@@ -256,8 +288,10 @@ static int plan_group(struct rst_tree *t, size_t i)
 		return 0;
 	}
 	if (g < 0 || t->id[g].pgid != c->pgid || t->id[g].sid != c->sid)
-		return pr_err_ret(-EOPNOTSUPP, "process %d: its group %d has no leader in its session "
-				  "in the tree: not supported", c->pid, c->pgid);
+		return pr_err_ret(-EOPNOTSUPP,
+				  "process %d: its group %d has no leader in its session "
+				  "in the tree: not supported",
+				  c->pid, c->pgid);
 	return 0;
 }
 
@@ -293,8 +327,11 @@ static int ids_free_check(struct rst_tree *t)
 				bool dying = proc_parse_stat(p, 0, &st) == 0 &&
 					     (st.state == 'Z' || st.state == 'X');
 				if (!dying || now_ns() - t0 > PID_FREE_WAIT_MS * 1000000ULL)
-					return pr_err_ret(-EEXIST, "PID %d is already in use (restore with "
-							  "--pidns to put the tree in a new pid namespace)", p);
+					return pr_err_ret(
+						-EEXIST,
+						"PID %d is already in use (restore with "
+						"--pidns to put the tree in a new pid namespace)",
+						p);
 				usleep(2000);
 			}
 		}
@@ -321,11 +358,12 @@ static int tree_load(struct rst_tree *t)
 		if ((e = plan_session(t, i)) < 0)
 			return e;
 	for (size_t i = 0; i < t->n; i++)
-		if (!t->pst[i]->zombie && ((e = plan_group(t, i)) < 0 || (e = plan_files(t, i)) < 0))
+		if (!t->pst[i]->zombie &&
+		    ((e = plan_group(t, i)) < 0 || (e = plan_files(t, i)) < 0))
 			return e;
 	if ((e = plan_kids(t)) < 0 || (e = ids_free_check(t)) < 0)
 		return e;
-	struct rst_special own[RST_SP_NR];	/* ours: every stub is a copy of us */
+	struct rst_special own[RST_SP_NR]; /* ours: every stub is a copy of us */
 	if ((e = rst_own_specials(getpid(), own)) < 0)
 		return e;
 	for (size_t i = 0; i < t->n; i++) {
@@ -365,7 +403,7 @@ static int fs_prepare(struct rst_tree *t)
 /* Read one stub message of kind want (bounded wait). STUB_ERROR is logged here. */
 static int msg_read(struct rst_tree *t, int want, struct rst_stub_msg *m)
 {
-	struct pollfd p = { .fd = t->rep[0], .events = POLLIN };
+	struct pollfd p = {.fd = t->rep[0], .events = POLLIN};
 	int n = poll(&p, 1, MSG_TIMEOUT_MS);
 	if (n < 0)
 		return pr_perror("poll on the stubs' report pipe");
@@ -378,11 +416,13 @@ static int msg_read(struct rst_tree *t, int want, struct rst_stub_msg *m)
 		return pr_err_ret(-EPROTO, "bad stub report");
 	m->text[sizeof(m->text) - 1] = 0;
 	if (m->kind == STUB_ERROR) {
-		pr_err("restoring process %u: %s: %s", t->pst[m->idx]->pid, m->text, strerror(m->err));
+		pr_err("restoring process %u: %s: %s", t->pst[m->idx]->pid, m->text,
+		       strerror(m->err));
 		return -(m->err ? m->err : EINVAL);
 	}
 	if (m->kind != want)
-		return pr_err_ret(-EPROTO, "unexpected report %d from process %u", m->kind, t->pst[m->idx]->pid);
+		return pr_err_ret(-EPROTO, "unexpected report %d from process %u", m->kind,
+				  t->pst[m->idx]->pid);
 	return 0;
 }
 
@@ -397,7 +437,8 @@ static int zombies_wait(struct rst_tree *t)
 			continue;
 		while (proc_parse_stat(t->t[i].pid, 0, &st) == 0 && st.state != 'Z') {
 			if (now_ns() - t0 > MSG_TIMEOUT_MS * 1000000ULL)
-				return pr_err_ret(-ETIMEDOUT, "zombie %d did not exit", t->t[i].pid);
+				return pr_err_ret(-ETIMEDOUT, "zombie %d did not exit",
+						  t->t[i].pid);
 			usleep(200);
 		}
 	}
@@ -416,7 +457,7 @@ static int sharers_wait(struct rst_tree *t)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/syscall", t->t[i].pid);
 		for (;;) {
-			struct pollfd p = { .fd = t->rep[0], .events = POLLIN };
+			struct pollfd p = {.fd = t->rep[0], .events = POLLIN};
 			struct rst_stub_msg m;
 			bool paused = false;
 			if (read_file(path, &buf, &len, 4096) == 0) {
@@ -426,10 +467,14 @@ static int sharers_wait(struct rst_tree *t)
 			if (paused)
 				break;
 			if (poll(&p, 1, 0) == 1)
-				return msg_read(t, STUB_READY, &m) < 0 ? -EINVAL :
-					pr_err_ret(-EPROTO, "unexpected report from process %d", t->t[i].pid);
+				return msg_read(t, STUB_READY, &m) < 0
+					       ? -EINVAL
+					       : pr_err_ret(-EPROTO,
+							    "unexpected report from process %d",
+							    t->t[i].pid);
 			if (now_ns() - t0 > MSG_TIMEOUT_MS * 1000000ULL)
-				return pr_err_ret(-ETIMEDOUT, "stub %d (CLONE_FILES) did not get ready",
+				return pr_err_ret(-ETIMEDOUT,
+						  "stub %d (CLONE_FILES) did not get ready",
 						  t->t[i].pid);
 			usleep(200);
 		}
@@ -439,11 +484,12 @@ static int sharers_wait(struct rst_tree *t)
 
 static int tree_create(struct rst_tree *t)
 {
-	struct rst_stub_msg m;
+	struct rst_stub_msg m = {0};
 	size_t live = 0;
 	int e;
 
-	if (pipe2(t->rep, O_CLOEXEC) < 0 || pipe2(t->go, O_CLOEXEC) < 0 || pipe2(t->hold, O_CLOEXEC) < 0)
+	if (pipe2(t->rep, O_CLOEXEC) < 0 || pipe2(t->go, O_CLOEXEC) < 0 ||
+	    pipe2(t->hold, O_CLOEXEC) < 0)
 		return pr_perror("pipe2");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		return pr_perror("PR_SET_CHILD_SUBREAPER");
@@ -507,20 +553,23 @@ int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot)
 		if (s->shmid != v->shmid)
 			continue;
 		if (v->pgoff < s->pgoff)
-			return pr_err_ret(-EOPNOTSUPP, "shared memory %#llx at %#llx: offset below the "
-					  "first mapping's", (unsigned long long)v->shmid,
+			return pr_err_ret(-EOPNOTSUPP,
+					  "shared memory %#llx at %#llx: offset below the "
+					  "first mapping's",
+					  (unsigned long long)v->shmid,
 					  (unsigned long long)v->start);
 		/* the task's /proc: its own namespace's (a new one is mounted with --pidns) */
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", s->npid,
 			 (unsigned long long)s->start, (unsigned long long)s->end);
 		if ((fd = rst_open(r, path, O_RDWR)) < 0)
 			return (int)fd;
-		res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot, MAP_SHARED | MAP_FIXED,
-				fd, v->pgoff - s->pgoff);
+		res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot,
+				MAP_SHARED | MAP_FIXED, fd, v->pgoff - s->pgoff);
 		rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot map shared memory %#llx-%#llx of %d",
-					  (unsigned long long)v->start, (unsigned long long)v->end, s->npid);
+					  (unsigned long long)v->start, (unsigned long long)v->end,
+					  s->npid);
 		return 1;
 	}
 	return 0;
@@ -535,7 +584,7 @@ int rst_tree_shm_add(struct rst *r, const VmaEntry *v)
 	if (!n)
 		return -ENOMEM;
 	t->shm = n;
-	t->shm[t->n_shm++] = (struct rst_shm){ v->shmid, v->start, v->end, v->pgoff, r->npid };
+	t->shm[t->n_shm++] = (struct rst_shm){v->shmid, v->start, v->end, v->pgoff, r->npid};
 	return 0;
 }
 
@@ -544,11 +593,14 @@ long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags)
 	char path[64];
 	int fd = r->tree ? fs_rst_tree_file_fd(r->tree->fs, v->file_id) : -ENOENT;
 	if (fd < 0)
-		return pr_err_ret(-EINVAL, "mapping at %#llx: file id %u is not a file the restorer "
-				  "holds", (unsigned long long)v->start, v->file_id);
+		return pr_err_ret(-EINVAL,
+				  "mapping at %#llx: file id %u is not a file the restorer "
+				  "holds",
+				  (unsigned long long)v->start, v->file_id);
 	for (size_t k = 0; r->mfd_task && k < r->n_mfd; k++)
-		if (r->mfd_id[k] == v->file_id)	/* kept by the stub: a copy to map and close */
-			return rst_call(r, "dup(memfd)", __NR_fcntl, r->mfd[k], F_DUPFD_CLOEXEC, 0, 0, 0, 0);
+		if (r->mfd_id[k] == v->file_id) /* kept by the stub: a copy to map and close */
+			return rst_call(r, "dup(memfd)", __NR_fcntl, r->mfd[k], F_DUPFD_CLOEXEC, 0,
+					0, 0, 0);
 	/* not kept (a CLONE_FILES sharer): reopen ours; needs ferry's /proc (no --pidns) */
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), fd);
 	return rst_open(r, path, flags);
@@ -581,9 +633,12 @@ static int memfds_plan(struct rst_tree *t)
 				continue;
 			int fd = fs_rst_tree_file_fd(t->fs, v->file_id);
 			if (fd < 0 || r->n_mfd == RST_MAX_MEMFDS)
-				return pr_err_ret(-EINVAL, "process %d: mapping at %#llx: file id %u is not "
-						  "a memfd the restorer holds (or more than %d memfds)", r->ipid,
-						  (unsigned long long)v->start, v->file_id, RST_MAX_MEMFDS);
+				return pr_err_ret(
+					-EINVAL,
+					"process %d: mapping at %#llx: file id %u is not "
+					"a memfd the restorer holds (or more than %d memfds)",
+					r->ipid, (unsigned long long)v->start, v->file_id,
+					RST_MAX_MEMFDS);
 			r->mfd_id[r->n_mfd] = v->file_id;
 			r->mfd[r->n_mfd++] = fd;
 		}
@@ -630,7 +685,7 @@ static void tree_kill(struct rst_tree *t)
 	uint64_t t0 = now_ns();
 	int st;
 
-	kill(t->child, SIGKILL);	/* the root, or the init: then the whole namespace */
+	kill(t->child, SIGKILL); /* the root, or the init: then the whole namespace */
 	for (size_t i = 0; i < t->n; i++)
 		if (t->hpid[i] > 0)
 			kill(t->hpid[i], SIGKILL);
@@ -690,18 +745,18 @@ static int wait_child(pid_t child, int *status)
 
 int restore_main(const struct ferry_opts *o, int *status)
 {
-	struct rst_tree t = { .o = o, .rep = { -1, -1 }, .go = { -1, -1 }, .hold = { -1, -1 },
-			      .hostproc = -1 };
+	struct rst_tree t = {
+		.o = o, .rep = {-1, -1}, .go = {-1, -1}, .hold = {-1, -1}, .hostproc = -1};
 	uint64_t t0 = now_ns();
 	int e;
 
 	if ((e = tree_load(&t)) < 0 || (e = fs_prepare(&t)) < 0 || (e = memfds_plan(&t)) < 0 ||
-	    (e = tree_create(&t)) < 0 ||
-	    (e = tree_seize(&t)) < 0 || (e = tree_build(&t)) < 0)
+	    (e = tree_create(&t)) < 0 || (e = tree_seize(&t)) < 0 || (e = tree_build(&t)) < 0)
 		return tree_finish(&t, e < 0 ? e : -EINVAL);
-	pr_debug("%zu processes restored in %llu us", t.n, (unsigned long long)(now_ns() - t0) / 1000);
+	pr_debug("%zu processes restored in %llu us", t.n,
+		 (unsigned long long)(now_ns() - t0) / 1000);
 	pid_t child = t.child;
-	t.child = 0;	/* it runs now: no rollback */
+	t.child = 0; /* it runs now: no rollback */
 	/* drop our copies of the shared descriptions first: a pipe must see EOF when the
 	 * tree closes its last write end */
 	tree_finish(&t, 0);

@@ -21,37 +21,37 @@ struct fs_rst_tree;
 
 /* Inner ids of one process and its place in the creation plan. */
 struct rst_ids {
-	pid_t pid, ppid, pgid, sid;	/* inner; 0 = outside the tree's namespace */
-	int parent;			/* index of the parent, -1 for the root */
-	bool before_setsid;		/* forked by its parent before the parent's setsid */
-	pid_t inh_sid;			/* session it inherits at fork (-1: the restorer's) */
-	bool files_shared;		/* created with CLONE_FILES: its table is its owner's */
-	int creator;			/* index of the process that clone3s it (its parent, or
-					 * with CLONE_PARENT a sibling in its session) */
+	pid_t pid, ppid, pgid, sid; /* inner; 0 = outside the tree's namespace */
+	int parent;		    /* index of the parent, -1 for the root */
+	bool before_setsid;	    /* forked by its parent before the parent's setsid */
+	pid_t inh_sid;		    /* session it inherits at fork (-1: the restorer's) */
+	bool files_shared;	    /* created with CLONE_FILES: its table is its owner's */
+	int creator;		    /* index of the process that clone3s it (its parent, or
+				     * with CLONE_PARENT a sibling in its session) */
 };
 
 struct rst_shm {
 	uint64_t shmid, start, end, pgoff;
-	pid_t npid;			/* inner pid of the task that created the object */
+	pid_t npid; /* inner pid of the task that created the object */
 };
 
 struct rst_tree {
 	const struct ferry_opts *o;
 	struct img_dir *d;
-	size_t n;			/* processes, pstree order (root first) */
+	size_t n; /* processes, pstree order (root first) */
 	PstreeEntry **pst;
-	struct rst *t;			/* per process; zombies load no images */
+	struct rst *t; /* per process; zombies load no images */
 	struct rst_ids *id;
-	int **kids;			/* per process: child indexes, -1 terminated */
-	bool pidns;			/* restore into a new pid namespace */
-	bool root_is_init;		/* dumped as PID 1 of its own namespace: no ferry init */
+	int **kids;	   /* per process: child indexes, -1 terminated */
+	bool pidns;	   /* restore into a new pid namespace */
+	bool root_is_init; /* dumped as PID 1 of its own namespace: no ferry init */
 	struct fs_rst_tree *fs;
-	int rep[2], go[2], hold[2];	/* stub reports; phase barrier; final blocking read */
-	int hostproc;			/* ferry's /proc (O_PATH) once a new one is mounted, else -1 */
-	pid_t child;			/* our direct child: the root or the ferry init (host) */
-	pid_t init_pid;			/* ferry init (host pid), 0 if none */
+	int rep[2], go[2], hold[2]; /* stub reports; phase barrier; final blocking read */
+	int hostproc;		    /* ferry's /proc (O_PATH) once a new one is mounted, else -1 */
+	pid_t child;		    /* our direct child: the root or the ferry init (host) */
+	pid_t init_pid;		    /* ferry init (host pid), 0 if none */
 	size_t n_created;
-	pid_t *hpid;			/* host pids reported by the stubs (0: not yet) */
+	pid_t *hpid; /* host pids reported by the stubs (0: not yet) */
 	struct rst_shm *shm;
 	size_t n_shm;
 };
@@ -60,7 +60,7 @@ struct rst_tree {
 enum { STUB_CREATED = 1, STUB_READY, STUB_ERROR };
 struct rst_stub_msg {
 	int32_t idx, kind, hpid, err, hold_fd, rep_fd;
-	int32_t mfd[RST_MAX_MEMFDS];	/* READY: the task's numbers of rst.mfd[] */
+	int32_t mfd[RST_MAX_MEMFDS]; /* READY: the task's numbers of rst.mfd[] */
 	char text[168];
 };
 
