@@ -198,7 +198,7 @@ int main(int argc, char **argv)
 		return exit_code(show_main(argv[optind + 1]));
 	}
 	if (!strcmp(cmd, "pre-dump"))
-		return not_implemented("pre-dump", 4);
+		return exit_code(predump_main(&o));
 	if (!strcmp(cmd, "pageserver"))
 		return not_implemented("pageserver", 5);
 	if (!strcmp(cmd, "migrate"))

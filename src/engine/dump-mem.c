@@ -115,6 +115,9 @@ struct pages_ctx {
 	struct pe *ents;
 	size_t n_ents, cap_ents;
 	uint64_t nr_pages;
+	struct pe *par; /* PE_PARENT runs (delta mode), in address order */
+	size_t n_par, cap_par;
+	uint64_t nr_parent;
 };
 
 static bool kind_is_anon(enum proc_vma_kind k)
@@ -427,6 +430,34 @@ static int ent_add(struct pages_ctx *p, uint64_t vaddr, uint32_t vma)
 	return 0;
 }
 
+/* Record [a, b) as PE_PARENT (merged with the previous run when contiguous). */
+static int par_add(struct pages_ctx *p, uint64_t a, uint64_t b, uint32_t vma)
+{
+	struct pe *last = p->n_par ? &p->par[p->n_par - 1] : NULL;
+	for (; a < b;) {
+		uint64_t n = min_t(uint64_t, (b - a) / page_size, MAX_RUN);
+		p->nr_parent += n;
+		if (last && last->vma == vma && last->vaddr + (uint64_t)last->nr * page_size == a &&
+		    (uint64_t)last->nr + n <= MAX_RUN) {
+			last->nr += n;
+			a += n * page_size;
+			continue;
+		}
+		if (p->n_par == p->cap_par) {
+			size_t cap = p->cap_par ? p->cap_par * 2 : 256;
+			struct pe *x = realloc(p->par, cap * sizeof(*x));
+			if (!x)
+				return -ENOMEM;
+			p->par = x;
+			p->cap_par = cap;
+		}
+		last = &p->par[p->n_par++];
+		*last = (struct pe){.vaddr = a, .nr = (uint32_t)n, .vma = vma};
+		a += n * page_size;
+	}
+	return 0;
+}
+
 /* Read runs [from, to) of the batch into buf at off with process_vm_readv; the part it
  * cannot read (EFAULT, e.g. PROT_NONE) is read through /proc/PID/mem. */
 static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *dst)
@@ -458,6 +489,15 @@ static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *d
 			continue;
 		}
 		ssize_t n = pread_full(p->mem_fd, dst + skip, len - skip, p->runs[i].vaddr + skip);
+		if (n != (ssize_t)(len - skip) && p->c->running) {
+			/* unmapped since smaps: nothing refers to it later (the tracker
+			 * reports any new memory at this address whole) */
+			pr_debug("pre-dump: %d: %#llx+%llu unreadable now, stored as zero",
+				 p->c->pid, (unsigned long long)p->runs[i].vaddr + skip,
+				 (unsigned long long)(len - skip));
+			memset(dst + skip, 0, len - skip);
+			n = (ssize_t)(len - skip);
+		}
 		if (n != (ssize_t)(len - skip))
 			return pr_err_ret(n < 0 ? (int)n : -EIO,
 					  "cannot read memory of %d at %#llx", p->c->pid,
@@ -477,6 +517,10 @@ static int batch_read(struct pages_ctx *p)
 		uint64_t len = 0;
 		if (p->runs[i].via_mem) {
 			ssize_t n = pread_full(p->mem_fd, dst, p->runs[i].len, p->runs[i].vaddr);
+			if (n != (ssize_t)p->runs[i].len && p->c->running) {
+				memset(dst, 0, p->runs[i].len);
+				n = (ssize_t)p->runs[i].len;
+			}
 			if (n != (ssize_t)p->runs[i].len)
 				return pr_err_ret(n < 0 ? (int)n : -EIO,
 						  "cannot read memory of %d at %#llx", p->c->pid,
@@ -678,15 +722,16 @@ static int range_queue(struct pages_ctx *p, uint64_t a, uint64_t len, uint32_t v
  * "file" in both). In anonymous VMAs pages mapped to the zero pfn are left out: they
  * read as zero.
  * Returns 0, -ENOTTY when the kernel lacks the ioctl (caller falls back), or -errno. */
-static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t veclen)
+static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, uint64_t start, uint64_t end,
+			  void *vecbuf, size_t veclen)
 {
 	const struct proc_vma *v = &p->c->vmas[vi];
 	enum page_policy pol = vma_policy(v);
 	struct pm_region *vec = vecbuf;
 	struct pm_scan_arg a = {
 		.size = sizeof(a),
-		.start = v->start,
-		.end = v->end,
+		.start = start,
+		.end = end,
 		.vec = (uintptr_t)vec,
 		.vec_len = veclen / sizeof(*vec),
 		/* zero-pfn pages skipped only where zero pages are skipped anyway */
@@ -695,7 +740,7 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE,
 	};
-	while (a.start < v->end) {
+	while (a.start < end) {
 		long n = ioctl(p->pm_fd, PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return (errno == ENOTTY || errno == EINVAL)
@@ -705,14 +750,14 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 		/* Kernel 6.18 may report regions beyond walk_end (seen on a 64 GiB VMA:
 		 * walk_end at half, regions up to the end); the next call reports them
 		 * again, so only what lies below walk_end is taken from this one. */
-		uint64_t stop = min_t(uint64_t, a.walk_end, v->end);
+		uint64_t stop = min_t(uint64_t, a.walk_end, end);
 		for (long i = 0; i < n && vec[i].start < stop; i++) {
 			uint64_t c = vec[i].categories;
-			uint64_t end = min_t(uint64_t, vec[i].end, stop);
+			uint64_t rend = min_t(uint64_t, vec[i].end, stop);
 			if (!page_wanted(pol, c & PAGE_IS_PRESENT, c & PAGE_IS_SWAPPED,
 					 c & PAGE_IS_FILE))
 				continue;
-			int r = range_queue(p, vec[i].start, end - vec[i].start, vi,
+			int r = range_queue(p, vec[i].start, rend - vec[i].start, vi,
 					    pol == POL_ANON, !(v->prot & PROT_READ));
 			if (r < 0)
 				return r;
@@ -726,13 +771,14 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, void *vecbuf, size_t
 }
 
 /* Selection by reading /proc/PID/pagemap (kernels without PAGEMAP_SCAN). */
-static int vma_pages_read(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+static int vma_pages_read(struct pages_ctx *p, uint32_t vi, uint64_t start, uint64_t end,
+			  uint64_t *pm)
 {
 	const struct proc_vma *v = &p->c->vmas[vi];
 	enum page_policy pol = vma_policy(v);
 	bool via_mem = !(v->prot & PROT_READ);
-	for (uint64_t a = v->start; a < v->end;) {
-		uint64_t n = min_t(uint64_t, (v->end - a) / page_size, PM_CHUNK);
+	for (uint64_t a = start; a < end;) {
+		uint64_t n = min_t(uint64_t, (end - a) / page_size, PM_CHUNK);
 		ssize_t got = pread_full(p->pm_fd, pm, n * 8, a / page_size * 8);
 		if (got != (ssize_t)(n * 8))
 			return pr_err_ret(got < 0 ? (int)got : -EIO,
@@ -781,23 +827,88 @@ static int vma_pages_shmem(struct pages_ctx *p, uint32_t vi)
 	return r;
 }
 
-static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+/* Select the wanted pages of [start, end) inside VMA vi (by page tables). */
+static int range_pages(struct pages_ctx *p, uint32_t vi, uint64_t start, uint64_t end,
+		       uint64_t *pm)
 {
-	if (vma_policy(&p->c->vmas[vi]) == POL_NONE)
-		return 0;
-	if (p->c->vmas[vi].kind == PVMA_SHMEM_ANON) {
-		int r = vma_pages_shmem(p, vi);
-		if (r <= 0)
-			return r;
-	}
 	if (!p->no_scan) {
-		int r = vma_pages_scan(p, vi, pm, PM_CHUNK * 8);
+		int r = vma_pages_scan(p, vi, start, end, pm, PM_CHUNK * 8);
 		if (r != -ENOTTY)
 			return r;
 		pr_debug("no PAGEMAP_SCAN: reading /proc/%d/pagemap", p->c->pid);
 		p->no_scan = true;
 	}
-	return vma_pages_read(p, vi, pm);
+	return vma_pages_read(p, vi, start, end, pm);
+}
+
+/* Index of the first range of r[0..n) ending above addr. */
+static size_t ranges_find(const struct dirty_range *r, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (r[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* PE_PARENT for [a, b) minus the dirty ranges, within the held ranges. */
+static int parent_span(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b)
+{
+	const struct dump_ctx *c = p->c;
+	for (size_t h = ranges_find(c->held, c->n_held, a); h < c->n_held && c->held[h].start < b;
+	     h++) {
+		uint64_t s = max_t(uint64_t, a, c->held[h].start);
+		uint64_t e = min_t(uint64_t, b, c->held[h].end);
+		int r = s < e ? par_add(p, s, e, vi) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Delta mode, one VMA: pages inside the dirty ranges are selected as usual; the gaps
+ * between them become PE_PARENT where the chain holds them. */
+static int vma_pages_delta(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+{
+	const struct proc_vma *v = &p->c->vmas[vi];
+	const struct dirty_range *d = p->c->dirty;
+	uint64_t pos = v->start;
+	int r = 0;
+
+	for (size_t i = ranges_find(d, p->c->n_dirty, v->start);
+	     r == 0 && i < p->c->n_dirty && d[i].start < v->end; i++) {
+		uint64_t s = max_t(uint64_t, v->start, d[i].start);
+		uint64_t e = min_t(uint64_t, v->end, d[i].end);
+		if (pos < s)
+			r = parent_span(p, vi, pos, s);
+		if (r == 0)
+			r = range_pages(p, vi, s, e, pm);
+		pos = e;
+	}
+	if (r == 0 && pos < v->end)
+		r = parent_span(p, vi, pos, v->end);
+	return r;
+}
+
+static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+{
+	const struct proc_vma *v = &p->c->vmas[vi];
+	if (vma_policy(v) == POL_NONE)
+		return 0;
+	if (v->kind == PVMA_SHMEM_ANON) {
+		/* always whole: other processes write it behind this one's tracker */
+		int r = vma_pages_shmem(p, vi);
+		if (r <= 0)
+			return r;
+	}
+	/* PROT_NONE VMAs are not write-tracked (docs/dirty.md): stored whole */
+	if (p->c->delta && v->kind != PVMA_SHMEM_ANON && v->prot != 0)
+		return vma_pages_delta(p, vi, pm);
+	return range_pages(p, vi, v->start, v->end, pm);
 }
 
 static int open_proc(pid_t pid, const char *what, int *fd)
@@ -827,6 +938,13 @@ static int pagemap_write(struct pages_ctx *p)
 		e.vaddr = p->ents[i].vaddr;
 		e.nr_pages = p->ents[i].nr;
 		e.flags = PE_PRESENT;
+		r = img_write_pb(w, &e.base);
+	}
+	for (size_t i = 0; r == 0 && i < p->n_par; i++) {
+		pagemap_entry__init(&e);
+		e.vaddr = p->par[i].vaddr;
+		e.nr_pages = p->par[i].nr;
+		e.flags = PE_PARENT;
 		r = img_write_pb(w, &e.base);
 	}
 	if (r < 0) {
@@ -870,9 +988,12 @@ int dump_pages_write(struct dump_ctx *c)
 	if (r == 0) {
 		uint64_t dt = now_ns() - t0;
 		c->pages_written = p.nr_pages;
+		c->pages_parent = p.nr_parent;
 		c->bytes_written = p.nr_pages * page_size;
-		pr_debug("memory: %llu pages in %zu runs, %.1f ms (%.0f MiB/s)",
-			 (unsigned long long)p.nr_pages, p.n_ents, dt / 1e6,
+		pr_debug("memory of %d: %llu pages in %zu runs, %llu in the parent chain, %.1f ms "
+			 "(%.0f MiB/s)",
+			 c->pid, (unsigned long long)p.nr_pages, p.n_ents,
+			 (unsigned long long)p.nr_parent, dt / 1e6,
 			 dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
 	}
 out:
@@ -881,6 +1002,78 @@ out:
 	if (p.mem_fd >= 0)
 		close(p.mem_fd);
 	free(p.ents);
+	free(p.par);
 	free(pm);
 	return r;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct dirty_range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Append the PRESENT/PARENT runs of a decoded pagemap to *v (bounded by the caller's
+ * validation: page aligned, non-empty, no overflow). */
+static int held_collect(struct img_buf *b, struct dirty_range **v, size_t *n)
+{
+	size_t cap = 0;
+	ProtobufCMessage *m;
+	int r;
+	while ((r = img_buf_next(b, &pagemap_entry__descriptor, &m)) == 1) {
+		PagemapEntry *e = (PagemapEntry *)m;
+		uint64_t len = (uint64_t)e->nr_pages * page_size;
+		bool ok = e->vaddr % page_size == 0 && e->nr_pages && e->vaddr + len > e->vaddr;
+		bool want = e->flags == PE_PRESENT || e->flags == PE_PARENT;
+		if (ok && want && *n == cap) {
+			struct dirty_range *x = realloc(*v, (cap = cap ? cap * 2 : 256) * sizeof(*x));
+			if (!x)
+				ok = false, r = -ENOMEM;
+			else
+				*v = x;
+		}
+		if (ok && want)
+			(*v)[(*n)++] = (struct dirty_range){e->vaddr, e->vaddr + len};
+		protobuf_c_message_free_unpacked(m, NULL);
+		if (!ok)
+			return r == -ENOMEM ? r : -EBADMSG;
+	}
+	return r;
+}
+
+int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n)
+{
+	char name[64];
+	struct img_buf *b = NULL;
+	ProtobufCMessage *h = NULL;
+	struct dirty_range *v = NULL;
+	size_t cnt = 0, k = 0;
+	int r = img_load(d, img_name(name, "pagemap-%d.img", pid), IMG_MAGIC_PAGEMAP, &b);
+
+	*out = NULL;
+	*n = 0;
+	if (r < 0)
+		return r;
+	if ((r = img_buf_next(b, &pagemap_head__descriptor, &h)) == 1) {
+		protobuf_c_message_free_unpacked(h, NULL);
+		r = held_collect(b, &v, &cnt);
+	} else if (r == 0) {
+		r = -EBADMSG;
+	}
+	img_buf_free(b);
+	if (r < 0) {
+		free(v);
+		return pr_err_ret(r, "'%s/%s': cannot read the parent round's pagemap",
+				  img_dir_path(d), name);
+	}
+	qsort(v, cnt, sizeof(*v), range_cmp);
+	for (size_t i = 0; i < cnt; i++) {
+		if (k && v[i].start <= v[k - 1].end)
+			v[k - 1].end = max_t(uint64_t, v[k - 1].end, v[i].end);
+		else
+			v[k++] = v[i];
+	}
+	*out = v;
+	*n = k;
+	return 0;
 }

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include "engine/dirty.h"
 #include "engine/engine.h"
 #include "engine/proc.h"
 #include "engine/remote.h"
@@ -111,6 +112,21 @@ struct dump_ctx {
 	/* --pidns: ids in the tree's own pid namespace (0 when not applicable) */
 	pid_t ns_pid;
 	pid_t *ns_tids; /* malloc'd, n_th entries, or NULL */
+	/* Pre-dump chain (predump.c rounds, final dump over --prev-images-dir). With delta,
+	 * dump_pages_write stores only pages inside dirty (written since the last round),
+	 * and writes PE_PARENT for pages of held (stored by the chain) outside dirty, within
+	 * the current VMAs. Shared anonymous and PROT_NONE VMAs are always stored whole.
+	 * Both arrays sorted, disjoint, page aligned; not owned. */
+	bool delta;
+	const struct dirty_range *dirty;
+	size_t n_dirty;
+	const struct dirty_range *held;
+	size_t n_held;
+	bool running;		 /* target runs while pages are read: unreadable runs (a VMA
+				  * unmapped meanwhile) are zero-filled, the tracker reports
+				  * any new memory there whole next round */
+	uint64_t pages_parent;	 /* PE_PARENT pages written (statistics) */
+	struct dirty_tracker *tracker; /* final dump: attached tracker, or NULL */
 };
 
 /* The dumped tree: procs in pstree order (root first, parents before children). */
@@ -168,6 +184,17 @@ int dump_vmas_check(struct dump_ctx *c);
 int dump_mm_write(struct dump_ctx *c);
 /* Write pagemap-<pid>.img and pages-<pid>.img. 0 or -errno (logged). */
 int dump_pages_write(struct dump_ctx *c);
+/* Pages the images directory d holds for pid (PE_PRESENT and PE_PARENT runs of
+ * pagemap-<pid>.img) as sorted merged ranges in *out (malloc'd, NULL when *n == 0).
+ * -ENOENT (not logged) when d has no pagemap for pid; 0 or -errno (logged). */
+int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n);
+/* predump.c, shared with the final dump */
+/* Open the previous round o->prev_images_dir (relative to o->images_dir unless
+ * absolute): must be a pre-dump round of o->pid. Its path goes to path. 0 or -errno
+ * (logged). */
+int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct img_dir **out);
+/* Save t's state as dirty-<pid>.state in d (listed in the manifest). 0 or -errno. */
+int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t pid);
 /* "[vvar]:size,[vvar_vclock]:size,[vdso]:size" in address order; malloc'd or NULL. */
 char *dump_vdso_layout(const struct dump_ctx *c);
 

@@ -28,6 +28,12 @@ struct ferry_opts {
  * The process is never left frozen or changed on failure. 0 or -errno (logged). */
 int dump_main(const struct ferry_opts *o);
 
+/* ferry pre-dump: one round of memory copy while the tree keeps running (round 0
+ * without o->prev_images_dir, else only what was written since that round); the
+ * tracking survives in the target between invocations (docs/predump.md). The tree is
+ * left running on success and failure. 0 or -errno (logged). */
+int predump_main(const struct ferry_opts *o);
+
 /* ferry restore: recreate the dumped process tree with its PIDs (with o->pidns inside a new
  * pid namespace under a ferry init). With o->detach returns once
  * it runs; otherwise waits and stores its wait status in *status. 0 or -errno. */

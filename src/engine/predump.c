@@ -1,0 +1,328 @@
+/*
+ * predump: `ferry pre-dump -t PID -D DIR [--prev-images-dir REL]`: one round of
+ * iterative memory copy while the tree keeps running (docs/predump.md).
+ *
+ * A round, for every live process of the tree (each with its own dirty tracker):
+ *   seize the tree -> checks -> smaps -> attach the tracker kept from the previous round
+ *   (dirty_attach on DIR/REL/dirty-<pid>.state) or arm a new one (DIRTY_ARM_KEEP; the
+ *   first round, or when tracking was lost: that process is copied whole, logged) ->
+ *   release (the tree runs again) -> dirty_scan while running -> copy the written pages
+ *   with process_vm_readv while running -> pagemap-<pid>.img (PE_PRESENT for what was
+ *   copied, PE_PARENT for what the chain holds and nobody wrote since) + pages-<pid>.img
+ *   + dirty-<pid>.state -> inventory (kind IMG_KIND_PREDUMP, parent REL).
+ * The tree is stopped only while the trackers are attached or armed, never while pages
+ * are copied.
+ *
+ * Invariants: a page is PE_PARENT only if the previous round listed it (PRESENT or
+ * PARENT: by induction some round stored it) and the tracker did not report it since,
+ * inside a current VMA. On any failure after a tracker was armed or scanned here, the
+ * tracker is torn down (the tree is seized again to close the kept fd): the next round
+ * finds no tracking and copies whole, never trusting a consumed state. The target is
+ * left running, with no ferry mapping; the directory is left without inventory (an
+ * incomplete round that restore refuses), or removed when this round created it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/dirty.h"
+#include "engine/dump.h"
+#include "engine/engine.h"
+#include "img/img.h"
+
+/* One process of the round. */
+struct pd_proc {
+	pid_t pid;
+	struct proc_vma *vmas;
+	size_t n_vmas;
+	struct dirty_tracker *t;
+	bool armed_now;	   /* armed in this invocation (else attached) */
+	bool scanned;	   /* the tracker's state moved past the saved one */
+	struct dirty_range *held; /* what the chain holds (previous round's pagemap) */
+	size_t n_held;
+	uint64_t pages, parent;
+};
+
+struct predump {
+	const struct ferry_opts *o;
+	struct img_dir *d;
+	struct img_dir *prev; /* the previous round, or NULL */
+	char prev_path[4096];
+	bool dir_existed;
+	struct dump_tree tree;
+	struct pd_proc *p;
+	size_t n;
+	uint64_t t0, freeze_ns, scan_ns, copy_ns;
+};
+
+int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct img_dir **out)
+{
+	const char *rel = o->prev_images_dir;
+	const InventoryEntry *inv;
+	int r;
+
+	*out = NULL;
+	if (snprintf(path, len, "%s/%s", rel[0] == '/' ? "" : o->images_dir, rel) >= (int)len)
+		return pr_err_ret(-ENAMETOOLONG, "--prev-images-dir '%s' is too long", rel);
+	if ((r = img_dir_open(path, out)) < 0)
+		return pr_err_ret(r, "cannot open the previous round '%s'", path);
+	inv = img_dir_inventory(*out);
+	if (inv->kind != IMG_KIND_PREDUMP || inv->root_pid != (uint32_t)o->pid) {
+		img_dir_free(*out);
+		*out = NULL;
+		return pr_err_ret(-EINVAL, "'%s' is not a pre-dump round of process %d", path,
+				  o->pid);
+	}
+	return 0;
+}
+
+int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t pid)
+{
+	char tmp[4200], name[64], *buf = NULL;
+	struct img_writer *w = NULL;
+	size_t len = 0;
+	int r;
+
+	snprintf(tmp, sizeof(tmp), "%s/.dirty-%d.state.tmp", img_dir_path(d), pid);
+	if ((r = dirty_save(t, tmp)) < 0)
+		return r;
+	r = read_file(tmp, &buf, &len, 1u << 30);
+	(void)unlink(tmp);
+	if (r < 0)
+		return pr_err_ret(r, "cannot read back '%s'", tmp);
+	r = img_writer_open(d, img_name(name, "dirty-%d.state", pid), IMG_MAGIC_RAW, &w);
+	if (r == 0 && (r = img_write_raw(w, buf, len)) < 0)
+		img_writer_abort(w);
+	else if (r == 0)
+		r = img_writer_close(w);
+	free(buf);
+	return r;
+}
+
+/* Arm a new tracker in c (seized): its own remote session on the leader. */
+static int pd_arm(struct dump_ctx *c, struct pd_proc *pp)
+{
+	struct remote rt = {0};
+	int r = remote_init(&rt, c->pid, 0);
+	if (r == 0)
+		r = dirty_arm(&rt, c->pid, c->sz.pidfd, c->vmas, c->n_vmas, DIRTY_ARM_KEEP, &pp->t);
+	if (remote_fini(&rt) < 0 && r == 0) {
+		dirty_free(pp->t); /* cannot happen in practice: fini after a good session */
+		pp->t = NULL;
+		r = -EIO;
+	}
+	pp->armed_now = r == 0;
+	return r;
+}
+
+/* Attach to the tracker of the previous round, or arm one (full copy, reason logged). */
+static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
+{
+	char path[4200];
+	int r = -ENOENT;
+
+	if (s->prev) {
+		snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
+		r = dirty_attach(c->pid, c->sz.pidfd, path, &pp->t);
+		if (r == 0) {
+			r = dump_held_ranges(s->prev, c->pid, &pp->held, &pp->n_held);
+			if (r == -ENOENT)
+				r = 0; /* nothing held: every page is copied */
+			return r;
+		}
+		pr_info("pre-dump: process %d: no tracking from the previous round (%s): "
+			"armed again, copied whole",
+			c->pid,
+			r == -ENOENT   ? "new process or no state file"
+			: r == -ESTALE ? "tracking lost: fd closed, exec or pid reused"
+				       : "state file refused");
+	}
+	return pd_arm(c, pp);
+}
+
+/* Seized part: checks, smaps, trackers. */
+static int pd_seized(struct predump *s)
+{
+	struct dump_tree *t = &s->tree;
+	int r = dump_tree_check(t);
+
+	if (r == 0 && !(s->p = calloc(t->n, sizeof(*s->p))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < t->n; i++) {
+		struct dump_ctx *c = &t->p[i];
+		if (c->zombie)
+			continue;
+		struct pd_proc *pp = &s->p[s->n++];
+		pp->pid = c->pid;
+		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+			break;
+		if ((r = dump_vmas_check(c)) < 0 || (r = pd_track(s, c, pp)) < 0)
+			break;
+		/* the scan must see the registrations just made (VmFlags uw), else it
+		 * takes every VMA for new memory and registers it again */
+		if (pp->armed_now) {
+			proc_vmas_free(c->vmas, c->n_vmas);
+			c->vmas = NULL;
+			if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+				break;
+		}
+		pp->vmas = c->vmas; /* ours now: the tree is released before the copy */
+		pp->n_vmas = c->n_vmas;
+		c->vmas = NULL;
+		c->n_vmas = 0;
+	}
+	return r;
+}
+
+/* Running part for one process: scan, copy, state. */
+static int pd_copy(struct predump *s, struct pd_proc *pp)
+{
+	struct dirty_range *dirty = NULL;
+	size_t nd = 0;
+	uint64_t t0 = now_ns();
+	int r = dirty_scan(pp->t, pp->vmas, pp->n_vmas, &dirty, &nd);
+
+	pp->scanned = true;
+	s->scan_ns += now_ns() - t0;
+	if (r < 0)
+		return r;
+	struct dump_ctx c = {.o = s->o, .pid = pp->pid, .d = s->d, .vmas = pp->vmas,
+			     .n_vmas = pp->n_vmas, .running = true,
+			     /* without a held set (first round, re-armed) the scan reported
+			      * every populated page: the plain selection is the same */
+			     .delta = pp->held != NULL, .dirty = dirty, .n_dirty = nd,
+			     .held = pp->held, .n_held = pp->n_held};
+	t0 = now_ns();
+	r = dump_pages_write(&c);
+	s->copy_ns += now_ns() - t0;
+	free(dirty);
+	pp->pages = c.pages_written;
+	pp->parent = c.pages_parent;
+	if (r == 0)
+		r = predump_state_store(s->d, pp->t, pp->pid);
+	if (r == 0 && dirty_tracker_untracked_pages(pp->t))
+		pr_debug("pre-dump: process %d: %llu pages untracked (copied whole every round)",
+			 pp->pid, (unsigned long long)dirty_tracker_untracked_pages(pp->t));
+	return r;
+}
+
+/* After a failure: a tracker armed or scanned here no longer matches any saved state;
+ * close it in the target (seize again for the injected close) so the next round sees
+ * -ESTALE and copies whole. Without a session, unregistering leaves an idle fd whose
+ * ranges the next scan reports whole (docs/dirty.md). */
+static void pd_untrack(struct pd_proc *pp)
+{
+	struct seized sz = {.pidfd = -1};
+	struct remote rt = {0};
+	bool seized = false;
+
+	if (!pp->armed_now && !pp->scanned) {
+		dirty_free(pp->t); /* the saved state still describes it exactly */
+		pp->t = NULL;
+		return;
+	}
+	if ((seized = seize_process(pp->pid, &sz) == 0) && remote_init(&rt, pp->pid, 0) == 0) {
+		(void)dirty_disarm(pp->t, &rt);
+		(void)remote_fini(&rt);
+	} else {
+		(void)dirty_disarm(pp->t, NULL);
+	}
+	pp->t = NULL;
+	if (seized)
+		seize_release(&sz, SEIZE_RESUME);
+	pr_info("pre-dump: process %d: tracking stopped after the failure", pp->pid);
+}
+
+/* Remove the directory this failed round created (only regular files are in it). */
+static void pd_rmdir(struct predump *s)
+{
+	DIR *dir = opendir(s->o->images_dir);
+	struct dirent *e;
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (e->d_type == DT_REG)
+			(void)unlinkat(dirfd(dir), e->d_name, 0);
+	closedir(dir);
+	(void)rmdir(s->o->images_dir);
+}
+
+static int pd_commit(struct predump *s)
+{
+	InventoryEntry inv;
+	img_inventory_init(&inv);
+	inv.root_pid = s->o->pid;
+	inv.kind = IMG_KIND_PREDUMP;
+	inv.parent = s->prev ? (char *)s->o->prev_images_dir : NULL;
+	inv.has_dump_time_ns = 1;
+	inv.dump_time_ns = (uint64_t)time(NULL) * 1000000000ull;
+	return img_dir_commit(s->d, &inv);
+}
+
+static int pd_finish(struct predump *s, int r)
+{
+	uint64_t pages = 0, parent = 0;
+	if (s->tree.p)
+		dump_tree_release(&s->tree, SEIZE_RESUME);
+	for (size_t i = 0; i < s->n; i++) {
+		struct pd_proc *pp = &s->p[i];
+		if (r < 0 && pp->t)
+			pd_untrack(pp);
+		dirty_free(pp->t);
+		proc_vmas_free(pp->vmas, pp->n_vmas);
+		free(pp->held);
+		pages += pp->pages;
+		parent += pp->parent;
+	}
+	if (r < 0 && s->d && !s->dir_existed)
+		pd_rmdir(s);
+	if (r == 0)
+		pr_info("pre-dump of %d (%zu processes) into '%s': %llu pages copied, %llu in "
+			"the parent chain; freeze %.2f ms, scan %.2f ms, copy %.1f ms, total "
+			"%.1f ms",
+			s->o->pid, s->n, s->o->images_dir, (unsigned long long)pages,
+			(unsigned long long)parent, s->freeze_ns / 1e6, s->scan_ns / 1e6,
+			s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6);
+	free(s->p);
+	img_dir_free(s->prev);
+	img_dir_free(s->d);
+	return r;
+}
+
+int predump_main(const struct ferry_opts *o)
+{
+	struct predump s = {.o = o, .tree = {.o = o}, .t0 = now_ns()};
+	struct stat sb;
+	int r;
+
+	if (o->pid <= 0 || o->pid == getpid())
+		return pr_err_ret(-EINVAL, "pre-dump: invalid pid %d", o->pid);
+	if (!o->images_dir || !*o->images_dir)
+		return pr_err_ret(-EINVAL, "pre-dump: no images directory (-D)");
+	s.dir_existed = stat(o->images_dir, &sb) == 0;
+	if ((r = img_dir_create(o->images_dir, &s.d)) < 0)
+		goto out;
+	/* after DIR exists: REL is relative to it ("../pre1") */
+	if (o->prev_images_dir &&
+	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
+		goto out;
+	uint64_t f0 = now_ns();
+	if ((r = dump_tree_seize(&s.tree)) < 0)
+		goto out;
+	r = pd_seized(&s);
+	dump_tree_release(&s.tree, SEIZE_RESUME); /* the tree runs again */
+	s.freeze_ns = now_ns() - f0;
+	for (size_t i = 0; r == 0 && i < s.n; i++)
+		r = pd_copy(&s, &s.p[i]);
+	if (r == 0)
+		r = pd_commit(&s);
+out:
+	return pd_finish(&s, r);
+}
