@@ -47,7 +47,9 @@ struct dump_stage {
 	bool dir_existed;
 	struct fs_dump *fsd;
 	uint64_t t0, freeze_time_ns;
-	uint64_t pages;
+	uint64_t pages, parent;
+	struct img_dir *prev; /* --prev-images-dir: the last pre-dump round, or NULL */
+	char prev_path[4096];
 };
 
 static int dir_snapshot(const char *path, struct dir_snap *s)
@@ -123,9 +125,87 @@ static int collect_outside(struct dump_ctx *c)
 	return dump_thread_collect(c);
 }
 
+static int dump_one_images(struct dump_stage *s, struct dump_ctx *c);
+
+/* Final dump over a pre-dump chain: attach to the tracker the last round kept, scan
+ * (frozen: fine, nothing writes after it) and take the chain's held pages. Whatever
+ * fails means a full copy of this process (logged with the reason), never an error:
+ * returns 0, or -errno only for allocation failures. With --track-mem and
+ * --leave-running the tracker's new state is saved next to the images (tracking goes
+ * on); otherwise dump_finish closes it in the target (dirty_disarm). */
+static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_range **dirty,
+		      size_t *nd, struct dirty_range **held, size_t *nh)
+{
+	char path[4200];
+	const char *why = NULL;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
+	r = dirty_attach(c->pid, c->sz.pidfd, path, &c->tracker);
+	if (r < 0)
+		why = r == -ENOENT ? "no tracking state (new process?)"
+		      : r == -ESTALE ? "tracking lost (fd closed, exec, pid reused)"
+				     : "tracking state refused";
+	else if ((r = dirty_scan(c->tracker, c->vmas, c->n_vmas, dirty, nd)) < 0)
+		why = "the scan failed";
+	else if ((r = dump_held_ranges(s->prev, c->pid, held, nh)) < 0)
+		why = "the last round has no pagemap for it";
+	if (r == -ENOMEM)
+		return r;
+	if (!why && s->o->track_mem && s->o->leave_running &&
+	    predump_state_store(s->d, c->tracker, c->pid) < 0)
+		why = "its tracking state cannot be saved";
+	if (why) {
+		pr_info("dump: process %d: %s: all its pages are copied", c->pid, why);
+		free(*dirty);
+		free(*held);
+		*dirty = *held = NULL;
+		*nd = *nh = 0;
+		return 0;
+	}
+	c->delta = true;
+	c->dirty = *dirty;
+	c->n_dirty = *nd;
+	c->held = *held;
+	c->n_held = *nh;
+	return 0;
+}
+
+/* End of the tracker of c (tree still seized): kept (state saved) with --track-mem
+ * --leave-running on success, else closed in the target. */
+static void dump_untrack(struct dump_stage *s, struct dump_ctx *c, int r)
+{
+	struct remote rt = {0};
+	if (!c->tracker)
+		return;
+	if (r == 0 && c->delta && s->o->track_mem && s->o->leave_running) {
+		dirty_free(c->tracker);
+	} else if (c->seized && remote_init(&rt, c->pid, 0) == 0) {
+		(void)dirty_disarm(c->tracker, &rt);
+		(void)remote_fini(&rt);
+	} else {
+		(void)dirty_disarm(c->tracker, NULL);
+	}
+	c->tracker = NULL;
+}
+
 /* One process: core of every thread, fds, mm, pages (fds before mm: memfd mappings
  * are linked to the fd's FileEntry id). */
 static int dump_one(struct dump_stage *s, struct dump_ctx *c)
+{
+	struct dirty_range *dirty = NULL, *held = NULL;
+	size_t nd = 0, nh = 0;
+	int r;
+	if (s->prev && (r = dump_track(s, c, &dirty, &nd, &held, &nh)) < 0)
+		return r;
+	r = dump_one_images(s, c);
+	c->dirty = c->held = NULL;
+	free(dirty);
+	free(held);
+	return r;
+}
+
+static int dump_one_images(struct dump_stage *s, struct dump_ctx *c)
 {
 	int r;
 	if ((r = dump_core_write(c)) < 0)
@@ -137,6 +217,7 @@ static int dump_one(struct dump_stage *s, struct dump_ctx *c)
 	if ((r = dump_pages_write(c)) < 0)
 		return r;
 	s->pages += c->pages_written;
+	s->parent += c->pages_parent;
 	return 0;
 }
 
@@ -182,6 +263,8 @@ static int commit(struct dump_stage *s)
 	inv.dump_time_ns = s->freeze_time_ns;
 	if (s->t.pidns)
 		inv.has_pidns = inv.pidns = 1;
+	if (s->prev)
+		inv.parent = (char *)s->o->prev_images_dir;
 	inv.vdso_layout = dump_vdso_layout(&s->t.p[0]);
 	if (!inv.vdso_layout)
 		return -ENOMEM;
@@ -199,13 +282,18 @@ static int dump_finish(struct dump_stage *s, int r)
 	for (size_t i = 0; i < s->t.n; i++)
 		if (remote_fini(&s->t.p[i].rt) < 0 && r == 0)
 			r = -EIO;
+	for (size_t i = 0; i < s->t.n; i++)
+		dump_untrack(s, &s->t.p[i], r);
 	dump_tree_release(&s->t, how);
 	if (r < 0 && s->d)
 		dir_rollback(s);
 	if (r == 0)
-		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %.1f ms%s",
+		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %llu in the "
+			"parent chain, %.1f ms%s",
 			s->o->pid, n, s->o->images_dir, (unsigned long long)s->pages,
-			(now_ns() - s->t0) / 1e6, s->o->leave_running ? ", left running" : "");
+			(unsigned long long)s->parent, (now_ns() - s->t0) / 1e6,
+			s->o->leave_running ? ", left running" : "");
+	img_dir_free(s->prev);
 	fs_dump_free(s->fsd);
 	img_dir_free(s->d);
 	for (size_t i = 0; i < s->snap.n; i++)
@@ -227,6 +315,9 @@ int dump_main(const struct ferry_opts *o)
 	if ((r = img_dir_create(o->images_dir, &s.d)) < 0)
 		return r;
 	if ((r = dir_snapshot(o->images_dir, &s.snap)) < 0)
+		goto out;
+	if (o->prev_images_dir &&
+	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
 		goto out;
 	if ((r = dump_tree_seize(&s.t)) < 0)
 		goto out;

@@ -74,7 +74,9 @@ int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct
 	if ((r = img_dir_open(path, out)) < 0)
 		return pr_err_ret(r, "cannot open the previous round '%s'", path);
 	inv = img_dir_inventory(*out);
-	if (inv->kind != IMG_KIND_PREDUMP || inv->root_pid != (uint32_t)o->pid) {
+	/* a dump with --leave-running --track-mem may be a parent too */
+	if ((inv->kind != IMG_KIND_PREDUMP && inv->kind != IMG_KIND_DUMP) ||
+	    inv->root_pid != (uint32_t)o->pid) {
 		img_dir_free(*out);
 		*out = NULL;
 		return pr_err_ret(-EINVAL, "'%s' is not a pre-dump round of process %d", path,

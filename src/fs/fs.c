@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/dirty.h" /* dirty_fd_probe: the only engine call, see list_fds */
 #include "fs/fs-priv.h"
 #include "img/img.h"
 
@@ -261,6 +262,13 @@ static int list_fds(pid_t pid, int **out, size_t *n)
 		int fd;
 		if (de->d_name[0] == '.' || parse_int(de->d_name, &fd) < 0)
 			continue;
+		/* ferry's own dirty-tracking uffd kept in the target between pre-dump
+		 * rounds (or inherited by a fork): not the process's state, never dumped
+		 * (docs/predump.md) */
+		if (dirty_fd_probe(pid, fd) == 1) {
+			pr_debug("PID %d fd %d: ferry's tracking fd, skipped", pid, fd);
+			continue;
+		}
 		if (cnt == cap) {
 			int *nv = realloc(v, 2 * cap * sizeof(*v));
 			if (!nv) {
