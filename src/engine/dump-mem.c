@@ -704,6 +704,38 @@ static bool page_wanted(enum page_policy pol, bool present, bool swapped, bool f
 	return (present && !file) || swapped;
 }
 
+/* A pagemap "swap" entry that is a pte marker (swap type SWP_PTE_MARKER, always the
+ * last of the 5-bit type space: MAX_SWAPFILES is 32 minus the special types): the
+ * uffd-wp markers the dirty tracker leaves in scanned holes (and guard markers). Not
+ * data: the page reads as a hole. Without CAP_SYS_ADMIN the type reads 0: such entries
+ * are then taken for swap and read (correct, only slower). */
+static bool pm_is_marker(uint64_t e)
+{
+	return (e & PM_SWAP) && !(e & PM_PRESENT) && (e & 0x1f) == 31;
+}
+
+/* Queue the really swapped pages of [a, end) (PAGEMAP_SCAN says SWAPPED for pte
+ * markers too: the pagemap entries tell them apart). */
+static int swapped_queue(struct pages_ctx *p, uint64_t a, uint64_t end, uint32_t vi, bool zc,
+			 bool mem)
+{
+	uint64_t pm[512];
+	while (a < end) {
+		uint64_t n = min_t(uint64_t, (end - a) / page_size, ARRAY_SIZE(pm));
+		ssize_t got = pread_full(p->pm_fd, pm, n * 8, a / page_size * 8);
+		if (got != (ssize_t)(n * 8))
+			return pr_err_ret(got < 0 ? (int)got : -EIO,
+					  "cannot read /proc/%d/pagemap at %#llx", p->c->pid,
+					  (unsigned long long)a);
+		for (uint64_t i = 0; i < n; i++, a += page_size) {
+			int r = pm_is_marker(pm[i]) ? 0 : page_queue(p, a, vi, zc, mem);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* Queue [a, a + len) page by page (page_queue merges them back into runs). */
 static int range_queue(struct pages_ctx *p, uint64_t a, uint64_t len, uint32_t vi, bool zc,
 		       bool mem)
@@ -757,8 +789,11 @@ static int vma_pages_scan(struct pages_ctx *p, uint32_t vi, uint64_t start, uint
 			if (!page_wanted(pol, c & PAGE_IS_PRESENT, c & PAGE_IS_SWAPPED,
 					 c & PAGE_IS_FILE))
 				continue;
-			int r = range_queue(p, vec[i].start, rend - vec[i].start, vi,
-					    pol == POL_ANON, !(v->prot & PROT_READ));
+			int r = (c & PAGE_IS_PRESENT)
+					? range_queue(p, vec[i].start, rend - vec[i].start, vi,
+						      pol == POL_ANON, !(v->prot & PROT_READ))
+					: swapped_queue(p, vec[i].start, rend, vi, pol == POL_ANON,
+							!(v->prot & PROT_READ));
 			if (r < 0)
 				return r;
 		}
@@ -786,7 +821,8 @@ static int vma_pages_read(struct pages_ctx *p, uint32_t vi, uint64_t start, uint
 					  (unsigned long long)a);
 		for (uint64_t i = 0; i < n; i++, a += page_size) {
 			uint64_t e = pm[i];
-			if (!page_wanted(pol, e & PM_PRESENT, e & PM_SWAP, e & PM_FILE))
+			if (pm_is_marker(e) ||
+			    !page_wanted(pol, e & PM_PRESENT, e & PM_SWAP, e & PM_FILE))
 				continue;
 			int r = page_queue(p, a, vi, pol == POL_ANON, via_mem);
 			if (r < 0)
