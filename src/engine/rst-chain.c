@@ -211,7 +211,8 @@ static int parent_open(struct img_dir *d, pid_t pid, struct img_dir **out)
 		return pr_err_ret(-ENAMETOOLONG, "parent path of '%s'", img_dir_path(d));
 	if ((e = img_dir_open(path, out)) < 0)
 		return e;
-	if (img_dir_inventory(*out)->root_pid != (uint32_t)pid) {
+	/* every round of a chain dumps the same tree: its root names it */
+	if (img_dir_inventory(*out)->root_pid != img_dir_inventory(d)->root_pid) {
 		img_dir_free(*out);
 		*out = NULL;
 		return pr_err_ret(-EINVAL, "parent round '%s' is of another process", path);

@@ -289,6 +289,23 @@ static void vma_advise(struct rst *r, const VmaEntry *v)
 	}
 }
 
+/* VMA i receives pages right after its neighbour i-1 that receives pages too, and the
+ * two would be merged by the kernel if mapped with the same temporary prot (adjacent,
+ * same kind, share type, prot, file and contiguous offset). In the dumped process they
+ * were two VMAs (e.g. distinct anon_vmas); mapping i PROT_NONE until its pages are
+ * written (through /proc/PID/mem) keeps them apart: each gets its own anon_vma. */
+static bool vma_would_merge(const struct rst *r, size_t i)
+{
+	const VmaEntry *v = r->mm->vmas[i], *p = i ? r->mm->vmas[i - 1] : NULL;
+	if (!p || r->vma_wr[i - 1] != 1 || p->end != v->start || p->kind != v->kind ||
+	    p->flags != v->flags || p->prot != v->prot || !vma_writable_for_us(v))
+		return false;
+	if (v->kind != VMA_KIND__VMA_FILE)
+		return v->kind == VMA_KIND__VMA_ANON;
+	return p->path && v->path && !strcmp(p->path, v->path) && !p->has_file_id &&
+	       !v->has_file_id && p->pgoff + (p->end - p->start) == v->pgoff;
+}
+
 /* Map one VMA. fd and fd_path cache the last opened file (consecutive VMAs share it). */
 static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 {
@@ -300,6 +317,10 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 
 	if (r->vma_wr[i] && vma_writable_for_us(v))
 		prot |= PROT_WRITE;
+	if (r->vma_wr[i] && vma_would_merge(r, i)) {
+		prot = PROT_NONE;
+		r->vma_wr[i] = 2;	/* vmas_protect sets its prot */
+	}
 	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && v->has_shmid) {
 		/* the same object as in an earlier task of the tree: map that one */
 		int e = rst_tree_shm_map(r, v, prot);
@@ -365,7 +386,8 @@ static int vmas_protect(struct rst *r)
 {
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
-		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) || (v->prot & PROT_WRITE))
+		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) ||
+		    ((v->prot & PROT_WRITE) && r->vma_wr[i] != 2))
 			continue;
 		long res = rst_call(r, "mprotect", __NR_mprotect, v->start, v->end - v->start, v->prot,
 				    0, 0, 0);
