@@ -864,8 +864,7 @@ static int vma_pages_shmem(struct pages_ctx *p, uint32_t vi)
 }
 
 /* Select the wanted pages of [start, end) inside VMA vi (by page tables). */
-static int range_pages(struct pages_ctx *p, uint32_t vi, uint64_t start, uint64_t end,
-		       uint64_t *pm)
+static int range_pages(struct pages_ctx *p, uint32_t vi, uint64_t start, uint64_t end, uint64_t *pm)
 {
 	if (!p->no_scan) {
 		int r = vma_pages_scan(p, vi, start, end, pm, PM_CHUNK * 8);
@@ -1062,7 +1061,8 @@ static int held_collect(struct img_buf *b, struct dirty_range **v, size_t *n)
 		bool ok = e->vaddr % page_size == 0 && e->nr_pages && e->vaddr + len > e->vaddr;
 		bool want = e->flags == PE_PRESENT || e->flags == PE_PARENT;
 		if (ok && want && *n == cap) {
-			struct dirty_range *x = realloc(*v, (cap = cap ? cap * 2 : 256) * sizeof(*x));
+			struct dirty_range *x =
+				realloc(*v, (cap = cap ? cap * 2 : 256) * sizeof(*x));
 			if (!x)
 				ok = false, r = -ENOMEM;
 			else

@@ -143,7 +143,7 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
 	snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
 	r = dirty_attach(c->pid, c->sz.pidfd, path, &c->tracker);
 	if (r < 0)
-		why = r == -ENOENT ? "no tracking state (new process?)"
+		why = r == -ENOENT   ? "no tracking state (new process?)"
 		      : r == -ESTALE ? "tracking lost (fd closed, exec, pid reused)"
 				     : "tracking state refused";
 	else if ((r = dirty_scan(c->tracker, c->vmas, c->n_vmas, dirty, nd)) < 0)

@@ -122,10 +122,10 @@ struct dump_ctx {
 	size_t n_dirty;
 	const struct dirty_range *held;
 	size_t n_held;
-	bool running;		 /* target runs while pages are read: unreadable runs (a VMA
-				  * unmapped meanwhile) are zero-filled, the tracker reports
-				  * any new memory there whole next round */
-	uint64_t pages_parent;	 /* PE_PARENT pages written (statistics) */
+	bool running;		       /* target runs while pages are read: unreadable runs (a VMA
+					* unmapped meanwhile) are zero-filled, the tracker reports
+					* any new memory there whole next round */
+	uint64_t pages_parent;	       /* PE_PARENT pages written (statistics) */
 	struct dirty_tracker *tracker; /* final dump: attached tracker, or NULL */
 };
 

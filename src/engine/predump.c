@@ -43,8 +43,8 @@ struct pd_proc {
 	struct proc_vma *vmas;
 	size_t n_vmas;
 	struct dirty_tracker *t;
-	bool armed_now;	   /* armed in this invocation (else attached) */
-	bool scanned;	   /* the tracker's state moved past the saved one */
+	bool armed_now;		  /* armed in this invocation (else attached) */
+	bool scanned;		  /* the tracker's state moved past the saved one */
 	struct dirty_range *held; /* what the chain holds (previous round's pagemap) */
 	size_t n_held;
 	uint64_t pages, parent;
@@ -195,12 +195,19 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 	s->scan_ns += now_ns() - t0;
 	if (r < 0)
 		return r;
-	struct dump_ctx c = {.o = s->o, .pid = pp->pid, .d = s->d, .vmas = pp->vmas,
-			     .n_vmas = pp->n_vmas, .running = true,
+	struct dump_ctx c = {.o = s->o,
+			     .pid = pp->pid,
+			     .d = s->d,
+			     .vmas = pp->vmas,
+			     .n_vmas = pp->n_vmas,
+			     .running = true,
 			     /* without a held set (first round, re-armed) the scan reported
 			      * every populated page: the plain selection is the same */
-			     .delta = pp->held != NULL, .dirty = dirty, .n_dirty = nd,
-			     .held = pp->held, .n_held = pp->n_held};
+			     .delta = pp->held != NULL,
+			     .dirty = dirty,
+			     .n_dirty = nd,
+			     .held = pp->held,
+			     .n_held = pp->n_held};
 	t0 = now_ns();
 	r = dump_pages_write(&c);
 	s->copy_ns += now_ns() - t0;
