@@ -87,6 +87,9 @@ struct dirty_tracker {
 	uint32_t flags;		/* DIRTY_ARM_SHARED_HASH kept across invocations */
 	struct trange *r;
 	size_t nr;
+	bool defer_register;	/* dirty_set_running: never UFFDIO_REGISTER in dirty_scan */
+	struct dirty_range *pend; /* registered by dirty_register_new, not scanned yet */
+	size_t npend;
 };
 
 struct rvec {
@@ -498,6 +501,41 @@ static int report_uncovered(const struct dirty_tracker *t, uint64_t s, uint64_t 
 	return rvec_add(rv, s, e);
 }
 
+static bool pending_overlaps(const struct dirty_tracker *t, const struct proc_vma *v)
+{
+	for (size_t i = 0; i < t->npend; i++)
+		if (t->pend[i].start < v->end && v->start < t->pend[i].end)
+			return true;
+	return false;
+}
+
+void dirty_set_running(struct dirty_tracker *t, bool running)
+{
+	t->defer_register = running;
+}
+
+int dirty_register_new(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n)
+{
+	size_t cap = 0;
+	if (t->mode != DIRTY_MODE_UFFD)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_vma *v = &vmas[i];
+		if (vma_skipped(v) || vma_hashed(t, v) || vma_foreign_uffd(v) || v->prot == PROT_NONE)
+			continue;
+		if (uffd_register(t->uffd, v->start, v->end) < 0)
+			continue; /* the scan finds it without uw: untracked, whole */
+		if (t->npend == cap) {
+			struct dirty_range *x = realloc(t->pend, (cap = cap ? 2 * cap : 16) * sizeof(*x));
+			if (!x)
+				return -ENOMEM;
+			t->pend = x;
+		}
+		t->pend[t->npend++] = (struct dirty_range){ v->start, v->end };
+	}
+	return 0;
+}
+
 /* One VMA in uffd mode: its new kind; dirty ranges to rv. */
 static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, struct rvec *rv,
 			 uint32_t *kind)
@@ -526,6 +564,23 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 					  t->pid, v->start, v->end);
 		pr_warn("pid %d: %#" PRIx64 "-%#" PRIx64 " is registered, but not with our "
 			"tracker: untracked, full copy", t->pid, v->start, v->end);
+		*kind = TR_FULL;
+	} else if (pending_overlaps(t, v) && (v->vmflags & VMF_UFFD_WP) &&
+		   !(v->vmflags & VMF_UFFD_MISSING)) {
+		/* registered by dirty_register_new while seized: its first scan reports
+		 * every page; protect it now (it is reported whole this round). A part
+		 * that is not ours any more (EPERM) stays untracked. */
+		struct rvec scratch = { 0 };
+		r = pm_scan_range(t, v->start, v->end, &scratch, true);
+		free(scratch.v);
+		if (r < 0 && r != -EPERM)
+			return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
+					  t->pid, v->start, v->end);
+		*kind = r == 0 ? TR_UFFD : TR_FULL;
+	} else if (t->defer_register) {
+		/* running target: registering from a VMA list that may be stale would
+		 * split a VMA that changed meanwhile (the process then sees mremap fail
+		 * with EFAULT on its own region); dirty_register_new does it seized */
 		*kind = TR_FULL;
 	} else {
 		if (ours)
@@ -697,6 +752,9 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 	tranges_free(t->r, t->nr);
 	t->r = nr;
 	t->nr = nn;
+	free(t->pend);
+	t->pend = NULL;
+	t->npend = 0;
 	rvec_normalize(&rv);
 	*out = rv.n ? rv.v : NULL;
 	if (!rv.n)
@@ -993,6 +1051,7 @@ void dirty_free(struct dirty_tracker *t)
 	if (t->mem_fd >= 0)
 		close(t->mem_fd);
 	tranges_free(t->r, t->nr);
+	free(t->pend);
 	free(t);
 }
 

@@ -108,6 +108,19 @@ int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_trac
 int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 	       struct dirty_range **out, size_t *nout);
 
+/* For scans while the target runs (pre-dump rounds): dirty_scan then never registers
+ * memory it finds new (the VMA list may be stale by then, and registering a stale range
+ * splits the VMA that replaced it: the process would see its own mremap fail with
+ * EFAULT); such memory is reported whole, and registered by dirty_register_new at the
+ * next seized moment. Default off (the final, frozen scan registers as before). */
+void dirty_set_running(struct dirty_tracker *t, bool running);
+
+/* Target seized, vmas/n read right now: register every VMA that is not registered yet
+ * (no uw/um in VmFlags, not PROT_NONE, not special). The next dirty_scan (which may run
+ * with the target running, given the VMA list read AFTER this call) protects them and
+ * reports them whole. Ranges the kernel refuses stay untracked. 0 or -ENOMEM. */
+int dirty_register_new(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n);
+
 /* Write the tracker's state (mode, pid, start time, kept fd, tracked and untracked
  * ranges, hashes in hash mode) to path atomically (tmp + rename, fsync). For cron-style
  * runs: requires DIRTY_ARM_KEEP in UFFD mode (-EINVAL otherwise, logged). 0 or -errno. */

@@ -167,14 +167,17 @@ static int pd_seized(struct predump *s)
 			break;
 		if ((r = dump_vmas_check(c)) < 0 || (r = pd_track(s, c, pp)) < 0)
 			break;
+		/* memory new since the last round is registered now, while seized (the
+		 * running scan must not: dirty_set_running) */
+		if (!pp->armed_now && (r = dirty_register_new(pp->t, c->vmas, c->n_vmas)) < 0)
+			break;
+		dirty_set_running(pp->t, true);
 		/* the scan must see the registrations just made (VmFlags uw), else it
-		 * takes every VMA for new memory and registers it again */
-		if (pp->armed_now) {
-			proc_vmas_free(c->vmas, c->n_vmas);
-			c->vmas = NULL;
-			if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
-				break;
-		}
+		 * takes them for new memory */
+		proc_vmas_free(c->vmas, c->n_vmas);
+		c->vmas = NULL;
+		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+			break;
 		pp->vmas = c->vmas; /* ours now: the tree is released before the copy */
 		pp->n_vmas = c->n_vmas;
 		c->vmas = NULL;
