@@ -514,13 +514,13 @@ void dirty_set_running(struct dirty_tracker *t, bool running)
 	t->defer_register = running;
 }
 
-int dirty_register_new(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n)
+int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n)
 {
 	size_t cap = 0;
 	if (t->mode != DIRTY_MODE_UFFD)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		const struct proc_vma *v = &vmas[i];
+		struct proc_vma *v = &vmas[i];
 		if (vma_skipped(v) || vma_hashed(t, v) || vma_foreign_uffd(v) || v->prot == PROT_NONE)
 			continue;
 		if (uffd_register(t->uffd, v->start, v->end) < 0)
@@ -532,6 +532,7 @@ int dirty_register_new(struct dirty_tracker *t, const struct proc_vma *vmas, siz
 			t->pend = x;
 		}
 		t->pend[t->npend++] = (struct dirty_range){ v->start, v->end };
+		v->vmflags |= VMF_UFFD_WP; /* as smaps would now say */
 	}
 	return 0;
 }

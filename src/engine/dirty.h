@@ -116,10 +116,11 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 void dirty_set_running(struct dirty_tracker *t, bool running);
 
 /* Target seized, vmas/n read right now: register every VMA that is not registered yet
- * (no uw/um in VmFlags, not PROT_NONE, not special). The next dirty_scan (which may run
- * with the target running, given the VMA list read AFTER this call) protects them and
- * reports them whole. Ranges the kernel refuses stay untracked. 0 or -ENOMEM. */
-int dirty_register_new(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n);
+ * (no uw/um in VmFlags, not PROT_NONE, not special) and mark it VMF_UFFD_WP in vmas (as
+ * smaps would now show it, so the list can be passed to the next dirty_scan, which may
+ * run with the target running: it protects them and reports them whole). Ranges the
+ * kernel refuses stay untracked (unmarked). 0 or -ENOMEM. */
+int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n);
 
 /* Write the tracker's state (mode, pid, start time, kept fd, tracked and untracked
  * ranges, hashes in hash mode) to path atomically (tmp + rename, fsync). For cron-style

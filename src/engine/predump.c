@@ -50,8 +50,18 @@ struct pd_proc {
 	uint64_t pages, parent;
 };
 
+/* VMA list of a process read before the tree is seized (later rounds): smaps walks
+ * the page tables (~25 ms per GiB here), too slow to read inside the freeze. */
+struct pd_snap {
+	pid_t pid;
+	struct proc_vma *vmas;
+	size_t n;
+};
+
 struct predump {
 	const struct ferry_opts *o;
+	struct pd_snap *snap;
+	size_t n_snap;
 	struct img_dir *d;
 	struct img_dir *prev; /* the previous round, or NULL */
 	char prev_path[4096];
@@ -124,6 +134,99 @@ static int pd_arm(struct dump_ctx *c, struct pd_proc *pp)
 	return r;
 }
 
+#define PD_MAX_SNAP 4096
+
+/* Before the freeze (rounds after the first): the processes of the tree as they are
+ * now (children of every thread, breadth first) and their smaps. Best effort: a
+ * process missed here is read while seized; one that vanished is simply absent. */
+static int pd_presnap(struct predump *s)
+{
+	size_t cap = 16, done = 0;
+	if (!(s->snap = calloc(cap, sizeof(*s->snap))))
+		return -ENOMEM;
+	s->snap[s->n_snap++].pid = s->o->pid;
+	for (; done < s->n_snap; done++) {
+		char path[96], *buf, *p, *end;
+		size_t len;
+		struct pd_snap *sn = &s->snap[done];
+		pid_t pid = sn->pid;
+		if (proc_parse_smaps(pid, &sn->vmas, &sn->n) < 0)
+			sn->vmas = NULL, sn->n = 0;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+		if (read_file(path, &buf, &len, 1u << 20) < 0)
+			continue; /* threads' children: found while seized */
+		for (p = buf;; p = end) {
+			long kid = strtol(p, &end, 10);
+			if (end == p || s->n_snap >= PD_MAX_SNAP)
+				break;
+			if (s->n_snap == cap) {
+				struct pd_snap *x = realloc(s->snap, (cap *= 2) * sizeof(*x));
+				if (!x) {
+					free(buf);
+					return -ENOMEM;
+				}
+				s->snap = x;
+			}
+			s->snap[s->n_snap++] = (struct pd_snap){.pid = (pid_t)kid};
+		}
+		free(buf);
+	}
+	return 0;
+}
+
+/* The snapshot's VMA list of pid (ownership moves to the caller), or NULL. */
+static struct proc_vma *pd_snap_take(struct predump *s, pid_t pid, size_t *n)
+{
+	for (size_t i = 0; i < s->n_snap; i++) {
+		struct pd_snap *sn = &s->snap[i];
+		if (sn->pid != pid || !sn->vmas)
+			continue;
+		struct proc_vma *v = sn->vmas;
+		*n = sn->n;
+		sn->vmas = NULL;
+		sn->n = 0;
+		return v;
+	}
+	return NULL;
+}
+
+/* Register the new memory of a snapshot VMA list (target seized): only VMAs whose
+ * bounds /proc/PID/maps still shows exactly (cheap: no page-table walk), so a stale
+ * range never splits the VMA that replaced it; the others are reported whole by the
+ * scan and registered next round. 0 or -errno. */
+static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n)
+{
+	char path[64], *buf, *line;
+	size_t len, k = 0;
+	struct proc_vma *cand = calloc(n ? n : 1, sizeof(*cand));
+	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
+	int r = -ENOMEM;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pp->pid);
+	if (!cand || !idx || (r = read_file(path, &buf, &len, 64u << 20)) < 0)
+		goto out;
+	size_t j = 0;
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		unsigned long long a, b;
+		if (sscanf(line, "%llx-%llx", &a, &b) != 2)
+			continue;
+		while (j < n && vmas[j].start < a)
+			j++;
+		if (j < n && vmas[j].start == a && vmas[j].end == b) {
+			cand[k] = vmas[j];
+			idx[k++] = j;
+		}
+	}
+	free(buf);
+	if ((r = dirty_register_new(pp->t, cand, k)) == 0)
+		for (size_t i = 0; i < k; i++)
+			vmas[idx[i]].vmflags |= cand[i].vmflags & VMF_UFFD_WP;
+out:
+	free(cand);
+	free(idx);
+	return r;
+}
+
 /* Attach to the tracker of the previous round, or arm one (full copy, reason logged). */
 static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
 {
@@ -145,6 +248,11 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
 			r == -ENOENT   ? "new process or no state file"
 			: r == -ESTALE ? "tracking lost: fd closed, exec or pid reused"
 				       : "state file refused");
+		/* arming registers every VMA given: read them exactly, now (seized) */
+		proc_vmas_free(c->vmas, c->n_vmas);
+		c->vmas = NULL;
+		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+			return r;
 	}
 	return pd_arm(c, pp);
 }
@@ -162,22 +270,36 @@ static int pd_seized(struct predump *s)
 		if (c->zombie)
 			continue;
 		struct pd_proc *pp = &s->p[s->n++];
+		uint64_t t0 = now_ns(), t1, t2;
+		bool snap;
 		pp->pid = c->pid;
-		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+		c->vmas = pd_snap_take(s, c->pid, &c->n_vmas);
+		snap = c->vmas != NULL;
+		if (!snap && (r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
 			break;
+		t1 = now_ns();
 		if ((r = dump_vmas_check(c)) < 0 || (r = pd_track(s, c, pp)) < 0)
 			break;
+		t2 = now_ns();
 		/* memory new since the last round is registered now, while seized (the
 		 * running scan must not: dirty_set_running) */
-		if (!pp->armed_now && (r = dirty_register_new(pp->t, c->vmas, c->n_vmas)) < 0)
+		if (!pp->armed_now &&
+		    (r = snap ? pd_register_exact(pp, c->vmas, c->n_vmas)
+			      : dirty_register_new(pp->t, c->vmas, c->n_vmas)) < 0)
 			break;
 		dirty_set_running(pp->t, true);
-		/* the scan must see the registrations just made (VmFlags uw), else it
-		 * takes them for new memory */
-		proc_vmas_free(c->vmas, c->n_vmas);
-		c->vmas = NULL;
-		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
-			break;
+		/* the scan must see the registrations dirty_arm just made (VmFlags uw),
+		 * else it takes them for new memory (dirty_register_new marks its own) */
+		if (pp->armed_now) {
+			proc_vmas_free(c->vmas, c->n_vmas);
+			c->vmas = NULL;
+			if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
+				break;
+		}
+		pr_debug("pre-dump: process %d seized: smaps %.2f ms%s, %s %.2f ms, register new "
+			 "memory %.2f ms",
+			 c->pid, (t1 - t0) / 1e6, snap ? " (read before the freeze)" : "", pp->armed_now ? "arm" : "attach", (t2 - t1) / 1e6,
+			 (now_ns() - t2) / 1e6);
 		pp->vmas = c->vmas; /* ours now: the tree is released before the copy */
 		pp->n_vmas = c->n_vmas;
 		c->vmas = NULL;
@@ -303,6 +425,9 @@ static int pd_finish(struct predump *s, int r)
 			(unsigned long long)parent, s->freeze_ns / 1e6, s->scan_ns / 1e6,
 			s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6);
 	free(s->p);
+	for (size_t i = 0; i < s->n_snap; i++)
+		proc_vmas_free(s->snap[i].vmas, s->snap[i].n);
+	free(s->snap);
 	img_dir_free(s->prev);
 	img_dir_free(s->d);
 	return r;
@@ -324,6 +449,8 @@ int predump_main(const struct ferry_opts *o)
 	/* after DIR exists: REL is relative to it ("../pre1") */
 	if (o->prev_images_dir &&
 	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
+		goto out;
+	if (s.prev && (r = pd_presnap(&s)) < 0)
 		goto out;
 	uint64_t f0 = now_ns();
 	if ((r = dump_tree_seize(&s.tree)) < 0)
