@@ -125,6 +125,24 @@ static int collect_outside(struct dump_ctx *c)
 	return dump_thread_collect(c);
 }
 
+/* Over a pre-dump chain: a thread in restart_syscall (its sleep was interrupted by a
+ * round's freeze) gets back the number of the syscall it restarts, which the last
+ * round recorded (docs/predump.md), so restore re-runs that call; else it would
+ * return EINTR. */
+static void restart_fixup(struct dump_stage *s, struct dump_ctx *c)
+{
+	for (size_t k = 0; s->prev && k < c->n_th; k++) {
+		struct dump_thread *th = &c->th[k];
+		uint64_t nr;
+		if (th->regs.orig_rax != 219 || (long)th->regs.rax != -516 ||
+		    !predump_sc_lookup(s->prev_path, c->pid, th->tid, &th->regs, &nr))
+			continue;
+		pr_info("dump: thread %d restarts syscall %llu interrupted by a pre-dump round",
+			th->tid, (unsigned long long)nr);
+		th->regs.orig_rax = nr;
+	}
+}
+
 static int dump_one_images(struct dump_stage *s, struct dump_ctx *c);
 
 /* Final dump over a pre-dump chain: attach to the tracker the last round kept, scan
@@ -231,8 +249,8 @@ static int dump_procs(struct dump_stage *s)
 	for (size_t i = 0; r == 0 && i < t->n; i++) {
 		t->p[i].d = s->d;
 		t->p[i].freeze_time_ns = s->freeze_time_ns;
-		if (!t->p[i].zombie)
-			r = collect_outside(&t->p[i]);
+		if (!t->p[i].zombie && (r = collect_outside(&t->p[i])) == 0)
+			restart_fixup(s, &t->p[i]);
 	}
 	for (size_t i = 0; r == 0 && i < t->n; i++)
 		if (!t->p[i].zombie)

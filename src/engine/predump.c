@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/user.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +117,80 @@ int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t 
 	else if (r == 0)
 		r = img_writer_close(w);
 	free(buf);
+	return r;
+}
+
+/* ---- interrupted sleeps across rounds --------------------------------------------
+ * A freeze interrupts a restartable sleep; resumed, the thread continues in
+ * restart_syscall (219), whose kernel restart block a restore cannot recreate. Each
+ * round records, per thread stopped at a syscall, the syscall number with its rip and
+ * first four arguments (unchanged by the restart) in sysc-<pid>.img: one text line
+ * "tid nr rip rdi rsi rdx r10" (hex). A thread found in restart_syscall takes the
+ * number recorded by the previous round for the same tid, rip and arguments; the final
+ * dump stores that number, so restore re-runs the call as after a plain dump. */
+#define NR_RESTART_SYSCALL 219
+#define ERESTART_LOW	   512 /* -ERESTARTSYS .. -ERESTART_RESTARTBLOCK (516) */
+#define ERESTART_HIGH	   516
+
+int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid,
+		      const struct user_regs_struct *r, uint64_t *nr)
+{
+	char path[4200], *buf, *line;
+	size_t len;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/sysc-%d.img", prev_path, pid);
+	if (read_file(path, &buf, &len, 1u << 20) < 0)
+		return 0;
+	for (line = buf; line && *line && !found; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		unsigned long long v[7];
+		if (sscanf(line, "%llx %llx %llx %llx %llx %llx %llx", &v[0], &v[1], &v[2], &v[3],
+			   &v[4], &v[5], &v[6]) != 7)
+			continue;
+		if ((pid_t)v[0] == tid && v[2] == r->rip && v[3] == r->rdi && v[4] == r->rsi &&
+		    v[5] == r->rdx && v[6] == r->r10 && v[1] != NR_RESTART_SYSCALL && v[1] < 1024) {
+			*nr = v[1];
+			found = 1;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+/* Record the interrupted syscalls of c's threads (seized) for the next round. */
+static int pd_sc_store(struct predump *s, struct dump_ctx *c)
+{
+	char name[64], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	struct img_writer *w = NULL;
+	int r;
+
+	if (!f)
+		return -ENOMEM;
+	for (size_t k = 0; k < c->sz.n_tids; k++) {
+		struct user_regs_struct g;
+		uint64_t nr;
+		long rax;
+		if (ptrace(PTRACE_GETREGS, c->sz.tids[k], NULL, &g) < 0)
+			continue;
+		rax = (long)g.rax;
+		if ((long)g.orig_rax < 0 || rax < -ERESTART_HIGH || rax > -ERESTART_LOW)
+			continue;
+		nr = g.orig_rax;
+		if (nr == NR_RESTART_SYSCALL &&
+		    !(s->prev && predump_sc_lookup(s->prev_path, c->pid, c->sz.tids[k], &g, &nr)))
+			continue;
+		fprintf(f, "%x %llx %llx %llx %llx %llx %llx\n", c->sz.tids[k],
+			(unsigned long long)nr, g.rip, g.rdi, g.rsi, g.rdx, g.r10);
+	}
+	fclose(f);
+	r = img_writer_open(s->d, img_name(name, "sysc-%d.img", c->pid), IMG_MAGIC_RAW, &w);
+	if (r == 0 && (r = img_write_raw(w, out, len)) < 0)
+		img_writer_abort(w);
+	else if (r == 0)
+		r = img_writer_close(w);
+	free(out);
 	return r;
 }
 
@@ -278,7 +354,8 @@ static int pd_seized(struct predump *s)
 		if (!snap && (r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
 			break;
 		t1 = now_ns();
-		if ((r = dump_vmas_check(c)) < 0 || (r = pd_track(s, c, pp)) < 0)
+		if ((r = dump_vmas_check(c)) < 0 || (r = pd_sc_store(s, c)) < 0 ||
+		    (r = pd_track(s, c, pp)) < 0)
 			break;
 		t2 = now_ns();
 		/* memory new since the last round is registered now, while seized (the
