@@ -426,7 +426,7 @@ static int ent_add(struct pages_ctx *p, uint64_t vaddr, uint32_t vma)
 		p->ents = n;
 		p->cap_ents = cap;
 	}
-	p->ents[p->n_ents++] = (struct pe){.vaddr = vaddr, .nr = 1, .vma = vma};
+	p->ents[p->n_ents++] = (struct pe){ .vaddr = vaddr, .nr = 1, .vma = vma };
 	return 0;
 }
 
@@ -452,7 +452,7 @@ static int par_add(struct pages_ctx *p, uint64_t a, uint64_t b, uint32_t vma)
 			p->cap_par = cap;
 		}
 		last = &p->par[p->n_par++];
-		*last = (struct pe){.vaddr = a, .nr = (uint32_t)n, .vma = vma};
+		*last = (struct pe){ .vaddr = a, .nr = (uint32_t)n, .vma = vma };
 		a += n * page_size;
 	}
 	return 0;
@@ -688,11 +688,11 @@ static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool che
 	if (merge)
 		last->len += page_size;
 	else
-		p->runs[p->n_runs++] = (struct run){.vaddr = vaddr,
-						    .len = page_size,
-						    .vma = vi,
-						    .check_zero = check_zero,
-						    .via_mem = via_mem};
+		p->runs[p->n_runs++] = (struct run){ .vaddr = vaddr,
+						     .len = page_size,
+						     .vma = vi,
+						     .check_zero = check_zero,
+						     .via_mem = via_mem };
 	return 0;
 }
 
@@ -991,7 +991,7 @@ static int pagemap_write(struct pages_ctx *p)
 
 int dump_pages_write(struct dump_ctx *c)
 {
-	struct pages_ctx p = {.c = c, .pm_fd = -1, .mem_fd = -1};
+	struct pages_ctx p = { .c = c, .pm_fd = -1, .mem_fd = -1 };
 	uint64_t *pm = malloc(PM_CHUNK * 8);
 	uint64_t t0 = now_ns();
 	int r = -ENOMEM;
@@ -1069,7 +1069,7 @@ static int held_collect(struct img_buf *b, struct dirty_range **v, size_t *n)
 				*v = x;
 		}
 		if (ok && want)
-			(*v)[(*n)++] = (struct dirty_range){e->vaddr, e->vaddr + len};
+			(*v)[(*n)++] = (struct dirty_range){ e->vaddr, e->vaddr + len };
 		protobuf_c_message_free_unpacked(m, NULL);
 		if (!ok)
 			return r == -ENOMEM ? r : -EBADMSG;

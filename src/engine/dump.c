@@ -193,7 +193,7 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
  * --leave-running on success, else closed in the target. */
 static void dump_untrack(struct dump_stage *s, struct dump_ctx *c, int r)
 {
-	struct remote rt = {0};
+	struct remote rt = { 0 };
 	if (!c->tracker)
 		return;
 	if (r == 0 && c->delta && s->o->track_mem && s->o->leave_running) {
@@ -242,7 +242,7 @@ static int dump_one_images(struct dump_stage *s, struct dump_ctx *c)
 /* Every step that reads or writes per process, in pstree order. */
 static int dump_procs(struct dump_stage *s)
 {
-	struct fs_dump_opts fo = {.shell_job = s->o->shell_job};
+	struct fs_dump_opts fo = { .shell_job = s->o->shell_job };
 	struct dump_tree *t = &s->t;
 	int r = 0;
 
@@ -322,7 +322,7 @@ static int dump_finish(struct dump_stage *s, int r)
 
 int dump_main(const struct ferry_opts *o)
 {
-	struct dump_stage s = {.o = o, .t = {.o = o}, .t0 = now_ns()};
+	struct dump_stage s = { .o = o, .t = { .o = o }, .t0 = now_ns() };
 	struct stat sb;
 	struct timespec ts;
 	int r;

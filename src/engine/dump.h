@@ -196,8 +196,8 @@ int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct
 /* A thread of pid found in restart_syscall with regs r: the syscall number the
  * previous round prev_path recorded for the same tid, rip and arguments. 1 and *nr
  * when found, else 0. */
-int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid,
-		      const struct user_regs_struct *r, uint64_t *nr);
+int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid, const struct user_regs_struct *r,
+		      uint64_t *nr);
 /* Save t's state as dirty-<pid>.state in d (listed in the manifest). 0 or -errno. */
 int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t pid);
 /* "[vvar]:size,[vvar_vclock]:size,[vdso]:size" in address order; malloc'd or NULL. */

@@ -132,8 +132,8 @@ int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t 
 #define ERESTART_LOW	   512 /* -ERESTARTSYS .. -ERESTART_RESTARTBLOCK (516) */
 #define ERESTART_HIGH	   516
 
-int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid,
-		      const struct user_regs_struct *r, uint64_t *nr)
+int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid, const struct user_regs_struct *r,
+		      uint64_t *nr)
 {
 	char path[4200], *buf, *line;
 	size_t len;
@@ -142,7 +142,8 @@ int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid,
 	snprintf(path, sizeof(path), "%s/sysc-%d.img", prev_path, pid);
 	if (read_file(path, &buf, &len, 1u << 20) < 0)
 		return 0;
-	for (line = buf; line && *line && !found; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (line = buf; line && *line && !found;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		unsigned long long v[7];
 		if (sscanf(line, "%llx %llx %llx %llx %llx %llx %llx", &v[0], &v[1], &v[2], &v[3],
 			   &v[4], &v[5], &v[6]) != 7)
@@ -197,7 +198,7 @@ static int pd_sc_store(struct predump *s, struct dump_ctx *c)
 /* Arm a new tracker in c (seized): its own remote session on the leader. */
 static int pd_arm(struct dump_ctx *c, struct pd_proc *pp)
 {
-	struct remote rt = {0};
+	struct remote rt = { 0 };
 	int r = remote_init(&rt, c->pid, 0);
 	if (r == 0)
 		r = dirty_arm(&rt, c->pid, c->sz.pidfd, c->vmas, c->n_vmas, DIRTY_ARM_KEEP, &pp->t);
@@ -243,7 +244,7 @@ static int pd_presnap(struct predump *s)
 				}
 				s->snap = x;
 			}
-			s->snap[s->n_snap++] = (struct pd_snap){.pid = (pid_t)kid};
+			s->snap[s->n_snap++] = (struct pd_snap){ .pid = (pid_t)kid };
 		}
 		free(buf);
 	}
@@ -375,8 +376,8 @@ static int pd_seized(struct predump *s)
 		}
 		pr_debug("pre-dump: process %d seized: smaps %.2f ms%s, %s %.2f ms, register new "
 			 "memory %.2f ms",
-			 c->pid, (t1 - t0) / 1e6, snap ? " (read before the freeze)" : "", pp->armed_now ? "arm" : "attach", (t2 - t1) / 1e6,
-			 (now_ns() - t2) / 1e6);
+			 c->pid, (t1 - t0) / 1e6, snap ? " (read before the freeze)" : "",
+			 pp->armed_now ? "arm" : "attach", (t2 - t1) / 1e6, (now_ns() - t2) / 1e6);
 		pp->vmas = c->vmas; /* ours now: the tree is released before the copy */
 		pp->n_vmas = c->n_vmas;
 		c->vmas = NULL;
@@ -397,19 +398,19 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 	s->scan_ns += now_ns() - t0;
 	if (r < 0)
 		return r;
-	struct dump_ctx c = {.o = s->o,
-			     .pid = pp->pid,
-			     .d = s->d,
-			     .vmas = pp->vmas,
-			     .n_vmas = pp->n_vmas,
-			     .running = true,
-			     /* without a held set (first round, re-armed) the scan reported
-			      * every populated page: the plain selection is the same */
-			     .delta = pp->held != NULL,
-			     .dirty = dirty,
-			     .n_dirty = nd,
-			     .held = pp->held,
-			     .n_held = pp->n_held};
+	struct dump_ctx c = { .o = s->o,
+			      .pid = pp->pid,
+			      .d = s->d,
+			      .vmas = pp->vmas,
+			      .n_vmas = pp->n_vmas,
+			      .running = true,
+			      /* without a held set (first round, re-armed) the scan reported
+			       * every populated page: the plain selection is the same */
+			      .delta = pp->held != NULL,
+			      .dirty = dirty,
+			      .n_dirty = nd,
+			      .held = pp->held,
+			      .n_held = pp->n_held };
 	t0 = now_ns();
 	r = dump_pages_write(&c);
 	s->copy_ns += now_ns() - t0;
@@ -430,8 +431,8 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
  * ranges the next scan reports whole (docs/dirty.md). */
 static void pd_untrack(struct pd_proc *pp)
 {
-	struct seized sz = {.pidfd = -1};
-	struct remote rt = {0};
+	struct seized sz = { .pidfd = -1 };
+	struct remote rt = { 0 };
 	bool seized = false;
 
 	if (!pp->armed_now && !pp->scanned) {
@@ -512,7 +513,7 @@ static int pd_finish(struct predump *s, int r)
 
 int predump_main(const struct ferry_opts *o)
 {
-	struct predump s = {.o = o, .tree = {.o = o}, .t0 = now_ns()};
+	struct predump s = { .o = o, .tree = { .o = o }, .t0 = now_ns() };
 	struct stat sb;
 	int r;
 

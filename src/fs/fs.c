@@ -83,7 +83,7 @@ struct dump_pipe *fs_dump_pipe(struct fs_dump *d, dev_t dev, ino_t ino)
 		d->cap_pipes = cap;
 	}
 	struct dump_pipe *p = &d->pipes[d->npipes++];
-	*p = (struct dump_pipe){.dev = dev, .ino = ino, .id = ++d->next_pipe_id};
+	*p = (struct dump_pipe){ .dev = dev, .ino = ino, .id = ++d->next_pipe_id };
 	return p;
 }
 
@@ -369,7 +369,8 @@ static int add_ref(struct fs_dump *d, const struct fd_parms *p, uint32_t id)
 		d->cap_refs = cap;
 	}
 	d->refs[d->nrefs++] = (struct dump_fdref){
-		.pid = p->pid, .id = id, .dev = p->st.st_dev, .ino = p->st.st_ino};
+		.pid = p->pid, .id = id, .dev = p->st.st_dev, .ino = p->st.st_ino
+	};
 	return 0;
 }
 
