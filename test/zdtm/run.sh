@@ -152,6 +152,25 @@ forget() {
 	LIVE_PIDS=("${keep[@]}")
 }
 
+# descendants PID: every descendant of PID (children first found, recursively)
+descendants() {
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
+# kill_tree PID: SIGKILL PID and all its descendants (collected first: once PID dies they
+# are reparented to us), then wait until none is alive, so that their PIDs are free for
+# the restore that follows. 1 if one survives 5 s.
+kill_tree() {
+	local p pids
+	pids=("$1" $(descendants "$1"))
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait_gone "$p" 5 || return 1; done
+}
+
 # reap PID SEC: wait for our child PID (bounded; kill -9 after SEC); sets RC
 reap() {
 	if ! wait_gone "$1" "$2"; then
@@ -447,7 +466,7 @@ run_leave_running() {
 	[ "$DUMP_RC" = 0 ] || { failed "dump --leave-running exited with $DUMP_RC$(log_error "$DIR/dump.log")"; return 1; }
 	alive "$PID" || { failed "original died in dump --leave-running"; return 1; }
 	check_state "original after dump --leave-running" || return 1
-	kill -9 "$PID"
+	kill_tree "$PID" || { failed "original tree survived kill -9"; return 1; }
 	reap "$PID" 5 || { failed "original survived kill -9"; return 1; }
 	do_restore || return 1
 	wait_blocked || return 1
