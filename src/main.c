@@ -21,28 +21,33 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"ferry " FERRY_VERSION ": live migration of Linux processes\n"
-		"\n"
-		"Usage:\n"
-		"  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
-		"             [--prev-images-dir REL [--track-mem]]\n"
-		"  ferry pre-dump -t PID -D DIR [--prev-images-dir REL]\n"
-		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
-		"  ferry check [--json]\n"
-		"  ferry show FILE|DIR\n"
-		"  pageserver --port N         (not implemented yet)\n"
-		"  migrate --to HOST:PORT PID  (not implemented yet)\n"
-		"\n"
-		"Common options:\n"
-		"  -v[v...], -v N   verbosity (0 errors .. 4 trace; default 2)\n"
-		"  -o, --log-file FILE   write the log to FILE instead of stderr\n"
-		"  -h, --help       this help\n");
+	fprintf(f, "ferry " FERRY_VERSION ": live migration of Linux processes\n"
+		   "\n"
+		   "Usage:\n"
+		   "  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
+		   "             [--prev-images-dir REL [--track-mem]]\n"
+		   "  ferry pre-dump -t PID -D DIR [--prev-images-dir REL]\n"
+		   "  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
+		   "  ferry check [--json]\n"
+		   "  ferry show FILE|DIR\n"
+		   "  pageserver --port N         (not implemented yet)\n"
+		   "  migrate --to HOST:PORT PID  (not implemented yet)\n"
+		   "\n"
+		   "Common options:\n"
+		   "  -v[v...], -v N   verbosity (0 errors .. 4 trace; default 2)\n"
+		   "  -o, --log-file FILE   write the log to FILE instead of stderr\n"
+		   "  -h, --help       this help\n");
 }
 
 enum {
-	OPT_LEAVE_RUNNING = 256, OPT_SHELL_JOB, OPT_PIDFILE, OPT_PREV, OPT_TRACK_MEM, OPT_JSON,
-	OPT_VERSION, OPT_PIDNS,
+	OPT_LEAVE_RUNNING = 256,
+	OPT_SHELL_JOB,
+	OPT_PIDFILE,
+	OPT_PREV,
+	OPT_TRACK_MEM,
+	OPT_JSON,
+	OPT_VERSION,
+	OPT_PIDNS,
 };
 
 static const struct option long_opts[] = {
@@ -74,38 +79,65 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 		case 't': {
 			int pid;
 			if (parse_int(optarg, &pid) < 0 || pid <= 0) {
-				fprintf(stderr, "ferry: error: -t needs a positive PID, got '%s'\n", optarg);
+				fprintf(stderr, "ferry: error: -t needs a positive PID, got '%s'\n",
+					optarg);
 				return 2;
 			}
 			o->pid = pid;
 			break;
 		}
-		case 'D': o->images_dir = optarg; break;
-		case 'o': o->log_file = optarg; break;
+		case 'D':
+			o->images_dir = optarg;
+			break;
+		case 'o':
+			o->log_file = optarg;
+			break;
 		case 'v':
 			if (optarg) {
 				if (optarg[0] == 'v') {
 					o->verbosity = 3 + (int)strspn(optarg, "v");
 				} else if (parse_int(optarg, &o->verbosity) < 0) {
-					fprintf(stderr, "ferry: error: bad verbosity '%s'\n", optarg);
+					fprintf(stderr, "ferry: error: bad verbosity '%s'\n",
+						optarg);
 					return 2;
 				}
 			} else {
 				o->verbosity = o->verbosity < 3 ? 3 : o->verbosity + 1;
 			}
 			break;
-		case 'd': o->detach = true; break;
-		case OPT_LEAVE_RUNNING: o->leave_running = true; break;
-		case OPT_SHELL_JOB: o->shell_job = true; break;
-		case OPT_PIDFILE: o->pidfile = optarg; break;
-		case OPT_PREV: o->prev_images_dir = optarg; break;
-		case OPT_TRACK_MEM: o->track_mem = true; break;
-		case OPT_JSON: o->json = true; break;
-		case OPT_PIDNS: o->pidns = true; break;
-		case 'h': usage(stdout); exit(0);
-		case OPT_VERSION: printf("ferry " FERRY_VERSION "\n"); exit(0);
+		case 'd':
+			o->detach = true;
+			break;
+		case OPT_LEAVE_RUNNING:
+			o->leave_running = true;
+			break;
+		case OPT_SHELL_JOB:
+			o->shell_job = true;
+			break;
+		case OPT_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case OPT_PREV:
+			o->prev_images_dir = optarg;
+			break;
+		case OPT_TRACK_MEM:
+			o->track_mem = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_PIDNS:
+			o->pidns = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("ferry " FERRY_VERSION "\n");
+			exit(0);
 		case ':':
-			fprintf(stderr, "ferry: error: option '%s' needs an argument\n", argv[optind - 1]);
+			fprintf(stderr, "ferry: error: option '%s' needs an argument\n",
+				argv[optind - 1]);
 			return 2;
 		default:
 			fprintf(stderr, "ferry: error: unknown option '%s' (see ferry --help)\n",
@@ -120,7 +152,8 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 
 static int not_implemented(const char *what, int issue)
 {
-	fprintf(stderr, "ferry: error: %s is not implemented yet (tracked in issue %d)\n", what, issue);
+	fprintf(stderr, "ferry: error: %s is not implemented yet (tracked in issue %d)\n", what,
+		issue);
 	return 2;
 }
 
@@ -160,7 +193,8 @@ int main(int argc, char **argv)
 		return r;
 	r = log_init(o.log_file, o.verbosity);
 	if (r < 0) {
-		fprintf(stderr, "ferry: error: cannot open log file '%s': %s\n", o.log_file, strerror(-r));
+		fprintf(stderr, "ferry: error: cannot open log file '%s': %s\n", o.log_file,
+			strerror(-r));
 		return 1;
 	}
 

@@ -10,18 +10,18 @@
 #include <sys/types.h>
 
 struct ferry_opts {
-	pid_t pid;			/* -t/--tree */
-	const char *images_dir;		/* -D/--images-dir */
-	const char *prev_images_dir;	/* --prev-images-dir (relative to images_dir) */
-	const char *pidfile;		/* --pidfile */
-	const char *log_file;		/* -o/--log-file */
-	int verbosity;			/* -v (0..4) */
-	bool leave_running;		/* --leave-running */
-	bool shell_job;			/* --shell-job */
-	bool detach;			/* -d/--restore-detached */
-	bool track_mem;			/* --track-mem */
-	bool json;			/* --json */
-	bool pidns;			/* restore --pidns: into a new pid namespace */
+	pid_t pid;		     /* -t/--tree */
+	const char *images_dir;	     /* -D/--images-dir */
+	const char *prev_images_dir; /* --prev-images-dir (relative to images_dir) */
+	const char *pidfile;	     /* --pidfile */
+	const char *log_file;	     /* -o/--log-file */
+	int verbosity;		     /* -v (0..4) */
+	bool leave_running;	     /* --leave-running */
+	bool shell_job;		     /* --shell-job */
+	bool detach;		     /* -d/--restore-detached */
+	bool track_mem;		     /* --track-mem */
+	bool json;		     /* --json */
+	bool pidns;		     /* restore --pidns: into a new pid namespace */
 };
 
 /* ferry dump: freeze, write the images, then kill (default) or resume the process.

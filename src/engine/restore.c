@@ -41,11 +41,10 @@
 #include "img/img.h"
 
 #define MAX_PM_ENTRIES (16u << 20)
-#define GAP_MARGIN (16UL << 20)	/* keep away from neighbours (stack guard gap is 1 MiB) */
+#define GAP_MARGIN     (16UL << 20) /* keep away from neighbours (stack guard gap is 1 MiB) */
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
-
 
 struct rst_clone_args {
 	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -99,14 +98,17 @@ int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEn
 	*pm = NULL;
 	*n = 0;
 	if (e < 0)
-		return e == -ENOENT ? pr_err_ret(e, "'%s/%s' is missing", img_dir_path(d), name) : e;
+		return e == -ENOENT ? pr_err_ret(e, "'%s/%s' is missing", img_dir_path(d), name)
+				    : e;
 	if (img_buf_next(b, &pagemap_head__descriptor, &m) != 1)
 		goto bad;
 	*head = (PagemapHead *)m;
 	while ((e = img_buf_next(b, &pagemap_entry__descriptor, &m)) == 1) {
 		if (*n == cap) {
-			void *nw = cap < MAX_PM_ENTRIES ?
-				realloc(*pm, (cap = cap ? cap * 2 : 256) * sizeof(**pm)) : NULL;
+			void *nw =
+				cap < MAX_PM_ENTRIES
+					? realloc(*pm, (cap = cap ? cap * 2 : 256) * sizeof(**pm))
+					: NULL;
 			if (!nw) {
 				protobuf_c_message_free_unpacked(m, NULL);
 				img_buf_free(b);
@@ -164,14 +166,17 @@ int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR])
 		return pr_err_ret(e, "cannot read the mappings of %d", pid);
 	memset(sp, 0, RST_SP_NR * sizeof(*sp));
 	for (size_t i = 0; i < n; i++) {
-		int k = v[i].kind == PVMA_VDSO ? RST_SP_VDSO : v[i].kind == PVMA_VVAR ? RST_SP_VVAR :
-			v[i].kind == PVMA_VVAR_VCLOCK ? RST_SP_VCLOCK : -1;
+		int k = v[i].kind == PVMA_VDSO		? RST_SP_VDSO
+			: v[i].kind == PVMA_VVAR	? RST_SP_VVAR
+			: v[i].kind == PVMA_VVAR_VCLOCK ? RST_SP_VCLOCK
+							: -1;
 		if (k >= 0) {
 			sp[k].start = v[i].start;
 			sp[k].end = v[i].end;
 		}
 		if (v[i].kind == PVMA_VDSO && (v[i].vmflags & VMF_SEALED))
-			e = pr_err_ret(-EOPNOTSUPP, "[vdso] is sealed on this kernel: it cannot be moved");
+			e = pr_err_ret(-EOPNOTSUPP,
+				       "[vdso] is sealed on this kernel: it cannot be moved");
 	}
 	proc_vmas_free(v, n);
 	return e;
@@ -186,7 +191,8 @@ static int remote_start(struct rst *r)
 		return e;
 	r->rt_ready = true;
 	r->vdso_sc_ip = r->rt.sc_ip;
-	if (r->vdso_sc_ip < r->own_sp[RST_SP_VDSO].start || r->vdso_sc_ip >= r->own_sp[RST_SP_VDSO].end)
+	if (r->vdso_sc_ip < r->own_sp[RST_SP_VDSO].start ||
+	    r->vdso_sc_ip >= r->own_sp[RST_SP_VDSO].end)
 		return pr_err_ret(-EINVAL, "remote syscall instruction %#llx is not in [vdso]",
 				  (unsigned long long)r->vdso_sc_ip);
 	return 0;
@@ -234,9 +240,10 @@ static struct rst_special *busy_spans(struct rst *r, size_t extra, size_t *n)
 
 int rst_gadget_map(struct rst *r)
 {
-	static const uint8_t code[] = { 0x0f, 0x05, 0xcc };	/* syscall; int3 */
+	static const uint8_t code[] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
 	/* at RST_GADGET_CLONE: syscall (clone3); the new thread then loops: pause() */
-	static const uint8_t clone_code[] = { 0x0f, 0x05, 0xb8, __NR_pause, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7 };
+	static const uint8_t clone_code[] = { 0x0f, 0x05, 0xb8, __NR_pause, 0,	 0,
+					      0,    0x0f, 0x05, 0xeb,	    0xf7 };
 	struct proc_vma *v;
 	size_t nv, n;
 	uint64_t g = 0;
@@ -257,13 +264,14 @@ int rst_gadget_map(struct rst *r)
 	if (res < 0)
 		return (int)res;
 	if ((uint64_t)res != g)
-		return pr_err_ret(-EFAULT, "gadget landed at %#lx, wanted %#llx", res, (unsigned long long)g);
+		return pr_err_ret(-EFAULT, "gadget landed at %#lx, wanted %#llx", res,
+				  (unsigned long long)g);
 	r->gadget = g;
 	if ((e = remote_write(&r->rt, g, code, sizeof(code))) < 0 ||
 	    (e = remote_write(&r->rt, g + RST_GADGET_CLONE, clone_code, sizeof(clone_code))) < 0)
 		return pr_err_ret(e, "cannot write the gadget");
-	if ((res = rst_call(r, "mprotect(gadget)", __NR_mprotect, g, RST_PAGE, PROT_READ | PROT_EXEC,
-			    0, 0, 0)) < 0)
+	if ((res = rst_call(r, "mprotect(gadget)", __NR_mprotect, g, RST_PAGE,
+			    PROT_READ | PROT_EXEC, 0, 0, 0)) < 0)
 		return (int)res;
 	r->rt.sc_ip = g;
 	r->rt.sc_int3 = true;
@@ -280,7 +288,8 @@ static int specials_move(struct rst *r, uint64_t base, uint64_t to_base, bool pa
 		if (!o->end)
 			continue;
 		from = park ? o->start : base + (o->start - r->own_sp[RST_SP_VVAR].start);
-		to = park ? to_base + (o->start - r->own_sp[RST_SP_VVAR].start) : r->dumped_sp[k].start;
+		to = park ? to_base + (o->start - r->own_sp[RST_SP_VVAR].start)
+			  : r->dumped_sp[k].start;
 		long res = rst_call(r, "mremap(vdso)", __NR_mremap, from, len, len,
 				    MREMAP_MAYMOVE | MREMAP_FIXED, to, 0);
 		if (res < 0)
@@ -292,7 +301,8 @@ static int specials_move(struct rst *r, uint64_t base, uint64_t to_base, bool pa
 static bool stub_vma_kept(const struct rst *r, const struct proc_vma *v)
 {
 	return v->kind == PVMA_VDSO || v->kind == PVMA_VVAR || v->kind == PVMA_VVAR_VCLOCK ||
-	       v->kind == PVMA_VSYSCALL || (v->start >= r->gadget && v->end <= r->gadget + RST_GADGET_LEN);
+	       v->kind == PVMA_VSYSCALL ||
+	       (v->start >= r->gadget && v->end <= r->gadget + RST_GADGET_LEN);
 }
 
 /* One munmap per run of consecutive stub VMAs between kept ones (holes inside a run
@@ -312,7 +322,8 @@ static int stub_unmap_all(struct rst *r)
 		}
 		while (j + 1 < n && !stub_vma_kept(r, &v[j + 1]))
 			j++;
-		long res = rst_call(r, "munmap", __NR_munmap, v[i].start, v[j].end - v[i].start, 0, 0, 0, 0);
+		long res = rst_call(r, "munmap", __NR_munmap, v[i].start, v[j].end - v[i].start, 0,
+				    0, 0, 0);
 		e = res < 0 ? (int)res : 0;
 		i = j + 1;
 	}
@@ -343,13 +354,15 @@ int rst_mm_clear(struct rst *r)
 	}
 	b[n++] = (struct rst_special){ r->gadget, r->gadget + RST_GADGET_LEN };
 	/* own layout starts at [vvar]: specials_move offsets from it */
-	e = lo != r->own_sp[RST_SP_VVAR].start ?
-		pr_err_ret(-EOPNOTSUPP, "[vvar] is not the lowest special mapping here") :
-		gap_find(b, n, hi - lo, &park);
+	e = lo != r->own_sp[RST_SP_VVAR].start
+		    ? pr_err_ret(-EOPNOTSUPP, "[vvar] is not the lowest special mapping here")
+		    : gap_find(b, n, hi - lo, &park);
 	free(b);
-	if (e < 0 || (e = specials_move(r, 0, park, true)) < 0 || (e = specials_move(r, park, 0, false)) < 0)
+	if (e < 0 || (e = specials_move(r, 0, park, true)) < 0 ||
+	    (e = specials_move(r, park, 0, false)) < 0)
 		return e;
-	r->vdso_sc_ip = r->vdso_sc_ip - r->own_sp[RST_SP_VDSO].start + r->dumped_sp[RST_SP_VDSO].start;
+	r->vdso_sc_ip =
+		r->vdso_sc_ip - r->own_sp[RST_SP_VDSO].start + r->dumped_sp[RST_SP_VDSO].start;
 	return 0;
 }
 
@@ -359,7 +372,8 @@ int rst_gadget_unmap(struct rst *r)
 	r->rt.sc_int3 = false;
 	r->rt.scratch = 0;
 	r->rt.scratch_len = 0;
-	long res = rst_call(r, "munmap(gadget)", __NR_munmap, r->gadget, RST_GADGET_LEN, 0, 0, 0, 0);
+	long res =
+		rst_call(r, "munmap(gadget)", __NR_munmap, r->gadget, RST_GADGET_LEN, 0, 0, 0, 0);
 	return res < 0 ? (int)res : 0;
 }
 
@@ -375,16 +389,18 @@ int rst_build(struct rst *r)
 		return e;
 	/* the stub's blocking fd (hold pipe) and report fd are not the process's; the
 	 * stub may have closed the report fd itself already (EBADF is fine) */
-	if (r->hold_fd >= 0 && (res = rst_call(r, "close(hold fd)", __NR_close, r->hold_fd, 0, 0, 0, 0, 0)) < 0)
+	if (r->hold_fd >= 0 &&
+	    (res = rst_call(r, "close(hold fd)", __NR_close, r->hold_fd, 0, 0, 0, 0, 0)) < 0)
 		return (int)res;
 	if (r->rep_fd >= 0 && r->rep_fd != r->hold_fd &&
 	    (res = rst_callq(r, __NR_close, r->rep_fd, 0, 0, 0, 0, 0)) < 0 && res != -EBADF)
 		return pr_err_ret((int)res, "close(report fd) in task %d", r->pid);
 	r->hold_fd = r->rep_fd = -1;
-	if ((e = rst_gadget_map(r)) < 0 || (e = rst_rseq_unregister(r)) < 0 || (e = rst_mm_clear(r)) < 0 ||
-	    (e = rst_mm_build(r)) < 0 || (e = rst_tree_memfds_close(r)) < 0 ||
-	    (e = rst_mm_fields(r)) < 0 || (e = rst_task_state(r)) < 0 ||
-	    (e = rst_threads_setup(r)) < 0 || (e = rst_posix_timers(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
+	if ((e = rst_gadget_map(r)) < 0 || (e = rst_rseq_unregister(r)) < 0 ||
+	    (e = rst_mm_clear(r)) < 0 || (e = rst_mm_build(r)) < 0 ||
+	    (e = rst_tree_memfds_close(r)) < 0 || (e = rst_mm_fields(r)) < 0 ||
+	    (e = rst_task_state(r)) < 0 || (e = rst_threads_setup(r)) < 0 ||
+	    (e = rst_posix_timers(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
 	    (e = rst_threads_creds(r)) < 0 || (e = rst_gadget_unmap(r)) < 0)
 		return e;
 	pr_debug("process %d (host %d) built in %llu us", r->ipid, r->pid,

@@ -33,43 +33,43 @@
 struct img_dir;
 struct fs_rst;
 
-#define RST_PAGE          4096UL
-#define RST_TASK_SIZE     0x7ffffffff000UL	/* x86_64 4-level user address space */
-#define RST_GADGET_LEN    (2 * RST_PAGE)	/* one RX page + one RW scratch page */
-#define RST_SCRATCH_LEN   RST_PAGE
-#define RST_MAX_VMAS      65530		/* default vm.max_map_count */
-#define RST_MAX_AUXV      (2 * 64)		/* u64 words, >= kernel's AT_VECTOR_SIZE */
+#define RST_PAGE	4096UL
+#define RST_TASK_SIZE	0x7ffffffff000UL /* x86_64 4-level user address space */
+#define RST_GADGET_LEN	(2 * RST_PAGE)	 /* one RX page + one RW scratch page */
+#define RST_SCRATCH_LEN RST_PAGE
+#define RST_MAX_VMAS	65530	 /* default vm.max_map_count */
+#define RST_MAX_AUXV	(2 * 64) /* u64 words, >= kernel's AT_VECTOR_SIZE */
 
 /* The three kernel-provided special mappings that we move rather than recreate. */
 enum { RST_SP_VVAR, RST_SP_VCLOCK, RST_SP_VDSO, RST_SP_NR };
 
 struct rst_special {
-	uint64_t start, end;	/* 0/0 when the layout has no such mapping */
+	uint64_t start, end; /* 0/0 when the layout has no such mapping */
 };
 
 /* A thread other than the leader: created by an injected clone3, then seized. */
 struct rst_thread {
-	pid_t tid;		/* host tid (ptrace, /proc); the image's before creation */
-	pid_t itid;		/* image tid (core-<itid>.img) */
-	pid_t ntid;		/* tid inside the task's pid namespace (clone3 set_tid) */
-	CoreEntry *core;	/* its core-<tid>.img (thread part) */
+	pid_t tid;	 /* host tid (ptrace, /proc); the image's before creation */
+	pid_t itid;	 /* image tid (core-<itid>.img) */
+	pid_t ntid;	 /* tid inside the task's pid namespace (clone3 set_tid) */
+	CoreEntry *core; /* its core-<tid>.img (thread part) */
 	struct remote rt;
 	bool seized, rt_ready;
 };
 
 #define RST_MAX_THREADS 1024
-#define RST_MAX_MEMFDS 16	/* distinct memfds mapped by one process */
+#define RST_MAX_MEMFDS	16 /* distinct memfds mapped by one process */
 
 struct rst_tree;
 
 struct rst {
 	const struct ferry_opts *o;
-	struct img_dir *d;	/* shared by the tree (not owned) */
-	pid_t pid;		/* host pid (ptrace, /proc); the image pid until created */
-	pid_t ipid;		/* image pid: names the image files */
-	pid_t npid;		/* pid in the task's own pid namespace (injected syscalls) */
-	struct rst_tree *tree;	/* the tree it belongs to */
-	int hold_fd, rep_fd;	/* the stub's blocking and report fds, closed remotely */
+	struct img_dir *d;     /* shared by the tree (not owned) */
+	pid_t pid;	       /* host pid (ptrace, /proc); the image pid until created */
+	pid_t ipid;	       /* image pid: names the image files */
+	pid_t npid;	       /* pid in the task's own pid namespace (injected syscalls) */
+	struct rst_tree *tree; /* the tree it belongs to */
+	int hold_fd, rep_fd;   /* the stub's blocking and report fds, closed remotely */
 	/* memfds its VMAs map (VmaEntry.file_id): the restorer's fd, inherited and kept by
 	 * the stub, whose number there comes back in its READY report (mfd_task) */
 	uint32_t mfd_id[RST_MAX_MEMFDS];
@@ -84,21 +84,21 @@ struct rst {
 	PagemapHead *pm_head;
 	PagemapEntry **pm;
 	size_t n_pm;
-	unsigned char *vma_wr;	/* per VMA: pages will be written into it */
+	unsigned char *vma_wr; /* per VMA: pages will be written into it */
 
 	/* layout facts */
-	struct rst_special dumped_sp[RST_SP_NR];	/* from mm image */
-	struct rst_special own_sp[RST_SP_NR];		/* ours == the stub's */
+	struct rst_special dumped_sp[RST_SP_NR]; /* from mm image */
+	struct rst_special own_sp[RST_SP_NR];	 /* ours == the stub's */
 
-	bool traced;		/* seized by us */
+	bool traced; /* seized by us */
 	struct remote rt;
 	bool rt_ready;
 	struct remote *cur;	/* where rst_call injects: &rt, or a thread's while set up */
-	struct rst_thread *thr;	/* non-leader threads, pstree order */
+	struct rst_thread *thr; /* non-leader threads, pstree order */
 	size_t n_thr;
-	uint64_t vdso_sc_ip;	/* syscall insn in the stub's vdso (moves with it) */
-	uint64_t gadget;	/* 0 until mapped */
-	int xstate_len;		/* NT_X86_XSTATE size of the stub (same CPU) */
+	uint64_t vdso_sc_ip; /* syscall insn in the stub's vdso (moves with it) */
+	uint64_t gadget;     /* 0 until mapped */
+	int xstate_len;	     /* NT_X86_XSTATE size of the stub (same CPU) */
 };
 
 /* ---- restore.c --------------------------------------------------------------------- */
@@ -130,7 +130,7 @@ int rst_threads_regs(struct rst *r);
 int rst_threads_detach(struct rst *r);
 /* Rollback and clean-up (killed: reap the seized threads first). */
 void rst_threads_free(struct rst *r, bool killed);
-#define RST_GADGET_CLONE 16	/* offset of the thread-creating code in the gadget page */
+#define RST_GADGET_CLONE    16 /* offset of the thread-creating code in the gadget page */
 #define RST_STOP_TIMEOUT_MS 10000
 
 /* Load pagemap-<pid>.img of d (head, then entries; not validated). Free with
@@ -177,7 +177,8 @@ int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
 /* Unregister the stub's own rseq (inherited from us) before memory changes. */
 int rst_rseq_unregister(struct rst *r);
 /* Sigactions, altstack, itimers, comm, robust list, tid address, rseq, prctls,
- * pending signals (POSIX timers: rst_posix_timers). Signals must still be blocked (remote_init did). */
+ * pending signals (POSIX timers: rst_posix_timers). Signals must still be blocked (remote_init
+ * did). */
 int rst_task_state(struct rst *r);
 /* Create every POSIX timer with its dumped id (PR_TIMER_CREATE_RESTORE_IDS), then arm
  * the armed ones. After the threads exist: a SIGEV_THREAD_ID timer may aim at any. */

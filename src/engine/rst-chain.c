@@ -104,7 +104,7 @@ static size_t want_find(const struct want *w, uint64_t addr)
 
 static int write_one(struct rst *r, uint64_t addr, const void *src, size_t len)
 {
-	struct iovec l = {(void *)src, len}, rv = {(void *)addr, len};
+	struct iovec l = { (void *)src, len }, rv = { (void *)addr, len };
 	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
 	size_t done = n > 0 ? (size_t)n : 0;
 	int e = done < len

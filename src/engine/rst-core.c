@@ -31,20 +31,20 @@
 #include "engine/restore.h"
 #include "engine/rst-tree.h"
 
-#define NT_X86_XSTATE_ 0x202
+#define NT_X86_XSTATE_		       0x202
 #define PTRACE_GET_RSEQ_CONFIGURATION_ 0x420f
-#define PTRACE_SETSIGMASK_ 0x420b
-#define RSEQ_FLAG_UNREGISTER_ 1
-#define ERESTARTSYS_ 512
-#define ERESTARTNOINTR_ 513
-#define ERESTARTNOHAND_ 514
-#define ERESTART_RESTARTBLOCK_ 516
-#define MAX_PENDING 4096
-#define SCHED_DEADLINE_ 6
-#define MAX_TIMERS 4096
-#define CLOCK_TAI_ 11
-#define PR_TIMER_CREATE_RESTORE_IDS_ 77
-#define IOPRIO_WHO_PROCESS_ 1
+#define PTRACE_SETSIGMASK_	       0x420b
+#define RSEQ_FLAG_UNREGISTER_	       1
+#define ERESTARTSYS_		       512
+#define ERESTARTNOINTR_		       513
+#define ERESTARTNOHAND_		       514
+#define ERESTART_RESTARTBLOCK_	       516
+#define MAX_PENDING		       4096
+#define SCHED_DEADLINE_		       6
+#define MAX_TIMERS		       4096
+#define CLOCK_TAI_		       11
+#define PR_TIMER_CREATE_RESTORE_IDS_   77
+#define IOPRIO_WHO_PROCESS_	       1
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM (1U << 31)
 #endif
@@ -80,8 +80,8 @@ static int sched_validate(const ThreadCoreEntry *t)
 	if (t->has_sched_policy &&
 	    ((pol != SCHED_OTHER && pol != SCHED_BATCH && pol != SCHED_IDLE && !rt) ||
 	     (rt ? t->sched_priority < 1 || t->sched_priority > 99 : t->sched_priority != 0)))
-		return pr_err_ret(-EINVAL, "core image: sched policy %#x priority %u", t->sched_policy,
-				  t->sched_priority);
+		return pr_err_ret(-EINVAL, "core image: sched policy %#x priority %u",
+				  t->sched_policy, t->sched_priority);
 	if (t->n_cpu_affinity > 128 || (t->has_ioprio && t->ioprio > 0xffff) ||
 	    (t->has_timerslack_ns && t->timerslack_ns > (1ULL << 40)))
 		return pr_err_ret(-EINVAL, "core image: bad affinity, ioprio or timer slack");
@@ -95,9 +95,11 @@ int rst_thread_validate(const ThreadCoreEntry *t, pid_t pid)
 		return pr_err_ret(-EINVAL, "core image: tid %u, expected %d", t->tid, pid);
 	if (g->cs != 0x33 || g->ss != 0x2b || g->rip >= RST_TASK_SIZE || g->sp >= RST_TASK_SIZE ||
 	    g->fs_base >= RST_TASK_SIZE || g->gs_base >= RST_TASK_SIZE)
-		return pr_err_ret(-EINVAL, "core image: registers are not a 64-bit user state "
-				  "(cs %#llx ss %#llx rip %#llx)", (unsigned long long)g->cs,
-				  (unsigned long long)g->ss, (unsigned long long)g->rip);
+		return pr_err_ret(-EINVAL,
+				  "core image: registers are not a 64-bit user state "
+				  "(cs %#llx ss %#llx rip %#llx)",
+				  (unsigned long long)g->cs, (unsigned long long)g->ss,
+				  (unsigned long long)g->rip);
 	if (t->xsave.len < 576 || t->xsave.len > XSTATE_MAX)
 		return pr_err_ret(-EINVAL, "core image: xsave area of %zu bytes", t->xsave.len);
 	if (t->n_pending > MAX_PENDING)
@@ -112,7 +114,8 @@ int rst_thread_validate(const ThreadCoreEntry *t, pid_t pid)
 	    (t->robust_list && t->robust_list_len != 24))
 		return pr_err_ret(-EINVAL, "core image: bad clear-tid or robust-list address");
 	if (t->has_rseq_abi_pointer && t->rseq_abi_pointer &&
-	    (t->rseq_abi_pointer >= RST_TASK_SIZE || t->rseq_abi_size < 32 || t->rseq_abi_size > 1024))
+	    (t->rseq_abi_pointer >= RST_TASK_SIZE || t->rseq_abi_size < 32 ||
+	     t->rseq_abi_size > 1024))
 		return pr_err_ret(-EINVAL, "core image: bad rseq registration");
 	return sched_validate(t);
 }
@@ -146,10 +149,12 @@ static int posix_timers_validate(const struct rst *r)
 		    (how != SIGEV_SIGNAL && how != SIGEV_NONE) ||
 		    (p->notify != SIGEV_NONE && (p->signo < 1 || p->signo > 64)) ||
 		    ((p->notify & SIGEV_THREAD_ID) && thread_index(r, p->notify_tid) < 0))
-			return pr_err_ret(-EINVAL, "core image: POSIX timer %zu (id %u) is invalid", i, p->id);
+			return pr_err_ret(-EINVAL, "core image: POSIX timer %zu (id %u) is invalid",
+					  i, p->id);
 		for (size_t j = 0; j < i; j++)
 			if (t->posix_timers[j]->id == p->id)
-				return pr_err_ret(-EINVAL, "core image: POSIX timer id %u twice", p->id);
+				return pr_err_ret(-EINVAL, "core image: POSIX timer id %u twice",
+						  p->id);
 	}
 	return 0;
 }
@@ -185,11 +190,13 @@ static int task_validate(const TaskCoreEntry *t)
 		if (l->resource >= RLIM_NLIMITS || l->cur > l->max)
 			return pr_err_ret(-EINVAL, "core image: bad rlimit %u", l->resource);
 		/* raising a hard limit needs CAP_SYS_RESOURCE, which we lack: say so now */
-		if (getrlimit((__rlimit_resource_t)l->resource, &ours) == 0 && l->max > ours.rlim_max &&
-		    !cap_sys_resource())
-			return pr_err_ret(-EPERM, "rlimit %u: hard limit %llu is above ours (%llu) and "
-					  "cannot be raised without CAP_SYS_RESOURCE", l->resource,
-					  (unsigned long long)l->max, (unsigned long long)ours.rlim_max);
+		if (getrlimit((__rlimit_resource_t)l->resource, &ours) == 0 &&
+		    l->max > ours.rlim_max && !cap_sys_resource())
+			return pr_err_ret(-EPERM,
+					  "rlimit %u: hard limit %llu is above ours (%llu) and "
+					  "cannot be raised without CAP_SYS_RESOURCE",
+					  l->resource, (unsigned long long)l->max,
+					  (unsigned long long)ours.rlim_max);
 	}
 	if (t->n_shared_pending > MAX_PENDING)
 		return pr_err_ret(-EINVAL, "core image: %zu pending signals", t->n_shared_pending);
@@ -203,9 +210,9 @@ static int task_validate(const TaskCoreEntry *t)
 
 static int mm_fields_validate(const MmEntry *mm)
 {
-	const uint64_t v[] = { mm->start_code, mm->end_code, mm->start_data, mm->end_data,
-			       mm->start_stack, mm->start_brk, mm->brk, mm->arg_start, mm->arg_end,
-			       mm->env_start, mm->env_end };
+	const uint64_t v[] = { mm->start_code,	mm->end_code,  mm->start_data, mm->end_data,
+			       mm->start_stack, mm->start_brk, mm->brk,	       mm->arg_start,
+			       mm->arg_end,	mm->env_start, mm->env_end };
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
 		if (v[i] >= RST_TASK_SIZE || v[i] < RST_PAGE)
 			return pr_err_ret(-EINVAL, "mm image: field %zu (%#llx) out of range", i,
@@ -226,7 +233,8 @@ int rst_core_validate(struct rst *r)
 	int e;
 	if (!r->core->thread || !r->core->task)
 		return pr_err_ret(-EINVAL, "core image of %d lacks thread or task state", r->pid);
-	if ((e = mm_fields_validate(r->mm)) < 0 || (e = rst_thread_validate(r->core->thread, r->pid)) < 0 ||
+	if ((e = mm_fields_validate(r->mm)) < 0 ||
+	    (e = rst_thread_validate(r->core->thread, r->pid)) < 0 ||
 	    (e = posix_timers_validate(r)) < 0)
 		return e;
 	return task_validate(r->core->task);
@@ -253,7 +261,8 @@ static int sigactions_set(struct rst *r)
 		uint64_t a = rst_put(r, 0, &ka, sizeof(ka));
 		long res = a ? rst_callq(r, __NR_rt_sigaction, s->sig, a, 0, 8, 0, 0) : -EFAULT;
 		if (res < 0)
-			return pr_err_ret((int)res, "cannot restore the action of signal %u", s->sig);
+			return pr_err_ret((int)res, "cannot restore the action of signal %u",
+					  s->sig);
 	}
 	return 0;
 }
@@ -291,15 +300,18 @@ int rst_posix_timers(struct rst *r)
 		return 0;
 	res = rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 1, 0, 0, 0, 0);
 	if (res < 0)
-		return pr_err_ret((int)res, "cannot recreate POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)");
+		return pr_err_ret((int)res,
+				  "cannot recreate POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)");
 	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
 		const PosixTimerEntry *p = t->posix_timers[i];
-		struct ksigevent_ se = { .value = p->value, .signo = (int32_t)p->signo,
+		struct ksigevent_ se = { .value = p->value,
+					 .signo = (int32_t)p->signo,
 					 .notify = (int32_t)p->notify };
-		if (p->notify & SIGEV_THREAD_ID)	/* the target as the task names it */
+		if (p->notify & SIGEV_THREAD_ID) /* the target as the task names it */
 			se.tid = rst_tree_inner_tid(r, (size_t)thread_index(r, p->notify_tid));
 		int32_t id = (int32_t)p->id;
-		uint64_t a = rst_put(r, 0, &se, sizeof(se)), ia = rst_put(r, sizeof(se), &id, sizeof(id));
+		uint64_t a = rst_put(r, 0, &se, sizeof(se)),
+			 ia = rst_put(r, sizeof(se), &id, sizeof(id));
 		res = a && ia ? rst_callq(r, __NR_timer_create, p->clock, a, ia, 0, 0, 0) : -EFAULT;
 		if (res < 0)
 			pr_err("cannot recreate POSIX timer %u: %s", p->id, strerror((int)-res));
@@ -307,7 +319,8 @@ int rst_posix_timers(struct rst *r)
 	(void)rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 0, 0, 0, 0, 0);
 	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
 		const PosixTimerEntry *p = t->posix_timers[i];
-		struct timespec its[2] = { { (time_t)p->isec, (long)p->insec }, { (time_t)p->vsec, (long)p->vnsec } };
+		struct timespec its[2] = { { (time_t)p->isec, (long)p->insec },
+					   { (time_t)p->vsec, (long)p->vnsec } };
 		uint64_t a;
 		if (!p->vsec && !p->vnsec)
 			continue;
@@ -326,7 +339,8 @@ int rst_thread_state(struct rst *r, const ThreadCoreEntry *th)
 	uint64_t a;
 
 	if (th->sas && !(th->sas->flags & SS_DISABLE)) {
-		stack_t ss = { .ss_sp = (void *)th->sas->sp, .ss_flags = (int)(th->sas->flags & SS_AUTODISARM),
+		stack_t ss = { .ss_sp = (void *)th->sas->sp,
+			       .ss_flags = (int)(th->sas->flags & SS_AUTODISARM),
 			       .ss_size = th->sas->size };
 		a = rst_put(r, 0, &ss, sizeof(ss));
 		if (!a || rst_call(r, "sigaltstack", __NR_sigaltstack, a, 0, 0, 0, 0, 0) < 0)
@@ -336,11 +350,11 @@ int rst_thread_state(struct rst *r, const ThreadCoreEntry *th)
 	a = rst_put(r, 0, name, sizeof(name));
 	if (!a || rst_call(r, "prctl(PR_SET_NAME)", __NR_prctl, PR_SET_NAME, a, 0, 0, 0, 0) < 0)
 		return -EINVAL;
-	if (th->robust_list &&
-	    rst_call(r, "set_robust_list", __NR_set_robust_list, th->robust_list, th->robust_list_len,
-		     0, 0, 0, 0) < 0)
+	if (th->robust_list && rst_call(r, "set_robust_list", __NR_set_robust_list, th->robust_list,
+					th->robust_list_len, 0, 0, 0, 0) < 0)
 		return -EINVAL;
-	if (rst_call(r, "set_tid_address", __NR_set_tid_address, th->clear_tid_addr, 0, 0, 0, 0, 0) < 0)
+	if (rst_call(r, "set_tid_address", __NR_set_tid_address, th->clear_tid_addr, 0, 0, 0, 0,
+		     0) < 0)
 		return -EINVAL;
 	if (th->has_rseq_abi_pointer && th->rseq_abi_pointer &&
 	    rst_call(r, "rseq", __NR_rseq, th->rseq_abi_pointer, th->rseq_abi_size, 0,
@@ -353,10 +367,12 @@ static int prctls_set(struct rst *r)
 {
 	const TaskCoreEntry *t = r->core->task;
 	if (t->has_pdeath_sig && t->pdeath_sig &&
-	    rst_call(r, "PR_SET_PDEATHSIG", __NR_prctl, PR_SET_PDEATHSIG, t->pdeath_sig, 0, 0, 0, 0) < 0)
+	    rst_call(r, "PR_SET_PDEATHSIG", __NR_prctl, PR_SET_PDEATHSIG, t->pdeath_sig, 0, 0, 0,
+		     0) < 0)
 		return -EINVAL;
 	if (t->has_child_subreaper && t->child_subreaper &&
-	    rst_call(r, "PR_SET_CHILD_SUBREAPER", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0, 0) < 0)
+	    rst_call(r, "PR_SET_CHILD_SUBREAPER", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0,
+		     0) < 0)
 		return -EINVAL;
 	if (t->has_thp_disabled && t->thp_disabled &&
 	    rst_call(r, "PR_SET_THP_DISABLE", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0, 0) < 0)
@@ -370,9 +386,9 @@ static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, pid_t tid)
 	for (size_t i = 0; i < n; i++) {
 		int sig = siginfo_check(si[i]);
 		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
-		long res = !a ? -EFAULT : tid ?
-			rst_callq(r, __NR_rt_tgsigqueueinfo, r->npid, tid, sig, a, 0, 0) :
-			rst_callq(r, __NR_rt_sigqueueinfo, r->npid, sig, a, 0, 0, 0);
+		long res = !a	 ? -EFAULT
+			   : tid ? rst_callq(r, __NR_rt_tgsigqueueinfo, r->npid, tid, sig, a, 0, 0)
+				 : rst_callq(r, __NR_rt_sigqueueinfo, r->npid, sig, a, 0, 0, 0);
 		if (res < 0)
 			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
 	}
@@ -385,8 +401,7 @@ int rst_task_state(struct rst *r)
 	const ThreadCoreEntry *th = r->core->thread;
 	int e;
 	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 ||
-	    (e = rst_thread_state(r, th)) < 0 ||
-	    (e = prctls_set(r)) < 0)
+	    (e = rst_thread_state(r, th)) < 0 || (e = prctls_set(r)) < 0)
 		return e;
 	if ((e = rst_thread_pending(r, r->npid, th)) < 0)
 		return e;
@@ -435,8 +450,8 @@ int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *t)
 	}
 	if (t->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, tid, t->ioprio) < 0)
 		return pr_perror("cannot set ioprio %#x", t->ioprio);
-	if (t->has_timerslack_ns &&
-	    rst_call(r, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK, t->timerslack_ns, 0, 0, 0, 0) < 0)
+	if (t->has_timerslack_ns && rst_call(r, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK,
+					     t->timerslack_ns, 0, 0, 0, 0) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -467,7 +482,11 @@ static bool creds_same_as_ours(const CredsEntry *c)
 	       (uint32_t)prctl(PR_GET_SECUREBITS) == c->secbits;
 }
 
-#define RC(what, nr, ...) do { if (rst_call(r, what, nr, __VA_ARGS__) < 0) return -EPERM; } while (0)
+#define RC(what, nr, ...)                                                                          \
+	do {                                                                                       \
+		if (rst_call(r, what, nr, __VA_ARGS__) < 0)                                        \
+			return -EPERM;                                                             \
+	} while (0)
 
 static int creds_ids(struct rst *r, const CredsEntry *c)
 {
@@ -478,11 +497,13 @@ static int creds_ids(struct rst *r, const CredsEntry *c)
 			return -ENOMEM;
 		for (size_t i = 0; i < c->n_groups; i++)
 			gl[i] = c->groups[i];
-		a = c->n_groups * sizeof(gid_t) <= RST_SCRATCH_LEN ?
-			rst_put(r, 0, gl, c->n_groups * sizeof(gid_t)) : 0;
+		a = c->n_groups * sizeof(gid_t) <= RST_SCRATCH_LEN
+			    ? rst_put(r, 0, gl, c->n_groups * sizeof(gid_t))
+			    : 0;
 		free(gl);
 		if (!a)
-			return pr_err_ret(-E2BIG, "too many supplementary groups (%zu)", c->n_groups);
+			return pr_err_ret(-E2BIG, "too many supplementary groups (%zu)",
+					  c->n_groups);
 	}
 	RC("setgroups", __NR_setgroups, c->n_groups, a, 0, 0, 0, 0);
 	RC("setresgid", __NR_setresgid, c->gid, c->egid, c->sgid, 0, 0, 0);
@@ -507,12 +528,13 @@ static int creds_caps(struct rst *r, const CredsEntry *c)
 	RC("capset", __NR_capset, a, a + sizeof(cap.h), 0, 0, 0, 0);
 	for (int b = 0; b < 64; b++)
 		if (c->cap_amb & (1ULL << b))
-			RC("PR_CAP_AMBIENT_RAISE", __NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, b, 0, 0, 0);
+			RC("PR_CAP_AMBIENT_RAISE", __NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+			   b, 0, 0, 0);
 	if (c->secbits & ~(uint32_t)SECBIT_KEEP_CAPS)
 		RC("PR_SET_SECUREBITS", __NR_prctl, PR_SET_SECUREBITS, c->secbits, 0, 0, 0, 0);
 	else
-		RC("PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, !!(c->secbits & SECBIT_KEEP_CAPS),
-		   0, 0, 0, 0);
+		RC("PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS,
+		   !!(c->secbits & SECBIT_KEEP_CAPS), 0, 0, 0, 0);
 	return 0;
 }
 
@@ -544,12 +566,33 @@ int rst_creds(struct rst *r)
 static void regs_from_image(const UserRegsEntry *g, struct user_regs_struct *x)
 {
 	*x = (struct user_regs_struct){
-		.r15 = g->r15, .r14 = g->r14, .r13 = g->r13, .r12 = g->r12, .rbp = g->rbp,
-		.rbx = g->rbx, .r11 = g->r11, .r10 = g->r10, .r9 = g->r9, .r8 = g->r8,
-		.rax = g->rax, .rcx = g->rcx, .rdx = g->rdx, .rsi = g->rsi, .rdi = g->rdi,
-		.orig_rax = g->orig_rax, .rip = g->rip, .cs = g->cs, .eflags = g->flags,
-		.rsp = g->sp, .ss = g->ss, .fs_base = g->fs_base, .gs_base = g->gs_base,
-		.ds = g->ds, .es = g->es, .fs = g->fs, .gs = g->gs,
+		.r15 = g->r15,
+		.r14 = g->r14,
+		.r13 = g->r13,
+		.r12 = g->r12,
+		.rbp = g->rbp,
+		.rbx = g->rbx,
+		.r11 = g->r11,
+		.r10 = g->r10,
+		.r9 = g->r9,
+		.r8 = g->r8,
+		.rax = g->rax,
+		.rcx = g->rcx,
+		.rdx = g->rdx,
+		.rsi = g->rsi,
+		.rdi = g->rdi,
+		.orig_rax = g->orig_rax,
+		.rip = g->rip,
+		.cs = g->cs,
+		.eflags = g->flags,
+		.rsp = g->sp,
+		.ss = g->ss,
+		.fs_base = g->fs_base,
+		.gs_base = g->gs_base,
+		.ds = g->ds,
+		.es = g->es,
+		.fs = g->fs,
+		.gs = g->gs,
 	};
 }
 
@@ -599,8 +642,10 @@ int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th)
 	}
 	free(cur);
 	if (iov.iov_len != th->xsave.len)
-		return pr_err_ret(-EXDEV, "xsave area is %zu bytes here, %zu in the image "
-				  "(different CPU features)", iov.iov_len, th->xsave.len);
+		return pr_err_ret(-EXDEV,
+				  "xsave area is %zu bytes here, %zu in the image "
+				  "(different CPU features)",
+				  iov.iov_len, th->xsave.len);
 	regs_from_image(th->regs, &x);
 	regs_restart_fixup(&x);
 	if (ptrace(PTRACE_SETREGS, tid, NULL, &x) < 0)
@@ -620,11 +665,17 @@ int rst_mm_fields(struct rst *r)
 {
 	const MmEntry *mm = r->mm;
 	struct prctl_mm_map map = {
-		.start_code = mm->start_code, .end_code = mm->end_code,
-		.start_data = mm->start_data, .end_data = mm->end_data,
-		.start_brk = mm->start_brk, .brk = mm->brk, .start_stack = mm->start_stack,
-		.arg_start = mm->arg_start, .arg_end = mm->arg_end,
-		.env_start = mm->env_start, .env_end = mm->env_end,
+		.start_code = mm->start_code,
+		.end_code = mm->end_code,
+		.start_data = mm->start_data,
+		.end_data = mm->end_data,
+		.start_brk = mm->start_brk,
+		.brk = mm->brk,
+		.start_stack = mm->start_stack,
+		.arg_start = mm->arg_start,
+		.arg_end = mm->arg_end,
+		.env_start = mm->env_start,
+		.env_end = mm->env_end,
 		.auxv_size = (uint32_t)(mm->n_auxv * sizeof(uint64_t)),
 	};
 	long fd = rst_open(r, mm->exe_path, O_RDONLY);
@@ -637,8 +688,9 @@ int rst_mm_fields(struct rst *r)
 	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
 	map.auxv = (__u64 *)auxv;
 	m = rst_put(r, RST_SCRATCH_LEN / 2, &map, sizeof(map));
-	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, m,
-				   sizeof(map), 0, 0) : -EFAULT;
+	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP,
+				   m, sizeof(map), 0, 0)
+			: -EFAULT;
 	rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
 	return res < 0 ? (int)res : 0;
 }

@@ -32,9 +32,9 @@
 #include "engine/restore.h"
 #include "img/img.h"
 
-#define RST_BUF        (8u << 20)	/* page data buffer */
-#define RST_IOV        1024		/* remote iovecs per process_vm_writev */
-#define POPULATE_MIN   64		/* pages: pre-fault runs at least this long */
+#define RST_BUF	     (8u << 20) /* page data buffer */
+#define RST_IOV	     1024	/* remote iovecs per process_vm_writev */
+#define POPULATE_MIN 64		/* pages: pre-fault runs at least this long */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -84,7 +84,8 @@ static int vma_check(const VmaEntry *v, size_t i)
 	return 0;
 bad:
 	pr_err("mm image: VMA %zu (%#llx-%#llx prot %#x flags %#x kind %d) is invalid", i,
-	       (unsigned long long)v->start, (unsigned long long)v->end, v->prot, v->flags, v->kind);
+	       (unsigned long long)v->start, (unsigned long long)v->end, v->prot, v->flags,
+	       v->kind);
 	return -EINVAL;
 }
 
@@ -101,16 +102,19 @@ static int vmas_validate(struct rst *r)
 		if (e < 0)
 			return e;
 		if (v->start < prev_end)
-			return pr_err_ret(-EINVAL, "mm image: VMA %zu at %#llx overlaps or is unsorted", i,
+			return pr_err_ret(-EINVAL,
+					  "mm image: VMA %zu at %#llx overlaps or is unsorted", i,
 					  (unsigned long long)v->start);
 		prev_end = v->end;
-		int k = v->kind == VMA_KIND__VMA_VDSO ? RST_SP_VDSO :
-			v->kind == VMA_KIND__VMA_VVAR ? RST_SP_VVAR :
-			v->kind == VMA_KIND__VMA_VVAR_VCLOCK ? RST_SP_VCLOCK : -1;
+		int k = v->kind == VMA_KIND__VMA_VDSO	       ? RST_SP_VDSO
+			: v->kind == VMA_KIND__VMA_VVAR	       ? RST_SP_VVAR
+			: v->kind == VMA_KIND__VMA_VVAR_VCLOCK ? RST_SP_VCLOCK
+							       : -1;
 		if (k < 0)
 			continue;
 		if (r->dumped_sp[k].end)
-			return pr_err_ret(-EINVAL, "mm image: two VMAs of special kind %d", v->kind);
+			return pr_err_ret(-EINVAL, "mm image: two VMAs of special kind %d",
+					  v->kind);
 		r->dumped_sp[k].start = v->start;
 		r->dumped_sp[k].end = v->end;
 	}
@@ -167,7 +171,8 @@ static int pagemap_disjoint(struct rst *r)
 	for (size_t i = 1; i < r->n_pm && !e; i++)
 		if (c[i]->vaddr < c[i - 1]->vaddr + (uint64_t)c[i - 1]->nr_pages * RST_PAGE)
 			e = pr_err_ret(-EINVAL, "pagemap: runs at %#llx and %#llx overlap",
-				       (unsigned long long)c[i - 1]->vaddr, (unsigned long long)c[i]->vaddr);
+				       (unsigned long long)c[i - 1]->vaddr,
+				       (unsigned long long)c[i]->vaddr);
 	free(c);
 	return e;
 }
@@ -183,20 +188,26 @@ static int pagemap_validate(struct rst *r)
 		if (p->vaddr % RST_PAGE || p->nr_pages == 0 || p->vaddr >= RST_TASK_SIZE ||
 		    len > RST_TASK_SIZE - p->vaddr ||
 		    (p->flags != PE_PRESENT && p->flags != PE_ZERO && p->flags != PE_PARENT))
-			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages, flags %#x) is invalid",
-					  i, (unsigned long long)p->vaddr, p->nr_pages, p->flags);
+			return pr_err_ret(
+				-EINVAL,
+				"pagemap entry %zu (%#llx, %u pages, flags %#x) is invalid", i,
+				(unsigned long long)p->vaddr, p->nr_pages, p->flags);
 		if (range_covered(r, p->vaddr, p->vaddr + len) < 0)
-			return pr_err_ret(-EINVAL, "pagemap entry %zu (%#llx, %u pages) is not inside "
-					  "ordinary VMAs", i, (unsigned long long)p->vaddr, p->nr_pages);
+			return pr_err_ret(-EINVAL,
+					  "pagemap entry %zu (%#llx, %u pages) is not inside "
+					  "ordinary VMAs",
+					  i, (unsigned long long)p->vaddr, p->nr_pages);
 		if (p->flags == PE_PRESENT)
 			present += p->nr_pages;
 		parent |= p->flags == PE_PARENT;
 	}
 	if (present != r->pm_head->nr_pages)
 		return pr_err_ret(-EINVAL, "pagemap: entries hold %llu pages, head says %llu",
-				  (unsigned long long)present, (unsigned long long)r->pm_head->nr_pages);
+				  (unsigned long long)present,
+				  (unsigned long long)r->pm_head->nr_pages);
 	if (parent && !(img_dir_inventory(r->d)->parent && img_dir_inventory(r->d)->parent[0]))
-		return pr_err_ret(-EINVAL, "pagemap refers to a parent round but the inventory names none");
+		return pr_err_ret(-EINVAL,
+				  "pagemap refers to a parent round but the inventory names none");
 	return pagemap_disjoint(r);
 }
 
@@ -208,16 +219,18 @@ static int vmas_files_check(struct rst *r)
 	struct stat st;
 
 	if (strcmp(r->core->task->root, "/"))
-		return 0;	/* paths resolve inside the task's root: checked when opened */
+		return 0; /* paths resolve inside the task's root: checked when opened */
 	if (stat(r->mm->exe_path, &st) < 0)
 		return pr_perror("executable '%s'", r->mm->exe_path);
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
-		if (v->kind != VMA_KIND__VMA_FILE || v->has_file_id || (last && !strcmp(last, v->path)))
-			continue;	/* a memfd (file_id) comes from files.img, not a path */
+		if (v->kind != VMA_KIND__VMA_FILE || v->has_file_id ||
+		    (last && !strcmp(last, v->path)))
+			continue; /* a memfd (file_id) comes from files.img, not a path */
 		last = v->path;
 		if (stat(v->path, &st) < 0)
-			return pr_perror("file '%s' mapped at %#llx", v->path, (unsigned long long)v->start);
+			return pr_perror("file '%s' mapped at %#llx", v->path,
+					 (unsigned long long)v->start);
 		if (v->has_ino && v->ino != st.st_ino)
 			pr_warn("file '%s' mapped at %#llx was replaced since the dump (inode %llu, now %llu)",
 				v->path, (unsigned long long)v->start, (unsigned long long)v->ino,
@@ -229,8 +242,8 @@ static int vmas_files_check(struct rst *r)
 int rst_mem_validate(struct rst *r)
 {
 	int e;
-	if ((e = vmas_validate(r)) < 0 ||
-	    (e = pagemap_validate(r)) < 0 || (e = vmas_files_check(r)) < 0)
+	if ((e = vmas_validate(r)) < 0 || (e = pagemap_validate(r)) < 0 ||
+	    (e = vmas_files_check(r)) < 0)
 		return e;
 	for (int k = 0; k < RST_SP_NR; k++) {
 		const struct rst_special *a = &r->dumped_sp[k], *b = &r->own_sp[k];
@@ -239,11 +252,13 @@ int rst_mem_validate(struct rst *r)
 			same = a->start - r->dumped_sp[RST_SP_VDSO].start ==
 			       b->start - r->own_sp[RST_SP_VDSO].start;
 		if (!same)
-			return pr_err_ret(-EXDEV, "vdso layout differs from this kernel's "
-					  "(mapping %d: dumped %#llx bytes, here %#llx): cross-kernel "
-					  "restore is not supported", k,
-					  (unsigned long long)(a->end - a->start),
-					  (unsigned long long)(b->end - b->start));
+			return pr_err_ret(
+				-EXDEV,
+				"vdso layout differs from this kernel's "
+				"(mapping %d: dumped %#llx bytes, here %#llx): cross-kernel "
+				"restore is not supported",
+				k, (unsigned long long)(a->end - a->start),
+				(unsigned long long)(b->end - b->start));
 	}
 	if (!r->own_sp[RST_SP_VDSO].end)
 		return pr_err_ret(-EOPNOTSUPP, "this process has no [vdso]: cannot restore");
@@ -270,7 +285,11 @@ long rst_open(struct rst *r, const char *path, int flags)
 
 static void vma_advise(struct rst *r, const VmaEntry *v)
 {
-	static const struct { uint32_t bit; int advice; const char *name; } adv[] = {
+	static const struct {
+		uint32_t bit;
+		int advice;
+		const char *name;
+	} adv[] = {
 		{ VMA_MADV_DONTFORK, MADV_DONTFORK, "DONTFORK" },
 		{ VMA_MADV_DONTDUMP, MADV_DONTDUMP, "DONTDUMP" },
 		{ VMA_MADV_HUGEPAGE, MADV_HUGEPAGE, "HUGEPAGE" },
@@ -283,9 +302,11 @@ static void vma_advise(struct rst *r, const VmaEntry *v)
 		if (!(v->madv & adv[k].bit))
 			continue;
 		if (remote_syscall(&r->rt, &res, __NR_madvise, v->start, v->end - v->start,
-				   adv[k].advice, 0, 0, 0) == 0 && res < 0)
+				   adv[k].advice, 0, 0, 0) == 0 &&
+		    res < 0)
 			pr_warn("madvise(%s) on %#llx-%#llx failed: %s", adv[k].name,
-				(unsigned long long)v->start, (unsigned long long)v->end, strerror((int)-res));
+				(unsigned long long)v->start, (unsigned long long)v->end,
+				strerror((int)-res));
 	}
 }
 
@@ -319,7 +340,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 		prot |= PROT_WRITE;
 	if (r->vma_wr[i] && vma_would_merge(r, i)) {
 		prot = PROT_NONE;
-		r->vma_wr[i] = 2;	/* vmas_protect sets its prot */
+		r->vma_wr[i] = 2; /* vmas_protect sets its prot */
 	}
 	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && v->has_shmid) {
 		/* the same object as in an earlier task of the tree: map that one */
@@ -337,7 +358,7 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 		f = rst_tree_file_open(r, v, rw ? O_RDWR : O_RDONLY);
 		if (f < 0)
 			return (int)f;
-		rw = true;	/* closed after the mmap */
+		rw = true; /* closed after the mmap */
 	} else if (rw) {
 		f = rst_open(r, v->path, O_RDWR);
 		if (f < 0)
@@ -356,14 +377,16 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 		f = *fd;
 	}
 	res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot, flags, f,
-		       vma_anon(v) ? 0 : v->pgoff);
+			vma_anon(v) ? 0 : v->pgoff);
 	if (rw)
 		rst_call(r, "close", __NR_close, f, 0, 0, 0, 0, 0);
 	if (res < 0)
-		return pr_err_ret((int)res, "cannot map %#llx-%#llx ('%s')", (unsigned long long)v->start,
-				  (unsigned long long)v->end, v->path ? v->path : "anon");
+		return pr_err_ret((int)res, "cannot map %#llx-%#llx ('%s')",
+				  (unsigned long long)v->start, (unsigned long long)v->end,
+				  v->path ? v->path : "anon");
 	if ((uint64_t)res != v->start)
-		return pr_err_ret(-EFAULT, "mmap at %#llx landed at %#lx", (unsigned long long)v->start, res);
+		return pr_err_ret(-EFAULT, "mmap at %#llx landed at %#lx",
+				  (unsigned long long)v->start, res);
 	vma_advise(r, v);
 	return v->kind == VMA_KIND__VMA_SHMEM_ANON ? rst_tree_shm_add(r, v) : 0;
 }
@@ -389,8 +412,8 @@ static int vmas_protect(struct rst *r)
 		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) ||
 		    ((v->prot & PROT_WRITE) && r->vma_wr[i] != 2))
 			continue;
-		long res = rst_call(r, "mprotect", __NR_mprotect, v->start, v->end - v->start, v->prot,
-				    0, 0, 0);
+		long res = rst_call(r, "mprotect", __NR_mprotect, v->start, v->end - v->start,
+				    v->prot, 0, 0, 0);
 		if (res < 0)
 			return (int)res;
 	}
@@ -420,13 +443,13 @@ struct pw {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct pw_slot slot[RST_SLOTS];
-	int rerr;		/* reader error (-errno), logged by the reader */
-	bool stop;		/* writer gave up */
-	uint64_t left;		/* bytes the reader has still to read */
+	int rerr;      /* reader error (-errno), logged by the reader */
+	bool stop;     /* writer gave up */
+	uint64_t left; /* bytes the reader has still to read */
 	/* writer */
-	unsigned cur;		/* slot being consumed (sequence number) */
-	size_t pos;		/* consumed bytes of slot cur */
-	bool have;		/* slot cur acquired */
+	unsigned cur; /* slot being consumed (sequence number) */
+	size_t pos;   /* consumed bytes of slot cur */
+	bool have;    /* slot cur acquired */
 	struct iovec liov[RST_IOV], riov[RST_IOV];
 	size_t n, used;
 	uint64_t bytes, slow, t_write;
@@ -479,8 +502,9 @@ static int pw_flush(struct pw *w)
 			int e = remote_write(&w->r->rt, (uint64_t)w->riov[i].iov_base + skip,
 					     (uint8_t *)w->liov[i].iov_base + skip, len - skip);
 			if (e < 0)
-				return pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len - skip,
-						  (unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
+				return pr_err_ret(
+					e, "cannot write %zu bytes at %#llx in task %d", len - skip,
+					(unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
 			w->slow += len - skip;
 			done = off + len;
 		}
@@ -511,7 +535,7 @@ static int pw_next_slot(struct pw *w)
 	while (!w->slot[w->cur % RST_SLOTS].full && !w->rerr && w->left)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (!w->slot[w->cur % RST_SLOTS].full)
-		e = w->rerr ? w->rerr : -EBADMSG;	/* validated counts make EOF impossible */
+		e = w->rerr ? w->rerr : -EBADMSG; /* validated counts make EOF impossible */
 	pthread_mutex_unlock(&w->mu);
 	w->have = e == 0;
 	return e;
@@ -565,7 +589,7 @@ static int pages_write(struct rst *r, struct pw *w)
 		ssize_t vi = rst_vma_find(r->mm, p->vaddr);
 		int e;
 
-		if (p->flags == PE_PARENT)	/* pages_from_parents() */
+		if (p->flags == PE_PARENT) /* pages_from_parents() */
 			continue;
 		/* fresh anonymous memory reads as zero already */
 		if (p->flags == PE_ZERO && vi >= 0 && vma_anon(r->mm->vmas[vi]) &&
@@ -659,13 +683,14 @@ static int pages_restore(struct rst *r)
 	pthread_mutex_unlock(&w->mu);
 	if (!inline_read)
 		pthread_join(th, NULL);
-	if (s)	/* all bytes read and the hash matches, or the task never runs */
+	if (s) /* all bytes read and the hash matches, or the task never runs */
 		e = e == 0 ? img_stream_finish(s) : (img_stream_free(s), e);
 	uint64_t dt = now_ns() - t0;
-	pr_debug("pages: %llu bytes in %llu us (%.2f GiB/s; writing %llu us), %llu via /proc/PID/mem",
-		 (unsigned long long)w->bytes, (unsigned long long)dt / 1000,
-		 dt ? (double)w->bytes / (1 << 30) / ((double)dt / 1e9) : 0.0,
-		 (unsigned long long)w->t_write / 1000, (unsigned long long)w->slow);
+	pr_debug(
+		"pages: %llu bytes in %llu us (%.2f GiB/s; writing %llu us), %llu via /proc/PID/mem",
+		(unsigned long long)w->bytes, (unsigned long long)dt / 1000,
+		dt ? (double)w->bytes / (1 << 30) / ((double)dt / 1e9) : 0.0,
+		(unsigned long long)w->t_write / 1000, (unsigned long long)w->slow);
 	pw_fini(w);
 	return e;
 }
@@ -673,8 +698,8 @@ static int pages_restore(struct rst *r)
 int rst_mm_build(struct rst *r)
 {
 	int e;
-	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 || (e = rst_pages_from_parents(r)) < 0 ||
-	    (e = vmas_protect(r)) < 0)
+	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 ||
+	    (e = rst_pages_from_parents(r)) < 0 || (e = vmas_protect(r)) < 0)
 		return e;
 	return 0;
 }

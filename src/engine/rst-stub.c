@@ -63,7 +63,8 @@ static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, 
 		      const int *mfd)
 {
 	struct rst_stub_msg m = {
-		.idx = idx, .kind = kind, .err = err, .hold_fd = hold, .rep_fd = t->rep[1]};
+		.idx = idx, .kind = kind, .err = err, .hold_fd = hold, .rep_fd = t->rep[1]
+	};
 	for (size_t k = 0; mfd && k < t->t[idx].n_mfd; k++)
 		m.mfd[k] = mfd[k];
 	char self[32] = "";
@@ -92,7 +93,7 @@ stub_fail(struct rst_tree *t, int idx, const char *what, int err)
  * not close again numbers that may have been reused meanwhile (hostproc). */
 static void stub_close_ours(struct rst_tree *t)
 {
-	int *fds[] = {&t->rep[0], &t->go[1], &t->hold[1]};
+	int *fds[] = { &t->rep[0], &t->go[1], &t->hold[1] };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -105,8 +106,8 @@ static void stub_signals_reset(void)
 {
 	struct {
 		uint64_t handler, flags, restorer, mask;
-	} dfl = {0};
-	stack_t ss = {.ss_flags = SS_DISABLE};
+	} dfl = { 0 };
+	stack_t ss = { .ss_flags = SS_DISABLE };
 	sigset_t none;
 
 	for (int sig = 1; sig <= 64; sig++)
@@ -125,7 +126,7 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx);
 static long stub_spawn(struct rst_tree *t, int idx, bool new_ns, bool init)
 {
 	uint64_t tid = (uint64_t)t->id[idx].pid;
-	struct stub_clone_args ca = {.exit_signal = SIGCHLD};
+	struct stub_clone_args ca = { .exit_signal = SIGCHLD };
 	long ret;
 
 	if (new_ns)
@@ -170,7 +171,7 @@ static void stub_spawn_kids(struct rst_tree *t, int idx, bool before)
 static void __attribute__((noreturn)) stub_zombie(struct rst_tree *t, int idx)
 {
 	uint32_t st = t->pst[idx]->exit_status;
-	struct rlimit nocore = {0, 0};
+	struct rlimit nocore = { 0, 0 };
 
 	stub_send(t, idx, STUB_CREATED, 0, -1, NULL, NULL);
 	if (WIFSIGNALED(st)) {
@@ -268,7 +269,7 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
 	stub_group(t, idx, false);
 	/* kept: report, go, hold, and the memfds our mappings need (moved if they sit on
 	 * a target fd number) */
-	int keep[3 + RST_MAX_MEMFDS] = {t->rep[1], t->go[0], t->hold[0]};
+	int keep[3 + RST_MAX_MEMFDS] = { t->rep[1], t->go[0], t->hold[0] };
 	for (size_t k = 0; k < t->t[idx].n_mfd; k++)
 		keep[3 + k] = t->t[idx].mfd[k];
 	stub_setup(t, idx, keep);
@@ -303,8 +304,8 @@ static void init_forward(int sig)
 
 static void __attribute__((noreturn)) init_main(struct rst_tree *t)
 {
-	static const int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
-	struct sigaction sa = {.sa_handler = init_forward, .sa_flags = SA_RESTART};
+	static const int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+	struct sigaction sa = { .sa_handler = init_forward, .sa_flags = SA_RESTART };
 	long r;
 	int st;
 

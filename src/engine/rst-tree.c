@@ -159,25 +159,25 @@ static int ids_fill(struct rst_tree *t, size_t i)
 	    (p->zombie && p->n_threads != 1) || (t->root_is_init && !p->has_ns_pid))
 		return pr_err_ret(-EINVAL, "pstree.img: bad entry for process %u", p->pid);
 	if (t->root_is_init)
-		*id = (struct rst_ids){(pid_t)p->ns_pid,
-				       (pid_t)p->ns_ppid,
-				       (pid_t)p->ns_pgid,
-				       (pid_t)p->ns_sid,
-				       -1,
-				       false,
-				       -1,
-				       false,
-				       -1};
+		*id = (struct rst_ids){ (pid_t)p->ns_pid,
+					(pid_t)p->ns_ppid,
+					(pid_t)p->ns_pgid,
+					(pid_t)p->ns_sid,
+					-1,
+					false,
+					-1,
+					false,
+					-1 };
 	else
-		*id = (struct rst_ids){(pid_t)p->pid,
-				       (pid_t)p->ppid,
-				       (pid_t)p->pgid,
-				       (pid_t)p->sid,
-				       -1,
-				       false,
-				       -1,
-				       false,
-				       -1};
+		*id = (struct rst_ids){ (pid_t)p->pid,
+					(pid_t)p->ppid,
+					(pid_t)p->pgid,
+					(pid_t)p->sid,
+					-1,
+					false,
+					-1,
+					false,
+					-1 };
 	if (id->pid < 1 || id->pid > 4194304 || (i == 0 && t->root_is_init && id->pid != 1))
 		return pr_err_ret(-EINVAL, "pstree.img: bad inner pid of process %u", p->pid);
 	for (size_t j = 0; j < i; j++)
@@ -403,7 +403,7 @@ static int fs_prepare(struct rst_tree *t)
 /* Read one stub message of kind want (bounded wait). STUB_ERROR is logged here. */
 static int msg_read(struct rst_tree *t, int want, struct rst_stub_msg *m)
 {
-	struct pollfd p = {.fd = t->rep[0], .events = POLLIN};
+	struct pollfd p = { .fd = t->rep[0], .events = POLLIN };
 	int n = poll(&p, 1, MSG_TIMEOUT_MS);
 	if (n < 0)
 		return pr_perror("poll on the stubs' report pipe");
@@ -457,7 +457,7 @@ static int sharers_wait(struct rst_tree *t)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/syscall", t->t[i].pid);
 		for (;;) {
-			struct pollfd p = {.fd = t->rep[0], .events = POLLIN};
+			struct pollfd p = { .fd = t->rep[0], .events = POLLIN };
 			struct rst_stub_msg m;
 			bool paused = false;
 			if (read_file(path, &buf, &len, 4096) == 0) {
@@ -484,7 +484,7 @@ static int sharers_wait(struct rst_tree *t)
 
 static int tree_create(struct rst_tree *t)
 {
-	struct rst_stub_msg m = {0};
+	struct rst_stub_msg m = { 0 };
 	size_t live = 0;
 	int e;
 
@@ -584,7 +584,7 @@ int rst_tree_shm_add(struct rst *r, const VmaEntry *v)
 	if (!n)
 		return -ENOMEM;
 	t->shm = n;
-	t->shm[t->n_shm++] = (struct rst_shm){v->shmid, v->start, v->end, v->pgoff, r->npid};
+	t->shm[t->n_shm++] = (struct rst_shm){ v->shmid, v->start, v->end, v->pgoff, r->npid };
 	return 0;
 }
 
@@ -746,7 +746,8 @@ static int wait_child(pid_t child, int *status)
 int restore_main(const struct ferry_opts *o, int *status)
 {
 	struct rst_tree t = {
-		.o = o, .rep = {-1, -1}, .go = {-1, -1}, .hold = {-1, -1}, .hostproc = -1};
+		.o = o, .rep = { -1, -1 }, .go = { -1, -1 }, .hold = { -1, -1 }, .hostproc = -1
+	};
 	uint64_t t0 = now_ns();
 	int e;
 
