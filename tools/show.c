@@ -66,24 +66,25 @@ struct show_type {
 };
 
 static const struct show_type show_types[] = {
-	{"inventory.img", IMG_MAGIC_INVENTORY, "INVENTORY", NULL, &inventory_entry__descriptor},
-	{"pstree.img", IMG_MAGIC_PSTREE, "PSTREE", NULL, &pstree_entry__descriptor},
-	{"core-*.img", IMG_MAGIC_CORE, "CORE", NULL, &core_entry__descriptor},
-	{"mm-*.img", IMG_MAGIC_MM, "MM", NULL, &mm_entry__descriptor},
-	{"pagemap-*.img", IMG_MAGIC_PAGEMAP, "PAGEMAP", &pagemap_head__descriptor,
-	 &pagemap_entry__descriptor},
-	{"pages-*.img", IMG_MAGIC_RAW, "RAW", NULL, NULL},
-	{"files.img", IMG_MAGIC_FILES, "FILES", NULL, &file_entry__descriptor},
-	{"fdinfo-*.img", IMG_MAGIC_FDINFO, "FDINFO", NULL, &fdinfo_entry__descriptor},
-	{"fs-*.img", IMG_MAGIC_FS, "FS", NULL, &fs_entry__descriptor},
-	{"pipes-data*.img", IMG_MAGIC_PIPES_DATA, "PIPES_DATA", NULL, &pipe_data_entry__descriptor},
-	{"ghost-*.img", IMG_MAGIC_GHOST, "GHOST", NULL, &ghost_file_entry__descriptor, true},
-	{"tcp-*.img", IMG_MAGIC_TCP, "TCP", NULL, &tcp_stream_entry__descriptor},
-	{"unix*.img", IMG_MAGIC_UNIX, "UNIX", NULL, &unix_sk_entry__descriptor},
-	{"eventfd*.img", IMG_MAGIC_EVENTFD, "EVENTFD", NULL, &eventfd_entry__descriptor},
-	{"timer*.img", IMG_MAGIC_TIMERS, "TIMERS", NULL, &timerfd_entry__descriptor},
-	{"*locks*.img", IMG_MAGIC_LOCKS, "LOCKS", NULL, &file_lock_entry__descriptor},
-	{"misc*.img", IMG_MAGIC_MISC, "MISC", NULL, NULL},
+	{ "inventory.img", IMG_MAGIC_INVENTORY, "INVENTORY", NULL, &inventory_entry__descriptor },
+	{ "pstree.img", IMG_MAGIC_PSTREE, "PSTREE", NULL, &pstree_entry__descriptor },
+	{ "core-*.img", IMG_MAGIC_CORE, "CORE", NULL, &core_entry__descriptor },
+	{ "mm-*.img", IMG_MAGIC_MM, "MM", NULL, &mm_entry__descriptor },
+	{ "pagemap-*.img", IMG_MAGIC_PAGEMAP, "PAGEMAP", &pagemap_head__descriptor,
+	  &pagemap_entry__descriptor },
+	{ "pages-*.img", IMG_MAGIC_RAW, "RAW", NULL, NULL },
+	{ "files.img", IMG_MAGIC_FILES, "FILES", NULL, &file_entry__descriptor },
+	{ "fdinfo-*.img", IMG_MAGIC_FDINFO, "FDINFO", NULL, &fdinfo_entry__descriptor },
+	{ "fs-*.img", IMG_MAGIC_FS, "FS", NULL, &fs_entry__descriptor },
+	{ "pipes-data*.img", IMG_MAGIC_PIPES_DATA, "PIPES_DATA", NULL,
+	  &pipe_data_entry__descriptor },
+	{ "ghost-*.img", IMG_MAGIC_GHOST, "GHOST", NULL, &ghost_file_entry__descriptor, true },
+	{ "tcp-*.img", IMG_MAGIC_TCP, "TCP", NULL, &tcp_stream_entry__descriptor },
+	{ "unix*.img", IMG_MAGIC_UNIX, "UNIX", NULL, &unix_sk_entry__descriptor },
+	{ "eventfd*.img", IMG_MAGIC_EVENTFD, "EVENTFD", NULL, &eventfd_entry__descriptor },
+	{ "timer*.img", IMG_MAGIC_TIMERS, "TIMERS", NULL, &timerfd_entry__descriptor },
+	{ "*locks*.img", IMG_MAGIC_LOCKS, "LOCKS", NULL, &file_lock_entry__descriptor },
+	{ "misc*.img", IMG_MAGIC_MISC, "MISC", NULL, NULL },
 };
 
 /* The type of an image: by name first, then by its magic (renamed files). */
@@ -182,9 +183,10 @@ static bool name_has_suffix(const char *name, const char *suffix)
 /* The hex rule: addresses and bit masks read better in hex (docs/show.md). */
 static bool field_is_hex(const char *name)
 {
-	static const char *const exact[] = {"start",   "end",	  "vaddr",    "rip",	     "sp",
-					    "brk",     "handler", "restorer", "robust_list", "mask",
-					    "sigmask", "fs_base", "gs_base",  "xxh64"};
+	static const char *const exact[] = { "start",	    "end",  "vaddr",   "rip",
+					     "sp",	    "brk",  "handler", "restorer",
+					     "robust_list", "mask", "sigmask", "fs_base",
+					     "gs_base",	    "xxh64" };
 	for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
 		if (!strcmp(name, exact[i]))
 			return true;
@@ -429,7 +431,7 @@ int show_image_buf(FILE *f, const char *name, const void *data, size_t len, int 
 	if (!t)
 		return -ENOENT;
 	if (t->magic == IMG_MAGIC_RAW) {
-		struct pages_sum s = {0};
+		struct pages_sum s = { 0 };
 		pages_sum_add(&s, data, len);
 		json_pages_sum(f, &s, depth);
 		return 0;
@@ -479,7 +481,7 @@ static const char *show_strerr(int r)
 /* A lone pages file: streamed (it can be far larger than metadata), summarized. */
 static int show_file_pages(FILE *f, const char *path)
 {
-	struct pages_sum sum = {0};
+	struct pages_sum sum = { 0 };
 	size_t cap = 256 * page_size;
 	uint8_t *buf = malloc(cap);
 	int r = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -533,7 +535,7 @@ static int show_file(FILE *f, const char *path)
 static int show_dir_pages(FILE *f, struct img_dir *d, const char *name, int depth)
 {
 	struct img_stream *s;
-	struct pages_sum sum = {0};
+	struct pages_sum sum = { 0 };
 	uint8_t *buf = malloc(256 * page_size);
 	int r = buf ? img_stream_open(d, name, &s) : -ENOMEM;
 	if (r < 0) {

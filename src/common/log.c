@@ -50,7 +50,7 @@ int log_fd(void)
 
 void log_printf(int level, const char *file, int line, const char *fmt, ...)
 {
-	static const char *names[] = {"error", "warn", "info", "debug", "trace"};
+	static const char *names[] = { "error", "warn", "info", "debug", "trace" };
 	char buf[4096];
 	int saved = errno, n = 0;
 	va_list ap;

@@ -134,7 +134,7 @@ static int target_start(struct target *t)
 		close(ctl[1]);
 		check_token = 0xfe77c4ecull;
 		int fd = memfd_create("ferry-check", 0);
-		int64_t msg[2] = {fd, fd >= 0 && fstat(fd, &st) == 0 ? (int64_t)st.st_ino : -1};
+		int64_t msg[2] = { fd, fd >= 0 && fstat(fd, &st) == 0 ? (int64_t)st.st_ino : -1 };
 		if (write(rep[1], msg, sizeof(msg)) != sizeof(msg))
 			_exit(1);
 		while (read(ctl[0], &c, 1) < 0 && errno == EINTR)
@@ -143,7 +143,7 @@ static int target_start(struct target *t)
 	}
 	close(rep[1]);
 	close(ctl[0]);
-	int64_t msg[2] = {-1, -1};
+	int64_t msg[2] = { -1, -1 };
 	int r = t->pid < 0 ? (e > 0 ? -e : -EIO) : 0;
 	if (r == 0 && read_full(rep[0], msg, sizeof(msg)) != sizeof(msg))
 		r = -EIO;
@@ -196,7 +196,7 @@ static int probe_vm_readv(char *d)
 	int r;
 	if ((r = target_start(&t)) < 0)
 		return detail(d, 0, "cannot start a target: %s", strerror(-r));
-	struct iovec local = {&v, sizeof(v)}, remote = {(void *)&check_token, sizeof(v)};
+	struct iovec local = { &v, sizeof(v) }, remote = { (void *)&check_token, sizeof(v) };
 	ssize_t n = process_vm_readv(t.pid, &local, 1, &remote, 1, 0);
 	if (n < 0)
 		r = detail(d, 0, "process_vm_readv: %m");
@@ -239,9 +239,10 @@ static int probe_pidfd(char *d)
 
 static pid_t clone3_set_tid(pid_t want)
 {
-	pid_t tid[1] = {want};
-	struct clone_args a = {
-		.exit_signal = SIGCHLD, .set_tid = (uintptr_t)tid, .set_tid_size = 1};
+	pid_t tid[1] = { want };
+	struct clone_args a = { .exit_signal = SIGCHLD,
+				.set_tid = (uintptr_t)tid,
+				.set_tid_size = 1 };
 	return (pid_t)sys_clone3(&a, sizeof(a));
 }
 
@@ -376,9 +377,9 @@ static int probe_set_tid(char *d)
 static int probe_mm_map(char *d)
 {
 	unsigned int size = 0;
-	struct prctl_mm_map m = {0};
+	struct prctl_mm_map m = { 0 };
 	char *stat, *p;
-	unsigned long long v[52] = {0};
+	unsigned long long v[52] = { 0 };
 	int r;
 
 	if (prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, (unsigned long)&size, 0, 0) < 0)
@@ -441,8 +442,8 @@ static int uffd_wp_scan(char *d, int uffd)
 	if (mem == MAP_FAILED)
 		return detail(d, 0, "mmap: %m");
 	memset(mem, 1, len);
-	struct uffdio_register reg = {.range = {(uintptr_t)mem, len},
-				      .mode = UFFDIO_REGISTER_MODE_WP};
+	struct uffdio_register reg = { .range = { (uintptr_t)mem, len },
+				       .mode = UFFDIO_REGISTER_MODE_WP };
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
 		return detail(d, 0, "UFFDIO_REGISTER mode WP: %m");
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -472,7 +473,7 @@ static int probe_uffd(char *d)
 	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
 		return detail(d, 0, "userfaultfd: %m");
-	struct uffdio_api api = {.api = UFFD_API, .features = 0};
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	if (ioctl(uffd, UFFDIO_API, &api) < 0)
 		return detail(d, 0, "UFFDIO_API: %m");
 	uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
@@ -485,7 +486,7 @@ static int probe_uffd(char *d)
 	close(uffd);
 	/* UFFDIO_API may be called once per fd: a fresh one with the features we need */
 	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	api = (struct uffdio_api){.api = UFFD_API, .features = want};
+	api = (struct uffdio_api){ .api = UFFD_API, .features = want };
 	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0)
 		return detail(d, 0, "UFFDIO_API with WP_ASYNC|WP_UNPOPULATED: %m");
 	return uffd_wp_scan(d, uffd);
@@ -509,7 +510,7 @@ static int probe_tcp_repair(char *d)
 
 static int probe_io_uring(char *d)
 {
-	uint8_t params[120] = {0}; /* struct io_uring_params */
+	uint8_t params[120] = { 0 }; /* struct io_uring_params */
 	int fd = (int)syscall(__NR_io_uring_setup, 4, params);
 	if (fd < 0)
 		return detail(d, 0, "io_uring_setup: %m%s",
@@ -520,8 +521,8 @@ static int probe_io_uring(char *d)
 
 static bool nft_binary(char *path, size_t n)
 {
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin",
-					   "/usr/local/sbin"};
+	static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin",
+					    "/usr/local/sbin" };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		snprintf(path, n, "%s/nft", dirs[i]);
 		if (access(path, X_OK) == 0)
@@ -546,7 +547,7 @@ static int probe_nft(char *d)
  * Returns the mapping's name or NULL. */
 static const char *vdso_line(const char *line, char *lay, size_t n)
 {
-	static const char *const names[] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
+	static const char *const names[] = { "[vvar]", "[vvar_vclock]", "[vdso]" };
 	unsigned long long a, b;
 	const char *sp = strrchr(line, ' ');
 	if (!sp || sscanf(line, "%llx-%llx ", &a, &b) != 2)
@@ -607,26 +608,26 @@ static int probe_soft_dirty(char *d)
 }
 
 static const struct feature features[] = {
-	{"ptrace seize+interrupt", NEED_MUST, true, probe_ptrace,
-	 "cannot freeze processes: no dump at all"},
-	{"process_vm_readv", NEED_MUST, true, probe_vm_readv,
-	 "cannot read process memory: no dump"},
-	{"pidfd_open+pidfd_getfd", NEED_MUST, true, probe_pidfd,
-	 "cannot take fds or the injected userfaultfd from a process: no dump"},
-	{"clone3 set_tid", NEED_MUST, true, probe_set_tid,
-	 "cannot recreate processes with their PIDs: no same-PID restore"},
-	{"PR_SET_MM_MAP", NEED_MUST, true, probe_mm_map,
-	 "cannot restore mm fields (brk, args, env, auxv, exe): no restore"},
-	{"vdso layout", NEED_MUST, false, probe_vdso,
-	 "restore cannot move [vdso]/[vvar] to the dumped addresses"},
-	{"uffd-wp async+PAGEMAP_SCAN", NEED_OPTIONAL, true, probe_uffd,
-	 "no write tracking: pre-dumps fall back to hashing every page"},
-	{"TCP_REPAIR", NEED_OPTIONAL, true, probe_tcp_repair,
-	 "established TCP connections cannot be dumped (--tcp-established)"},
-	{"io_uring", NEED_OPTIONAL, true, probe_io_uring, "page streaming falls back to send()"},
-	{"nftables", NEED_OPTIONAL, false, probe_nft,
-	 "no network lock during the freeze (peers may see resets)"},
-	{"soft-dirty", NEED_INFO, false, probe_soft_dirty, NULL},
+	{ "ptrace seize+interrupt", NEED_MUST, true, probe_ptrace,
+	  "cannot freeze processes: no dump at all" },
+	{ "process_vm_readv", NEED_MUST, true, probe_vm_readv,
+	  "cannot read process memory: no dump" },
+	{ "pidfd_open+pidfd_getfd", NEED_MUST, true, probe_pidfd,
+	  "cannot take fds or the injected userfaultfd from a process: no dump" },
+	{ "clone3 set_tid", NEED_MUST, true, probe_set_tid,
+	  "cannot recreate processes with their PIDs: no same-PID restore" },
+	{ "PR_SET_MM_MAP", NEED_MUST, true, probe_mm_map,
+	  "cannot restore mm fields (brk, args, env, auxv, exe): no restore" },
+	{ "vdso layout", NEED_MUST, false, probe_vdso,
+	  "restore cannot move [vdso]/[vvar] to the dumped addresses" },
+	{ "uffd-wp async+PAGEMAP_SCAN", NEED_OPTIONAL, true, probe_uffd,
+	  "no write tracking: pre-dumps fall back to hashing every page" },
+	{ "TCP_REPAIR", NEED_OPTIONAL, true, probe_tcp_repair,
+	  "established TCP connections cannot be dumped (--tcp-established)" },
+	{ "io_uring", NEED_OPTIONAL, true, probe_io_uring, "page streaming falls back to send()" },
+	{ "nftables", NEED_OPTIONAL, false, probe_nft,
+	  "no network lock during the freeze (peers may see resets)" },
+	{ "soft-dirty", NEED_INFO, false, probe_soft_dirty, NULL },
 };
 
 /* Run one probe, in a child when it changes state. Returns 1 present, 0 missing. */

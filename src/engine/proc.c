@@ -48,11 +48,11 @@ static const struct {
 	char name[3];
 	uint32_t flag;
 } vmflag_names[] = {
-	{"gd", VMF_GROWSDOWN},	{"sl", VMF_SEALED},	  {"dd", VMF_DONTDUMP},
-	{"dc", VMF_DONTCOPY},	{"hg", VMF_HUGEPAGE},	  {"nh", VMF_NOHUGEPAGE},
-	{"mg", VMF_MERGEABLE},	{"um", VMF_UFFD_MISSING}, {"uw", VMF_UFFD_WP},
-	{"sh", VMF_SHARED},	{"io", VMF_IO},		  {"lo", VMF_LOCKED},
-	{"wf", VMF_WIPEONFORK},
+	{ "gd", VMF_GROWSDOWN },  { "sl", VMF_SEALED },	      { "dd", VMF_DONTDUMP },
+	{ "dc", VMF_DONTCOPY },	  { "hg", VMF_HUGEPAGE },     { "nh", VMF_NOHUGEPAGE },
+	{ "mg", VMF_MERGEABLE },  { "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP },
+	{ "sh", VMF_SHARED },	  { "io", VMF_IO },	      { "lo", VMF_LOCKED },
+	{ "wf", VMF_WIPEONFORK },
 };
 
 static uint32_t parse_vmflags(const char *s)
@@ -228,7 +228,7 @@ void proc_vmas_free(struct proc_vma *v, size_t n)
 
 int proc_parse_stat(pid_t pid, pid_t tid, struct proc_stat *st)
 {
-	unsigned long long f[STAT_NFIELDS] = {0};
+	unsigned long long f[STAT_NFIELDS] = { 0 };
 	char *buf, *lp, *rp, *p;
 	int r, nf = 0;
 

@@ -69,7 +69,7 @@ int ptrace_wait_stop(pid_t tid, int timeout_ms)
 			sched_yield();
 			continue;
 		}
-		struct timespec ts = {0, sleep_ns};
+		struct timespec ts = { 0, sleep_ns };
 		nanosleep(&ts, NULL);
 		if (sleep_ns < 1000000)
 			sleep_ns *= 2;
@@ -371,7 +371,7 @@ static void collect_killed(const struct seized *s)
 				pr_warn("kill %d: thread %d did not exit in time", s->pid, tid);
 				break;
 			}
-			struct timespec ts = {0, 200000};
+			struct timespec ts = { 0, 200000 };
 			nanosleep(&ts, NULL);
 		}
 	}

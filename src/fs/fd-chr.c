@@ -22,8 +22,8 @@ static const struct {
 	unsigned int major, minor;
 	const char *path;
 } chr_devs[] = {
-	{1, 3, "/dev/null"},   {1, 5, "/dev/zero"},    {1, 7, "/dev/full"},
-	{1, 8, "/dev/random"}, {1, 9, "/dev/urandom"},
+	{ 1, 3, "/dev/null" },	 { 1, 5, "/dev/zero" },	   { 1, 7, "/dev/full" },
+	{ 1, 8, "/dev/random" }, { 1, 9, "/dev/urandom" },
 };
 
 static const char *chr_path(dev_t rdev)

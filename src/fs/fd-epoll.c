@@ -54,7 +54,7 @@ static bool epoll_match(const struct fd_parms *p)
  * count in the order fdinfo lists them) open at fd number x of the process? */
 static bool epoll_is_at(const struct fd_parms *p, uint32_t tfd, uint32_t toff, int x)
 {
-	struct kcmp_epoll_slot slot = {.efd = (uint32_t)p->fd, .tfd = tfd, .toff = toff};
+	struct kcmp_epoll_slot slot = { .efd = (uint32_t)p->fd, .tfd = tfd, .toff = toff };
 	return syscall(SYS_kcmp, p->pid, p->pid, KCMP_EPOLL_TFD, x, &slot) == 0;
 }
 
@@ -221,7 +221,7 @@ static int epoll_late(struct fs_rst *r, struct rst_file *f, char *err, size_t er
 		return 0;
 	for (size_t i = 0; i < kd->n; i++) {
 		const EpollTfdEntry *t = &kd->t[i];
-		struct epoll_event ev = {.events = t->events, .data.u64 = t->data};
+		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
 		int e = 0;
 		if (t->has_alias)
 			e = epoll_add_alias(f->tmp_fd, t, &ev, err, errlen);

@@ -224,7 +224,7 @@ static int inotify_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fil
 /* Stub: burn wd numbers until the next one the kernel gives is want. */
 static int inotify_pad(int fd, int last, uint32_t want, bool *padded, char *err, size_t errlen)
 {
-	static const char *const dummies[] = {"/", "/proc", "/dev", "/sys", "/tmp", "/etc"};
+	static const char *const dummies[] = { "/", "/proc", "/dev", "/sys", "/tmp", "/etc" };
 	size_t d = 0;
 	while ((uint32_t)last + 1 < want) {
 		int w = inotify_add_watch(fd, dummies[d], IN_DELETE_SELF | IN_MASK_CREATE);

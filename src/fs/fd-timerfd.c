@@ -109,7 +109,7 @@ static int timerfd_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_fil
 
 static struct timespec ns_ts(uint64_t ns)
 {
-	return (struct timespec){.tv_sec = (time_t)(ns / NSEC), .tv_nsec = (long)(ns % NSEC)};
+	return (struct timespec){ .tv_sec = (time_t)(ns / NSEC), .tv_nsec = (long)(ns % NSEC) };
 }
 
 /* Stub: arm fd as dumped. */
@@ -129,7 +129,7 @@ static int timerfd_arm(int fd, const TimerfdFileEntry *te, char *err, size_t err
 			return fs_stub_err(err, errlen, errno, "timerfd: clock_gettime: %m");
 		value += (uint64_t)now.tv_sec * NSEC + (uint64_t)now.tv_nsec;
 	}
-	struct itimerspec its = {.it_value = ns_ts(value), .it_interval = ns_ts(te->interval_ns)};
+	struct itimerspec its = { .it_value = ns_ts(value), .it_interval = ns_ts(te->interval_ns) };
 	if (timerfd_settime(fd, (int)te->settime_flags, &its, NULL) < 0)
 		return fs_stub_err(err, errlen, errno, "timerfd_settime: %m");
 	return 0;

@@ -120,11 +120,11 @@ static int usk_peek_loop(const struct fd_parms *p, const struct usk_info *u, Uni
 	char cbuf[CMSG_SPACE(64 * sizeof(int))] __attribute__((aligned(8)));
 	size_t total = 0;
 	for (;;) {
-		struct iovec iov = {.iov_base = buf, .iov_len = USK_PEEK_BUF};
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = cbuf,
-				    .msg_controllen = sizeof(cbuf)};
+		struct iovec iov = { .iov_base = buf, .iov_len = USK_PEEK_BUF };
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
 		ssize_t n = recvmsg(p->lfd, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0 && errno == EAGAIN)
 			return 0;
@@ -164,7 +164,7 @@ static int usk_peek(const struct fd_parms *p, const struct usk_info *u, UnixSkEn
 
 static int usk_sockopts(const struct fd_parms *p, UnixSkEntry *ue)
 {
-	int v[3] = {0};
+	int v[3] = { 0 };
 	socklen_t l0 = sizeof(int), l1 = sizeof(int), l2 = sizeof(int);
 	if (getsockopt(p->lfd, SOL_SOCKET, SO_SNDBUF, &v[0], &l0) < 0 ||
 	    getsockopt(p->lfd, SOL_SOCKET, SO_RCVBUF, &v[1], &l1) < 0 ||
@@ -187,7 +187,7 @@ static int usk_remember(struct fs_dump *d, const struct fd_parms *p, uint64_t in
 		d->cap_usks = cap;
 	}
 	d->usks[d->nusks++] =
-		(struct dump_usk){.ino = ino, .peer = peer, .pid = p->pid, .fd = p->fd};
+		(struct dump_usk){ .ino = ino, .peer = peer, .pid = p->pid, .fd = p->fd };
 	return 0;
 }
 
@@ -361,17 +361,17 @@ static int unix_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *
 	if (!kd)
 		return -ENOMEM;
 	f->kd = kd;
-	*kd = (struct usk_kd){.ino = ue->ino,
-			      .peer = ue->peer_ino,
-			      .type = (int)ue->type,
-			      .state = (int)ue->state,
-			      .flags = (int)(ue->flags & O_NONBLOCK),
-			      .shutdown = (int)ue->shutdown,
-			      .backlog = (int)ue->backlog,
-			      .passcred = ue->passcred,
-			      .sndbuf = ue->sndbuf,
-			      .rcvbuf = ue->rcvbuf,
-			      .pre_fd = -1};
+	*kd = (struct usk_kd){ .ino = ue->ino,
+			       .peer = ue->peer_ino,
+			       .type = (int)ue->type,
+			       .state = (int)ue->state,
+			       .flags = (int)(ue->flags & O_NONBLOCK),
+			       .shutdown = (int)ue->shutdown,
+			       .backlog = (int)ue->backlog,
+			       .passcred = ue->passcred,
+			       .sndbuf = ue->sndbuf,
+			       .rcvbuf = ue->rcvbuf,
+			       .pre_fd = -1 };
 	if (ue->has_name) {
 		memcpy(kd->name, ue->name.data, ue->name.len);
 		kd->name_len = ue->name.len;
@@ -402,7 +402,7 @@ static int usk_setup(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 
 static int usk_bind(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	memcpy(sa.sun_path, kd->name, kd->name_len);
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + kd->name_len);
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
@@ -416,7 +416,7 @@ static int usk_bind(int fd, const struct usk_kd *kd, char *err, size_t errlen)
  * name with sendto when to_name. */
 static int usk_requeue(int fd, const struct usk_kd *kd, bool to_name, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + kd->name_len);
 	size_t off = 0;
 	memcpy(sa.sun_path, kd->name, kd->name_len);
@@ -444,7 +444,7 @@ static int usk_requeue(int fd, const struct usk_kd *kd, bool to_name, char *err,
 /* Stub: shutdown bits and status flags, last. */
 static int usk_finish(int fd, const struct usk_kd *kd, char *err, size_t errlen)
 {
-	static const int how[4] = {-1, SHUT_RD, SHUT_WR, SHUT_RDWR};
+	static const int how[4] = { -1, SHUT_RD, SHUT_WR, SHUT_RDWR };
 	if (kd->shutdown && shutdown(fd, how[kd->shutdown]) < 0 && errno != ENOTCONN)
 		return fs_stub_err(err, errlen, errno, "unix socket %llu: shutdown: %m",
 				   (unsigned long long)kd->ino);

@@ -86,7 +86,7 @@ struct rst_pipe *fs_rst_pipe(struct fs_rst *r, uint32_t id)
 		if (r->pipes[i].id == id)
 			return &r->pipes[i];
 	p = &r->pipes[r->npipes]; /* capacity: one per file of the tree, reserved */
-	*p = (struct rst_pipe){.id = id, .ends = {-1, -1}};
+	*p = (struct rst_pipe){ .id = id, .ends = { -1, -1 } };
 
 	struct img_buf *b = r->pipes_img;
 	if (!b) {
@@ -155,9 +155,9 @@ static int load_fdinfo(struct fs_rst *r, struct rst_task *t)
 		return e == -ENOENT ? pr_err_ret(e, "image %s is missing", name) : e;
 	while ((e = img_buf_next(b, &fdinfo_entry__descriptor, (ProtobufCMessage **)&fe)) > 0) {
 		bool bad = fe->fd >= FS_MAX_FD || fe->id == 0 || (fe->flags & ~FD_CLOEXEC);
-		struct rst_fd v = {.fd = (int)fe->fd,
-				   .cloexec = fe->flags & FD_CLOEXEC,
-				   .file = (void *)(uintptr_t)fe->id};
+		struct rst_fd v = { .fd = (int)fe->fd,
+				    .cloexec = fe->flags & FD_CLOEXEC,
+				    .file = (void *)(uintptr_t)fe->id };
 		protobuf_c_message_free_unpacked(&fe->base, NULL);
 		if (bad || t->nfds >= FS_MAX_FD) {
 			e = -EBADMSG;
@@ -467,7 +467,7 @@ void fs_rst_free(struct fs_rst *r)
 
 static bool is_target(const struct rst_task *t, int fd)
 {
-	struct rst_fd key = {.fd = fd};
+	struct rst_fd key = { .fd = fd };
 	return t->nfds && bsearch(&key, t->fds, t->nfds, sizeof(*t->fds), cmp_fd) != NULL;
 }
 

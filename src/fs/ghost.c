@@ -207,9 +207,9 @@ int fs_ghost_prepare(struct fs_rst *r, uint32_t id, const char *path, mode_t mod
 	if (e < 0)
 		goto out;
 	struct timespec ts[2] = {
-		{.tv_nsec = UTIME_OMIT},
-		{.tv_sec = (time_t)(ge->mtime_ns / 1000000000ULL),
-		 .tv_nsec = (long)(ge->mtime_ns % 1000000000ULL)},
+		{ .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = (time_t)(ge->mtime_ns / 1000000000ULL),
+		  .tv_nsec = (long)(ge->mtime_ns % 1000000000ULL) },
 	};
 	if (fchown(fd, ge->uid, ge->gid) < 0 || fchmod(fd, ge->mode & 07777) < 0 ||
 	    futimens(fd, ts) < 0) {

@@ -112,16 +112,16 @@ int usk_diag_load(struct usk_diag **out)
 		struct nlmsghdr nlh;
 		struct unix_diag_req r;
 	} req = {
-		.nlh = {.nlmsg_len = sizeof(req),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-			.nlmsg_seq = 1},
-		.r = {.sdiag_family = AF_UNIX,
-		      .udiag_states = ~0U,
-		      .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER |
-				    UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN},
+		.nlh = { .nlmsg_len = sizeof(req),
+			 .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			 .nlmsg_seq = 1 },
+		.r = { .sdiag_family = AF_UNIX,
+		       .udiag_states = ~0U,
+		       .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER |
+				     UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN },
 	};
-	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	struct usk_diag *t = calloc(1, sizeof(*t));
 	char *buf = malloc(DIAG_BUF);
 	int r = 0, fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -155,7 +155,7 @@ int usk_diag_load(struct usk_diag **out)
 
 const struct usk_info *usk_diag_find(const struct usk_diag *t, uint64_t ino)
 {
-	struct usk_info key = {.ino = (uint32_t)ino};
+	struct usk_info key = { .ino = (uint32_t)ino };
 	if (!t || !t->n || ino > UINT32_MAX)
 		return NULL;
 	return bsearch(&key, t->v, t->n, sizeof(*t->v), diag_cmp);

@@ -28,7 +28,7 @@ int main(void)
 		expect += buf[i];
 	}
 	for (;;) {
-		struct timespec ts = {0, 100 * 1000 * 1000};
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		uint64_t sum = 0;
 		/* rewrite a slice, then verify the whole buffer */
 		size_t slice = (tick * 4096) % n;
