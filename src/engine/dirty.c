@@ -537,6 +537,16 @@ int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n)
 	return 0;
 }
 
+void dirty_mark_registered(const struct dirty_tracker *t, struct proc_vma *vmas, size_t n)
+{
+	for (size_t i = 0; t->mode == DIRTY_MODE_UFFD && i < n; i++) {
+		size_t o = trange_find(t, vmas[i].start);
+		if (o < t->nr && t->r[o].kind == TR_UFFD && t->r[o].start <= vmas[i].start &&
+		    t->r[o].end >= vmas[i].end)
+			vmas[i].vmflags |= VMF_UFFD_WP;
+	}
+}
+
 /* One VMA in uffd mode: its new kind; dirty ranges to rv. */
 static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, struct rvec *rv,
 			 uint32_t *kind)

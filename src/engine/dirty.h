@@ -122,6 +122,10 @@ void dirty_set_running(struct dirty_tracker *t, bool running);
  * kernel refuses stay untracked (unmarked). 0 or -ENOMEM. */
 int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n);
 
+/* Set VMF_UFFD_WP in every VMA of vmas that t registered (dirty_arm), as smaps would
+ * now show it: saves re-reading smaps (a page-table walk) before the first scan. */
+void dirty_mark_registered(const struct dirty_tracker *t, struct proc_vma *vmas, size_t n);
+
 /* Write the tracker's state (mode, pid, start time, kept fd, tracked and untracked
  * ranges, hashes in hash mode) to path atomically (tmp + rename, fsync). For cron-style
  * runs: requires DIRTY_ARM_KEEP in UFFD mode (-EINVAL otherwise, logged). 0 or -errno. */

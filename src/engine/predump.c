@@ -196,12 +196,27 @@ static int pd_sc_store(struct predump *s, struct dump_ctx *c)
 }
 
 /* Arm a new tracker in c (seized): its own remote session on the leader. */
-static int pd_arm(struct dump_ctx *c, struct pd_proc *pp)
+static int pd_exact(pid_t pid, const struct proc_vma *vmas, size_t n, struct proc_vma **out,
+		    size_t **oidx, size_t *nout);
+
+static int pd_arm(struct dump_ctx *c, struct pd_proc *pp, bool snap)
 {
 	struct remote rt = { 0 };
-	int r = remote_init(&rt, c->pid, 0);
+	struct proc_vma *vmas = c->vmas;
+	size_t n = c->n_vmas, *idx = NULL;
+	int r = snap ? pd_exact(c->pid, c->vmas, c->n_vmas, &vmas, &idx, &n) : 0;
 	if (r == 0)
-		r = dirty_arm(&rt, c->pid, c->sz.pidfd, c->vmas, c->n_vmas, DIRTY_ARM_KEEP, &pp->t);
+		r = remote_init(&rt, c->pid, 0);
+	if (r == 0)
+		r = dirty_arm(&rt, c->pid, c->sz.pidfd, vmas, n, DIRTY_ARM_KEEP, &pp->t);
+	if (snap) {
+		free(vmas);
+		free(idx);
+	}
+	/* the scan must see the registrations (VmFlags uw), else it takes them for new
+	 * memory: mark them instead of reading smaps again */
+	if (r == 0)
+		dirty_mark_registered(pp->t, c->vmas, c->n_vmas);
 	if (remote_fini(&rt) < 0 && r == 0) {
 		dirty_free(pp->t); /* cannot happen in practice: fini after a good session */
 		pp->t = NULL;
@@ -267,11 +282,13 @@ static struct proc_vma *pd_snap_take(struct predump *s, pid_t pid, size_t *n)
 	return NULL;
 }
 
-/* Register the new memory of a snapshot VMA list (target seized): only VMAs whose
- * bounds /proc/PID/maps still shows exactly (cheap: no page-table walk), so a stale
- * range never splits the VMA that replaced it; the others are reported whole by the
- * scan and registered next round. 0 or -errno. */
-static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n)
+/* The VMAs of a snapshot list whose bounds /proc/PID/maps still shows exactly (target
+ * seized; cheap: no page-table walk), as shallow copies in *out with their indexes in
+ * *oidx: only those are registered, so a stale range never splits the VMA that
+ * replaced it; the others are reported whole by the scan and registered next round.
+ * 0 or -errno. */
+static int pd_exact(pid_t pid, const struct proc_vma *vmas, size_t n, struct proc_vma **out,
+		    size_t **oidx, size_t *nout)
 {
 	char path[64], *buf, *line;
 	size_t len, k = 0;
@@ -279,9 +296,12 @@ static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
 	int r = -ENOMEM;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pp->pid);
-	if (!cand || !idx || (r = read_file(path, &buf, &len, 64u << 20)) < 0)
-		goto out;
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	if (!cand || !idx || (r = read_file(path, &buf, &len, 64u << 20)) < 0) {
+		free(cand);
+		free(idx);
+		return r;
+	}
 	size_t j = 0;
 	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		unsigned long long a, b;
@@ -295,17 +315,27 @@ static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n
 		}
 	}
 	free(buf);
-	if ((r = dirty_register_new(pp->t, cand, k)) == 0)
+	*out = cand; /* shallow copies: paths stay owned by vmas */
+	*oidx = idx;
+	*nout = k;
+	return 0;
+}
+
+static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n)
+{
+	struct proc_vma *cand;
+	size_t *idx, k;
+	int r = pd_exact(pp->pid, vmas, n, &cand, &idx, &k);
+	if (r == 0 && (r = dirty_register_new(pp->t, cand, k)) == 0)
 		for (size_t i = 0; i < k; i++)
 			vmas[idx[i]].vmflags |= cand[i].vmflags & VMF_UFFD_WP;
-out:
 	free(cand);
 	free(idx);
 	return r;
 }
 
 /* Attach to the tracker of the previous round, or arm one (full copy, reason logged). */
-static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
+static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, bool snap)
 {
 	char path[4200];
 	int r = -ENOENT;
@@ -325,13 +355,8 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
 			r == -ENOENT   ? "new process or no state file"
 			: r == -ESTALE ? "tracking lost: fd closed, exec or pid reused"
 				       : "state file refused");
-		/* arming registers every VMA given: read them exactly, now (seized) */
-		proc_vmas_free(c->vmas, c->n_vmas);
-		c->vmas = NULL;
-		if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
-			return r;
 	}
-	return pd_arm(c, pp);
+	return pd_arm(c, pp, snap);
 }
 
 /* Seized part: checks, smaps, trackers. */
@@ -356,7 +381,7 @@ static int pd_seized(struct predump *s)
 			break;
 		t1 = now_ns();
 		if ((r = dump_vmas_check(c)) < 0 || (r = pd_sc_store(s, c)) < 0 ||
-		    (r = pd_track(s, c, pp)) < 0)
+		    (r = pd_track(s, c, pp, snap)) < 0)
 			break;
 		t2 = now_ns();
 		/* memory new since the last round is registered now, while seized (the
@@ -366,14 +391,6 @@ static int pd_seized(struct predump *s)
 			      : dirty_register_new(pp->t, c->vmas, c->n_vmas)) < 0)
 			break;
 		dirty_set_running(pp->t, true);
-		/* the scan must see the registrations dirty_arm just made (VmFlags uw),
-		 * else it takes them for new memory (dirty_register_new marks its own) */
-		if (pp->armed_now) {
-			proc_vmas_free(c->vmas, c->n_vmas);
-			c->vmas = NULL;
-			if ((r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
-				break;
-		}
 		pr_debug("pre-dump: process %d seized: smaps %.2f ms%s, %s %.2f ms, register new "
 			 "memory %.2f ms",
 			 c->pid, (t1 - t0) / 1e6, snap ? " (read before the freeze)" : "",
@@ -528,7 +545,7 @@ int predump_main(const struct ferry_opts *o)
 	if (o->prev_images_dir &&
 	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
 		goto out;
-	if (s.prev && (r = pd_presnap(&s)) < 0)
+	if ((r = pd_presnap(&s)) < 0)
 		goto out;
 	uint64_t f0 = now_ns();
 	if ((r = dump_tree_seize(&s.tree)) < 0)
