@@ -458,6 +458,28 @@ static int par_add(struct pages_ctx *p, uint64_t a, uint64_t b, uint32_t vma)
 	return 0;
 }
 
+/* Running target (pre-dump): the VMA list may be stale, so a run can span memory that
+ * was unmapped since. Read it page by page: only the pages that really cannot be read
+ * (unmapped) are stored as zero; nothing refers to them later, since any memory mapped
+ * there again is new to the tracker (reported whole). Readable pages of the same run
+ * are kept: zeroing a whole run once lost a live TLS page next to an unmapped region.
+ * Returns len. */
+static ssize_t read_pagewise(struct pages_ctx *p, uint8_t *dst, uint64_t addr, uint64_t len)
+{
+	uint64_t lost = 0;
+	for (uint64_t off = 0; off < len; off += page_size)
+		if (pread_full(p->mem_fd, dst + off, page_size, addr + off) != (ssize_t)page_size) {
+			memset(dst + off, 0, page_size);
+			lost++;
+		}
+	if (lost)
+		pr_debug("pre-dump: %d: %llu unreadable pages in %#llx+%llu (unmapped since "
+			 "smaps), stored as zero",
+			 p->c->pid, (unsigned long long)lost, (unsigned long long)addr,
+			 (unsigned long long)len);
+	return (ssize_t)len;
+}
+
 /* Read runs [from, to) of the batch into buf at off with process_vm_readv; the part it
  * cannot read (EFAULT, e.g. PROT_NONE) is read through /proc/PID/mem. */
 static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *dst)
@@ -489,15 +511,8 @@ static int batch_read_vm(struct pages_ctx *p, size_t from, size_t to, uint8_t *d
 			continue;
 		}
 		ssize_t n = pread_full(p->mem_fd, dst + skip, len - skip, p->runs[i].vaddr + skip);
-		if (n != (ssize_t)(len - skip) && p->c->running) {
-			/* unmapped since smaps: nothing refers to it later (the tracker
-			 * reports any new memory at this address whole) */
-			pr_debug("pre-dump: %d: %#llx+%llu unreadable now, stored as zero",
-				 p->c->pid, (unsigned long long)p->runs[i].vaddr + skip,
-				 (unsigned long long)(len - skip));
-			memset(dst + skip, 0, len - skip);
-			n = (ssize_t)(len - skip);
-		}
+		if (n != (ssize_t)(len - skip) && p->c->running)
+			n = read_pagewise(p, dst + skip, p->runs[i].vaddr + skip, len - skip);
 		if (n != (ssize_t)(len - skip))
 			return pr_err_ret(n < 0 ? (int)n : -EIO,
 					  "cannot read memory of %d at %#llx", p->c->pid,
@@ -517,10 +532,8 @@ static int batch_read(struct pages_ctx *p)
 		uint64_t len = 0;
 		if (p->runs[i].via_mem) {
 			ssize_t n = pread_full(p->mem_fd, dst, p->runs[i].len, p->runs[i].vaddr);
-			if (n != (ssize_t)p->runs[i].len && p->c->running) {
-				memset(dst, 0, p->runs[i].len);
-				n = (ssize_t)p->runs[i].len;
-			}
+			if (n != (ssize_t)p->runs[i].len && p->c->running)
+				n = read_pagewise(p, dst, p->runs[i].vaddr, p->runs[i].len);
 			if (n != (ssize_t)p->runs[i].len)
 				return pr_err_ret(n < 0 ? (int)n : -EIO,
 						  "cannot read memory of %d at %#llx", p->c->pid,
