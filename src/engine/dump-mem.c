@@ -443,7 +443,7 @@ static int par_add(struct pages_ctx *p, uint64_t a, uint64_t b, uint32_t vma)
 			a += n * page_size;
 			continue;
 		}
-		if (p->n_par == p->cap_par) {
+		if (!p->par || p->n_par == p->cap_par) {
 			size_t cap = p->cap_par ? p->cap_par * 2 : 256;
 			struct pe *x = realloc(p->par, cap * sizeof(*x));
 			if (!x)
@@ -1115,7 +1115,8 @@ int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, siz
 		return pr_err_ret(r, "'%s/%s': cannot read the parent round's pagemap",
 				  img_dir_path(d), name);
 	}
-	qsort(v, cnt, sizeof(*v), range_cmp);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), range_cmp);
 	for (size_t i = 0; i < cnt; i++) {
 		if (k && v[i].start <= v[k - 1].end)
 			v[k - 1].end = max_t(uint64_t, v[k - 1].end, v[i].end);
