@@ -104,10 +104,11 @@ for ((rep = 0; rep < REPS; rep++)); do
 	setsid -f "$FOREST" "$nproc" "$nthr" "$work/ready" </dev/null >/dev/null 2>&1
 	wait_file "$work/ready" 60 || exit 1
 	pid=$(cat "$work/ready")
+	members=$(cat /proc/"$pid"/task/*/children)
 	t0=$(now)
 	"$FERRY" dump -v1 -t "$pid" -D "$work/img" || { echo "bench: tree dump failed" >&2; exit 1; }
 	t1=$(now)
-	wait_gone "$pid" 30 || exit 1
+	for m in $pid $members; do wait_gone "$m" 30 || exit 1; done
 	pid=
 	"$FERRY" restore -v1 -d -D "$work/img" --pidfile "$work/rpid" ||
 		{ echo "bench: tree restore failed" >&2; exit 1; }
