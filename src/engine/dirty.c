@@ -54,18 +54,18 @@ struct dirty_pm_scan_arg {
 	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
 	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
 };
-#define DIRTY_PAGEMAP_SCAN	_IOWR('f', 16, struct dirty_pm_scan_arg)
-#define PM_SCAN_WP_MATCHING	(1 << 0)
-#define PM_SCAN_CHECK_WPASYNC	(1 << 1)
-#define PAGE_IS_WRITTEN		(1 << 1)
-#define PAGE_IS_PRESENT		(1 << 3)
-#define PAGE_IS_SWAPPED		(1 << 4)
+#define DIRTY_PAGEMAP_SCAN    _IOWR('f', 16, struct dirty_pm_scan_arg)
+#define PM_SCAN_WP_MATCHING   (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN	      (1 << 1)
+#define PAGE_IS_PRESENT	      (1 << 3)
+#define PAGE_IS_SWAPPED	      (1 << 4)
 
 #define PME_PRESENT (1ULL << 63)
 #define PME_SWAPPED (1ULL << 62)
 
-#define STATE_MAGIC   0x64595246u	/* "FRYd" */
-#define STATE_VERSION 1
+#define STATE_MAGIC	 0x64595246u /* "FRYd" */
+#define STATE_VERSION	 1
 #define STATE_MAX_RANGES (1u << 20)
 
 enum trange_kind { TR_UFFD = 1, TR_HASH = 2, TR_FULL = 3, TR_PRESENT = 4 };
@@ -73,21 +73,21 @@ enum trange_kind { TR_UFFD = 1, TR_HASH = 2, TR_FULL = 3, TR_PRESENT = 4 };
 struct trange {
 	uint64_t start, end;
 	uint32_t kind;
-	uint64_t *hash;		/* TR_HASH: one per page; NULL = no previous round */
+	uint64_t *hash; /* TR_HASH: one per page; NULL = no previous round */
 };
 
 struct dirty_tracker {
 	pid_t pid;
-	uint64_t starttime;	/* /proc/PID/stat field 22: detects pid reuse */
+	uint64_t starttime; /* /proc/PID/stat field 22: detects pid reuse */
 	enum dirty_mode mode;
-	int uffd;		/* ferry's copy, -1 in hash mode */
-	int kept_fd;		/* number of the target's copy, -1 when closed */
+	int uffd;    /* ferry's copy, -1 in hash mode */
+	int kept_fd; /* number of the target's copy, -1 when closed */
 	int pagemap_fd;
-	int mem_fd;		/* hash mode: /proc/PID/mem */
-	uint32_t flags;		/* DIRTY_ARM_SHARED_HASH kept across invocations */
+	int mem_fd;	/* hash mode: /proc/PID/mem */
+	uint32_t flags; /* DIRTY_ARM_SHARED_HASH kept across invocations */
 	struct trange *r;
 	size_t nr;
-	bool defer_register;	/* dirty_set_running: never UFFDIO_REGISTER in dirty_scan */
+	bool defer_register;	  /* dirty_set_running: never UFFDIO_REGISTER in dirty_scan */
 	struct dirty_range *pend; /* registered by dirty_register_new, not scanned yet */
 	size_t npend;
 };
@@ -190,7 +190,10 @@ static size_t trange_find(const struct dirty_tracker *t, uint64_t addr)
 static bool vma_skipped(const struct proc_vma *v)
 {
 	switch (v->kind) {
-	case PVMA_VDSO: case PVMA_VVAR: case PVMA_VVAR_VCLOCK: case PVMA_VSYSCALL:
+	case PVMA_VDSO:
+	case PVMA_VVAR:
+	case PVMA_VVAR_VCLOCK:
+	case PVMA_VSYSCALL:
 	case PVMA_OTHER_SPECIAL:
 		return true;
 	default:
@@ -309,7 +312,7 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		return -EOPNOTSUPP;
 	}
 	tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (tfd == -EPERM)	/* vm.unprivileged_userfaultfd=0, target without CAP_SYS_PTRACE */
+	if (tfd == -EPERM) /* vm.unprivileged_userfaultfd=0, target without CAP_SYS_PTRACE */
 		tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (tfd == -ESRCH)
 		return -ESRCH;
@@ -371,9 +374,11 @@ static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v,
 	if (!why)
 		return TR_UFFD;
 	if (log_level >= lvl)
-		log_printf(lvl, __FILE__, __LINE__, "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
-			   "untracked, full copy each round", t->pid, v->start, v->end,
-			   v->path ? v->path : "anon", why, r ? ": " : "", r ? strerror(-r) : "");
+		log_printf(lvl, __FILE__, __LINE__,
+			   "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
+			   "untracked, full copy each round",
+			   t->pid, v->start, v->end, v->path ? v->path : "anon", why, r ? ": " : "",
+			   r ? strerror(-r) : "");
 	return TR_FULL;
 }
 
@@ -426,9 +431,9 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 	*out = t;
 	return 0;
 err:
-	if (t->kept_fd >= 0)	/* leave nothing of ours in the target */
+	if (t->kept_fd >= 0) /* leave nothing of ours in the target */
 		(void)rcall1(rt, __NR_close, t->kept_fd);
-	dirty_free(t);	/* closing our copy ends every registration */
+	dirty_free(t); /* closing our copy ends every registration */
 	return r;
 }
 
@@ -446,7 +451,10 @@ static int pm_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, 
 
 	while (vec && start < end) {
 		struct dirty_pm_scan_arg a = {
-			.size = sizeof(a), .start = start, .end = end, .vec = (uintptr_t)vec,
+			.size = sizeof(a),
+			.start = start,
+			.end = end,
+			.vec = (uintptr_t)vec,
 			.vec_len = cap,
 		};
 		if (wp) {
@@ -461,7 +469,7 @@ static int pm_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, 
 			break;
 		}
 		if (a.walk_end <= start || a.walk_end > end) {
-			ret = -EIO;	/* no progress: never loop forever on a kernel quirk */
+			ret = -EIO; /* no progress: never loop forever on a kernel quirk */
 			break;
 		}
 		for (long i = 0; i < n && !ret; i++)
@@ -521,12 +529,14 @@ int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct proc_vma *v = &vmas[i];
-		if (vma_skipped(v) || vma_hashed(t, v) || vma_foreign_uffd(v) || v->prot == PROT_NONE)
+		if (vma_skipped(v) || vma_hashed(t, v) || vma_foreign_uffd(v) ||
+		    v->prot == PROT_NONE)
 			continue;
 		if (uffd_register(t->uffd, v->start, v->end) < 0)
 			continue; /* the scan finds it without uw: untracked, whole */
 		if (t->npend == cap) {
-			struct dirty_range *x = realloc(t->pend, (cap = cap ? 2 * cap : 16) * sizeof(*x));
+			struct dirty_range *x =
+				realloc(t->pend, (cap = cap ? 2 * cap : 16) * sizeof(*x));
 			if (!x)
 				return -ENOMEM;
 			t->pend = x;
@@ -558,8 +568,9 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 		/* not registered (see TR_PRESENT): only its populated pages, never whole */
 		*kind = TR_PRESENT;
 		r = pm_scan_range(t, v->start, v->end, rv, false);
-		return r < 0 ? pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
-					  t->pid, v->start, v->end) : 0;
+		return r < 0 ? pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64, t->pid,
+					  v->start, v->end)
+			     : 0;
 	}
 	r = report_uncovered(t, v->start, v->end, rv, &ours);
 	if (r < 0)
@@ -571,10 +582,11 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 			return 0;
 		}
 		if (r != -EPERM)
-			return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
-					  t->pid, v->start, v->end);
+			return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64, t->pid,
+					  v->start, v->end);
 		pr_warn("pid %d: %#" PRIx64 "-%#" PRIx64 " is registered, but not with our "
-			"tracker: untracked, full copy", t->pid, v->start, v->end);
+			"tracker: untracked, full copy",
+			t->pid, v->start, v->end);
 		*kind = TR_FULL;
 	} else if (pending_overlaps(t, v) && (v->vmflags & VMF_UFFD_WP) &&
 		   !(v->vmflags & VMF_UFFD_MISSING)) {
@@ -585,8 +597,8 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 		r = pm_scan_range(t, v->start, v->end, &scratch, true);
 		free(scratch.v);
 		if (r < 0 && r != -EPERM)
-			return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64,
-					  t->pid, v->start, v->end);
+			return pr_err_ret(r, "pid %d: PAGEMAP_SCAN %#" PRIx64 "-%#" PRIx64, t->pid,
+					  v->start, v->end);
 		*kind = r == 0 ? TR_UFFD : TR_FULL;
 	} else if (t->defer_register) {
 		/* running target: registering from a VMA list that may be stale would
@@ -596,10 +608,11 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 	} else {
 		if (ours)
 			pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " lost its registration "
-				"(remapped): wholly dirty", t->pid, v->start, v->end);
+				"(remapped): wholly dirty",
+				t->pid, v->start, v->end);
 		size_t o = trange_find(t, v->start);
-		*kind = track_new_vma(t, v, o < t->nr && t->r[o].start <= v->start &&
-					    t->r[o].kind == TR_FULL);
+		*kind = track_new_vma(
+			t, v, o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL);
 		if (*kind == TR_UFFD) {
 			/* A fresh registration reports every page, holes included, at its
 			 * first scan: protect it now (it is reported whole this round). */
@@ -623,7 +636,7 @@ static const uint64_t *old_hash(const struct dirty_tracker *t, uint64_t addr)
 	return &t->r[i].hash[(addr - t->r[i].start) / page_size];
 }
 
-#define HASH_CHUNK 256	/* pages per read */
+#define HASH_CHUNK 256 /* pages per read */
 
 /* Shared VMA: hash what the shared object holds (read through /proc/PID/map_files, so the
  * target's page tables are not touched and shmem holes are not allocated). */
@@ -634,7 +647,7 @@ static void hash_file_chunk(int mapfd, const struct proc_vma *v, uint64_t addr, 
 
 	if (got < 0)
 		got = 0;
-	memset(buf + got, 0, np * page_size - (size_t)got);	/* past EOF */
+	memset(buf + got, 0, np * page_size - (size_t)got); /* past EOF */
 	for (size_t i = 0; i < np; i++)
 		h[i] = XXH3_64bits(buf + i * page_size, page_size);
 }
@@ -644,8 +657,8 @@ static void hash_file_chunk(int mapfd, const struct proc_vma *v, uint64_t addr, 
 static int hash_chunk(struct dirty_tracker *t, const struct proc_vma *v, uint64_t addr, size_t np,
 		      uint64_t *h, char *buf, uint64_t zero_hash, int mapfd)
 {
-	bool anon = !v->shared && (v->kind == PVMA_ANON || v->kind == PVMA_HEAP ||
-				   v->kind == PVMA_STACK);
+	bool anon = !v->shared &&
+		    (v->kind == PVMA_ANON || v->kind == PVMA_HEAP || v->kind == PVMA_STACK);
 	uint64_t pme[HASH_CHUNK];
 	bool need = !anon;
 	ssize_t r;
@@ -675,9 +688,11 @@ static int hash_chunk(struct dirty_tracker *t, const struct proc_vma *v, uint64_
 			h[i] = XXH3_64bits(buf + i * page_size, page_size);
 		return 0;
 	}
-	for (size_t i = 0; i < np; i++)	/* a hole (EIO, e.g. past EOF): page by page */
+	for (size_t i = 0; i < np; i++) /* a hole (EIO, e.g. past EOF): page by page */
 		h[i] = pread_full(t->mem_fd, buf, page_size, (off_t)(addr + i * page_size)) ==
-		       (ssize_t)page_size ? XXH3_64bits(buf, page_size) : 0;
+				       (ssize_t)page_size
+			       ? XXH3_64bits(buf, page_size)
+			       : 0;
 	return 0;
 }
 
@@ -745,7 +760,7 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 		if (t->mode == DIRTY_MODE_UFFD && !vma_hashed(t, v)) {
 			r = uffd_scan_vma(t, v, &rv, &tr.kind);
 		} else if (v->vmflags & VMF_UFFD_MISSING) {
-			r = rvec_add(&rv, v->start, v->end);	/* reading could block */
+			r = rvec_add(&rv, v->start, v->end); /* reading could block */
 		} else {
 			tr.kind = TR_HASH;
 			r = hash_scan_vma(t, v, &rv, &tr.hash);
@@ -834,16 +849,18 @@ static int state_write_file(const char *path, const char *buf, size_t len)
 
 int dirty_save(const struct dirty_tracker *t, const char *path)
 {
-	struct state_hdr h = { STATE_MAGIC, STATE_VERSION, t->mode, t->kept_fd, t->pid,
-			       (uint32_t)page_size, t->flags, 0, t->starttime, t->nr };
+	struct state_hdr h = { STATE_MAGIC,	    STATE_VERSION, t->mode, t->kept_fd,	  t->pid,
+			       (uint32_t)page_size, t->flags,	   0,	    t->starttime, t->nr };
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 	uint64_t sum;
 	int r;
 
 	if (t->mode == DIRTY_MODE_UFFD && t->kept_fd < 0)
-		return pr_err_ret(-EINVAL, "pid %d: saving uffd tracking state without a kept fd "
-				  "(arm with DIRTY_ARM_KEEP)", t->pid);
+		return pr_err_ret(-EINVAL,
+				  "pid %d: saving uffd tracking state without a kept fd "
+				  "(arm with DIRTY_ARM_KEEP)",
+				  t->pid);
 	r = state_append(&buf, &len, &cap, &h, sizeof(h));
 	for (size_t i = 0; i < t->nr && !r; i++) {
 		struct state_range sr = { t->r[i].start, t->r[i].end, t->r[i].kind,
@@ -926,7 +943,8 @@ static int state_load(struct dirty_tracker *t, const char *path)
 	if (h.pid != t->pid || h.starttime != t->starttime) {
 		r = -ESTALE;
 		pr_warn("'%s' is for pid %d started at %" PRIu64 ", not this process: tracking "
-			"lost", path, h.pid, h.starttime);
+			"lost",
+			path, h.pid, h.starttime);
 		goto out;
 	}
 	t->mode = h.mode;
@@ -998,7 +1016,8 @@ int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_trac
 	t->uffd = sys_pidfd_getfd(pidfd, t->kept_fd, 0);
 	if (t->uffd < 0) {
 		pr_warn("pid %d: kept tracking fd %d is gone (%s: closed by the process or an "
-			"exec): tracking lost, full copy", pid, t->kept_fd, strerror(-t->uffd));
+			"exec): tracking lost, full copy",
+			pid, t->kept_fd, strerror(-t->uffd));
 		t->uffd = -1;
 		t->kept_fd = -1;
 		r = -ESTALE;
@@ -1008,7 +1027,8 @@ int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_trac
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", t->uffd);
 	if (uffd_fdinfo_ok(info, link) != 1) {
 		pr_warn("pid %d: fd %d is not our tracking userfaultfd any more: tracking lost, "
-			"full copy", pid, t->kept_fd);
+			"full copy",
+			pid, t->kept_fd);
 		t->kept_fd = -1;
 		r = -ESTALE;
 		goto err;

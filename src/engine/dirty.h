@@ -42,19 +42,21 @@
 #include "engine/remote.h"
 
 struct dirty_range {
-	uint64_t start, end;		/* [start, end), page aligned */
+	uint64_t start, end; /* [start, end), page aligned */
 };
 
 enum dirty_mode { DIRTY_MODE_UFFD = 1, DIRTY_MODE_HASH = 2 };
 
 /* dirty_arm flags */
-#define DIRTY_ARM_KEEP  (1u << 0)	/* keep the target's copy of the uffd at the reserved fd
-					 * so tracking outlives this ferry process */
-#define DIRTY_ARM_HASH  (1u << 1)	/* hash mode from the start (tests, --no-uffd) */
-#define DIRTY_ARM_SHARED_HASH (1u << 2)	/* UFFD mode, but MAP_SHARED VMAs (shmem, shared
-					 * files, memfd) by hash of the shared object: also sees
-					 * writes that bypass this process's page tables (write(2),
-					 * other processes). Kept across dirty_save/dirty_attach. */
+#define DIRTY_ARM_KEEP                                                                             \
+	(1u << 0)		 /* keep the target's copy of the uffd at the reserved fd          \
+				  * so tracking outlives this ferry process */
+#define DIRTY_ARM_HASH (1u << 1) /* hash mode from the start (tests, --no-uffd) */
+#define DIRTY_ARM_SHARED_HASH                                                                      \
+	(1u << 2) /* UFFD mode, but MAP_SHARED VMAs (shmem, shared                                 \
+		   * files, memfd) by hash of the shared object: also sees                         \
+		   * writes that bypass this process's page tables (write(2),                      \
+		   * other processes). Kept across dirty_save/dirty_attach. */
 
 /* Environment: FERRY_DIRTY_FORCE_HASH=1 makes dirty_arm behave as with DIRTY_ARM_HASH
  * (the fallback for kernels without UFFD_FEATURE_WP_ASYNC, testable here). */
@@ -71,12 +73,13 @@ struct dirty_tracker;
  * userfaultfd (VmFlags um/uw) and VMAs the kernel refuses are kept as "untracked: full
  * copy each round" (logged with the reason); PROT_NONE VMAs are not registered (WP
  * markers would allocate page tables for a whole reservation): each scan reports their
- * populated pages, and a part made accessible later (mprotect) is new memory. Without DIRTY_ARM_KEEP the target's copy is
- * closed (injected close) before returning; with it, the copy is moved to the reserved
- * fd. Falls back to hash mode (logged) when the kernel lacks WP_ASYNC, the injected
- * userfaultfd fails, or the target runs under seccomp (nothing is injected then). The first dirty_scan reports every populated page.
- * Returns 0 and *out (free with dirty_free), or -errno (logged; target left untracked
- * and without anything of ours). rt is left open (caller's remote_fini). */
+ * populated pages, and a part made accessible later (mprotect) is new memory. Without
+ * DIRTY_ARM_KEEP the target's copy is closed (injected close) before returning; with it, the copy
+ * is moved to the reserved fd. Falls back to hash mode (logged) when the kernel lacks WP_ASYNC, the
+ * injected userfaultfd fails, or the target runs under seccomp (nothing is injected then). The
+ * first dirty_scan reports every populated page. Returns 0 and *out (free with dirty_free), or
+ * -errno (logged; target left untracked and without anything of ours). rt is left open (caller's
+ * remote_fini). */
 int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vmas, size_t n,
 	      unsigned int flags, struct dirty_tracker **out);
 

@@ -65,7 +65,7 @@ struct peek_args {
 static int peek_siginfo(pid_t tid, bool shared, uint8_t **buf, size_t *n)
 {
 	uint8_t batch[PEEK_BATCH * SIGINFO_SIZE];
-	struct peek_args a = {.off = 0, .flags = shared ? 1 : 0, .nr = PEEK_BATCH};
+	struct peek_args a = { .off = 0, .flags = shared ? 1 : 0, .nr = PEEK_BATCH };
 
 	*buf = NULL;
 	*n = 0;
@@ -93,7 +93,7 @@ static int collect_regs(pid_t tid, struct dump_thread *th)
 	th->xsave = malloc(XSAVE_BUF);
 	if (!th->xsave)
 		return -ENOMEM;
-	struct iovec iov = {.iov_base = th->xsave, .iov_len = XSAVE_BUF};
+	struct iovec iov = { .iov_base = th->xsave, .iov_len = XSAVE_BUF };
 	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_X86_XSTATE, &iov) < 0)
 		return pr_perror("PTRACE_GETREGSET NT_X86_XSTATE of %d", tid);
 	th->xsave_len = iov.iov_len;
@@ -105,7 +105,7 @@ static int collect_regs(pid_t tid, struct dump_thread *th)
 /* Scheduling state of tid, all readable from outside (sched_*, getpriority, ioprio). */
 static int collect_sched(pid_t tid, struct dump_thread *th)
 {
-	struct sched_param sp = {0};
+	struct sched_param sp = { 0 };
 	long n;
 	int v;
 
@@ -150,7 +150,7 @@ static int collect_one(pid_t pid, struct dump_thread *th)
 	th->robust_list = (uint64_t)(uintptr_t)head;
 	th->robust_len = len;
 
-	struct rseq_conf rc = {0};
+	struct rseq_conf rc = { 0 };
 	long n = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc), &rc);
 	if (n < 0)
 		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION of %d", tid);
@@ -684,7 +684,7 @@ static int core_bufs_alloc(struct dump_ctx *c, struct core_bufs *b, size_t nsi)
 
 int dump_core_write(struct dump_ctx *c)
 {
-	struct core_bufs b = {0};
+	struct core_bufs b = { 0 };
 	uint8_t *shared = NULL;
 	size_t n_shared = 0, nsi = 0, base;
 	ThreadCoreEntry t;

@@ -185,8 +185,8 @@ static int ns_ino(pid_t pid, const char *ns, uint64_t *ino)
 /* Every namespace of c equal to ferry's; the pid namespace to pidns_ino. */
 static int check_ns(const struct dump_ctx *c, uint64_t pidns_ino)
 {
-	static const char *const kinds[] = {"net",  "mnt",    "ipc",  "uts",
-					    "user", "cgroup", "time", "time_for_children"};
+	static const char *const kinds[] = { "net",  "mnt",    "ipc",  "uts",
+					     "user", "cgroup", "time", "time_for_children" };
 	uint64_t a, b;
 	int r;
 
