@@ -378,6 +378,16 @@ expect_dumped_and_killed() {
 	return 0
 }
 
+# stop_restored: SIGTERM the restored test, wait for the waiting `ferry restore` ($RST),
+# whose exit status is the test's, and check its verdict (plain, pidns, pre, leave-running)
+stop_restored() {
+	kill -TERM "$PID" 2>/dev/null
+	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
+	check_out
+}
+
 run_plain() {
 	start_test || return 1
 	do_dump || return 1
@@ -385,11 +395,7 @@ run_plain() {
 	do_restore || return 1
 	wait_blocked || return 1
 	check_state "after restore" || return 1
-	kill -TERM "$PID" 2>/dev/null
-	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
-	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
-	check_out
+	stop_restored
 }
 
 run_pidns() {
@@ -399,12 +405,7 @@ run_pidns() {
 	do_restore --pidns || return 1
 	wait_blocked || return 1
 	check_state "after restore --pidns" || return 1
-	kill -TERM "$PID" 2>/dev/null
-	# ferry waits for its init, which exits with the root's status
-	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
-	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
-	check_out
+	stop_restored	# ferry waits for its init, which exits with the root's status
 }
 
 run_detach() {
@@ -453,11 +454,7 @@ run_pre() {
 	do_restore || return 1
 	wait_blocked || return 1
 	[ "$(desc_get "$NAME" maps)" = volatile ] || check_state "after restore" || return 1
-	kill -TERM "$PID" 2>/dev/null
-	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
-	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
-	check_out
+	stop_restored
 }
 
 run_leave_running() {
@@ -471,11 +468,7 @@ run_leave_running() {
 	do_restore || return 1
 	wait_blocked || return 1
 	check_state "after restore" || return 1
-	kill -TERM "$PID" 2>/dev/null
-	reap "$RST" "$TTIME" || { failed "restored process: no exit ${TTIME} s after SIGTERM"; return 1; }
-	forget "$PID"
-	[ "$RC" = 0 ] || { [ "$RC" = 77 ] && return 77; bad_exit "restore exited with $RC"; return 1; }
-	check_out
+	stop_restored
 }
 
 # expect: dump-fail: dump fails with one error line, the original survives and PASSes
