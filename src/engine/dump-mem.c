@@ -967,12 +967,27 @@ static int open_proc(pid_t pid, const char *what, int *fd)
 	return *fd < 0 ? pr_perror("cannot open %s", path) : 0;
 }
 
+/* One PagemapEntry record per run, all with flags. 0 or -errno (logged by img). */
+static int pagemap_write_runs(struct img_writer *w, const struct pe *runs, size_t n, uint32_t flags)
+{
+	PagemapEntry e;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		pagemap_entry__init(&e);
+		e.vaddr = runs[i].vaddr;
+		e.nr_pages = runs[i].nr;
+		e.flags = flags;
+		r = img_write_pb(w, &e.base);
+	}
+	return r;
+}
+
 static int pagemap_write(struct pages_ctx *p)
 {
 	char name[64];
 	struct img_writer *w;
 	PagemapHead h;
-	PagemapEntry e;
 	int r = img_writer_open(p->c->d, img_name(name, "pagemap-%d.img", p->c->pid),
 				IMG_MAGIC_PAGEMAP, &w);
 	if (r < 0)
@@ -981,20 +996,10 @@ static int pagemap_write(struct pages_ctx *p)
 	h.pages_id = p->c->pid;
 	h.nr_pages = p->nr_pages;
 	r = img_write_pb(w, &h.base);
-	for (size_t i = 0; r == 0 && i < p->n_ents; i++) {
-		pagemap_entry__init(&e);
-		e.vaddr = p->ents[i].vaddr;
-		e.nr_pages = p->ents[i].nr;
-		e.flags = PE_PRESENT;
-		r = img_write_pb(w, &e.base);
-	}
-	for (size_t i = 0; r == 0 && i < p->n_par; i++) {
-		pagemap_entry__init(&e);
-		e.vaddr = p->par[i].vaddr;
-		e.nr_pages = p->par[i].nr;
-		e.flags = PE_PARENT;
-		r = img_write_pb(w, &e.base);
-	}
+	if (r == 0)
+		r = pagemap_write_runs(w, p->ents, p->n_ents, PE_PRESENT);
+	if (r == 0)
+		r = pagemap_write_runs(w, p->par, p->n_par, PE_PARENT);
 	if (r < 0) {
 		img_writer_abort(w);
 		return r;
