@@ -11,7 +11,7 @@
 BUILD    ?= build
 PREFIX   ?= /usr/local
 CC       ?= cc
-PKGS     := libprotobuf-c liblz4 libxxhash libcap
+PKGS     := libprotobuf-c liblz4 libxxhash libcap liburing libsodium
 WERROR   ?= -Werror
 
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra $(WERROR) -Wno-unused-parameter \

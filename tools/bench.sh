@@ -52,6 +52,10 @@ best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 gbps() { awk -v mb="$1" -v t="$2" 'BEGIN { printf "%.3f", mb * 1048576 / t / 1e9 }'; }
 
+# BENCH_ONLY="mem tree predump pageserver ..." runs only those sections (default: all).
+want() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
+
+if want mem; then
 printf '%-8s %-10s %10s %10s %10s %8s\n' size what seconds GB/s baseline ratio
 for size in $SIZES; do
 	bl=$("$BASELINE" "$size") || exit 1
@@ -93,7 +97,12 @@ for size in $SIZES; do
 		"$(gbps "$size" "$memcpy_fresh")" "$(ratio "$memcpy_fresh" "$r")"
 	rm -rf "$work/img"
 done
+echo "(dump baseline: process_vm_readv into a preallocated buffer; restore baseline: memcpy"
+echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better)"
+fi
+
 # Process trees: a root and TREE_PROCS-1 children with TREE_THREADS threads each.
+if want tree; then
 FOREST=$top/$BUILD/tools/bench/forest
 nproc=${TREE_PROCS:-100}
 nthr=${TREE_THREADS:-4}
@@ -127,6 +136,13 @@ printf '%-24s %12.0f %14.0f %8s\n' dump "$d" "$base_us" "$(ratio "$d" "$base_us"
 printf '%-24s %12.0f %14.0f %8s\n' restore "$r" "$base_us" "$(ratio "$r" "$base_us")"
 echo "(tree ratio = ferry time per process / fork+exit time per process, lower is better;"
 echo " target: under 5000 us per process for dump and for restore)"
+fi
 
-echo "(dump baseline: process_vm_readv into a preallocated buffer; restore baseline: memcpy"
-echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better)"
+# Further sections: tools/bench/<name>.sh BUILD (each prints its own table and baseline).
+for sec in "$top"/tools/bench/*.sh; do
+	[[ -e $sec ]] || continue
+	name=$(basename "$sec" .sh)
+	want "$name" || continue
+	echo
+	bash "$sec" "$BUILD" || { echo "bench: section $name failed" >&2; exit 1; }
+done

@@ -19,8 +19,9 @@
  * /proc/PID/pagemap read in 512 KiB chunks); pages are pulled with process_vm_readv (up
  * to 1024 remote iovecs, BATCH_BYTES per call) straight into a slot of a small ring,
  * zero pages are squeezed out in place, the slot is hashed (img_writer_account) and
- * handed to a writer thread that writes it with one write() and starts its writeback
- * (sync_file_range) so the final fsync is short. Ranges process_vm_readv cannot read
+ * handed to a writer thread that writes it with one img_writer_put() (a write() to the
+ * local file, whose writeback it starts with sync_file_range so the final fsync is
+ * short, or the page server's sender when the images are streamed). Ranges process_vm_readv cannot read
  * (PROT_NONE: EFAULT) are read through /proc/PID/mem.
  */
 #include <dirent.h>
@@ -569,14 +570,12 @@ static void *writer_main(void *arg)
 		unsigned slot = q->tail % NBUF;
 		bool skip = q->err != 0;
 		pthread_mutex_unlock(&q->lock);
+		/* img_writer_put logs its own errors (local file or page server) */
 		int r = skip ? 0
-			     : write_full(p->wfd, q->mem + (size_t)slot * BATCH_BYTES,
-					  q->len[slot]);
-		if (r < 0)
-			pr_err_ret(r, "cannot write image '%s/%s'", img_dir_path(p->c->d),
-				   p->wname);
+			     : img_writer_put(p->w, q->mem + (size_t)slot * BATCH_BYTES,
+					      q->len[slot]);
 		written += skip ? 0 : q->len[slot];
-		if (written - synced >= (64u << 20)) {
+		if (p->wfd >= 0 && written - synced >= (64u << 20)) {
 			(void)sync_file_range(p->wfd, synced, written - synced,
 					      SYNC_FILE_RANGE_WRITE);
 			synced = written;

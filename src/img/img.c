@@ -29,6 +29,9 @@ struct img_dir {
 	int dirfd;
 	char *path;
 	bool writer;
+	bool committed;
+	const struct img_sink_ops *sink_ops; /* writer: every file also goes there */
+	void *sink;
 	InventoryEntry *inv;	     /* reader: verified inventory */
 	struct manifest_item *items; /* writer: closed files */
 	size_t n_items, cap_items;
@@ -36,7 +39,9 @@ struct img_dir {
 
 struct img_writer {
 	struct img_dir *d;
-	int fd;
+	int fd;		/* -1: the file goes only to the sink */
+	void *fh;	/* the sink's handle, NULL without a sink */
+	bool sunk;	/* fh is valid */
 	char name[64];
 	XXH64_state_t *xs;
 	uint64_t size;
@@ -58,6 +63,15 @@ const char *img_name(char buf[64], const char *fmt, ...)
 	vsnprintf(buf, 64, fmt, ap);
 	va_end(ap);
 	return buf;
+}
+
+static const struct img_sink_ops *g_sink_ops;
+static void *g_sink;
+
+void img_set_sink(const struct img_sink_ops *ops, void *sink)
+{
+	g_sink_ops = ops;
+	g_sink = ops ? sink : NULL;
 }
 
 static bool name_ok(const char *name)
@@ -88,6 +102,15 @@ int img_dir_create(const char *path, struct img_dir **out)
 	}
 	d->dirfd = fd;
 	d->writer = true;
+	if (g_sink_ops) {
+		r = g_sink_ops->begin(g_sink, path);
+		if (r < 0) {
+			img_dir_free(d);
+			return r;
+		}
+		d->sink_ops = g_sink_ops;
+		d->sink = g_sink;
+	}
 	*out = d;
 	return 0;
 }
@@ -202,6 +225,8 @@ void img_dir_free(struct img_dir *d)
 		return;
 	if (d->inv)
 		inventory_entry__free_unpacked(d->inv, NULL);
+	if (d->sink_ops && !d->committed)
+		d->sink_ops->discard(d->sink);
 	if (d->dirfd >= 0)
 		close(d->dirfd);
 	free(d->items);
@@ -259,9 +284,20 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 	XXH64_reset(w->xs, 0);
 	w->d = d;
 	snprintf(w->name, sizeof(w->name), "%s", name);
-	w->fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (w->fd < 0) {
-		int r = pr_perror("cannot create image '%s/%s'", d->path, name);
+	w->fd = -1;
+	int r = 0;
+	if (d->sink_ops) {
+		r = d->sink_ops->open(d->sink, name, magic, &w->fh);
+		w->sunk = r == 0;
+	}
+	if (r == 0 && (!d->sink_ops || magic != IMG_MAGIC_RAW)) {
+		w->fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd < 0)
+			r = pr_perror("cannot create image '%s/%s'", d->path, name);
+	}
+	if (r < 0) {
+		if (w->sunk)
+			d->sink_ops->abort(d->sink, w->fh);
 		free(w->buf);
 		XXH64_freeState(w->xs);
 		free(w);
@@ -278,15 +314,32 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 	return 0;
 }
 
+/* Bytes (already hashed) to the local file and the sink. */
+static int writer_out(struct img_writer *w, const void *buf, size_t len)
+{
+	if (w->fd >= 0) {
+		int r = write_full(w->fd, buf, len);
+		if (r < 0)
+			return pr_err_ret(r, "cannot write image '%s/%s'", w->d->path, w->name);
+	}
+	if (w->sunk)
+		return w->d->sink_ops->write(w->d->sink, w->fh, buf, len);
+	return 0;
+}
+
 static int writer_flush(struct img_writer *w)
 {
 	if (!w->blen)
 		return 0;
-	int r = write_full(w->fd, w->buf, w->blen);
-	if (r < 0)
-		return pr_err_ret(r, "cannot write image '%s/%s'", w->d->path, w->name);
+	int r = writer_out(w, w->buf, w->blen);
 	w->blen = 0;
-	return 0;
+	return r;
+}
+
+int img_writer_put(struct img_writer *w, const void *buf, size_t len)
+{
+	int r = writer_flush(w);
+	return r < 0 ? r : writer_out(w, buf, len);
 }
 
 int img_write_raw(struct img_writer *w, const void *buf, size_t len)
@@ -298,12 +351,8 @@ int img_write_raw(struct img_writer *w, const void *buf, size_t len)
 		if (r < 0)
 			return r;
 	}
-	if (len >= WBUF_SIZE) {
-		int r = write_full(w->fd, buf, len);
-		if (r < 0)
-			return pr_err_ret(r, "cannot write image '%s/%s'", w->d->path, w->name);
-		return 0;
-	}
+	if (len >= WBUF_SIZE)
+		return writer_out(w, buf, len);
 	memcpy(w->buf + w->blen, buf, len);
 	w->blen += len;
 	return 0;
@@ -330,6 +379,8 @@ int img_write_pb(struct img_writer *w, const ProtobufCMessage *msg)
 
 int img_writer_fd(struct img_writer *w)
 {
+	if (w->sunk)
+		return -1; /* every byte must reach the sink too: use img_writer_put */
 	(void)writer_flush(w);
 	return w->fd;
 }
@@ -364,17 +415,24 @@ static int dir_add_item(struct img_dir *d, const char *name, uint64_t size, uint
 
 int img_writer_close(struct img_writer *w)
 {
+	uint64_t hash = XXH64_digest(w->xs);
 	int r = writer_flush(w);
-	if (r == 0 && fsync(w->fd) < 0)
+	if (r == 0 && w->fd >= 0 && fsync(w->fd) < 0)
 		r = pr_perror("cannot sync image '%s/%s'", w->d->path, w->name);
-	if (r == 0)
-		r = dir_add_item(w->d, w->name, w->size, XXH64_digest(w->xs));
-	if (close(w->fd) < 0 && r == 0)
-		r = pr_perror("cannot close image '%s/%s'", w->d->path, w->name);
-	w->fd = -1;
-	if (r < 0) {
-		(void)unlinkat(w->d->dirfd, w->name, 0);
+	if (w->sunk) {
+		if (r == 0)
+			r = w->d->sink_ops->close(w->d->sink, w->fh, w->size, hash);
+		else
+			w->d->sink_ops->abort(w->d->sink, w->fh);
+		w->sunk = false;
 	}
+	if (r == 0)
+		r = dir_add_item(w->d, w->name, w->size, hash);
+	if (w->fd >= 0 && close(w->fd) < 0 && r == 0)
+		r = pr_perror("cannot close image '%s/%s'", w->d->path, w->name);
+	if (r < 0 && w->fd >= 0)
+		(void)unlinkat(w->d->dirfd, w->name, 0);
+	w->fd = -1;
 	free(w->buf);
 	XXH64_freeState(w->xs);
 	free(w);
@@ -385,12 +443,37 @@ void img_writer_abort(struct img_writer *w)
 {
 	if (!w)
 		return;
-	if (w->fd >= 0)
+	if (w->sunk)
+		w->d->sink_ops->abort(w->d->sink, w->fh);
+	if (w->fd >= 0) {
 		close(w->fd);
-	(void)unlinkat(w->d->dirfd, w->name, 0);
+		(void)unlinkat(w->d->dirfd, w->name, 0);
+	}
 	free(w->buf);
 	XXH64_freeState(w->xs);
 	free(w);
+}
+
+/* inventory.img under a temporary name, then renamed: a crash never leaves a half one. */
+static int inventory_write(struct img_dir *d, const void *buf, size_t len)
+{
+	int fd = openat(d->dirfd, "inventory.img.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
+	if (fd < 0)
+		return pr_perror("cannot create '%s/inventory.img'", d->path);
+	int r = write_full(fd, buf, len);
+	if (r < 0)
+		pr_err_ret(r, "cannot write '%s/inventory.img'", d->path);
+	else if (fsync(fd) < 0)
+		r = pr_perror("cannot sync '%s/inventory.img'", d->path);
+	close(fd);
+	if (r == 0 && renameat(d->dirfd, "inventory.img.tmp", d->dirfd, "inventory.img") < 0)
+		r = pr_perror("cannot rename '%s/inventory.img'", d->path);
+	if (r == 0 && fsync(d->dirfd) < 0)
+		r = pr_perror("cannot sync images directory '%s'", d->path);
+	if (r < 0)
+		(void)unlinkat(d->dirfd, "inventory.img.tmp", 0);
+	return r;
 }
 
 int img_dir_commit(struct img_dir *d, InventoryEntry *inv)
@@ -421,28 +504,17 @@ int img_dir_commit(struct img_dir *d, InventoryEntry *inv)
 	uint64_t h = XXH64(buf, 8 + len, 0);
 	memcpy(buf + 8 + len, &h, 8);
 
-	/* Write under a temporary name and rename: a crash never leaves a half inventory. */
-	int fd = openat(d->dirfd, "inventory.img.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			0600);
-	if (fd < 0) {
-		r = pr_perror("cannot create '%s/inventory.img'", d->path);
-		free(buf);
-		goto out;
+	r = inventory_write(d, buf, 8 + len + 8);
+	/* The peer commits last: local metadata first, so a round the peer holds always
+	 * has its local half (the next pre-dump reads it). */
+	if (r == 0 && d->sink_ops) {
+		r = d->sink_ops->commit(d->sink, buf, 8 + len + 8);
+		if (r < 0)
+			(void)unlinkat(d->dirfd, "inventory.img", 0);
 	}
-	r = write_full(fd, buf, 8 + len + 8);
 	free(buf);
-	if (r < 0) {
-		pr_err_ret(r, "cannot write '%s/inventory.img'", d->path);
-	} else if (fsync(fd) < 0) {
-		r = pr_perror("cannot sync '%s/inventory.img'", d->path);
-	}
-	close(fd);
-	if (r == 0 && renameat(d->dirfd, "inventory.img.tmp", d->dirfd, "inventory.img") < 0)
-		r = pr_perror("cannot rename '%s/inventory.img'", d->path);
-	if (r == 0 && fsync(d->dirfd) < 0)
-		r = pr_perror("cannot sync images directory '%s'", d->path);
-	if (r < 0)
-		(void)unlinkat(d->dirfd, "inventory.img.tmp", 0);
+	if (r == 0)
+		d->committed = true;
 out:
 	inv->n_manifest = 0;
 	inv->manifest = NULL;

@@ -106,7 +106,8 @@ int img_write_pb(struct img_writer *w, const ProtobufCMessage *msg);
 /* Append raw bytes (page data, ghost file contents). */
 int img_write_raw(struct img_writer *w, const void *buf, size_t len);
 /* The fd, for zero-copy writers (splice, io_uring). Bytes written through it must be
- * reported with img_writer_account() so size and hash stay right. */
+ * reported with img_writer_account() so size and hash stay right. -1 when the file
+ * goes only to a sink (page data streamed to a page server): use img_writer_put. */
 int img_writer_fd(struct img_writer *w);
 void img_writer_account(struct img_writer *w, const void *buf, size_t len);
 uint64_t img_writer_size(const struct img_writer *w);
@@ -114,6 +115,40 @@ uint64_t img_writer_size(const struct img_writer *w);
 int img_writer_close(struct img_writer *w);
 /* Close and unlink (error paths). Frees w; NULL is fine. */
 void img_writer_abort(struct img_writer *w);
+
+/* Write bytes that were already hashed with img_writer_account() (the page writer
+ * thread: the reader thread hashes, this one writes). Goes to the local file and/or the
+ * sink, like img_write_raw. 0 or -errno (logged). */
+int img_writer_put(struct img_writer *w, const void *buf, size_t len);
+
+/* ---- sinks: a second destination for written images (the page server) ----------- *
+ * A sink receives every file written to a directory, byte for byte and in order, and
+ * the inventory at commit. Files with magic IMG_MAGIC_RAW (page data) go to the sink
+ * only (img_writer_fd() returns -1 for them): the local directory keeps the metadata,
+ * which the next pre-dump round reads back (dirty state, pagemaps). Any sink error
+ * fails the write that hit it. Ops may block; write is called by one thread at a time
+ * per file, but several files may be open at once and from different threads. */
+struct img_sink_ops {
+	/* A writable directory was created at PATH: a new round begins. */
+	int (*begin)(void *sink, const char *path);
+	/* A new file in the round; *fh is the sink's handle for it. */
+	int (*open)(void *sink, const char *name, uint32_t magic, void **fh);
+	/* Bytes of the file, in order (magic header and records included). */
+	int (*write)(void *sink, void *fh, const void *buf, size_t len);
+	/* The file is complete: its size and xxh64 (as in the manifest). */
+	int (*close)(void *sink, void *fh, uint64_t size, uint64_t hash);
+	/* The file is dropped (error path). fh is freed. */
+	void (*abort)(void *sink, void *fh);
+	/* The round is complete: the exact bytes of inventory.img. Returns once the peer
+	 * has made it durable (0) or refused it (-errno, logged). */
+	int (*commit)(void *sink, const void *inv, size_t len);
+	/* The round is dropped: a directory freed without a successful commit. */
+	void (*discard)(void *sink);
+};
+
+/* Every writable directory created from now on in this process (img_dir_create) also
+ * goes to SINK (NULL: none). Set once by the command before it dumps. */
+void img_set_sink(const struct img_sink_ops *ops, void *sink);
 
 /* ---- reading metadata files ----------------------------------------------------- */
 /* A verified, in-memory image: the pure decoder works on this. */
