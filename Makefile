@@ -45,7 +45,7 @@ ZDTM_SRC   := $(wildcard test/zdtm/static/*.c)
 ZDTM_BIN   := $(patsubst test/zdtm/static/%.c,$(BUILD)/test/zdtm/%,$(ZDTM_SRC))
 ZDTM_TOOLS := $(patsubst test/zdtm/tools/%.c,$(BUILD)/test/zdtm/tools/%,$(wildcard test/zdtm/tools/*.c))
 
-.PHONY: all deps test unit zdtm negative fuzz bench demo lint install clean
+.PHONY: all deps test unit zdtm negative pstest fuzz bench demo lint install clean
 .SECONDARY:
 
 all: $(BUILD)/ferry $(BUILD)/migrate $(BUILD)/pageserver
@@ -115,6 +115,9 @@ zdtm: all $(ZDTM_BIN) $(ZDTM_TOOLS)
 
 negative: all $(ZDTM_BIN) $(ZDTM_TOOLS)
 	@./test/zdtm/negative.sh --build $(BUILD)
+
+pstest: all $(ZDTM_BIN) $(ZDTM_TOOLS) $(TOOL_PROGS)
+	@./test/pageserver/run.sh --build $(BUILD)
 
 deps:
 	@./tools/deps.sh

@@ -49,6 +49,7 @@ run_suite unit make -s --no-print-directory BUILD="$BUILD" unit
 run_suite fuzz make -s --no-print-directory BUILD="$BUILD" fuzz
 run_suite zdtm make -s --no-print-directory BUILD="$BUILD" zdtm
 run_suite negative make -s --no-print-directory BUILD="$BUILD" negative
+run_suite pageserver make -s --no-print-directory BUILD="$BUILD" pstest
 end=$(date +%s)
 
 echo "=== all suites done in $((end - start)) s"
