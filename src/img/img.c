@@ -74,6 +74,13 @@ void img_set_sink(const struct img_sink_ops *ops, void *sink)
 	g_sink = ops ? sink : NULL;
 }
 
+/* Page data (pages-*.img) is the only kind a sink keeps alone: the other raw files
+ * (dirty-*.state, sysc-*.img) are read back by the next round and stay local too. */
+static bool is_page_data(const char *name, uint32_t magic)
+{
+	return magic == IMG_MAGIC_RAW && !strncmp(name, "pages-", 6);
+}
+
 static bool name_ok(const char *name)
 {
 	size_t n = strlen(name);
@@ -290,7 +297,7 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 		r = d->sink_ops->open(d->sink, name, magic, &w->fh);
 		w->sunk = r == 0;
 	}
-	if (r == 0 && (!d->sink_ops || magic != IMG_MAGIC_RAW)) {
+	if (r == 0 && !(d->sink_ops && is_page_data(name, magic))) {
 		w->fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd < 0)
 			r = pr_perror("cannot create image '%s/%s'", d->path, name);

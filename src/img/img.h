@@ -123,9 +123,9 @@ int img_writer_put(struct img_writer *w, const void *buf, size_t len);
 
 /* ---- sinks: a second destination for written images (the page server) ----------- *
  * A sink receives every file written to a directory, byte for byte and in order, and
- * the inventory at commit. Files with magic IMG_MAGIC_RAW (page data) go to the sink
- * only (img_writer_fd() returns -1 for them): the local directory keeps the metadata,
- * which the next pre-dump round reads back (dirty state, pagemaps). Any sink error
+ * the inventory at commit. Page data (pages-*.img, magic IMG_MAGIC_RAW) goes to the
+ * sink only (img_writer_fd() returns -1 for it): the local directory keeps everything
+ * else, which the next pre-dump round reads back (dirty state, pagemaps). Any sink error
  * fails the write that hit it. Ops may block; write is called by one thread at a time
  * per file, but several files may be open at once and from different threads. */
 struct img_sink_ops {
