@@ -124,4 +124,9 @@ int ps_handshake_client(int fd, const struct ps_key *key, const char *source,
 int ps_handshake_server(int fd, const struct ps_key *key, uint64_t features, PsHello **hello,
 			uint64_t *agreed, int timeout_ms);
 
+/* The key proofs (exposed for tests): server=true gives HMAC-SHA256(K, "ferry-server"
+ * || nc || ns), server=false HMAC-SHA256(K, "ferry-client" || ns || nc). */
+void ps_proof(const struct ps_key *key, bool server, const uint8_t nc[PS_NONCE_LEN],
+	      const uint8_t ns[PS_NONCE_LEN], uint8_t out[PS_PROOF_LEN]);
+
 #endif
