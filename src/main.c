@@ -16,6 +16,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/engine.h"
+#include "pageserver/pageserver.h"
+#include "img/img.h"
+#include "pageserver/client.h"
+#include "pageserver/sender.h"
 
 #define FERRY_VERSION "0.1"
 
@@ -27,10 +31,15 @@ static void usage(FILE *f)
 		   "  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
 		   "             [--prev-images-dir REL [--track-mem]]\n"
 		   "  ferry pre-dump -t PID -D DIR [--prev-images-dir REL]\n"
+		   "  dump and pre-dump stream to a page server with:\n"
+		   "             --page-server --port N [--address A] [--auth-key FILE]\n"
+		   "             [--compress on|off|auto] [--source-id NAME] [--json]\n"
+		   "             (page data goes only to the server; -D keeps the metadata)\n"
 		   "  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
 		   "  ferry check [--json]\n"
 		   "  ferry show FILE|DIR\n"
-		   "  pageserver --port N         (not implemented yet)\n"
+		   "  pageserver --port N [--address A] [-D DIR] [--auth-key FILE] [--once]\n"
+		   "             (also ferry pageserver; see pageserver --help)\n"
 		   "  migrate --to HOST:PORT PID  (not implemented yet)\n"
 		   "\n"
 		   "Common options:\n"
@@ -48,7 +57,18 @@ enum {
 	OPT_JSON,
 	OPT_VERSION,
 	OPT_PIDNS,
+	OPT_PAGE_SERVER,
+	OPT_ADDRESS,
+	OPT_PORT,
+	OPT_AUTH_KEY,
+	OPT_COMPRESS,
+	OPT_SOURCE_ID,
 };
+
+/* dump / pre-dump --page-server: the client's options (engine.h knows nothing of it) */
+static bool g_page_server;
+static bool g_ps_opt_seen; /* a page-server option was given */
+static struct ps_client_opts g_ps = { .compress = PS_COMPRESS_AUTO };
 
 static const struct option long_opts[] = {
 	{ "tree", required_argument, NULL, 't' },
@@ -63,10 +83,48 @@ static const struct option long_opts[] = {
 	{ "track-mem", no_argument, NULL, OPT_TRACK_MEM },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "pidns", no_argument, NULL, OPT_PIDNS },
+	{ "page-server", no_argument, NULL, OPT_PAGE_SERVER },
+	{ "address", required_argument, NULL, OPT_ADDRESS },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "auth-key", required_argument, NULL, OPT_AUTH_KEY },
+	{ "compress", required_argument, NULL, OPT_COMPRESS },
+	{ "source-id", required_argument, NULL, OPT_SOURCE_ID },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* One page-server option of dump / pre-dump. 0, or -EINVAL (printed). */
+static int parse_ps_opt(int c, const char *arg)
+{
+	g_ps_opt_seen = true;
+	switch (c) {
+	case OPT_PAGE_SERVER:
+		g_page_server = true;
+		return 0;
+	case OPT_ADDRESS:
+		g_ps.address = arg;
+		return 0;
+	case OPT_PORT:
+		if (parse_int(arg, &g_ps.port) == 0 && g_ps.port > 0 && g_ps.port <= 65535)
+			return 0;
+		fprintf(stderr, "ferry: error: --port needs a port number 1-65535, got '%s'\n",
+			arg);
+		return -EINVAL;
+	case OPT_AUTH_KEY:
+		g_ps.auth_key = arg;
+		return 0;
+	case OPT_COMPRESS:
+		g_ps.compress = ps_compress_parse(arg);
+		if (g_ps.compress >= 0)
+			return 0;
+		fprintf(stderr, "ferry: error: --compress takes on, off or auto, got '%s'\n", arg);
+		return -EINVAL;
+	default:
+		g_ps.source_id = arg;
+		return 0;
+	}
+}
 
 /* Parse options after the command word. Returns 0, or 2 on a usage error (printed). */
 static int parse_opts(int argc, char **argv, struct ferry_opts *o)
@@ -129,6 +187,15 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 		case OPT_PIDNS:
 			o->pidns = true;
 			break;
+		case OPT_PAGE_SERVER:
+		case OPT_ADDRESS:
+		case OPT_PORT:
+		case OPT_AUTH_KEY:
+		case OPT_COMPRESS:
+		case OPT_SOURCE_ID:
+			if (parse_ps_opt(c, optarg) < 0)
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -162,6 +229,44 @@ static int exit_code(int r)
 	return r < 0 ? 1 : r;
 }
 
+/* Page-server options belong to dump and pre-dump and need --page-server --port. */
+static int check_ps_opts(const char *cmd)
+{
+	bool dumps = !strcmp(cmd, "dump") || !strcmp(cmd, "pre-dump");
+	if (g_ps_opt_seen && !dumps) {
+		fprintf(stderr, "ferry: error: page-server options are for dump and pre-dump\n");
+		return 2;
+	}
+	if (g_ps_opt_seen && !g_page_server) {
+		fprintf(stderr, "ferry: error: --address, --port, --auth-key, --compress and "
+				"--source-id need --page-server\n");
+		return 2;
+	}
+	if (g_page_server && !g_ps.port) {
+		fprintf(stderr, "ferry: error: --page-server needs --port N\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* dump / pre-dump, streamed to a page server with --page-server: the client's sink
+ * is installed before the command and its statistics printed after it. */
+static int run_dump(const struct ferry_opts *o, bool pre)
+{
+	struct ps_client *c = NULL;
+	if (g_page_server) {
+		g_ps.json = o->json;
+		g_ps.progress = true;
+		g_ps.pid = o->pid;
+		g_ps.kind = pre ? IMG_KIND_PREDUMP : IMG_KIND_DUMP;
+		if (ps_client_start(&g_ps, &c) < 0)
+			return 1;
+	}
+	int r = pre ? predump_main(o) : dump_main(o);
+	int f = ps_client_finish(c, r == 0);
+	return exit_code(r < 0 ? r : f);
+}
+
 int main(int argc, char **argv)
 {
 	struct ferry_opts o = { .verbosity = LOG_INFO };
@@ -172,7 +277,7 @@ int main(int argc, char **argv)
 	util_init();
 	log_set_prefix("ferry");
 	if (!strcmp(prog, "pageserver"))
-		return not_implemented("pageserver", 5);
+		return pageserver_main(argc, argv);
 	if (!strcmp(prog, "migrate"))
 		return not_implemented("migrate", 6);
 	if (argc < 2) {
@@ -188,7 +293,12 @@ int main(int argc, char **argv)
 		printf("ferry " FERRY_VERSION "\n");
 		return 0;
 	}
+	if (!strcmp(cmd, "pageserver")) /* its own options */
+		return pageserver_main(argc - 1, argv + 1);
 	r = parse_opts(argc - 1, argv + 1, &o);
+	if (r)
+		return r;
+	r = check_ps_opts(cmd);
 	if (r)
 		return r;
 	r = log_init(o.log_file, o.verbosity);
@@ -203,7 +313,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ferry: error: dump needs -t PID and -D DIR\n");
 			return 2;
 		}
-		return exit_code(dump_main(&o));
+		return run_dump(&o, false);
 	}
 	if (!strcmp(cmd, "restore")) {
 		int status = 0;
@@ -233,9 +343,7 @@ int main(int argc, char **argv)
 		return exit_code(show_main(argv[optind + 1]));
 	}
 	if (!strcmp(cmd, "pre-dump"))
-		return exit_code(predump_main(&o));
-	if (!strcmp(cmd, "pageserver"))
-		return not_implemented("pageserver", 5);
+		return run_dump(&o, true);
 	if (!strcmp(cmd, "migrate"))
 		return not_implemented("migrate", 6);
 	fprintf(stderr, "ferry: error: unknown command '%s' (see ferry --help)\n", cmd);

@@ -1,0 +1,42 @@
+/*
+ * client: the source side of the page server (docs/pageserver.md, docs/transport.md).
+ *
+ * ps_client_start() connects, authenticates and installs an image sink (img_set_sink):
+ * from then on every images directory the dump creates is a round on the server and
+ * every file written into it is streamed (page data only there). ps_client_finish()
+ * prints the transport statistics and closes.
+ *
+ * Invariants: one mutex around the connection (files are written from the dump's page
+ * writer thread and from the main thread); the first connection error is sticky and
+ * logged once, quoting the server's ERROR message when it sent one.
+ */
+#ifndef FERRY_PS_CLIENT_H
+#define FERRY_PS_CLIENT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct ps_client_opts {
+	const char *address;   /* server host or address; NULL: 127.0.0.1 */
+	int port;
+	const char *auth_key;  /* key file, NULL: no authentication */
+	const char *source_id; /* NULL: "<hostname>-<pid>" */
+	int compress;	       /* PS_COMPRESS_* (sender.h) */
+	bool json;	       /* ps_client_finish prints {"transport": ...} on stdout */
+	bool progress;	       /* progress line on stderr when it is a terminal */
+	pid_t pid;	       /* root of the dumped tree: the default source id */
+	int kind;	       /* IMG_KIND_DUMP / IMG_KIND_PREDUMP: the rounds' kind */
+	int timeout_ms;	       /* per wait on the socket; 0: 60 s */
+};
+
+struct ps_client;
+
+/* Connect (bounded), handshake, install the image sink. 0 and *out, or -errno (logged
+ * with the address and the cause). */
+int ps_client_start(const struct ps_client_opts *o, struct ps_client **out);
+
+/* Remove the sink, print statistics (ok: the command succeeded), close and free.
+ * Returns 0, or -errno if a round was left open (NULL c is fine). */
+int ps_client_finish(struct ps_client *c, bool ok);
+
+#endif

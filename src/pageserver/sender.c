@@ -1,0 +1,534 @@
+/*
+ * sender: io_uring send pipeline, lz4, adaptive compression, rate limit, progress.
+ * See sender.h for the contract and docs/transport.md for the measured behaviour.
+ *
+ * Pipeline: frames are prepared into one half of a slot table (at most HALF frames) while
+ * the other half's chain is in flight; only one chain is in flight at a time, so the
+ * byte stream keeps frame order without depending on io_uring's issue order. A chain is
+ * HALF linked SENDMSG SQEs with MSG_WAITALL: the kernel retries partial sends itself; if
+ * one still completes short (signal, error), the link breaks, the rest is cancelled, and
+ * we send the remainder of that frame synchronously before resubmitting the rest.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <lz4.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "pageserver/sender.h"
+#include "pageserver/wire.h"
+
+#define HALF	     8		 /* frames per chain */
+#define NSLOT	     (2 * HALF)	 /* two chains: one in flight, one being prepared */
+#define RING_DEPTH   32		 /* SQEs: a chain plus cancellations */
+#define PROBE_LEN    (256u << 10) /* auto: bytes of a chunk compressed as a sample */
+#define PROBE_BUDGET 0.02	 /* auto: at most this share of the time spent sampling */
+#define ON_MARGIN    1.15	 /* auto: compress only when estimated 15% faster */
+#define EWMA	     0.25
+
+struct slot {
+	uint8_t hdr[PS_HDR_SIZE];
+	struct iovec iov[2];
+	struct msghdr mh;
+	size_t len; /* header + payload */
+	int res;
+	uint8_t *z; /* compression output (LZ4_compressBound(PS_MAX_CHUNK)), lazily */
+};
+
+struct ps_sender {
+	int fd, mode, timeout_ms;
+	bool lz4_ok;
+	struct io_uring ring;
+	bool ring_ok;
+	int err; /* sticky */
+	struct slot slot[NSLOT];
+	int fl_first, fl_n;	 /* in-flight chain: slots [fl_first, fl_first + fl_n) */
+	uint64_t fl_t0, fl_wire; /* its submit time and bytes */
+	bool fl_overlap;	 /* something was compressed while it was in flight */
+	uint8_t *probe;		 /* scratch for samples */
+	uint64_t next_probe;	 /* auto: bytes until the next sample */
+	struct ps_send_stats st;
+	/* progress */
+	bool prog;
+	uint64_t prog_total, prog_last_ns, prog_t0;
+	bool prog_shown;
+};
+
+/* ---- compression mode and the auto decision ------------------------------------- */
+
+int ps_compress_parse(const char *s)
+{
+	if (!strcmp(s, "off"))
+		return PS_COMPRESS_OFF;
+	if (!strcmp(s, "on"))
+		return PS_COMPRESS_ON;
+	if (!strcmp(s, "auto"))
+		return PS_COMPRESS_AUTO;
+	return -EINVAL;
+}
+
+const char *ps_compress_name(int mode)
+{
+	return mode == PS_COMPRESS_ON ? "on" : mode == PS_COMPRESS_AUTO ? "auto" : "off";
+}
+
+static void ewma(double *est, double v)
+{
+	*est = *est > 0 ? *est + EWMA * (v - *est) : v;
+}
+
+/* Per raw byte, off costs 1/link; on costs max(1/lz4, ratio/link) while compression
+ * overlaps the chain in flight. On only when that wins by ON_MARGIN: estimation error
+ * must not make a round slower than off. */
+static void auto_decide(struct ps_sender *s)
+{
+	struct ps_send_stats *st = &s->st;
+	if (st->est_link <= 0 || st->est_lz4 <= 0 || st->est_ratio <= 0)
+		return;
+	double t_off = 1.0 / st->est_link;
+	double t_lz = 1.0 / st->est_lz4, t_wire = st->est_ratio / st->est_link;
+	bool on = (t_lz > t_wire ? t_lz : t_wire) * ON_MARGIN < t_off;
+	if (on != st->on) {
+		st->switches++;
+		pr_debug("lz4 %s: link %.0f MB/s, lz4 %.0f MB/s, ratio %.2f", on ? "on" : "off",
+			 st->est_link / 1e6, st->est_lz4 / 1e6, st->est_ratio);
+	}
+	st->on = on;
+}
+
+/* Compress src into dst; records speed and ratio. Returns the compressed size or 0
+ * when it does not fit/shrink. */
+static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8_t *dst,
+		      int cap)
+{
+	uint64_t t0 = now_ns();
+	int n = LZ4_compress_fast((const char *)src, (char *)dst, (int)len, cap, 1);
+	uint64_t dt = now_ns() - t0;
+	s->st.lz4_ns += dt;
+	if (dt)
+		ewma(&s->st.est_lz4, len * 1e9 / dt);
+	ewma(&s->st.est_ratio, n > 0 ? (double)n / len : 1.0);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+/* Auto while off: compress the head of a chunk now and then, to follow the data. The
+ * next sample comes once sampling would cost at most PROBE_BUDGET of the send time. */
+static void auto_probe(struct ps_sender *s, const uint8_t *buf, size_t len)
+{
+	if (s->next_probe > len) {
+		s->next_probe -= len;
+		return;
+	}
+	size_t n = len < PROBE_LEN ? len : PROBE_LEN;
+	uint64_t t0 = now_ns();
+	(void)lz4_run(s, buf, n, s->probe, LZ4_compressBound(PROBE_LEN));
+	uint64_t dt = now_ns() - t0;
+	s->st.probes++;
+	double link = s->st.est_link > 0 ? s->st.est_link : 1e9;
+	uint64_t next = (uint64_t)(dt / 1e9 / PROBE_BUDGET * link);
+	s->next_probe = next > 16 * PS_MAX_CHUNK ? next : 16 * PS_MAX_CHUNK;
+	auto_decide(s);
+}
+
+/* ---- frames in slots -------------------------------------------------------------- */
+
+static void slot_set(struct slot *sl, unsigned type, uint16_t flags, uint32_t file,
+		     const void *buf, size_t len, uint32_t raw_len)
+{
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = type, .flags = flags,
+			    .len = len, .file = file, .raw_len = raw_len };
+	ps_hdr_encode(&h, sl->hdr);
+	sl->iov[0] = (struct iovec){ sl->hdr, PS_HDR_SIZE };
+	sl->iov[1] = (struct iovec){ (void *)buf, len };
+	memset(&sl->mh, 0, sizeof(sl->mh));
+	sl->mh.msg_iov = sl->iov;
+	sl->mh.msg_iovlen = len ? 2 : 1;
+	sl->len = PS_HDR_SIZE + len;
+	sl->res = 0;
+}
+
+/* One chunk of file data into a slot: raw, or lz4 when the mode says so. */
+static int slot_data(struct ps_sender *s, struct slot *sl, uint32_t file, const uint8_t *buf,
+		     size_t len, bool overlap)
+{
+	bool try = s->lz4_ok && (s->mode == PS_COMPRESS_ON ||
+				 (s->mode == PS_COMPRESS_AUTO && s->st.on));
+	s->st.chunks++;
+	s->st.bytes += len;
+	if (s->lz4_ok && s->mode == PS_COMPRESS_AUTO && !s->st.on)
+		auto_probe(s, buf, len);
+	if (try) {
+		int cap = LZ4_compressBound(PS_MAX_CHUNK);
+		if (!sl->z && !(sl->z = malloc(cap)))
+			return -ENOMEM;
+		size_t n = lz4_run(s, buf, len, sl->z, cap);
+		s->fl_overlap |= overlap;
+		if (s->mode == PS_COMPRESS_AUTO)
+			auto_decide(s);
+		if (n) {
+			s->st.lz4_chunks++;
+			s->st.lz4_in += len;
+			s->st.lz4_out += n;
+			slot_set(sl, PS_FILE_DATA, PS_F_LZ4, file, sl->z, n, len);
+			return 0;
+		}
+	}
+	slot_set(sl, PS_FILE_DATA, 0, file, buf, len, len);
+	return 0;
+}
+
+/* ---- rate limit ------------------------------------------------------------------- */
+
+static pthread_mutex_t g_rate_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_rate, g_rate_last;
+static double g_tokens;
+
+void ps_sender_set_rate(uint64_t bytes_per_s)
+{
+	pthread_mutex_lock(&g_rate_lock);
+	g_rate = bytes_per_s;
+	g_rate_last = now_ns();
+	g_tokens = 0;
+	pthread_mutex_unlock(&g_rate_lock);
+}
+
+/* Take n tokens; wait (this is the limiter's purpose) until the bucket covers them. */
+static void rate_take(uint64_t n)
+{
+	pthread_mutex_lock(&g_rate_lock);
+	if (!g_rate) {
+		pthread_mutex_unlock(&g_rate_lock);
+		return;
+	}
+	uint64_t now = now_ns();
+	double burst = g_rate / 20.0 > 2.0 * PS_MAX_CHUNK ? g_rate / 20.0 : 2.0 * PS_MAX_CHUNK;
+	g_tokens += (now - g_rate_last) * (double)g_rate / 1e9;
+	if (g_tokens > burst)
+		g_tokens = burst;
+	g_rate_last = now;
+	g_tokens -= n;
+	double wait_s = g_tokens < 0 ? -g_tokens / g_rate : 0;
+	pthread_mutex_unlock(&g_rate_lock);
+	if (wait_s > 0) {
+		struct timespec ts = { (time_t)wait_s, (long)((wait_s - (time_t)wait_s) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
+static bool rate_limited(void)
+{
+	pthread_mutex_lock(&g_rate_lock);
+	bool r = g_rate != 0;
+	pthread_mutex_unlock(&g_rate_lock);
+	return r;
+}
+
+/* ---- the chain in flight ------------------------------------------------------------ */
+
+/* Finish frame sl from byte `done` with plain blocking-style sendmsg (after a short
+ * io_uring send). */
+static int send_rest(struct ps_sender *s, struct slot *sl, size_t done)
+{
+	struct iovec iov[2] = { sl->iov[0], sl->iov[1] };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = sl->mh.msg_iovlen };
+	size_t left = sl->len - done;
+	while (mh.msg_iovlen && done >= mh.msg_iov[0].iov_len) {
+		done -= mh.msg_iov[0].iov_len;
+		mh.msg_iov++;
+		mh.msg_iovlen--;
+	}
+	while (left) {
+		mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + done;
+		mh.msg_iov[0].iov_len -= done;
+		ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+			int r = poll(&p, 1, s->timeout_ms);
+			if (r == 0)
+				return -ETIMEDOUT;
+			if (r < 0 && errno != EINTR)
+				return -errno;
+			done = 0;
+			continue;
+		}
+		if (w < 0 && errno == EINTR) {
+			done = 0;
+			continue;
+		}
+		if (w < 0)
+			return -errno;
+		left -= w;
+		done = w;
+		while (mh.msg_iovlen && done >= mh.msg_iov[0].iov_len) {
+			done -= mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+	}
+	return 0;
+}
+
+/* Submit slots [first, first + n) as one linked chain. */
+static int chain_submit(struct ps_sender *s, int first, int n)
+{
+	uint64_t wire = 0;
+	for (int i = first; i < first + n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+		if (!sqe)
+			return -EBUSY; /* never: the ring holds RING_DEPTH > HALF entries */
+		io_uring_prep_sendmsg(sqe, s->fd, &s->slot[i].mh, MSG_WAITALL | MSG_NOSIGNAL);
+		io_uring_sqe_set_data(sqe, (void *)(uintptr_t)i);
+		if (i + 1 < first + n)
+			sqe->flags |= IOSQE_IO_LINK;
+		wire += s->slot[i].len;
+	}
+	/* the clock starts before submit: the inline attempt may send most of the chain */
+	uint64_t t0 = now_ns();
+	int r = io_uring_submit(&s->ring);
+	if (r < 0)
+		return r;
+	if (r != n)
+		return -EIO; /* the kernel took a partial chain: cannot keep order */
+	s->fl_first = first;
+	s->fl_n = n;
+	s->fl_t0 = t0;
+	s->fl_wire = wire;
+	s->fl_overlap = false;
+	return 0;
+}
+
+/* The link rate from a completed chain. Exact when we waited for it or did nothing
+ * else meanwhile; otherwise only a lower bound (it finished before we looked), which
+ * may only raise the estimate (that errs towards "off"). */
+static void chain_measure(struct ps_sender *s, bool blocked)
+{
+	uint64_t dt = now_ns() - s->fl_t0;
+	if (s->fl_wire < PS_MAX_CHUNK || !dt)
+		return;
+	double rate = s->fl_wire * 1e9 / dt;
+	if (blocked || !s->fl_overlap || rate > s->st.est_link)
+		ewma(&s->st.est_link, rate);
+	if (s->mode == PS_COMPRESS_AUTO && s->lz4_ok)
+		auto_decide(s);
+}
+
+/* Collect the CQEs of the chain in flight into the slots. */
+static int chain_reap(struct ps_sender *s, bool *blocked)
+{
+	uint64_t t0 = now_ns();
+	for (int got = 0; got < s->fl_n;) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_peek_cqe(&s->ring, &cqe);
+		if (r == -EAGAIN) {
+			struct __kernel_timespec ts = { s->timeout_ms / 1000,
+							(s->timeout_ms % 1000) * 1000000LL };
+			*blocked = true;
+			r = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
+		}
+		if (r == -EINTR)
+			continue;
+		if (r == -ETIME)
+			return -ETIMEDOUT;
+		if (r < 0)
+			return r;
+		uintptr_t i = (uintptr_t)io_uring_cqe_get_data(cqe);
+		if (i < NSLOT)
+			s->slot[i].res = cqe->res;
+		io_uring_cqe_seen(&s->ring, cqe);
+		got++;
+	}
+	s->st.send_ns += now_ns() - t0;
+	return 0;
+}
+
+/* Wait until the chain in flight is completely sent (finishing short sends). */
+static int chain_wait(struct ps_sender *s)
+{
+	while (s->fl_n) {
+		bool blocked = false;
+		int r = chain_reap(s, &blocked);
+		if (r < 0)
+			return r;
+		int end = s->fl_first + s->fl_n, i = s->fl_first;
+		while (i < end && s->slot[i].res == (int)s->slot[i].len)
+			i++;
+		s->fl_n = 0;
+		if (i == end) {
+			chain_measure(s, blocked);
+			return 0;
+		}
+		r = s->slot[i].res;
+		if (r < 0)
+			return r == -ECANCELED ? -EIO : r;
+		if ((r = send_rest(s, &s->slot[i], (size_t)r)) < 0)
+			return r;
+		if (i + 1 < end && (r = chain_submit(s, i + 1, end - i - 1)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int chain_go(struct ps_sender *s, int first, int n)
+{
+	uint64_t wire = 0;
+	for (int i = first; i < first + n; i++)
+		wire += s->slot[i].len;
+	rate_take(wire);
+	s->st.wire += wire;
+	return chain_submit(s, first, n);
+}
+
+/* ---- progress ----------------------------------------------------------------------- */
+
+static void human(char *buf, size_t sz, double b)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(buf, sz, "%.1f %s", b, u[i]);
+}
+
+static void progress_tick(struct ps_sender *s, bool force)
+{
+	if (!s->prog)
+		return;
+	uint64_t now = now_ns();
+	if (!force && now - s->prog_last_ns < 250000000ull)
+		return;
+	s->prog_last_ns = now;
+	double dt = (now - s->prog_t0) / 1e9, rate = dt > 0 ? s->st.bytes / dt : 0;
+	char b[32], r[32];
+	human(b, sizeof(b), s->st.bytes);
+	human(r, sizeof(r), rate);
+	if (s->prog_total && rate > 0 && s->prog_total > s->st.bytes) {
+		char t[32];
+		human(t, sizeof(t), s->prog_total);
+		fprintf(stderr, "\r\033[Kpage server: %s of %s, %s/s, ETA %.0f s", b, t, r,
+			(s->prog_total - s->st.bytes) / rate);
+	} else {
+		fprintf(stderr, "\r\033[Kpage server: %s sent, %s/s", b, r);
+	}
+	s->prog_shown = true;
+}
+
+void ps_sender_progress(struct ps_sender *s, bool on, uint64_t total)
+{
+	s->prog = on && isatty(STDERR_FILENO);
+	s->prog_total = total;
+	s->prog_t0 = s->prog_last_ns = now_ns();
+}
+
+void ps_sender_progress_end(struct ps_sender *s)
+{
+	if (s->prog_shown)
+		fprintf(stderr, "\r\033[K");
+	s->prog_shown = false;
+}
+
+/* ---- public calls --------------------------------------------------------------------- */
+
+int ps_sender_new(int fd, int mode, bool lz4_ok, int timeout_ms, struct ps_sender **out)
+{
+	struct ps_sender *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = fd;
+	s->mode = mode;
+	s->lz4_ok = lz4_ok && mode != PS_COMPRESS_OFF;
+	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
+	s->st.on = s->lz4_ok && mode == PS_COMPRESS_ON;
+	int r = io_uring_queue_init(RING_DEPTH, &s->ring, 0);
+	if (r < 0) {
+		free(s);
+		return pr_err_ret(r, "cannot set up io_uring for the page server connection");
+	}
+	s->ring_ok = true;
+	if (s->lz4_ok && !(s->probe = malloc(LZ4_compressBound(PROBE_LEN)))) {
+		ps_sender_free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void ps_sender_free(struct ps_sender *s)
+{
+	if (!s)
+		return;
+	ps_sender_progress_end(s);
+	if (s->ring_ok)
+		io_uring_queue_exit(&s->ring);
+	for (int i = 0; i < NSLOT; i++)
+		free(s->slot[i].z);
+	free(s->probe);
+	free(s);
+}
+
+int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const void *buf,
+		    size_t len)
+{
+	if (s->err)
+		return s->err;
+	int r = chain_wait(s);
+	if (r == 0) {
+		slot_set(&s->slot[0], type, 0, file, buf, len, 0);
+		r = chain_go(s, 0, 1);
+	}
+	if (r == 0)
+		r = chain_wait(s);
+	if (r < 0)
+		s->err = r;
+	return r;
+}
+
+int ps_sender_data(struct ps_sender *s, uint32_t file, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int r = s->err;
+	while (len && r == 0) {
+		int base = s->fl_n && s->fl_first < HALF ? HALF : 0;
+		int max = rate_limited() ? 1 : HALF, n = 0;
+		for (; len && n < max && r == 0; n++) {
+			size_t c = len < PS_MAX_CHUNK ? len : PS_MAX_CHUNK;
+			r = slot_data(s, &s->slot[base + n], file, p, c, s->fl_n > 0);
+			p += c;
+			len -= c;
+		}
+		if (r == 0)
+			r = chain_wait(s);
+		if (r == 0)
+			r = chain_go(s, base, n);
+		progress_tick(s, false);
+	}
+	if (r == 0)
+		r = chain_wait(s);
+	if (r < 0)
+		s->err = r;
+	return r;
+}
+
+void ps_sender_stats(const struct ps_sender *s, struct ps_send_stats *st)
+{
+	*st = s->st;
+}
+
+void ps_sender_stats_reset(struct ps_sender *s)
+{
+	struct ps_send_stats *st = &s->st;
+	st->bytes = st->wire = st->chunks = st->lz4_chunks = 0;
+	st->lz4_in = st->lz4_out = st->probes = st->switches = 0;
+	st->send_ns = st->lz4_ns = 0;
+	s->prog_t0 = now_ns();
+}
