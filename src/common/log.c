@@ -48,6 +48,18 @@ int log_fd(void)
 	return log_out;
 }
 
+static char first_error[512];
+
+const char *log_first_error(void)
+{
+	return first_error[0] ? first_error : NULL;
+}
+
+void log_first_error_reset(void)
+{
+	first_error[0] = 0;
+}
+
 void log_printf(int level, const char *file, int line, const char *fmt, ...)
 {
 	static const char *names[] = { "error", "warn", "info", "debug", "trace" };
@@ -55,6 +67,11 @@ void log_printf(int level, const char *file, int line, const char *fmt, ...)
 	int saved = errno, n = 0;
 	va_list ap;
 
+	if (level == LOG_ERROR && !first_error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(first_error, sizeof(first_error), fmt, ap);
+		va_end(ap);
+	}
 	if (level > log_level)
 		return;
 	if (log_level >= LOG_DEBUG) {

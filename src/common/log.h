@@ -26,6 +26,11 @@ void log_set_prefix(const char *prefix);
 /* The fd log lines go to (so a forked child can avoid closing it). */
 int log_fd(void);
 
+/* The message of the first error logged since start or the last reset (no prefix, no
+ * file:line), whatever the level: for forwarding the cause to a peer. NULL if none. */
+const char *log_first_error(void);
+void log_first_error_reset(void);
+
 void log_printf(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -22,6 +22,16 @@ struct ferry_opts {
 	bool track_mem;		     /* --track-mem */
 	bool json;		     /* --json */
 	bool pidns;		     /* restore --pidns: into a new pid namespace */
+	/* migrate, source: called by dump once the images are committed, the tree still
+	 * frozen; returns 0 to have the tree killed (handed over), -errno to have it resumed
+	 * (rollback: dump_main then fails with that error). NULL: the usual kill/resume. */
+	int (*on_frozen)(void *arg);
+	void *on_frozen_arg;
+	/* migrate, destination: restore builds the tree, writes "ready <root host pid>\n"
+	 * to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
+	 * kills it (rollback). Only when hold is set. */
+	bool hold;
+	int hold_fd;
 };
 
 /* ferry dump: freeze, write the images, then kill (default) or resume the process.

@@ -1,0 +1,29 @@
+/*
+ * dest: the destination's half of a migration hand-over (docs/migrate.md).
+ *
+ * mig_dest_restore() restores an images directory in a forked restorer process that
+ * builds the whole tree and then holds it (ferry_opts.hold): nothing of the tree has run
+ * yet. The caller then either lets it run (mig_dest_go) or discards it (mig_dest_discard:
+ * the restorer kills what it built). If the caller dies, the restorer sees EOF and kills
+ * the tree too: a held tree never runs without an explicit go.
+ */
+#ifndef FERRY_MIG_DEST_H
+#define FERRY_MIG_DEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct mig_dest;
+
+/* Restore DIR held. pidns: into a new pid namespace. On success *out and *root (the
+ * root's host pid). On failure -errno and the cause in err (one line; also logged by
+ * the restorer). timeout_s bounds the build. */
+int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest **out,
+		     pid_t *root, char *err, size_t errlen);
+/* Let the held tree run; waits for the restorer to detach it. 0 or -errno (logged). */
+int mig_dest_go(struct mig_dest *h);
+/* Kill the held tree (the restorer rolls back) and free h. NULL is fine. */
+void mig_dest_discard(struct mig_dest *h);
+
+#endif
