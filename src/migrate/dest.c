@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,21 @@ struct mig_dest {
 	int sk; /* our end of the socketpair */
 };
 
+/* Close every fd above 2 except a and b. */
+static void close_except(int a, int b)
+{
+	unsigned lo = a < b ? a : b, hi = a < b ? b : a, from = 3;
+	unsigned keep[2] = { lo, hi };
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < 3 || keep[i] < from)
+			continue;
+		if (keep[i] > from)
+			syscall(SYS_close_range, from, keep[i] - 1, 0);
+		from = keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+}
+
 static void restorer_main(const char *dir, bool pidns, int sk)
 {
 	struct ferry_opts o = { .images_dir = dir,
@@ -39,6 +55,8 @@ static void restorer_main(const char *dir, bool pidns, int sk)
 	char line[600];
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the session holding the verdict */
+	/* hold nothing of the session (its connection socket, round files) */
+	close_except(sk, log_fd());
 	log_first_error_reset();
 	int r = restore_main(&o, NULL);
 	if (r < 0) {
