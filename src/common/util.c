@@ -13,6 +13,7 @@
 #include "common/util.h"
 
 size_t page_size = 4096;
+volatile sig_atomic_t ferry_cancel;
 
 void util_init(void)
 {

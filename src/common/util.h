@@ -5,6 +5,7 @@
 #ifndef FERRY_UTIL_H
 #define FERRY_UTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,10 @@
 #define max_t(t, a, b) ((t)(a) > (t)(b) ? (t)(a) : (t)(b))
 
 extern size_t page_size; /* set by util_init() */
+/* Non-zero (the signal number) once the command was asked to stop (migrate's SIGINT /
+ * SIGTERM handler sets it): long stages check it at their safe points and fail with
+ * -EINTR, which takes their rollback path (the tree resumes). */
+extern volatile sig_atomic_t ferry_cancel;
 void util_init(void);
 
 /* Write/read exactly len bytes (retrying on EINTR and short I/O). read_full returns the

@@ -657,6 +657,9 @@ static int batch_flush(struct pages_ctx *p)
 {
 	if (!p->n_runs)
 		return 0;
+	if (ferry_cancel) /* every 8 MiB: a cancelled migrate rolls back promptly */
+		return pr_err_ret(-EINTR, "memory copy of %d interrupted by signal %d", p->c->pid,
+				  (int)ferry_cancel);
 	int r = ring_acquire(p);
 	if (r == 0)
 		r = batch_read(p);
