@@ -105,6 +105,16 @@ void ps_serve_sigterm(int fd)
 		-(code);                                                                           \
 	})
 
+/* Why a payload read failed, for the log and the peer. */
+static const char *recv_cause(const struct conn *c, int r)
+{
+	static char buf[64];
+	if (r != -ETIMEDOUT)
+		return strerror(-r);
+	snprintf(buf, sizeof(buf), "idle timeout (nothing for %d s)", c->s->timeout_ms / 1000);
+	return buf;
+}
+
 static int io_code(int r)
 {
 	return r == -EDQUOT || r == -ENOSPC ? ENOSPC : -r;
@@ -195,7 +205,7 @@ static int recv_ctrl(struct conn *c, const struct ps_hdr *h,
 	r = ps_recv_full(c->fd, buf, h->len, c->s->timeout_ms);
 	if (r < 0) {
 		free(buf);
-		return conn_fail(c, -r, "reading %s: %s", ps_type_name(h->type), strerror(-r));
+		return conn_fail(c, -r, "reading %s: %s", ps_type_name(h->type), recv_cause(c, r));
 	}
 	r = ps_unpack(desc, buf, h->len, out);
 	free(buf);
@@ -349,7 +359,7 @@ static int file_data(struct conn *c, const struct ps_hdr *h)
 	r = ps_recv_full(c->fd, lz4 ? c->comp : c->chunk, h->len, c->s->timeout_ms);
 	if (r < 0)
 		return conn_fail(c, -r, "reading data of '%s' (%llu bytes in): %s", f->name,
-				 (unsigned long long)f->size, strerror(-r));
+				 (unsigned long long)f->size, recv_cause(c, r));
 	if (lz4 && LZ4_decompress_safe((const char *)c->comp, (char *)c->chunk, (int)h->len,
 				       PS_MAX_CHUNK) != n)
 		return conn_fail(c, EBADMSG, "bad lz4 block for '%s' (%llu bytes in)", f->name,
@@ -563,7 +573,7 @@ static int round_commit(struct conn *c, const struct ps_hdr *h)
 		return conn_fail(c, ENOMEM, "no memory for an inventory of %llu bytes",
 				 (unsigned long long)h->len);
 	if ((r = ps_recv_full(c->fd, buf, h->len, c->s->timeout_ms)) < 0) {
-		r = conn_fail(c, -r, "reading ROUND_COMMIT: %s", strerror(-r));
+		r = conn_fail(c, -r, "reading ROUND_COMMIT: %s", recv_cause(c, r));
 		goto out;
 	}
 	if (img_inventory_decode(buf, h->len, &inv) < 0) {
@@ -683,8 +693,8 @@ static void drain(int fd)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (now >= end || poll(&p, 1, (int)((end - now) / 1000000) + 1) <= 0)
 			return;
-		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0 && errno != EINTR &&
-		    errno != EAGAIN)
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 			return;
 	}
 }
@@ -707,6 +717,9 @@ int ps_serve_conn(const struct ps_serve *s, int fd)
 		r = serve_rounds(&c);
 	}
 	round_remove(&c);
+	if (c.lockfd >= 0) /* the next session of this source may start */
+		close(c.lockfd);
+	c.lockfd = -1;
 	if (r < 0) {
 		if (c.ecode && !g_stop)
 			ps_send_error(fd, c.ecode, etimeout, "%s", c.emsg);

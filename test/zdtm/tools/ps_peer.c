@@ -11,7 +11,11 @@
  *   hello                 full handshake (with --key: keyed); fails if not READY
  *   hello-version V       send a HELLO of protocol version V (then use expect-error)
  *   garbage N             send N pseudo-random bytes
+ *   hello-forged          keyed HELLO, ignore the server's proof, answer a forged
+ *                         AUTH proof (then use expect-error)
  *   truncated             send 10 bytes of a valid header, then stop writing
+ *   data-short ID N K     a FILE_DATA header of N bytes, then only K of them
+ *   shut                  stop writing (shutdown SHUT_WR)
  *   hdr TYPE LEN          send a frame header only (TYPE number, LEN any u64)
  *   begin NAME            ROUND_BEGIN (kind dump)
  *   open ID NAME          FILE_OPEN
@@ -158,7 +162,10 @@ static void sk_abort(void *s, void *fh)
 	(void)ps_send_msg(sock(), PS_FILE_ABORT, fa.id, &fa.base, g.timeout_ms);
 }
 
-/* Read frames until one of type WANT (0 on it) or an ERROR (printed, -code). */
+static int last_error_code;
+
+/* Read frames until one of type WANT (0 on it) or an ERROR (printed, its code in
+ * last_error_code, returns 1); -errno on a receive error. */
 static int wait_for(unsigned want, char *msg, size_t msglen)
 {
 	for (;;) {
@@ -180,10 +187,10 @@ static int wait_for(unsigned want, char *msg, size_t msglen)
 			PsError *e = (PsError *)m;
 			snprintf(msg, msglen, "%s", e->message);
 			printf("ERROR %d: %s\n", e->code, e->message);
-			r = -e->code;
+			last_error_code = e->code;
 			protobuf_c_message_free_unpacked(m, NULL);
 			free(buf);
-			return r ? r : -EPROTO;
+			return 1;
 		}
 		if (h.type == PS_ROUND_DONE) {
 			ProtobufCMessage *m;
@@ -207,6 +214,8 @@ static int sk_commit(void *s, const void *inv, size_t len)
 	if (r < 0)
 		return r;
 	r = wait_for(PS_ROUND_DONE, msg, sizeof(msg));
+	if (r == 1)
+		r = last_error_code > 0 ? -last_error_code : -EPROTO;
 	if (r < 0)
 		fprintf(stderr, "ps_peer: commit refused: %s\n", msg);
 	return r;
@@ -282,6 +291,35 @@ static void send_hello_version(unsigned v)
 	h.nonce.len = sizeof(nonce);
 	if (ps_send_msg(sock(), PS_HELLO, 0, &h.base, g.timeout_ms) < 0)
 		die("send HELLO");
+}
+
+/* A keyed client that cannot prove the key: the server must refuse its AUTH. */
+static void send_forged_auth(void)
+{
+	uint8_t nonce[PS_NONCE_LEN] = { 3 }, proof[PS_PROOF_LEN];
+	PsHello h = PS_HELLO__INIT;
+	PsAuth a = PS_AUTH__INIT;
+	char msg[512];
+
+	h.version = PS_VERSION;
+	h.page_size = page_size;
+	h.arch = "x86_64";
+	h.kernel = "test";
+	h.source = (char *)g.source;
+	h.nonce.data = nonce;
+	h.nonce.len = sizeof(nonce);
+	h.has_keyed = h.keyed = true;
+	if (ps_send_msg(sock(), PS_HELLO, 0, &h.base, g.timeout_ms) < 0)
+		die("send HELLO");
+	if (wait_for(PS_WELCOME, msg, sizeof(msg)) != 0)
+		die("no WELCOME");
+	for (size_t i = 0; i < sizeof(proof); i++)
+		proof[i] = (uint8_t)(i * 29 + 5);
+	a.has_proof = true;
+	a.proof.data = proof;
+	a.proof.len = sizeof(proof);
+	if (ps_send_msg(sock(), PS_AUTH, 0, &a.base, g.timeout_ms) < 0)
+		die("send AUTH");
 }
 
 static void send_garbage(size_t n)
@@ -364,7 +402,7 @@ static void expect_error(const char *text)
 {
 	char msg[512];
 	int r = wait_for(PS_ERROR, msg, sizeof(msg));
-	if (r == 0 || r == -ECONNRESET || r == -ETIMEDOUT) {
+	if (r != 1) {
 		fprintf(stderr, "ps_peer: no ERROR: %s\n", msg);
 		die("expect-error");
 	}
@@ -481,6 +519,26 @@ static int action(int argc, char **argv, int i)
 		ps_hdr_encode(&h, b);
 		if (write_full(sock(), b, 10) < 0)
 			die("truncated");
+		shutdown(sock(), SHUT_WR);
+		return 1;
+	}
+	if (!strcmp(a, "hello-forged")) {
+		send_forged_auth();
+		return 1;
+	}
+	if (!strcmp(a, "data-short")) {
+		NEED(3);
+		size_t n = num(argv[i + 2]), k = num(argv[i + 3]);
+		struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = PS_FILE_DATA, .len = n,
+				    .file = num(argv[i + 1]), .raw_len = n };
+		uint8_t b[PS_HDR_SIZE], *p = calloc(1, k + 1);
+		ps_hdr_encode(&h, b);
+		if (!p || write_full(sock(), b, sizeof(b)) < 0 || write_full(sock(), p, k) < 0)
+			die("data-short");
+		free(p);
+		return 4;
+	}
+	if (!strcmp(a, "shut")) {
 		shutdown(sock(), SHUT_WR);
 		return 1;
 	}
