@@ -2,7 +2,7 @@
 # zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
 # restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
 #
-#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|none|all]
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|page-server|none|all]
 #                    [--keep] [--timeout SEC] [--pre N] [TEST...]
 #
 # Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
@@ -11,9 +11,12 @@
 # original is killed and the images restored), pre (N pre-dump rounds, --pre N, default
 # 2, then a dump on top of them and a restore), pidns (dump kills the original, restore
 # --pidns puts the tree in a new pid namespace under a ferry init: it keeps its PIDs
-# inside, the runner follows the root by its host pid; the tree has its own /proc).
-# "all" = plain detach leave-running pre pidns (pre only once ferry implements
-# pre-dump).
+# inside, the runner follows the root by its host pid; the tree has its own /proc),
+# page-server (one pageserver per run on a free loopback port; a test that may be
+# pre-dumped gets one pre-dump round, then the dump, both streamed with --page-server
+# under its own --source-id; the restore reads the server's directory).
+# "all" = plain detach leave-running pre pidns page-server (pre only once ferry
+# implements pre-dump).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
 # flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS, pidns-root: yes
 # (run as PID 1 of its own pid namespace), pre-gap: SEC (pre: rounds SEC s apart),
@@ -53,8 +56,8 @@ ZBIN="$BUILD/test/zdtm"
 SUBREAPER="$ZBIN/tools/subreaper"
 
 case "$FLAVOR" in
-all) FLAVORS=(plain detach leave-running pre pidns) ;;
-plain|detach|leave-running|none|pre|pidns) FLAVORS=("$FLAVOR") ;;
+all) FLAVORS=(plain detach leave-running pre pidns page-server) ;;
+plain|detach|leave-running|none|pre|pidns|page-server) FLAVORS=("$FLAVOR") ;;
 *) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
 esac
 
@@ -74,7 +77,7 @@ if [ "$FLAVOR" != none ] && [ ! -x "$FERRY" ]; then
 fi
 # "all" includes pre only once ferry has a pre-dump command (asked explicitly, it runs)
 if [ "$FLAVOR" = all ] && "$FERRY" pre-dump 2>&1 | grep -q 'not implemented'; then
-	FLAVORS=(plain detach leave-running pidns)
+	FLAVORS=(plain detach leave-running pidns page-server)
 	echo "note: ferry pre-dump is not implemented yet: flavour pre left out of 'all'"
 fi
 
@@ -96,6 +99,7 @@ NSKIP=0
 
 cleanup() {
 	local p
+	ps_stop
 	for p in "${LIVE_PIDS[@]}"; do
 		alive "$p" && kill -9 "$p" 2>/dev/null
 	done
@@ -191,6 +195,47 @@ desc_get() {
 	local f="$ROOT/test/zdtm/static/$1.desc"
 	[ -f "$f" ] || return 0
 	sed -n "s/^$2:[[:space:]]*//p" "$f" | head -n1
+}
+
+# ---- the page server (page-server flavour) ------------------------------------------
+PS_PID=""		# the pageserver of this run
+PS_PORT=""
+PS_DIR=""		# its -D
+PS_RUNS=0		# source ids: one per test run
+
+# ps_start: a pageserver on a free loopback port (a random one; bounded retries when
+# it is taken), ready once its pidfile exists. 0 or 1 (message printed).
+ps_start() {
+	local try port log
+	PS_DIR=$(mktemp -d /tmp/zdtm-pageserver.XXXXXX)
+	DIRS+=("$PS_DIR")
+	mkdir -p "$PS_DIR/images"
+	for ((try = 0; try < 10; try++)); do
+		port=$((20000 + RANDOM % 40000))
+		log="$PS_DIR/server.log"
+		rm -f "$PS_DIR/pid"
+		"$FERRY" pageserver --port "$port" -D "$PS_DIR/images" --pidfile "$PS_DIR/pid" \
+			-v4 -o "$log" </dev/null >"$PS_DIR/server.stdout" 2>&1 &
+		PS_PID=$!
+		if wait_file "$PS_DIR/pid" 10 "$PS_PID"; then
+			PS_PORT=$port
+			return 0
+		fi
+		wait "$PS_PID" 2>/dev/null
+		PS_PID=""
+		grep -qi 'in use' "$log" "$PS_DIR/server.stdout" 2>/dev/null || break
+	done
+	echo "run.sh: cannot start a pageserver: $(tail -n 3 "$PS_DIR/server.stdout" "$log" 2>/dev/null | tr '\n' ' ')" >&2
+	return 1
+}
+
+# ps_stop: SIGTERM our pageserver (by PID), SIGKILL after 10 s
+ps_stop() {
+	[ -n "$PS_PID" ] || return 0
+	kill -TERM "$PS_PID" 2>/dev/null
+	wait_gone "$PS_PID" 10 || kill -9 "$PS_PID" 2>/dev/null
+	wait "$PS_PID" 2>/dev/null
+	PS_PID=""
 }
 
 # ---- generic state check ----------------------------------------------------------
@@ -331,7 +376,7 @@ run_none() {
 }
 
 do_dump() {	# extra dump options in "$@"
-	"$FERRY" dump -t "$PID" -D "$DIR/img" -v4 -o "$DIR/dump.log" $OPTS "$@" \
+	"$FERRY" dump -t "$PID" -D "$DIR/img" -v4 -o "$DIR/dump.log" $OPTS "${PSARGS[@]}" "$@" \
 		>"$DIR/dump.stdout" 2>&1 &
 	local d=$!
 	LIVE_PIDS+=("$d")
@@ -343,7 +388,7 @@ do_dump() {	# extra dump options in "$@"
 # restore in the background as a child of ours; sets RST
 do_restore() {	# extra restore options in "$@"
 	rm -f "$DIR/rpid"
-	"$FERRY" restore -D "$DIR/img" -v4 -o "$DIR/restore.log" --pidfile "$DIR/rpid" $OPTS "$@" \
+	"$FERRY" restore -D "$RSTDIR" -v4 -o "$DIR/restore.log" --pidfile "$DIR/rpid" $OPTS "$@" \
 		>"$DIR/restore.stdout" 2>&1 &
 	RST=$!
 	LIVE_PIDS+=("$RST")
@@ -457,6 +502,35 @@ run_pre() {
 	stop_restored
 }
 
+# page-server: a test the pre flavour may run gets one pre-dump round first; then the
+# dump, both streamed; the server's round must be complete and the local half too;
+# restore from the server's directory, verify as plain does
+run_page_server() {
+	local allowed prev=()
+	allowed=$(desc_get "$NAME" flavors | tr ',' ' ')
+	start_test || return 1
+	if [ -z "$allowed" ] || [[ " $allowed " == *" pre "* ]]; then
+		"$FERRY" pre-dump -t "$PID" -D "$DIR/pre1" -v4 -o "$DIR/pre1.log" --track-mem \
+			$OPTS "${PSARGS[@]}" >"$DIR/pre1.stdout" 2>&1 &
+		local d=$!
+		LIVE_PIDS+=("$d")
+		reap "$d" "$TTIME" || { failed "pre-dump hung (killed after ${TTIME} s)"; return 1; }
+		[ "$RC" = 0 ] || { failed "pre-dump exited with $RC$(log_error "$DIR/pre1.log")"; return 1; }
+		alive "$PID" || { failed "original died in the streamed pre-dump"; return 1; }
+		[ -f "$PS_DIR/images/$PS_SRC/pre1/inventory.img" ] ||
+			{ failed "no complete round pre1 on the page server"; return 1; }
+		prev=(--track-mem --prev-images-dir ../pre1)
+	fi
+	do_dump "${prev[@]}" || return 1
+	expect_dumped_and_killed || return 1
+	[ -f "$RSTDIR/inventory.img" ] || { failed "no complete round on the page server"; return 1; }
+	ls "$DIR/img"/pages-*.img >/dev/null 2>&1 && { failed "page data written locally too"; return 1; }
+	do_restore || return 1
+	wait_blocked || return 1
+	[ "$(desc_get "$NAME" maps)" = volatile ] || check_state "after restore" || return 1
+	stop_restored
+}
+
 run_leave_running() {
 	start_test || return 1
 	do_dump --leave-running || return 1
@@ -481,6 +555,7 @@ run_dump_fail() {
 	n=$(grep -c ': error: ' "$DIR/dump.log" "$DIR/dump.stdout" | awk -F: '{s+=$NF} END {print s}')
 	[ "$n" = 1 ] || { failed "dump printed $n error lines, expected 1"; return 1; }
 	[ ! -f "$DIR/img/inventory.img" ] || { failed "failed dump left an inventory.img"; return 1; }
+	[ "$FL" != page-server ] || [ ! -e "$RSTDIR" ] || { failed "failed dump left a round on the page server"; return 1; }
 	alive "$PID" || { failed "original died in a failed dump"; return 1; }
 	check_state "original after the failed dump" || return 1
 	finish_child
@@ -509,6 +584,14 @@ run_one() {	# NAME FLAVOR
 	BLOCKED=$(desc_get "$NAME" blocked | tr ',' ' ')
 	PIDNS_ROOT=$(desc_get "$NAME" pidns-root)
 	REASON=""
+	RSTDIR="$DIR/img"
+	PSARGS=()
+	if [ "$fl" = page-server ]; then
+		PS_RUNS=$((PS_RUNS + 1))
+		PS_SRC="zdtm-$PS_RUNS"
+		PSARGS=(--page-server --port "$PS_PORT" --source-id "$PS_SRC")
+		RSTDIR="$PS_DIR/images/$PS_SRC/img"
+	fi
 	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
 		run_dump_fail
 	else
@@ -519,6 +602,7 @@ run_one() {	# NAME FLAVOR
 		leave-running) run_leave_running ;;
 		pre) run_pre ;;
 		pidns) run_pidns ;;
+		page-server) run_page_server ;;
 		esac
 	fi
 	r=$?
@@ -538,6 +622,7 @@ run_one() {	# NAME FLAVOR
 	for r in "${LIVE_PIDS[@]}"; do wait "$r" 2>/dev/null; done
 	LIVE_PIDS=()
 	if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
+	if [ "$fl" = page-server ] && [ "$KEEP" = 0 ]; then rm -rf "${PS_DIR:?}/images/$PS_SRC"; fi
 }
 
 # ---- main ---------------------------------------------------------------------------
@@ -547,6 +632,10 @@ if [ ${#TESTS[@]} -eq 0 ]; then
 	done
 fi
 [ ${#TESTS[@]} -gt 0 ] || { echo "run.sh: no tests in $ZBIN (make zdtm binaries first)" >&2; exit 2; }
+
+if [[ " ${FLAVORS[*]} " == *" page-server "* ]]; then
+	ps_start || exit 1
+fi
 
 for t in "${TESTS[@]}"; do
 	if [ ! -x "$ZBIN/$t" ]; then
