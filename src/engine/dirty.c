@@ -16,6 +16,7 @@
  * features are defined here. PAGEMAP_SCAN stops when its vector is full and returns
  * walk_end; regions past walk_end are ignored and the walk continues there.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -88,6 +89,7 @@ struct dirty_tracker {
 	struct trange *r;
 	size_t nr;
 	bool defer_register;	  /* dirty_set_running: never UFFDIO_REGISTER in dirty_scan */
+	int stale_closed;	  /* dirty_arm: stale tracking uffds closed in the target */
 	struct dirty_range *pend; /* registered by dirty_register_new, not scanned yet */
 	size_t npend;
 };
@@ -97,11 +99,11 @@ struct rvec {
 	size_t n, cap;
 };
 
-static size_t scan_vec_len = 1024;
+static size_t scan_vec_len = 512;
 
 void dirty_set_scan_vec_len(size_t regions)
 {
-	scan_vec_len = regions ? regions : 1024;
+	scan_vec_len = regions ? regions : 512;
 }
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -297,9 +299,45 @@ static long place_kept_fd(struct remote *rt, pid_t pid, long tfd)
 	return fd;
 }
 
+/* DIRTY_ARM_CLOSE_STALE: close (injected) every ferry tracking uffd in the target's fd
+ * table. Such a copy is left by an abandoned series (or a lost state file) and keeps
+ * the VMAs registered with the old context, so ours would get EBUSY and track nothing;
+ * a copy inherited by fork is idle in this process (its context is the parent's, which
+ * keeps its own copy). Returns how many were closed. */
+static int close_stale(struct dirty_tracker *t, struct remote *rt)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", t->pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10), r;
+		if (end == e->d_name || *end || dirty_fd_probe(t->pid, (int)fd) != 1)
+			continue;
+		r = rcall1(rt, __NR_close, fd);
+		if (r < 0 && r != -EBADF) {
+			pr_warn("pid %d: cannot close the stale tracking fd %ld: %s", t->pid, fd,
+				strerror((int)-r));
+			continue;
+		}
+		pr_info("pid %d: closed a stale tracking userfaultfd at fd %ld (a series "
+			"abandoned or without state, or inherited by fork)",
+			t->pid, fd);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 /* Create the uffd in the target and take it. 0, or -EOPNOTSUPP when the kernel/target
  * cannot do async WP (caller falls back to hashes, reason logged), or another -errno. */
-static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bool keep)
+static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bool keep,
+		       bool close_old)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = DIRTY_UFFD_FEATURES };
 	long tfd, r;
@@ -311,7 +349,11 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		pr_warn("pid %d runs under seccomp (mode %u): hash fallback", t->pid, st.seccomp);
 		return -EOPNOTSUPP;
 	}
+	if (close_old)
+		t->stale_closed = close_stale(t, rt);
+	uint64_t t0 = now_ns(), t1, t2 = 0, t3 = 0;
 	tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	t1 = now_ns();
 	if (tfd == -EPERM) /* vm.unprivileged_userfaultfd=0, target without CAP_SYS_PTRACE */
 		tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (tfd == -ESRCH)
@@ -322,6 +364,7 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		return -EOPNOTSUPP;
 	}
 	t->uffd = sys_pidfd_getfd(pidfd, (int)tfd, 0);
+	t2 = now_ns();
 	if (t->uffd < 0) {
 		ret = pr_err_ret(t->uffd, "pid %d: pidfd_getfd(%ld)", t->pid, tfd);
 		t->uffd = -1;
@@ -340,8 +383,13 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		}
 		t->kept_fd = (int)r;
 	}
+	t3 = now_ns();
 close_target:
 	r = rcall1(rt, __NR_close, tfd);
+	pr_debug("pid %d: injected userfaultfd %.3f ms, pidfd_getfd %.3f ms, API and keep %.3f ms, "
+		 "close %.3f ms",
+		 t->pid, (t1 - t0) / 1e6, t2 ? (t2 - t1) / 1e6 : 0.0, t3 ? (t3 - t2) / 1e6 : 0.0,
+		 t3 ? (now_ns() - t3) / 1e6 : 0.0);
 	if (r < 0 && !ret)
 		ret = pr_err_ret((int)r, "pid %d: injected close(%ld)", t->pid, tfd);
 	if (ret && t->kept_fd >= 0) {
@@ -401,6 +449,8 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 	      unsigned int flags, struct dirty_tracker **out)
 {
 	const char *env = getenv(DIRTY_ENV_FORCE_HASH);
+	struct proc_vma *fresh = NULL;
+	size_t nfresh = 0;
 	struct dirty_tracker *t;
 	int r = 0;
 
@@ -415,7 +465,10 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 			(flags & DIRTY_ARM_HASH) ? "asked" : DIRTY_ENV_FORCE_HASH "=1");
 		t->mode = DIRTY_MODE_HASH;
 	} else {
-		r = uffd_create(t, rt, pidfd, flags & DIRTY_ARM_KEEP);
+		uint64_t t0 = now_ns();
+		r = uffd_create(t, rt, pidfd, flags & DIRTY_ARM_KEEP,
+				flags & DIRTY_ARM_CLOSE_STALE);
+		pr_debug("pid %d: uffd created and taken in %.2f ms", pid, (now_ns() - t0) / 1e6);
 		if (r == -EOPNOTSUPP)
 			t->mode = DIRTY_MODE_HASH;
 		else if (r < 0)
@@ -423,7 +476,17 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 	}
 	if ((t->mode == DIRTY_MODE_HASH || t->flags) && (r = tracker_open_mem(t)) < 0)
 		goto err;
+	if (t->stale_closed && (r = proc_parse_smaps(pid, &fresh, &nfresh)) == 0) {
+		/* the VMAs the old context had registered are not uw any more */
+		vmas = fresh;
+		n = nfresh;
+	} else if (t->stale_closed) {
+		goto err;
+	}
+	uint64_t t1 = now_ns();
 	r = arm_ranges(t, vmas, n);
+	proc_vmas_free(fresh, nfresh);
+	pr_debug("pid %d: %zu VMAs registered in %.2f ms", pid, t->nr, (now_ns() - t1) / 1e6);
 	if (r < 0) {
 		pr_err("pid %d: out of memory arming", pid);
 		goto err;
@@ -441,11 +504,24 @@ err:
 
 /* PAGEMAP_SCAN [start, end): with wp, the written pages, re-protected; without, the
  * present or swapped pages. To rv. 0 or -errno (not logged: -EPERM means the range is
- * not WP-async registered by anyone). */
+ * not WP-async registered by anyone).
+ *
+ * Kernel 6.18 bug worked around here: the ioctl collects regions in an internal buffer
+ * of PMD_SIZE / PAGE_SIZE (512) entries and, when the caller's vector is longer,
+ * restarts its walk internally after each flush of that buffer. When such a restarted
+ * walk then completes, walk_end keeps the value of the earlier stop instead of `end`,
+ * and the regions found past it are returned (and, with PM_SCAN_WP_MATCHING, already
+ * write-protected). Taking only what lies below walk_end (as the documentation says)
+ * then loses those writes for good: a VMA with 819 written runs lost the 307 after the
+ * 512th at every scan with a 1024-entry vector. So the vector never exceeds the
+ * internal buffer (one internal walk per call: walk_end is exact), and every region
+ * returned is taken; the next call starts past the last one. */
+#define SCAN_VEC_MAX 512
+
 static int pm_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, struct rvec *rv,
 			 bool wp)
 {
-	size_t cap = scan_vec_len;
+	size_t cap = min_t(size_t, scan_vec_len, SCAN_VEC_MAX);
 	struct dirty_page_region *vec = malloc(cap * sizeof(*vec));
 	int ret = 0;
 
@@ -472,17 +548,10 @@ static int pm_scan_range(struct dirty_tracker *t, uint64_t start, uint64_t end, 
 			ret = -EIO; /* no progress: never loop forever on a kernel quirk */
 			break;
 		}
-		for (long i = 0; i < n && !ret; i++)
-			ret = rvec_add(rv, vec[i].start, min_t(uint64_t, vec[i].end, a.walk_end));
 		start = a.walk_end;
-		if (start < end && (size_t)n == cap && cap < (1u << 20)) {
-			struct dirty_page_region *nv = realloc(vec, cap * 2 * sizeof(*vec));
-			if (!nv) {
-				ret = -ENOMEM;
-				break;
-			}
-			vec = nv;
-			cap *= 2;
+		for (long i = 0; i < n && !ret; i++) {
+			ret = rvec_add(rv, vec[i].start, min_t(uint64_t, vec[i].end, end));
+			start = max_t(uint64_t, start, min_t(uint64_t, vec[i].end, end));
 		}
 	}
 	if (!vec)

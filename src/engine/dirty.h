@@ -58,6 +58,12 @@ enum dirty_mode { DIRTY_MODE_UFFD = 1, DIRTY_MODE_HASH = 2 };
 		   * writes that bypass this process's page tables (write(2),                      \
 		   * other processes). Kept across dirty_save/dirty_attach. */
 
+#define DIRTY_ARM_CLOSE_STALE                                                                      \
+	(1u << 3) /* UFFD mode: first close (injected) every ferry tracking uffd in the        \
+		   * target's fd table (an abandoned series keeps its VMAs registered, and      \
+		   * ours would get EBUSY). Only when no other process shares its fd table.      \
+		   * The VMAs are then read again from smaps (uw flags changed). */
+
 /* Environment: FERRY_DIRTY_FORCE_HASH=1 makes dirty_arm behave as with DIRTY_ARM_HASH
  * (the fallback for kernels without UFFD_FEATURE_WP_ASYNC, testable here). */
 #define DIRTY_ENV_FORCE_HASH "FERRY_DIRTY_FORCE_HASH"
@@ -156,7 +162,8 @@ uint64_t dirty_tracker_untracked_pages(const struct dirty_tracker *t);
  * For dumps (skip the fd) and for forked children that inherited a kept copy. */
 int dirty_fd_probe(pid_t pid, int fd);
 
-/* Test knob: the initial PAGEMAP_SCAN vector length in regions (0 = default 1024), so
+/* Test knob: the PAGEMAP_SCAN vector length in regions (0 = default 512, also the
+ * maximum: see pm_scan_range in dirty.c for the kernel bug a longer vector hits), so
  * tests can force the "vector full, continue at walk_end" path. */
 void dirty_set_scan_vec_len(size_t regions);
 

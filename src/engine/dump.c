@@ -48,6 +48,7 @@ struct dump_stage {
 	struct fs_dump *fsd;
 	uint64_t t0, freeze_time_ns;
 	uint64_t pages, parent;
+	uint64_t seize_ns, scan_ns, copy_ns; /* --json figures */
 	struct img_dir *prev; /* --prev-images-dir: the last pre-dump round, or NULL */
 	char prev_path[4096];
 };
@@ -159,6 +160,7 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
 	int r;
 
 	snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
+	uint64_t t0 = now_ns();
 	r = dirty_attach(c->pid, c->sz.pidfd, path, &c->tracker);
 	if (r < 0)
 		why = r == -ENOENT   ? "no tracking state (new process?)"
@@ -166,7 +168,8 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
 				     : "tracking state refused";
 	else if ((r = dirty_scan(c->tracker, c->vmas, c->n_vmas, dirty, nd)) < 0)
 		why = "the scan failed";
-	else if ((r = dump_held_ranges(s->prev, c->pid, held, nh)) < 0)
+	s->scan_ns += now_ns() - t0;
+	if (!why && (r = dump_held_ranges(s->prev, c->pid, held, nh)) < 0)
 		why = "the last round has no pagemap for it";
 	if (r == -ENOMEM)
 		return r;
@@ -189,6 +192,44 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
 	return 0;
 }
 
+/* dump --track-mem --leave-running without a chain: start tracking c now (frozen,
+ * after its images are written, so the tracker starts from exactly the dumped state):
+ * arm, protect every page with a first scan (its answer, "everything", is not needed),
+ * save the state next to the images. The next pre-dump or dump with this directory as
+ * --prev-images-dir then copies only what was written since. Failing to track is
+ * logged, never a failed dump (the next round then copies whole). */
+static void dump_track_new(struct dump_stage *s, struct dump_ctx *c)
+{
+	unsigned int flags = DIRTY_ARM_KEEP | (dump_files_shared(&s->t, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
+	struct dirty_range *dirty = NULL;
+	struct remote rt = { 0 };
+	size_t nd = 0;
+	uint64_t t0 = now_ns();
+	int r = remote_init(&rt, c->pid, 0);
+
+	if (r == 0)
+		r = dirty_arm(&rt, c->pid, c->sz.pidfd, c->vmas, c->n_vmas, flags, &c->tracker);
+	if (remote_fini(&rt) < 0 && r == 0)
+		r = -EIO;
+	if (r == 0 && c->tracker) {
+		dirty_mark_registered(c->tracker, c->vmas, c->n_vmas);
+		r = dirty_scan(c->tracker, c->vmas, c->n_vmas, &dirty, &nd);
+		free(dirty);
+	}
+	if (r == 0 && c->tracker)
+		r = predump_state_store(s->d, c->tracker, c->pid);
+	s->scan_ns += now_ns() - t0;
+	c->track_new = r == 0 && c->tracker;
+	if (c->track_new)
+		pr_info("dump: process %d: memory tracking started (%s mode, fd %d)", c->pid,
+			dirty_tracker_mode(c->tracker) == DIRTY_MODE_HASH ? "hash" : "uffd",
+			dirty_tracker_kept_fd(c->tracker));
+	else
+		pr_warn("dump: process %d: memory tracking not started (%s): the next round "
+			"copies it whole",
+			c->pid, strerror(-r));
+}
+
 /* End of the tracker of c (tree still seized): kept (state saved) with --track-mem
  * --leave-running on success, else closed in the target. */
 static void dump_untrack(struct dump_stage *s, struct dump_ctx *c, int r)
@@ -196,7 +237,7 @@ static void dump_untrack(struct dump_stage *s, struct dump_ctx *c, int r)
 	struct remote rt = { 0 };
 	if (!c->tracker)
 		return;
-	if (r == 0 && c->delta && s->o->track_mem && s->o->leave_running) {
+	if (r == 0 && (c->delta || c->track_new) && s->o->track_mem && s->o->leave_running) {
 		dirty_free(c->tracker);
 	} else if (c->seized && remote_init(&rt, c->pid, 0) == 0) {
 		(void)dirty_disarm(c->tracker, &rt);
@@ -217,6 +258,8 @@ static int dump_one(struct dump_stage *s, struct dump_ctx *c)
 	if (s->prev && (r = dump_track(s, c, &dirty, &nd, &held, &nh)) < 0)
 		return r;
 	r = dump_one_images(s, c);
+	if (r == 0 && !s->prev && s->o->track_mem && s->o->leave_running)
+		dump_track_new(s, c);
 	c->dirty = c->held = NULL;
 	free(dirty);
 	free(held);
@@ -232,8 +275,10 @@ static int dump_one_images(struct dump_stage *s, struct dump_ctx *c)
 		return r;
 	if ((r = dump_mm_write(c)) < 0)
 		return r;
+	uint64_t t0 = now_ns();
 	if ((r = dump_pages_write(c)) < 0)
 		return r;
+	s->copy_ns += now_ns() - t0;
 	s->pages += c->pages_written;
 	s->parent += c->pages_parent;
 	return 0;
@@ -291,6 +336,20 @@ static int commit(struct dump_stage *s)
 	return r;
 }
 
+/* --json: one line {"round": {...}} on stdout (docs/predump.md); the freeze is from
+ * the seize to the kill or resume of the tree. */
+static void dump_json(const struct dump_stage *s, size_t nprocs)
+{
+	printf("{\"round\": {\"kind\": \"dump\", \"pid\": %d, \"procs\": %zu, \"delta\": %s, "
+	       "\"freeze_ms\": %.3f, \"scan_ms\": %.3f, \"copy_ms\": %.3f, \"total_ms\": %.3f, "
+	       "\"pages_written\": %llu, \"pages_parent\": %llu, \"bytes\": %llu}}\n",
+	       s->o->pid, nprocs, s->prev ? "true" : "false",
+	       s->seize_ns ? (now_ns() - s->seize_ns) / 1e6 : 0.0, s->scan_ns / 1e6,
+	       s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6, (unsigned long long)s->pages,
+	       (unsigned long long)s->parent, (unsigned long long)(s->pages * page_size));
+	fflush(stdout);
+}
+
 /* The one exit of the stage: undo everything on failure, release the tree. */
 static int dump_finish(struct dump_stage *s, int r)
 {
@@ -303,6 +362,8 @@ static int dump_finish(struct dump_stage *s, int r)
 	for (size_t i = 0; i < s->t.n; i++)
 		dump_untrack(s, &s->t.p[i], r);
 	dump_tree_release(&s->t, how);
+	if (r == 0 && s->o->json)
+		dump_json(s, n);
 	if (r < 0 && s->d)
 		dir_rollback(s);
 	if (r == 0)
@@ -337,6 +398,7 @@ int dump_main(const struct ferry_opts *o)
 	if (o->prev_images_dir &&
 	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
 		goto out;
+	s.seize_ns = now_ns();
 	if ((r = dump_tree_seize(&s.t)) < 0)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &ts);

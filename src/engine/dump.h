@@ -127,6 +127,8 @@ struct dump_ctx {
 					* any new memory there whole next round */
 	uint64_t pages_parent;	       /* PE_PARENT pages written (statistics) */
 	struct dirty_tracker *tracker; /* final dump: attached tracker, or NULL */
+	bool track_new; /* dump --track-mem --leave-running without a chain: tracker armed
+			 * by this dump, its state saved (tracking goes on) */
 };
 
 /* The dumped tree: procs in pstree order (root first, parents before children). */
@@ -198,6 +200,10 @@ int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct
  * when found, else 0. */
 int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid, const struct user_regs_struct *r,
 		      uint64_t *nr);
+/* Does c share its fd table with another process of t (CLONE_FILES, known after
+ * dump_tree_check)? Then a stale tracking fd in it may be another process's kept fd
+ * and is never closed (DIRTY_ARM_CLOSE_STALE). */
+bool dump_files_shared(const struct dump_tree *t, const struct dump_ctx *c);
 /* Save t's state as dirty-<pid>.state in d (listed in the manifest). 0 or -errno. */
 int predump_state_store(struct img_dir *d, const struct dirty_tracker *t, pid_t pid);
 /* "[vvar]:size,[vvar_vclock]:size,[vdso]:size" in address order; malloc'd or NULL. */

@@ -50,6 +50,9 @@ struct pd_proc {
 	struct dirty_range *held; /* what the chain holds (previous round's pagemap) */
 	size_t n_held;
 	uint64_t pages, parent;
+	uint64_t track_ns; /* attach or arm + registration, inside the freeze */
+	char *sysc;	   /* sysc-<pid>.img text, built in the freeze, written after it */
+	size_t sysc_len;
 };
 
 /* VMA list of a process read before the tree is seized (later rounds): smaps walks
@@ -58,6 +61,12 @@ struct pd_snap {
 	pid_t pid;
 	struct proc_vma *vmas;
 	size_t n;
+	/* later rounds: the tracker attached before the freeze (dirty_attach needs no
+	 * stopped target), the chain's held ranges, or the attach error */
+	struct dirty_tracker *t;
+	int attach_err;
+	struct dirty_range *held;
+	size_t n_held;
 };
 
 struct predump {
@@ -72,6 +81,7 @@ struct predump {
 	struct pd_proc *p;
 	size_t n;
 	uint64_t t0, freeze_ns, scan_ns, copy_ns;
+	uint64_t seize_ns, release_ns; /* parts of the freeze */
 };
 
 int predump_prev_open(const struct ferry_opts *o, char *path, size_t len, struct img_dir **out)
@@ -158,14 +168,11 @@ int predump_sc_lookup(const char *prev_path, pid_t pid, pid_t tid, const struct 
 	return found;
 }
 
-/* Record the interrupted syscalls of c's threads (seized) for the next round. */
-static int pd_sc_store(struct predump *s, struct dump_ctx *c)
+/* Record the interrupted syscalls of c's threads (seized) for the next round, as text
+ * in pp (written by pd_sc_write once the tree runs again). */
+static int pd_sc_collect(struct predump *s, struct dump_ctx *c, struct pd_proc *pp)
 {
-	char name[64], *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	struct img_writer *w = NULL;
-	int r;
+	FILE *f = open_memstream(&pp->sysc, &pp->sysc_len);
 
 	if (!f)
 		return -ENOMEM;
@@ -185,13 +192,19 @@ static int pd_sc_store(struct predump *s, struct dump_ctx *c)
 		fprintf(f, "%x %llx %llx %llx %llx %llx %llx\n", c->sz.tids[k],
 			(unsigned long long)nr, g.rip, g.rdi, g.rsi, g.rdx, g.r10);
 	}
-	fclose(f);
-	r = img_writer_open(s->d, img_name(name, "sysc-%d.img", c->pid), IMG_MAGIC_RAW, &w);
-	if (r == 0 && (r = img_write_raw(w, out, len)) < 0)
+	return fclose(f) == 0 ? 0 : -ENOMEM;
+}
+
+static int pd_sc_write(struct predump *s, struct pd_proc *pp)
+{
+	struct img_writer *w = NULL;
+	char name[64];
+	int r = img_writer_open(s->d, img_name(name, "sysc-%d.img", pp->pid), IMG_MAGIC_RAW, &w);
+
+	if (r == 0 && (r = img_write_raw(w, pp->sysc ? pp->sysc : "", pp->sysc_len)) < 0)
 		img_writer_abort(w);
 	else if (r == 0)
 		r = img_writer_close(w);
-	free(out);
 	return r;
 }
 
@@ -199,16 +212,31 @@ static int pd_sc_store(struct predump *s, struct dump_ctx *c)
 static int pd_exact(pid_t pid, const struct proc_vma *vmas, size_t n, struct proc_vma **out,
 		    size_t **oidx, size_t *nout);
 
-static int pd_arm(struct dump_ctx *c, struct pd_proc *pp, bool snap)
+bool dump_files_shared(const struct dump_tree *t, const struct dump_ctx *c)
 {
+	if (c->files_owner)
+		return true;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->p[i].files_owner == c->pid)
+			return true;
+	return false;
+}
+
+static int pd_arm(const struct dump_tree *tree, struct dump_ctx *c, struct pd_proc *pp, bool snap)
+{
+	unsigned int flags = DIRTY_ARM_KEEP | (dump_files_shared(tree, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
 	struct remote rt = { 0 };
 	struct proc_vma *vmas = c->vmas;
 	size_t n = c->n_vmas, *idx = NULL;
+	uint64_t t0 = now_ns(), t1 = 0, t2 = 0;
 	int r = snap ? pd_exact(c->pid, c->vmas, c->n_vmas, &vmas, &idx, &n) : 0;
-	if (r == 0)
-		r = remote_init(&rt, c->pid, 0);
-	if (r == 0)
-		r = dirty_arm(&rt, c->pid, c->sz.pidfd, vmas, n, DIRTY_ARM_KEEP, &pp->t);
+	if (r == 0 && (t1 = now_ns()) && (r = remote_init(&rt, c->pid, 0)) == 0) {
+		t2 = now_ns();
+		r = dirty_arm(&rt, c->pid, c->sz.pidfd, vmas, n, flags, &pp->t);
+	}
+	pr_debug("pre-dump: process %d: maps %.2f ms, remote_init %.2f ms, dirty_arm %.2f ms",
+		 c->pid, t1 ? (t1 - t0) / 1e6 : 0.0, t2 ? (t2 - t1) / 1e6 : 0.0,
+		 t2 ? (now_ns() - t2) / 1e6 : 0.0);
 	if (snap) {
 		free(vmas);
 		free(idx);
@@ -262,6 +290,47 @@ static int pd_presnap(struct predump *s)
 			s->snap[s->n_snap++] = (struct pd_snap){ .pid = (pid_t)kid };
 		}
 		free(buf);
+	}
+	return 0;
+}
+
+static struct pd_snap *pd_snap_find(struct predump *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->n_snap; i++)
+		if (s->snap[i].pid == pid)
+			return &s->snap[i];
+	return NULL;
+}
+
+/* Later rounds, before the freeze: attach to every listed process's tracker and read
+ * what the chain holds for it (state file, pidfd_getfd, the previous pagemap: up to
+ * tens of ms under load, none of it needs the target stopped). A process that exec'd
+ * or closed the fd in between is caught by the scan (its VMAs are not uw: whole) and
+ * by the next round's attach. -ENOMEM only; attach errors are kept per process. */
+static int pd_preattach(struct predump *s)
+{
+	char path[4200];
+
+	for (size_t i = 0; s->prev && i < s->n_snap; i++) {
+		struct pd_snap *sn = &s->snap[i];
+		int pidfd = sys_pidfd_open(sn->pid, 0), r;
+		if (pidfd < 0)
+			continue; /* gone, or attached while seized */
+		snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, sn->pid);
+		r = dirty_attach(sn->pid, pidfd, path, &sn->t);
+		close(pidfd);
+		if (r == 0) {
+			r = dump_held_ranges(s->prev, sn->pid, &sn->held, &sn->n_held);
+			if (r == -ENOENT)
+				r = 0; /* nothing held: every page is copied */
+		}
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0 && sn->t) {
+			dirty_free(sn->t);
+			sn->t = NULL;
+		}
+		sn->attach_err = r;
 	}
 	return 0;
 }
@@ -341,13 +410,25 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, b
 	int r = -ENOENT;
 
 	if (s->prev) {
-		snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
-		r = dirty_attach(c->pid, c->sz.pidfd, path, &pp->t);
-		if (r == 0) {
-			r = dump_held_ranges(s->prev, c->pid, &pp->held, &pp->n_held);
-			if (r == -ENOENT)
-				r = 0; /* nothing held: every page is copied */
-			return r;
+		struct pd_snap *sn = pd_snap_find(s, c->pid);
+		if (sn && (sn->t || sn->attach_err)) { /* attached before the freeze */
+			pp->t = sn->t;
+			pp->held = sn->held;
+			pp->n_held = sn->n_held;
+			r = sn->attach_err;
+			sn->t = NULL;
+			sn->held = NULL;
+			if (r == 0)
+				return 0;
+		} else {
+			snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
+			r = dirty_attach(c->pid, c->sz.pidfd, path, &pp->t);
+			if (r == 0) {
+				r = dump_held_ranges(s->prev, c->pid, &pp->held, &pp->n_held);
+				if (r == -ENOENT)
+					r = 0; /* nothing held: every page is copied */
+				return r;
+			}
 		}
 		pr_info("pre-dump: process %d: no tracking from the previous round (%s): "
 			"armed again, copied whole",
@@ -356,7 +437,7 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, b
 			: r == -ESTALE ? "tracking lost: fd closed, exec or pid reused"
 				       : "state file refused");
 	}
-	return pd_arm(c, pp, snap);
+	return pd_arm(&s->tree, c, pp, snap);
 }
 
 /* Seized part: checks, smaps, trackers. */
@@ -380,7 +461,7 @@ static int pd_seized(struct predump *s)
 		if (!snap && (r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
 			break;
 		t1 = now_ns();
-		if ((r = dump_vmas_check(c)) < 0 || (r = pd_sc_store(s, c)) < 0 ||
+		if ((r = dump_vmas_check(c)) < 0 || (r = pd_sc_collect(s, c, pp)) < 0 ||
 		    (r = pd_track(s, c, pp, snap)) < 0)
 			break;
 		t2 = now_ns();
@@ -391,6 +472,7 @@ static int pd_seized(struct predump *s)
 			      : dirty_register_new(pp->t, c->vmas, c->n_vmas)) < 0)
 			break;
 		dirty_set_running(pp->t, true);
+		pp->track_ns = now_ns() - t1;
 		pr_debug("pre-dump: process %d seized: smaps %.2f ms%s, %s %.2f ms, register new "
 			 "memory %.2f ms",
 			 c->pid, (t1 - t0) / 1e6, snap ? " (read before the freeze)" : "",
@@ -429,7 +511,9 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 			      .held = pp->held,
 			      .n_held = pp->n_held };
 	t0 = now_ns();
-	r = dump_pages_write(&c);
+	r = pd_sc_write(s, pp);
+	if (r == 0)
+		r = dump_pages_write(&c);
 	s->copy_ns += now_ns() - t0;
 	free(dirty);
 	pp->pages = c.pages_written;
@@ -495,11 +579,47 @@ static int pd_commit(struct predump *s)
 	return img_dir_commit(s->d, &inv);
 }
 
+/* --json: one line {"round": {...}} on stdout for the round (docs/predump.md). */
+static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
+{
+	uint64_t track = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		track += s->p[i].track_ns;
+	printf("{\"round\": {\"kind\": \"pre-dump\", \"pid\": %d, \"first\": %s, "
+	       "\"freeze_ms\": %.3f, \"seize_ms\": %.3f, \"track_ms\": %.3f, \"release_ms\": %.3f, "
+	       "\"scan_ms\": %.3f, \"copy_ms\": %.3f, "
+	       "\"total_ms\": %.3f, \"pages_written\": %llu, \"pages_parent\": %llu, "
+	       "\"bytes\": %llu, \"procs\": [",
+	       s->o->pid, s->prev ? "false" : "true", s->freeze_ns / 1e6, s->seize_ns / 1e6,
+	       track / 1e6, s->release_ns / 1e6,
+	       s->scan_ns / 1e6, s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6,
+	       (unsigned long long)pages, (unsigned long long)parent,
+	       (unsigned long long)(pages * page_size));
+	for (size_t i = 0; i < s->n; i++) {
+		const struct pd_proc *pp = &s->p[i];
+		printf("%s{\"pid\": %d, \"armed\": %s, \"mode\": \"%s\", \"track_ms\": %.3f, "
+		       "\"pages_written\": %llu, \"pages_parent\": %llu}",
+		       i ? ", " : "", pp->pid, pp->armed_now ? "true" : "false",
+		       pp->t && dirty_tracker_mode(pp->t) == DIRTY_MODE_HASH ? "hash" : "uffd",
+		       pp->track_ns / 1e6, (unsigned long long)pp->pages,
+		       (unsigned long long)pp->parent);
+	}
+	printf("]}}\n");
+	fflush(stdout);
+}
+
 static int pd_finish(struct predump *s, int r)
 {
 	uint64_t pages = 0, parent = 0;
 	if (s->tree.p)
 		dump_tree_release(&s->tree, SEIZE_RESUME);
+	for (size_t i = 0; i < s->n; i++) {
+		pages += s->p[i].pages;
+		parent += s->p[i].parent;
+	}
+	if (r == 0 && s->o->json)
+		pd_json(s, pages, parent);
 	for (size_t i = 0; i < s->n; i++) {
 		struct pd_proc *pp = &s->p[i];
 		if (r < 0 && pp->t)
@@ -507,8 +627,7 @@ static int pd_finish(struct predump *s, int r)
 		dirty_free(pp->t);
 		proc_vmas_free(pp->vmas, pp->n_vmas);
 		free(pp->held);
-		pages += pp->pages;
-		parent += pp->parent;
+		free(pp->sysc);
 	}
 	if (r < 0 && s->d && !s->dir_existed)
 		pd_rmdir(s);
@@ -520,8 +639,11 @@ static int pd_finish(struct predump *s, int r)
 			(unsigned long long)parent, s->freeze_ns / 1e6, s->scan_ns / 1e6,
 			s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6);
 	free(s->p);
-	for (size_t i = 0; i < s->n_snap; i++)
+	for (size_t i = 0; i < s->n_snap; i++) {
 		proc_vmas_free(s->snap[i].vmas, s->snap[i].n);
+		dirty_free(s->snap[i].t); /* attached, never used: its state is still exact */
+		free(s->snap[i].held);
+	}
 	free(s->snap);
 	img_dir_free(s->prev);
 	img_dir_free(s->d);
@@ -545,14 +667,18 @@ int predump_main(const struct ferry_opts *o)
 	if (o->prev_images_dir &&
 	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
 		goto out;
-	if ((r = pd_presnap(&s)) < 0)
+	if ((r = pd_presnap(&s)) < 0 || (r = pd_preattach(&s)) < 0)
 		goto out;
-	uint64_t f0 = now_ns();
+	uint64_t f0 = now_ns(), f1, f2;
 	if ((r = dump_tree_seize(&s.tree)) < 0)
 		goto out;
+	f1 = now_ns();
 	r = pd_seized(&s);
+	f2 = now_ns();
 	dump_tree_release(&s.tree, SEIZE_RESUME); /* the tree runs again */
 	s.freeze_ns = now_ns() - f0;
+	s.seize_ns = f1 - f0;
+	s.release_ns = now_ns() - f2;
 	for (size_t i = 0; r == 0 && i < s.n; i++)
 		r = pd_copy(&s, &s.p[i]);
 	if (r == 0)
