@@ -1,12 +1,15 @@
 #!/bin/bash
-# Page-server suite: runs every test/pageserver/t_*.sh [TEST...] with a bounded time
-# each and reports PASS/FAIL per script. Each script gets BUILD (absolute build dir),
-# FERRY (the binary) and TOP (the source tree) in its environment, exits 0 on success,
-# and cleans up what it started (its own PIDs, temp dirs) in a trap, even on failure.
-#   test/pageserver/run.sh [--build DIR] [--timeout SEC] [NAME...]
+# Script suites (test/pageserver, test/migrate): runs every SUITE/t_*.sh [TEST...] with
+# a bounded time each and reports PASS/FAIL per script. Each script gets BUILD (absolute
+# build dir), FERRY (the binary) and TOP (the source tree) in its environment, exits 0
+# on success, and cleans up what it started (its own PIDs, temp dirs, namespaces) in a
+# trap, even on failure.
+#   test/lib/run-scripts.sh SUITE [--build DIR] [--timeout SEC] [NAME...]
 # Last line: "N passed, N failed"; exit 1 if anything failed.
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
+SUITE=${1:?usage: run-scripts.sh SUITE [--build DIR] [--timeout SEC] [NAME...]}
+shift
 BUILD=build
 TIMEOUT=300
 while (($#)); do
@@ -26,9 +29,9 @@ done
 
 tests=()
 if (($#)); then
-	for n in "$@"; do tests+=("$TOP/test/pageserver/${n%.sh}.sh"); done
+	for n in "$@"; do tests+=("$TOP/test/$SUITE/${n%.sh}.sh"); done
 else
-	for t in "$TOP"/test/pageserver/t_*.sh; do [[ -e $t ]] && tests+=("$t"); done
+	for t in "$TOP"/test/"$SUITE"/t_*.sh; do [[ -e $t ]] && tests+=("$t"); done
 fi
 pass=0 fail=0
 for t in "${tests[@]}"; do
