@@ -47,3 +47,78 @@ wait_for() {
 	echo "timed out waiting for: $*" >&2
 	return 1
 }
+
+# ---- test scaffolding (the t_*.sh scripts) -------------------------------------------
+# Environment from test/lib/run-scripts.sh: BUILD, FERRY, TOP. Everything started here
+# is remembered by PID and killed in the EXIT trap; namespaces and the work dir removed.
+W=$(mktemp -d /tmp/ferry-mig.XXXXXX)
+PIDS=()
+SRV=""
+PORT=""
+KEY=$W/key
+
+mig_cleanup() {
+	local p
+	for p in "${PIDS[@]}" $SRV; do kill -9 "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}" $SRV; do wait "$p" 2>/dev/null; done
+	hosts_down
+	rm -rf "$W"
+}
+trap mig_cleanup EXIT
+
+die() {
+	echo "FAIL: $*" >&2
+	for f in "$W"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done
+	exit 1
+}
+alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+gone() { ! alive "$1"; }
+nonempty() { [ -s "$1" ]; }
+
+# dst_server [pageserver options...]: a keyed page server on $DST_IP in the destination
+# namespace, on a random free port (retried); sets SRV and PORT
+dst_server() {
+	local try
+	head -c 32 /dev/urandom >"$KEY" && chmod 600 "$KEY"
+	mkdir -p "$W/srv"
+	for ((try = 0; try < 10; try++)); do
+		PORT=$((20000 + RANDOM % 40000))
+		rm -f "$W/srv.pid"
+		run_dst "$FERRY" pageserver --address "$DST_IP" --port "$PORT" -D "$W/srv" \
+			--auth-key "$KEY" --pidfile "$W/srv.pid" -v4 -o "$W/srv.log" "$@" \
+			</dev/null >"$W/srv.out" 2>&1 &
+		SRV=$!
+		WAIT_S=10 wait_for nonempty "$W/srv.pid" && return 0
+		wait "$SRV" 2>/dev/null
+		SRV=""
+		grep -qi 'in use' "$W/srv.log" "$W/srv.out" 2>/dev/null || break
+	done
+	die "cannot start the page server in $DST_NS"
+}
+
+# src_zdtm NAME: start zdtm test NAME in the source namespace (own session); sets T
+src_zdtm() {
+	local bin=$BUILD/test/zdtm/$1
+	[ -x "$bin" ] || die "$bin missing"
+	rm -f "$W/ready"
+	ZDTM_READY="$W/ready" setsid nsenter --net="/run/netns/$SRC_NS" "$bin" \
+		>"$W/$1.out" 2>&1 </dev/null &
+	T=$!
+	PIDS+=("$T")
+	WAIT_S=20 wait_for nonempty "$W/ready" || die "$1 not ready"
+}
+
+# migrate_src ARGS...: migrate in the source namespace with our key and work dir
+migrate_src() {
+	run_src "$FERRY" migrate --to "$DST_IP:$PORT" --auth-key "$KEY" --work-dir "$W/work" "$@"
+}
+
+# json_num FILE KEY: a top-level number of migrate's --json summary
+json_num() { sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" | head -n 1; }
+
+# zdtm_verify NAME PID: SIGTERM the (restored or original) test; it must print PASS
+zdtm_verify() {
+	kill -TERM "$2" 2>/dev/null || die "$1 ($2) is not running"
+	WAIT_S=30 wait_for gone "$2" || die "$1 ($2) did not stop on SIGTERM"
+	grep -q '^PASS' "$W/$1.out" || die "$1 did not verify: $(grep -m1 -v '^$' "$W/$1.out")"
+}
