@@ -5,6 +5,16 @@
  *     A plain send() loop: MIB MiB of non-zero bytes in 1 MiB writes, each preceded by a
  *     24-byte header as a FILE_DATA frame would be, over a loopback TCP connection to a
  *     forked receiver that reads and discards. Prints "send_loop SECONDS BYTES_PER_S".
+ *   sendloop sender MIB MODE RATE_MBPS random|heap
+ *     The same bytes through the page-server sender (src/pageserver/sender.c: io_uring
+ *     chains, lz4 per --compress MODE off|on|auto) to a forked discarding receiver,
+ *     with the link limited to RATE_MBPS MB/s (0: unlimited), in 8 MiB calls as the
+ *     dump's page writer makes them. Data: random (incompressible) or heap (heap-like
+ *     objects, lz4 ratio ~0.38). Prints "sender SECONDS BYTES_PER_S WIRE_BYTES
+ *     LZ4_CHUNKS CHUNKS SWITCHES ON".
+ *   sendloop zc MIB
+ *     Like baseline, but each frame is sent with io_uring SEND_ZC (header and payload
+ *     linked): the zero-copy variant the sender does not use (see docs/transport.md).
  *   sendloop sink PORTFILE
  *     A protocol receiver that discards: listens on 127.0.0.1 (ephemeral port, written
  *     to PORTFILE), serves one connection: handshake, then every frame is validated and
@@ -24,7 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "common/util.h"
+#include "pageserver/sender.h"
 #include "pageserver/wire.h"
 
 #define CHUNK (1u << 20)
@@ -62,11 +75,12 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int baseline(size_t mib)
+/* A connection to a forked receiver that reads and discards everything; *pid its pid. */
+static int discard_peer(pid_t *pid)
 {
 	int port, lfd = listen_lo(&port);
-	pid_t pid = fork();
-	if (pid == 0) {
+	*pid = fork();
+	if (*pid == 0) {
 		int c = accept(lfd, NULL, NULL);
 		char *buf = malloc(CHUNK);
 		ssize_t n;
@@ -77,6 +91,13 @@ static int baseline(size_t mib)
 	close(lfd);
 	int fd = connect_lo(port), v = 8 << 20;
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
+	return fd;
+}
+
+static int baseline(size_t mib)
+{
+	pid_t pid;
+	int fd = discard_peer(&pid);
 	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
 	if (!buf)
 		return 1;
@@ -97,6 +118,117 @@ static int baseline(size_t mib)
 	waitpid(pid, &st, 0); /* the receiver read everything */
 	double dt = now_s() - t0;
 	printf("send_loop %.6f %.0f\n", dt, mib * (double)CHUNK / dt);
+	return 0;
+}
+
+/* io_uring SEND_ZC of header + payload per frame, linked, one frame in flight. */
+static int zc(size_t mib)
+{
+	pid_t pid;
+	int fd = discard_peer(&pid);
+	struct io_uring ring;
+	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
+	if (!buf || io_uring_queue_init(16, &ring, 0) < 0)
+		return 1;
+	for (size_t i = 0; i < CHUNK; i++)
+		buf[i] = (uint8_t)(i * 131 + 7) | 1;
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = PS_FILE_DATA, .len = CHUNK,
+			    .file = 1, .raw_len = CHUNK };
+	ps_hdr_encode(&h, hdr);
+	double t0 = now_s();
+	for (size_t i = 0; i < mib; i++) {
+		struct io_uring_sqe *a = io_uring_get_sqe(&ring), *b;
+		io_uring_prep_send_zc(a, fd, hdr, sizeof(hdr), MSG_WAITALL, 0);
+		a->flags |= IOSQE_IO_LINK;
+		b = io_uring_get_sqe(&ring);
+		io_uring_prep_send_zc(b, fd, buf, CHUNK, MSG_WAITALL, 0);
+		io_uring_submit(&ring);
+		/* each SEND_ZC posts its result and, when that has F_MORE, a notification
+		 * once the kernel released the pages (then the buffer may change) */
+		int results = 2, notifs = 0;
+		while (results > 0 || notifs > 0) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&ring, &cqe) < 0)
+				return 1;
+			if (cqe->flags & IORING_CQE_F_NOTIF) {
+				notifs--;
+			} else {
+				results--;
+				if (cqe->flags & IORING_CQE_F_MORE)
+					notifs++;
+				if (cqe->res < 0) {
+					fprintf(stderr, "sendloop zc: %s\n", strerror(-cqe->res));
+					return 1;
+				}
+			}
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	shutdown(fd, SHUT_WR);
+	int st;
+	waitpid(pid, &st, 0);
+	double dt = now_s() - t0;
+	printf("send_zc %.6f %.0f\n", dt, mib * (double)CHUNK / dt);
+	return 0;
+}
+
+/* Heap-like bytes (the kind of data tools/bench/heaphog holds) or random ones. */
+static void fill(uint8_t *p, size_t len, bool heap)
+{
+	static const char *const w[] = { "user", "session", "config", "node", "entry", "key" };
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t off = 0; off + 64 <= len; off += 64) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint64_t o[8] = { 0 };
+		if (!heap) {
+			for (int i = 0; i < 8; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				o[i] = x;
+			}
+			memcpy(p + off, o, 64);
+			continue;
+		}
+		o[0] = (x & 7) * 16 + 33;
+		o[1] = 0x7f0000000000ull + (x >> 20) % len / 64 * 64;
+		o[2] = (x >> 8) & 1 ? 0x7f0000000000ull + (x >> 30) % len / 64 * 64 : 0;
+		o[3] = (x >> 16) & 0xff;
+		o[4] = (x >> 24) & 3;
+		memcpy(p + off, o, 40);
+		snprintf((char *)p + off + 40, 24, "%s_%u", w[(x >> 32) % 6], (unsigned)(x >> 40) & 63);
+	}
+}
+
+static int sender(size_t mib, const char *mode, double mbps, const char *data)
+{
+	size_t len = mib << 20, put = 8u << 20;
+	int m = ps_compress_parse(mode);
+	uint8_t *buf = malloc(len);
+	pid_t pid;
+	struct ps_sender *s;
+	if (m < 0 || !buf)
+		return 2;
+	memset(buf, 0, len);
+	fill(buf, len, !strcmp(data, "heap"));
+	int fd = discard_peer(&pid);
+	if (ps_sender_new(fd, m, true, 60000, &s) < 0)
+		return 1;
+	ps_sender_set_rate((uint64_t)(mbps * 1e6));
+	double t0 = now_s();
+	for (size_t off = 0; off < len; off += put)
+		if (ps_sender_data(s, 1, buf + off, len - off < put ? len - off : put) < 0) {
+			fprintf(stderr, "sendloop sender: send failed\n");
+			return 1;
+		}
+	shutdown(fd, SHUT_WR);
+	int st;
+	waitpid(pid, &st, 0);
+	double dt = now_s() - t0;
+	struct ps_send_stats ss;
+	ps_sender_stats(s, &ss);
+	printf("sender %.6f %.0f %llu %llu %llu %llu %d\n", dt, len / dt,
+	       (unsigned long long)ss.wire, (unsigned long long)ss.lz4_chunks,
+	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on);
+	ps_sender_free(s);
 	return 0;
 }
 
@@ -161,8 +293,13 @@ int main(int argc, char **argv)
 	util_init();
 	if (argc == 3 && !strcmp(argv[1], "baseline"))
 		return baseline(strtoull(argv[2], NULL, 10));
+	if (argc == 3 && !strcmp(argv[1], "zc"))
+		return zc(strtoull(argv[2], NULL, 10));
+	if (argc == 6 && !strcmp(argv[1], "sender"))
+		return sender(strtoull(argv[2], NULL, 10), argv[3], atof(argv[4]), argv[5]);
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
-	fprintf(stderr, "usage: sendloop baseline MIB | sendloop sink PORTFILE\n");
+	fprintf(stderr, "usage: sendloop baseline MIB | zc MIB | sink PORTFILE |\n"
+			"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
 	return 2;
 }
