@@ -122,3 +122,40 @@ zdtm_verify() {
 	WAIT_S=30 wait_for gone "$2" || die "$1 ($2) did not stop on SIGTERM"
 	grep -q '^PASS' "$W/$1.out" || die "$1 did not verify: $(grep -m1 -v '^$' "$W/$1.out")"
 }
+
+# src_hog MIB: tools/bench/memhog (random pages, verifies them on SIGTERM: exit 0) in
+# the source namespace; sets T
+src_hog() {
+	rm -f "$W/hog.ready"
+	setsid nsenter --net="/run/netns/$SRC_NS" "$BUILD/tools/bench/memhog" "$1" \
+		"$W/hog.ready" verify </dev/null >/dev/null 2>&1 &
+	T=$!
+	PIDS+=("$T")
+	WAIT_S=60 wait_for nonempty "$W/hog.ready" || die "memhog not ready"
+}
+
+# hog_verify: SIGTERM the original memhog; it must exit 0 (its memory intact, it ran on)
+hog_verify() {
+	alive "$T" || die "the source memhog $T is gone"
+	[ "$(awk '{ print $3 }' /proc/"$T"/stat)" != T ] || die "the source memhog $T is stopped"
+	kill -TERM "$T"
+	wait "$T"
+	local rc=$?
+	((rc == 0)) || die "the source memhog failed to verify its memory after the failed migration (exit $rc)"
+}
+
+# dst_empty: no process of the tree runs in the destination namespace (only the page
+# server and its connection children may)
+dst_empty() {
+	local p
+	for p in $(ip netns pids "$DST_NS"); do
+		[ "$p" = "$SRV" ] && continue
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = ferry ] && continue
+		echo "process $p ($(cat /proc/"$p"/comm 2>/dev/null)) runs in the destination" >&2
+		return 1
+	done
+	return 0
+}
+
+# log_has FILE REGEX: the log names the cause
+log_has() { grep -Eq "$2" "$1" || die "$1 does not say '$2': $(grep -m1 error "$1")"; }

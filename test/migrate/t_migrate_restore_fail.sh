@@ -1,0 +1,27 @@
+#!/bin/bash
+# Fault: the destination cannot restore the tree (a file the process holds open does
+# not exist there: the page server runs in its own mount namespace where the test's
+# directory is an empty tmpfs). migrate exits non-zero quoting the destination's cause;
+# the frozen source resumes and verifies its memory; nothing runs at the destination.
+. "$(dirname "$0")/lib.sh"
+
+hosts_up || die "cannot create the namespaces"
+SRVDIR=$(mktemp -d /tmp/ferry-mig-srv.XXXXXX)
+trap 'mig_cleanup; rm -rf "$SRVDIR"' EXIT
+head -c 32 /dev/urandom >"$KEY" && chmod 600 "$KEY"
+PORT=$((20000 + RANDOM % 40000))
+# the server's view: $W hidden under an empty tmpfs (its log goes to $SRVDIR)
+run_dst unshare -m --propagation private sh -c 'mount -t tmpfs none "$1" && shift && exec "$@"' \
+	sh "$W" "$FERRY" pageserver --address "$DST_IP" --port "$PORT" -D "$SRVDIR/srv" \
+	--auth-key "$KEY" --pidfile "$SRVDIR/srv.pid" -v4 -o "$SRVDIR/srv.log" </dev/null \
+	>"$SRVDIR/srv.out" 2>&1 &
+SRV=$!
+mkdir -p "$SRVDIR/srv"
+WAIT_S=10 wait_for nonempty "$SRVDIR/srv.pid" || { cat "$SRVDIR"/srv.*; die "no page server"; }
+src_zdtm fd_file_offset
+migrate_src -v4 -o "$W/mig.log" "$T" && die "migrate succeeded though the destination cannot restore"
+log_has "$W/mig.log" "error: .*(restore failed|cannot)"
+dst_empty || die "something of the tree runs at the destination"
+alive "$T" || die "the source died"
+zdtm_verify fd_file_offset "$T"
+echo PASS
