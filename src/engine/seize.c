@@ -386,6 +386,9 @@ void seize_release(struct seized *s, enum seize_end how)
 			pr_perror("kill %d", s->pid);
 		collect_killed(s);
 	} else {
+		/* queued before the detach: no thread runs an instruction before it stops */
+		if (how == SEIZE_STOP && s->pid > 0 && s->n_tids && kill(s->pid, SIGSTOP) < 0)
+			pr_perror("kill -STOP %d", s->pid);
 		for (size_t i = 0; i < s->n_tids; i++)
 			detach_thread(s->tids[i]);
 	}

@@ -27,9 +27,11 @@ struct seized {
  * -EINVAL kernel thread or ferry itself, -EBUSY already traced). */
 int seize_process(pid_t pid, struct seized *s);
 
-enum seize_end { SEIZE_RESUME, SEIZE_KILL };
-/* Detach all threads (resume) or SIGKILL the process (and reap nothing: it is not our
- * child). Safe on a partially seized or zeroed struct. Frees s's arrays. */
+enum seize_end { SEIZE_RESUME, SEIZE_KILL, SEIZE_STOP };
+/* Detach all threads (resume), SIGKILL the process (and reap nothing: it is not our
+ * child), or detach it with a SIGSTOP pending so that it stays stopped without a tracer
+ * (migrate's hand-over in doubt: SIGCONT resumes it). Safe on a partially seized or
+ * zeroed struct. Frees s's arrays. */
 void seize_release(struct seized *s, enum seize_end how);
 
 #endif
