@@ -361,10 +361,19 @@ static int dump_finish(struct dump_stage *s, int r)
 			r = -EIO;
 	for (size_t i = 0; i < s->t.n; i++)
 		dump_untrack(s, &s->t.p[i], r);
+	/* migrate: the images are committed (also at the destination); the tree stays
+	 * frozen while the destination takes over, and the hook's verdict decides its fate
+	 * (engine.h on_frozen). A refused hand-over keeps the complete images. */
+	bool committed = r == 0;
+	if (r == 0 && s->o->on_frozen) {
+		int h = s->o->on_frozen(s->o->on_frozen_arg);
+		how = h == 0 ? SEIZE_KILL : h == -EINPROGRESS ? SEIZE_STOP : SEIZE_RESUME;
+		r = h;
+	}
 	dump_tree_release(&s->t, how);
 	if (r == 0 && s->o->json)
 		dump_json(s, n);
-	if (r < 0 && s->d)
+	if (r < 0 && s->d && !committed)
 		dir_rollback(s);
 	if (r == 0)
 		pr_info("dumped tree of %d (%zu processes) into '%s': %llu pages, %llu in the "
