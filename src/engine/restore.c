@@ -46,10 +46,6 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-struct rst_clone_args {
-	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-	uint64_t set_tid, set_tid_size, cgroup;
-};
 
 /* ---- remote helpers (shared with rst-mem.c, rst-core.c) ------------------------- */
 
@@ -71,16 +67,6 @@ long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsig
 	long res;
 	int e = remote_syscall(r->cur, &res, nr, a1, a2, a3, a4, a5, a6);
 	return e < 0 ? e : res;
-}
-
-uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len)
-{
-	uint64_t a = 0;
-	if (off + len > RST_SCRATCH_LEN || remote_put(r->cur, off, buf, len, &a) < 0) {
-		pr_err("cannot copy %zu bytes into the scratch page of task %d", len, r->pid);
-		return 0;
-	}
-	return a;
 }
 
 /* ---- loading and checks ---------------------------------------------------------- */
@@ -184,9 +170,21 @@ int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR])
 
 /* ---- remote control -------------------------------------------------------------- */
 
+/* The syscall instruction of our own [vdso]: every stub is a copy of us, so it is at
+ * the same address in each (remote_init checks the bytes), found once. */
+static uint64_t own_vdso_syscall(const struct rst *r)
+{
+	static uint64_t ip;
+	const struct rst_special *v = &r->own_sp[RST_SP_VDSO];
+	for (uint64_t a = v->start; !ip && v->end && a + 1 < v->end; a++)
+		if (((const uint8_t *)a)[0] == 0x0f && ((const uint8_t *)a)[1] == 0x05)
+			ip = a;
+	return ip;
+}
+
 static int remote_start(struct rst *r)
 {
-	int e = remote_init(&r->rt, r->pid, 0);
+	int e = remote_init(&r->rt, r->pid, own_vdso_syscall(r));
 	if (e < 0)
 		return e;
 	r->rt_ready = true;
@@ -195,6 +193,47 @@ static int remote_start(struct rst *r)
 	    r->vdso_sc_ip >= r->own_sp[RST_SP_VDSO].end)
 		return pr_err_ret(-EINVAL, "remote syscall instruction %#llx is not in [vdso]",
 				  (unsigned long long)r->vdso_sc_ip);
+	return 0;
+}
+
+/* The stub's mappings from /proc/PID/maps (no smaps: its page-table walk cost ~0.5 ms
+ * per stub). *v is freed by the caller. */
+static int stub_maps(struct rst *r, struct rst_stub_vma **v, size_t *n)
+{
+	char path[64], *buf, *line;
+	size_t cap = 0;
+	int e;
+
+	*v = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", r->pid);
+	if ((e = read_file(path, &buf, NULL, 16u << 20)) < 0)
+		return pr_err_ret(e, "cannot read the mappings of stub %d", r->pid);
+	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		unsigned long long s, t;
+		char *eol = strchr(line, '\n'), *name;
+		if (eol)
+			*eol = 0;
+		if (sscanf(line, "%llx-%llx", &s, &t) != 2)
+			continue;
+		if (*n == cap) {
+			void *nw = realloc(*v, (cap = cap ? 2 * cap : 64) * sizeof(**v));
+			if (!nw) {
+				free(buf);
+				return -ENOMEM;
+			}
+			*v = nw;
+		}
+		name = strrchr(line, ' ');
+		(*v)[(*n)++] = (struct rst_stub_vma){
+			s, t,
+			name && (!strcmp(name, " [vdso]") || !strcmp(name, " [vvar]") ||
+				 !strcmp(name, " [vvar_vclock]") || !strcmp(name, " [vsyscall]"))
+		};
+		if (eol)
+			*eol = '\n';
+	}
+	free(buf);
 	return 0;
 }
 
@@ -238,28 +277,25 @@ static struct rst_special *busy_spans(struct rst *r, size_t extra, size_t *n)
 	return b;
 }
 
-int rst_gadget_map(struct rst *r)
+int rst_gadget_map(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv)
 {
 	static const uint8_t code[] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
-	/* at RST_GADGET_CLONE: syscall (clone3); the new thread then loops: pause() */
-	static const uint8_t clone_code[] = { 0x0f, 0x05, 0xb8, __NR_pause, 0,	 0,
-					      0,    0x0f, 0x05, 0xeb,	    0xf7 };
-	struct proc_vma *v;
-	size_t nv, n;
+	uint8_t page[256] = { 0 };
+	size_t n, len;
 	uint64_t g = 0;
-	int e = proc_parse_smaps(r->pid, &v, &nv);
-	if (e < 0)
-		return pr_err_ret(e, "cannot read the mappings of stub %d", r->pid);
-	struct rst_special *b = busy_spans(r, nv, &n);
-	for (size_t i = 0; b && i < nv; i++)
-		if (v[i].kind != PVMA_VSYSCALL)
-			b[n++] = (struct rst_special){ v[i].start, v[i].end };
-	proc_vmas_free(v, nv);
-	e = b ? gap_find(b, n, RST_GADGET_LEN, &g) : -ENOMEM;
-	free(b);
+	struct rst_special *busy = busy_spans(r, nv, &n);
+	int e;
+
+	for (size_t i = 0; busy && i < nv; i++)
+		busy[n++] = (struct rst_special){ v[i].start, v[i].end };
+	e = busy ? gap_find(busy, n, RST_GADGET_LEN, &g) : -ENOMEM;
+	free(busy);
 	if (e < 0)
 		return e;
-	long res = rst_call(r, "mmap(gadget)", __NR_mmap, g, RST_GADGET_LEN, PROT_READ | PROT_WRITE,
+	/* mapped RX at once: the code is written through /proc/PID/mem (which writes
+	 * read-only pages too), and the first batch entry opens the rest for writing
+	 * (the interpreter stores that entry's result only after the call) */
+	long res = rst_call(r, "mmap(gadget)", __NR_mmap, g, RST_GADGET_LEN, PROT_READ | PROT_EXEC,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (res < 0)
 		return (int)res;
@@ -267,20 +303,21 @@ int rst_gadget_map(struct rst *r)
 		return pr_err_ret(-EFAULT, "gadget landed at %#lx, wanted %#llx", res,
 				  (unsigned long long)g);
 	r->gadget = g;
-	if ((e = remote_write(&r->rt, g, code, sizeof(code))) < 0 ||
-	    (e = remote_write(&r->rt, g + RST_GADGET_CLONE, clone_code, sizeof(clone_code))) < 0)
+	memcpy(page, code, sizeof(code));
+	if (!(len = rst_batch_code(page, sizeof(page))))
+		return pr_err_ret(-EINVAL, "the batch interpreter does not fit");
+	if ((e = remote_write(&r->rt, g, page, len)) < 0)
 		return pr_err_ret(e, "cannot write the gadget");
-	if ((res = rst_call(r, "mprotect(gadget)", __NR_mprotect, g, RST_PAGE,
-			    PROT_READ | PROT_EXEC, 0, 0, 0)) < 0)
-		return (int)res;
 	r->rt.sc_ip = g;
 	r->rt.sc_int3 = true;
 	r->rt.scratch = g + RST_PAGE;
 	r->rt.scratch_len = RST_SCRATCH_LEN;
-	return 0;
+	return rst_batch_add(b, "mprotect(gadget)", __NR_mprotect, g + RST_PAGE,
+			     RST_GADGET_LEN - RST_PAGE, PROT_READ | PROT_WRITE, 0, 0, 0);
 }
 
-static int specials_move(struct rst *r, uint64_t base, uint64_t to_base, bool park)
+static int specials_move(struct rst *r, struct rst_batch *b, uint64_t base, uint64_t to_base,
+			 bool park)
 {
 	for (int k = 0; k < RST_SP_NR; k++) {
 		const struct rst_special *o = &r->own_sp[k];
@@ -290,76 +327,74 @@ static int specials_move(struct rst *r, uint64_t base, uint64_t to_base, bool pa
 		from = park ? o->start : base + (o->start - r->own_sp[RST_SP_VVAR].start);
 		to = park ? to_base + (o->start - r->own_sp[RST_SP_VVAR].start)
 			  : r->dumped_sp[k].start;
-		long res = rst_call(r, "mremap(vdso)", __NR_mremap, from, len, len,
-				    MREMAP_MAYMOVE | MREMAP_FIXED, to, 0);
-		if (res < 0)
-			return (int)res;
+		int i = rst_batch_add(b, "mremap(vdso)", __NR_mremap, from, len, len,
+				      MREMAP_MAYMOVE | MREMAP_FIXED, to, 0);
+		if (i < 0)
+			return i;
+		rst_batch_expect(b, i, (long)to);
 	}
 	return 0;
 }
 
-static bool stub_vma_kept(const struct rst *r, const struct proc_vma *v)
+static bool stub_vma_kept(const struct rst *r, const struct rst_stub_vma *v)
 {
-	return v->kind == PVMA_VDSO || v->kind == PVMA_VVAR || v->kind == PVMA_VVAR_VCLOCK ||
-	       v->kind == PVMA_VSYSCALL ||
-	       (v->start >= r->gadget && v->end <= r->gadget + RST_GADGET_LEN);
+	return v->special || (v->start >= r->gadget && v->end <= r->gadget + RST_GADGET_LEN);
 }
 
 /* One munmap per run of consecutive stub VMAs between kept ones (holes inside a run
- * are fine for munmap): ~5 calls instead of one per VMA (~30 for ferry's layout). */
-static int stub_unmap_all(struct rst *r)
+ * are fine for munmap): ~5 calls instead of one per VMA (~30 for ferry's layout). The
+ * gadget, mapped after v was read, lies in a hole of v: it must not be in a run. */
+static int stub_unmap_all(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v,
+			  size_t n)
 {
-	struct proc_vma *v;
-	size_t n;
-	int e = proc_parse_smaps(r->pid, &v, &n);
-	if (e < 0)
-		return pr_err_ret(e, "cannot read the mappings of stub %d", r->pid);
-	for (size_t i = 0; i < n && e == 0;) {
+	const struct rst_stub_vma gad = { r->gadget, r->gadget + RST_GADGET_LEN, true };
+	for (size_t i = 0; i < n;) {
 		size_t j = i;
 		if (stub_vma_kept(r, &v[i])) {
 			i++;
 			continue;
 		}
-		while (j + 1 < n && !stub_vma_kept(r, &v[j + 1]))
+		while (j + 1 < n && !stub_vma_kept(r, &v[j + 1]) &&
+		       !(v[j].end <= gad.start && v[j + 1].start >= gad.end))
 			j++;
-		long res = rst_call(r, "munmap", __NR_munmap, v[i].start, v[j].end - v[i].start, 0,
-				    0, 0, 0);
-		e = res < 0 ? (int)res : 0;
+		int k = rst_batch_add(b, "munmap", __NR_munmap, v[i].start, v[j].end - v[i].start,
+				      0, 0, 0, 0);
+		if (k < 0)
+			return k;
 		i = j + 1;
 	}
-	proc_vmas_free(v, n);
-	return e;
+	return 0;
 }
 
-int rst_mm_clear(struct rst *r)
+int rst_mm_clear(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv)
 {
-	struct rst_special *b;
+	struct rst_special *busy;
 	size_t n;
 	uint64_t park = 0, lo = UINT64_MAX, hi = 0;
 	int e;
 
-	if ((e = stub_unmap_all(r)) < 0)
+	if ((e = stub_unmap_all(r, b, v, nv)) < 0)
 		return e;
 	if (!r->own_sp[RST_SP_VVAR].end)
 		return pr_err_ret(-EOPNOTSUPP, "no [vvar] here: unsupported vdso layout");
-	b = busy_spans(r, RST_SP_NR + 1, &n);
-	if (!b)
+	busy = busy_spans(r, RST_SP_NR + 1, &n);
+	if (!busy)
 		return -ENOMEM;
 	for (int k = 0; k < RST_SP_NR; k++) {
 		if (!r->own_sp[k].end)
 			continue;
-		b[n++] = r->own_sp[k];
+		busy[n++] = r->own_sp[k];
 		lo = min_t(uint64_t, lo, r->own_sp[k].start);
 		hi = max_t(uint64_t, hi, r->own_sp[k].end);
 	}
-	b[n++] = (struct rst_special){ r->gadget, r->gadget + RST_GADGET_LEN };
+	busy[n++] = (struct rst_special){ r->gadget, r->gadget + RST_GADGET_LEN };
 	/* own layout starts at [vvar]: specials_move offsets from it */
 	e = lo != r->own_sp[RST_SP_VVAR].start
 		    ? pr_err_ret(-EOPNOTSUPP, "[vvar] is not the lowest special mapping here")
-		    : gap_find(b, n, hi - lo, &park);
-	free(b);
-	if (e < 0 || (e = specials_move(r, 0, park, true)) < 0 ||
-	    (e = specials_move(r, park, 0, false)) < 0)
+		    : gap_find(busy, n, hi - lo, &park);
+	free(busy);
+	if (e < 0 || (e = specials_move(r, b, 0, park, true)) < 0 ||
+	    (e = specials_move(r, b, park, 0, false)) < 0)
 		return e;
 	r->vdso_sc_ip =
 		r->vdso_sc_ip - r->own_sp[RST_SP_VDSO].start + r->dumped_sp[RST_SP_VDSO].start;
@@ -379,30 +414,58 @@ int rst_gadget_unmap(struct rst *r)
 
 /* ---- per process: build, finish, detach, free ------------------------------------ */
 
+/* The stub's own descriptors (hold and report pipes) are not the process's; the stub
+ * may have closed the report fd itself already (EBADF is fine). */
+static int stub_fds_close(struct rst *r, struct rst_batch *b)
+{
+	int i = 0;
+	if (r->hold_fd >= 0)
+		i = rst_batch_add(b, "close(hold fd)", __NR_close, r->hold_fd, 0, 0, 0, 0, 0);
+	if (i >= 0 && r->rep_fd >= 0 && r->rep_fd != r->hold_fd &&
+	    (i = rst_batch_add(b, "close(report fd)", __NR_close, r->rep_fd, 0, 0, 0, 0, 0)) >= 0)
+		rst_batch_allow(b, i, EBADF);
+	r->hold_fd = r->rep_fd = -1;
+	return i < 0 ? i : 0;
+}
+
+/* Up to the pages: gadget, stub cleared, specials moved, every VMA mapped (one run). */
+static int build_mm(struct rst *r, struct rst_batch *b)
+{
+	struct rst_stub_vma *v;
+	size_t nv;
+	int e = stub_maps(r, &v, &nv);
+
+	if (e == 0 && (e = rst_gadget_map(r, b, v, nv)) == 0 && (e = stub_fds_close(r, b)) == 0 &&
+	    (e = rst_rseq_unregister(r, b)) == 0)
+		e = rst_mm_clear(r, b, v, nv);
+	free(v);
+	if (e < 0 || (e = rst_vmas_map(r, b)) < 0)
+		return e;
+	return rst_mm_pages(r);
+}
+
 int rst_build(struct rst *r)
 {
 	uint64_t t0 = now_ns();
-	long res;
+	struct rst_batch *b;
 	int e;
 
 	if ((e = remote_start(r)) < 0)
 		return e;
-	/* the stub's blocking fd (hold pipe) and report fd are not the process's; the
-	 * stub may have closed the report fd itself already (EBADF is fine) */
-	if (r->hold_fd >= 0 &&
-	    (res = rst_call(r, "close(hold fd)", __NR_close, r->hold_fd, 0, 0, 0, 0, 0)) < 0)
-		return (int)res;
-	if (r->rep_fd >= 0 && r->rep_fd != r->hold_fd &&
-	    (res = rst_callq(r, __NR_close, r->rep_fd, 0, 0, 0, 0, 0)) < 0 && res != -EBADF)
-		return pr_err_ret((int)res, "close(report fd) in task %d", r->pid);
-	r->hold_fd = r->rep_fd = -1;
-	if ((e = rst_gadget_map(r)) < 0 || (e = rst_rseq_unregister(r)) < 0 ||
-	    (e = rst_mm_clear(r)) < 0 || (e = rst_mm_build(r)) < 0 ||
-	    (e = rst_tree_memfds_close(r)) < 0 || (e = rst_mm_fields(r)) < 0 ||
-	    (e = rst_task_state(r)) < 0 || (e = rst_threads_setup(r)) < 0 ||
-	    (e = rst_posix_timers(r)) < 0 || (e = rst_rlimits(r)) < 0 || (e = rst_sched(r)) < 0 ||
-	    (e = rst_threads_creds(r)) < 0 || (e = rst_gadget_unmap(r)) < 0)
+	if (!(b = r->b = rst_batch_new(r)))
+		return -ENOMEM;
+	/* batches: the address space; then mm fields, task state, threads created and
+	 * POSIX timers; one in each thread; creds last, after limits set from outside */
+	if ((e = build_mm(r, b)) < 0 || (e = rst_vmas_protect(r, b)) < 0 ||
+	    (e = rst_tree_memfds_close(r, b)) < 0 || (e = rst_mm_fields(r, b)) < 0 ||
+	    (e = rst_task_state(r, b)) < 0 || (e = rst_threads_clone(r, b)) < 0 ||
+	    (e = rst_posix_timers(r, b)) < 0 || (e = rst_batch_flush(b)) < 0 ||
+	    (e = rst_threads_setup(r, b)) < 0 || (e = rst_rlimits(r)) < 0 ||
+	    (e = rst_sched(r, b)) < 0 || (e = rst_threads_creds(r, b)) < 0 ||
+	    (e = rst_batch_flush(b)) < 0 || (e = rst_gadget_unmap(r)) < 0)
 		return e;
+	rst_batch_free(b);
+	r->b = NULL;
 	pr_debug("process %d (host %d) built in %llu us", r->ipid, r->pid,
 		 (unsigned long long)(now_ns() - t0) / 1000);
 	return 0;
@@ -428,6 +491,8 @@ int rst_detach(struct rst *r)
 
 void rst_free(struct rst *r)
 {
+	rst_batch_free(r->b);
+	r->b = NULL;
 	rst_threads_free(r, false);
 	if (r->rt_ready)
 		remote_forget(&r->rt);

@@ -35,7 +35,12 @@ struct fs_rst;
 
 #define RST_PAGE	4096UL
 #define RST_TASK_SIZE	0x7ffffffff000UL /* x86_64 4-level user address space */
-#define RST_GADGET_LEN	(2 * RST_PAGE)	 /* one RX page + one RW scratch page */
+/* gadget: one RX code page, one RW scratch page, the batch area (rst-batch.c) */
+#define RST_BATCH_MAX	128	       /* remote calls per batch run (64 bytes each) */
+#define RST_BATCH_LEN	(64UL << 10)   /* table + data */
+#define RST_BATCH_DATA	(RST_BATCH_LEN - RST_BATCH_MAX * 64)
+#define RST_BATCH_OFF	(2 * RST_PAGE) /* from the gadget's start */
+#define RST_GADGET_LEN	(RST_BATCH_OFF + RST_BATCH_LEN)
 #define RST_SCRATCH_LEN RST_PAGE
 #define RST_MAX_VMAS	65530	 /* default vm.max_map_count */
 #define RST_MAX_AUXV	(2 * 64) /* u64 words, >= kernel's AT_VECTOR_SIZE */
@@ -53,9 +58,11 @@ struct rst_thread {
 	pid_t itid;	 /* image tid (core-<itid>.img) */
 	pid_t ntid;	 /* tid inside the task's pid namespace (clone3 set_tid) */
 	CoreEntry *core; /* its core-<tid>.img (thread part) */
-	struct remote rt;
-	bool seized, rt_ready;
+	long res;	 /* the result of its clone3 */
+	bool seized;
 };
+
+struct rst_batch;
 
 #define RST_MAX_THREADS 1024
 #define RST_MAX_MEMFDS	16 /* distinct memfds mapped by one process */
@@ -93,7 +100,9 @@ struct rst {
 	bool traced; /* seized by us */
 	struct remote rt;
 	bool rt_ready;
-	struct remote *cur;	/* where rst_call injects: &rt, or a thread's while set up */
+	struct remote *cur;	/* where rst_call injects (&rt) */
+	struct rst_batch *b;	/* queued remote calls (rst-batch.c), while built */
+	long exe_fd;		/* the exe opened in the task for PR_SET_MM_MAP */
 	struct rst_thread *thr; /* non-leader threads, pstree order */
 	size_t n_thr;
 	uint64_t vdso_sc_ip; /* syscall insn in the stub's vdso (moves with it) */
@@ -114,23 +123,71 @@ int rst_finish(struct rst *r);
 /* Map a shared anonymous VMA of the tree (rst-tree.c): if an earlier task already
  * created the object with v->shmid, map it from there (returns 1); 0 = not known yet
  * (the caller maps a fresh one and calls rst_tree_shm_add). -errno (logged). */
-int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot);
+int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v,
+		     unsigned long prot);
 int rst_tree_shm_add(struct rst *r, const VmaEntry *v);
-/* Open in the task the file v->file_id names (a memfd the restorer holds for the tree)
- * through /proc/<restorer>/fd/N: remote fd or -errno (logged). */
-long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags);
-/* Close the memfds kept for the mappings in the task (after rst_mm_build). */
-int rst_tree_memfds_close(struct rst *r);
+/* Queue the opening in the task of the file v->file_id names (a memfd the restorer
+ * holds for the tree: a copy of the fd the stub kept, or /proc/<restorer>/fd/N): the
+ * index of the entry whose result is the fd, or -errno (logged). */
+int rst_tree_file_open(struct rst *r, struct rst_batch *b, const VmaEntry *v, int flags);
+/* Queue the closing of the memfds kept for the mappings (after the mappings). */
+int rst_tree_memfds_close(struct rst *r, struct rst_batch *b);
+
+/* ---- rst-batch.c: many remote calls per ptrace stop ------------------------------ */
+#define RST_GADGET_BATCH 64 /* offset of the batch interpreter in the gadget's code page */
+/* Copy the interpreter into the code page image (page, len bytes); returns the bytes
+ * used from the page's start, 0 if it does not fit. */
+size_t rst_batch_code(uint8_t *page, size_t len);
+/* A batch run by r's leader (until rst_batch_on). NULL if out of memory. */
+struct rst_batch *rst_batch_new(struct rst *r);
+void rst_batch_free(struct rst_batch *b);
+/* Run what is queued, then queue for thread tid (host tid, seized and stopped). */
+int rst_batch_on(struct rst_batch *b, pid_t tid);
+/* Make room for n entries and data bytes of rst_batch_put in the current run
+ * (flushing what is queued if needed). 0 or -errno (logged). */
+int rst_batch_room(struct rst_batch *b, size_t n, size_t data);
+/* Copy len bytes into the run's data area: their remote address, 0 if full (logged). */
+uint64_t rst_batch_put(struct rst_batch *b, const void *p, size_t len);
+/* Queue one syscall: its entry index (valid until the next flush) or -errno (a full
+ * table is flushed first). A failure fails the run with "<what> in task N failed". */
+int rst_batch_add(struct rst_batch *b, const char *what, long nr, unsigned long a1,
+		  unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5,
+		  unsigned long a6);
+/* Entry i: its error message; -err is accepted too; a failure only warns; a failure is
+ * ignored; the result must equal want; clone (the child parks in pause()); store the
+ * result in *out at the flush; argument arg (1..6) is the result of entry from. */
+void rst_batch_whatf(struct rst_batch *b, int i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void rst_batch_allow(struct rst_batch *b, int i, int err);
+void rst_batch_warn(struct rst_batch *b, int i);
+void rst_batch_ignore(struct rst_batch *b, int i);
+void rst_batch_expect(struct rst_batch *b, int i, long want);
+void rst_batch_clone(struct rst_batch *b, int i);
+void rst_batch_out(struct rst_batch *b, int i, long *out);
+void rst_batch_link(struct rst_batch *b, int i, int arg, int from);
+/* A value (an fd) made by entry i, usable by later entries of the same run; by later
+ * runs too if its val receives the result (rst_batch_out: v must outlive the run). */
+struct rst_bval {
+	unsigned gen;
+	int idx;
+	long val;
+};
+void rst_batch_produce(struct rst_batch *b, int i, struct rst_bval *v);
+void rst_batch_use(struct rst_batch *b, int i, int arg, const struct rst_bval *v);
+/* Run the queued calls in the task and check every result. 0 or -errno (logged). */
+int rst_batch_flush(struct rst_batch *b);
 
 /* ---- rst-thread.c: threads other than the leader --------------------------------- */
 int rst_threads_load(struct rst *r);
-int rst_threads_setup(struct rst *r);
-int rst_threads_creds(struct rst *r);
+/* Queue the clone3 of every thread (after the address space and task state). */
+int rst_threads_clone(struct rst *r, struct rst_batch *b);
+/* Seize the threads created and set their own state (a batch run in each). */
+int rst_threads_setup(struct rst *r, struct rst_batch *b);
+int rst_threads_creds(struct rst *r, struct rst_batch *b);
 int rst_threads_regs(struct rst *r);
 int rst_threads_detach(struct rst *r);
 /* Rollback and clean-up (killed: reap the seized threads first). */
 void rst_threads_free(struct rst *r, bool killed);
-#define RST_GADGET_CLONE    16 /* offset of the thread-creating code in the gadget page */
 #define RST_STOP_TIMEOUT_MS 10000
 
 /* Load pagemap-<pid>.img of d (head, then entries; not validated). Free with
@@ -150,14 +207,24 @@ int rst_chain_validate(struct rst *r);
 ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr);
 /* rst-chain.c: fill PE_PARENT runs from the older rounds (after the top round's pages). */
 int rst_pages_from_parents(struct rst *r);
-/* Map the gadget in the stub and switch rt to it. */
-int rst_gadget_map(struct rst *r);
-/* Unmap every stub VMA but gadget and specials; move specials to the dumped place. */
-int rst_mm_clear(struct rst *r);
-/* Map every dumped VMA, write the pages, set final protections and advice. */
-int rst_mm_build(struct rst *r);
-/* Open path inside the task (O_CLOEXEC added): remote fd or -errno (logged). */
-long rst_open(struct rst *r, const char *path, int flags);
+/* A mapping of the stub (/proc/PID/maps). */
+struct rst_stub_vma {
+	uint64_t start, end;
+	bool special; /* [vdso], [vvar], [vvar_vclock], [vsyscall] */
+};
+/* Map the gadget in the stub (v: its nv mappings), switch rt to it and queue the
+ * opening of its batch area. */
+int rst_gadget_map(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv);
+/* Queue: unmap every stub VMA but gadget and specials; move specials to the dumped place. */
+int rst_mm_clear(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv);
+/* Map every dumped VMA with its advice and open the exe (r->exe_fd); runs the batch. */
+int rst_vmas_map(struct rst *r, struct rst_batch *b);
+/* Write the pages (this round's, then the pre-dump chain's). */
+int rst_mm_pages(struct rst *r);
+/* Queue the final protections where we added PROT_WRITE. */
+int rst_vmas_protect(struct rst *r, struct rst_batch *b);
+/* Queue open(path) in the task (O_CLOEXEC added): the entry index or -errno. */
+int rst_open(struct rst *r, struct rst_batch *b, const char *path, int flags);
 /* Final remote call: munmap the gadget via the vdso syscall instruction. */
 int rst_gadget_unmap(struct rst *r);
 
@@ -166,41 +233,41 @@ int rst_gadget_unmap(struct rst *r);
 int rst_core_validate(struct rst *r);
 /* Validate one thread's core (tid must match). */
 int rst_thread_validate(const ThreadCoreEntry *t, pid_t tid);
-/* Per-thread state injected in r->cur: altstack, name, robust list, tid address, rseq. */
-int rst_thread_state(struct rst *r, const ThreadCoreEntry *th);
-/* Queue thread-private pending signals of tid (injected from the leader). */
-int rst_thread_pending(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
-/* Scheduling state of tid (timer slack injected in r->cur). */
-int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
+/* Per-thread state, queued in b (run by that thread): altstack, name, robust list, tid
+ * address, rseq. */
+int rst_thread_state(struct rst *r, struct rst_batch *b, const ThreadCoreEntry *th);
+/* Queue thread-private pending signals of the thread b runs in (inner tid). */
+int rst_thread_pending(struct rst *r, struct rst_batch *b, pid_t tid, const ThreadCoreEntry *th);
+/* Scheduling state of tid from outside; timer slack queued in b. */
+int rst_thread_sched(struct rst *r, struct rst_batch *b, pid_t tid, const ThreadCoreEntry *th);
 /* Final registers, xstate and sigmask of tid (ptrace-stopped). */
 int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th);
 /* Unregister the stub's own rseq (inherited from us) before memory changes. */
-int rst_rseq_unregister(struct rst *r);
+int rst_rseq_unregister(struct rst *r, struct rst_batch *b);
 /* Sigactions, altstack, itimers, comm, robust list, tid address, rseq, prctls,
  * pending signals (POSIX timers: rst_posix_timers). Signals must still be blocked (remote_init
  * did). */
-int rst_task_state(struct rst *r);
+int rst_task_state(struct rst *r, struct rst_batch *b);
 /* Create every POSIX timer with its dumped id (PR_TIMER_CREATE_RESTORE_IDS), then arm
  * the armed ones. After the threads exist: a SIGEV_THREAD_ID timer may aim at any. */
-int rst_posix_timers(struct rst *r);
+int rst_posix_timers(struct rst *r, struct rst_batch *b);
 /* Rlimits (prlimit from outside). */
 int rst_rlimits(struct rst *r);
 /* Nice, policy, affinity, ioprio, timer slack (before creds). */
-int rst_sched(struct rst *r);
-/* PR_SET_MM_MAP with the dumped mm fields, auxv and exe (after the mappings). */
-int rst_mm_fields(struct rst *r);
-/* Credentials of the thread r->cur drives (per thread in Linux), last remote step. */
-int rst_creds(struct rst *r);
+int rst_sched(struct rst *r, struct rst_batch *b);
+/* PR_SET_MM_MAP with the dumped mm fields, auxv and exe (r->exe_fd, closed). */
+int rst_mm_fields(struct rst *r, struct rst_batch *b);
+/* Credentials of the thread b runs in (per thread in Linux), last remote step. */
+int rst_creds(struct rst *r, struct rst_batch *b);
 /* Registers (with syscall-restart fix-up), xstate, sigmask. Task in a ptrace-stop. */
 int rst_regs(struct rst *r);
 
-/* Remote helpers shared by both files (rst-mem.c). Result or -errno; logs with what. */
+/* Single remote calls at r->cur (before the gadget exists, and its final munmap).
+ * Result or -errno; logs with what. */
 long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsigned long a2,
 	      unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6);
 /* Same without logging a failed remote result (the caller logs with more context). */
 long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
 	       unsigned long a4, unsigned long a5, unsigned long a6);
-/* Copy len bytes to the scratch page at off; returns remote address or 0 (logged). */
-uint64_t rst_put(struct rst *r, size_t off, const void *buf, size_t len);
 
 #endif

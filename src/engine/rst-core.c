@@ -240,34 +240,51 @@ int rst_core_validate(struct rst *r)
 	return task_validate(r->core->task);
 }
 
-int rst_rseq_unregister(struct rst *r)
+int rst_rseq_unregister(struct rst *r, struct rst_batch *b)
 {
 	struct rseq_conf_ c = { 0 };
 	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION_, r->pid, sizeof(c), &c) < 0)
 		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION on %d", r->pid);
 	if (!c.ptr)
 		return 0;
-	long res = rst_call(r, "rseq unregister", __NR_rseq, c.ptr, c.size, RSEQ_FLAG_UNREGISTER_,
-			    c.sig, 0, 0);
-	return res < 0 ? (int)res : 0;
+	int i = rst_batch_add(b, "rseq unregister", __NR_rseq, c.ptr, c.size,
+			      RSEQ_FLAG_UNREGISTER_, c.sig, 0, 0);
+	return i < 0 ? i : 0;
 }
 
-static int sigactions_set(struct rst *r)
+/* Queue a call whose argument arg (1..6) points to a copy of len bytes of p. */
+static int add_with(struct rst_batch *b, const char *what, long nr, int arg, const void *p,
+		    size_t len, unsigned long a1, unsigned long a2, unsigned long a3,
+		    unsigned long a4)
+{
+	unsigned long a[7] = { 0, a1, a2, a3, a4, 0, 0 };
+	int e = rst_batch_room(b, 1, len);
+	uint64_t addr = e < 0 ? 0 : rst_batch_put(b, p, len);
+	if (!addr)
+		return e < 0 ? e : -EFAULT;
+	a[arg] = addr;
+	return rst_batch_add(b, what, nr, a[1], a[2], a[3], a[4], a[5], a[6]);
+}
+
+/* The stub reset every action to SIG_DFL with no flags or mask: only others are set. */
+static int sigactions_set(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
 	for (size_t i = 0; i < t->n_sigactions; i++) {
 		const SigactionEntry *s = t->sigactions[i];
 		struct kernel_sigaction_ ka = { s->handler, s->flags, s->restorer, s->mask };
-		uint64_t a = rst_put(r, 0, &ka, sizeof(ka));
-		long res = a ? rst_callq(r, __NR_rt_sigaction, s->sig, a, 0, 8, 0, 0) : -EFAULT;
-		if (res < 0)
-			return pr_err_ret((int)res, "cannot restore the action of signal %u",
-					  s->sig);
+		if (!ka.handler && !ka.flags && !ka.restorer && !ka.mask)
+			continue;
+		int k = add_with(b, "rt_sigaction", __NR_rt_sigaction, 2, &ka, sizeof(ka), s->sig,
+				 0, 0, 8);
+		if (k < 0)
+			return k;
+		rst_batch_whatf(b, k, "restoring the action of signal %u", s->sig);
 	}
 	return 0;
 }
 
-static int timers_set(struct rst *r)
+static int timers_set(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
 	for (size_t i = 0; i < t->n_itimers; i++) {
@@ -278,10 +295,11 @@ static int timers_set(struct rst *r)
 		};
 		if (!it->vsec && !it->vusec)
 			continue;
-		uint64_t a = rst_put(r, 0, &v, sizeof(v));
-		long res = a ? rst_callq(r, __NR_setitimer, it->which, a, 0, 0, 0, 0) : -EFAULT;
-		if (res < 0)
-			return pr_err_ret((int)res, "cannot restore itimer %u", it->which);
+		int k = add_with(b, "setitimer", __NR_setitimer, 2, &v, sizeof(v), it->which, 0, 0,
+			     0);
+		if (k < 0)
+			return k;
+		rst_batch_whatf(b, k, "restoring itimer %u", it->which);
 	}
 	return 0;
 }
@@ -291,126 +309,144 @@ struct ksigevent_ {
 	int32_t signo, notify, tid, pad[11];
 };
 
-int rst_posix_timers(struct rst *r)
+static int posix_timer_create(struct rst *r, struct rst_batch *b, const PosixTimerEntry *p)
+{
+	struct ksigevent_ se = { .value = p->value,
+				 .signo = (int32_t)p->signo,
+				 .notify = (int32_t)p->notify };
+	int32_t id = (int32_t)p->id;
+	int e = rst_batch_room(b, 1, sizeof(se) + sizeof(id)), k;
+	if (e < 0)
+		return e;
+	if (p->notify & SIGEV_THREAD_ID) /* the target as the task names it */
+		se.tid = rst_tree_inner_tid(r, (size_t)thread_index(r, p->notify_tid));
+	uint64_t a = rst_batch_put(b, &se, sizeof(se)), ia = rst_batch_put(b, &id, sizeof(id));
+	if (!a || !ia)
+		return -EFAULT;
+	if ((k = rst_batch_add(b, "timer_create", __NR_timer_create, p->clock, a, ia, 0, 0, 0)) < 0)
+		return k;
+	rst_batch_whatf(b, k, "recreating POSIX timer %u", p->id);
+	return 0;
+}
+
+int rst_posix_timers(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
-	long res;
+	int k;
 
 	if (!t->n_posix_timers)
 		return 0;
-	res = rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 1, 0, 0, 0, 0);
-	if (res < 0)
-		return pr_err_ret((int)res,
-				  "cannot recreate POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS)");
-	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
-		const PosixTimerEntry *p = t->posix_timers[i];
-		struct ksigevent_ se = { .value = p->value,
-					 .signo = (int32_t)p->signo,
-					 .notify = (int32_t)p->notify };
-		if (p->notify & SIGEV_THREAD_ID) /* the target as the task names it */
-			se.tid = rst_tree_inner_tid(r, (size_t)thread_index(r, p->notify_tid));
-		int32_t id = (int32_t)p->id;
-		uint64_t a = rst_put(r, 0, &se, sizeof(se)),
-			 ia = rst_put(r, sizeof(se), &id, sizeof(id));
-		res = a && ia ? rst_callq(r, __NR_timer_create, p->clock, a, ia, 0, 0, 0) : -EFAULT;
-		if (res < 0)
-			pr_err("cannot recreate POSIX timer %u: %s", p->id, strerror((int)-res));
-	}
-	(void)rst_callq(r, __NR_prctl, PR_TIMER_CREATE_RESTORE_IDS_, 0, 0, 0, 0, 0);
-	for (size_t i = 0; i < t->n_posix_timers && res >= 0; i++) {
+	if ((k = rst_batch_add(b, "PR_TIMER_CREATE_RESTORE_IDS", __NR_prctl,
+			       PR_TIMER_CREATE_RESTORE_IDS_, 1, 0, 0, 0, 0)) < 0)
+		return k;
+	for (size_t i = 0; i < t->n_posix_timers && k >= 0; i++)
+		k = posix_timer_create(r, b, t->posix_timers[i]);
+	if (k < 0 || (k = rst_batch_add(b, "PR_TIMER_CREATE_RESTORE_IDS", __NR_prctl,
+					PR_TIMER_CREATE_RESTORE_IDS_, 0, 0, 0, 0, 0)) < 0)
+		return k;
+	rst_batch_ignore(b, k);
+	for (size_t i = 0; i < t->n_posix_timers; i++) {
 		const PosixTimerEntry *p = t->posix_timers[i];
 		struct timespec its[2] = { { (time_t)p->isec, (long)p->insec },
 					   { (time_t)p->vsec, (long)p->vnsec } };
-		uint64_t a;
 		if (!p->vsec && !p->vnsec)
 			continue;
-		a = rst_put(r, 0, its, sizeof(its));
-		res = a ? rst_callq(r, __NR_timer_settime, p->id, 0, a, 0, 0, 0) : -EFAULT;
-		if (res < 0)
-			pr_err("cannot arm POSIX timer %u: %s", p->id, strerror((int)-res));
+		k = add_with(b, "timer_settime", __NR_timer_settime, 3, its, sizeof(its), p->id, 0,
+			     0, 0);
+		if (k < 0)
+			return k;
+		rst_batch_whatf(b, k, "arming POSIX timer %u", p->id);
 	}
-	return res < 0 ? (int)res : 0;
+	return 0;
 }
 
-int rst_thread_state(struct rst *r, const ThreadCoreEntry *th)
+int rst_thread_state(struct rst *r, struct rst_batch *b, const ThreadCoreEntry *th)
 {
 	const char *comm = th->comm ? th->comm : r->core->task->comm;
 	char name[16] = { 0 };
-	uint64_t a;
+	int k = 0;
 
 	if (th->sas && !(th->sas->flags & SS_DISABLE)) {
 		stack_t ss = { .ss_sp = (void *)th->sas->sp,
 			       .ss_flags = (int)(th->sas->flags & SS_AUTODISARM),
 			       .ss_size = th->sas->size };
-		a = rst_put(r, 0, &ss, sizeof(ss));
-		if (!a || rst_call(r, "sigaltstack", __NR_sigaltstack, a, 0, 0, 0, 0, 0) < 0)
-			return -EINVAL;
+		if ((k = add_with(b, "sigaltstack", __NR_sigaltstack, 1, &ss, sizeof(ss), 0, 0,
+				  0, 0)) < 0)
+			return k;
 	}
 	strncpy(name, comm ? comm : "", sizeof(name) - 1);
-	a = rst_put(r, 0, name, sizeof(name));
-	if (!a || rst_call(r, "prctl(PR_SET_NAME)", __NR_prctl, PR_SET_NAME, a, 0, 0, 0, 0) < 0)
-		return -EINVAL;
-	if (th->robust_list && rst_call(r, "set_robust_list", __NR_set_robust_list, th->robust_list,
-					th->robust_list_len, 0, 0, 0, 0) < 0)
-		return -EINVAL;
-	if (rst_call(r, "set_tid_address", __NR_set_tid_address, th->clear_tid_addr, 0, 0, 0, 0,
-		     0) < 0)
-		return -EINVAL;
+	if ((k = add_with(b, "prctl(PR_SET_NAME)", __NR_prctl, 2, name, sizeof(name), PR_SET_NAME,
+			  0, 0, 0)) < 0)
+		return k;
+	if (th->robust_list &&
+	    (k = rst_batch_add(b, "set_robust_list", __NR_set_robust_list, th->robust_list,
+			       th->robust_list_len, 0, 0, 0, 0)) < 0)
+		return k;
+	/* a stub has no clear-tid address (clone3 without CLONE_CHILD_CLEARTID) */
+	if (th->clear_tid_addr && (k = rst_batch_add(b, "set_tid_address", __NR_set_tid_address,
+						     th->clear_tid_addr, 0, 0, 0, 0, 0)) < 0)
+		return k;
 	if (th->has_rseq_abi_pointer && th->rseq_abi_pointer &&
-	    rst_call(r, "rseq", __NR_rseq, th->rseq_abi_pointer, th->rseq_abi_size, 0,
-		     th->rseq_signature, 0, 0) < 0)
-		return -EINVAL;
+	    (k = rst_batch_add(b, "rseq", __NR_rseq, th->rseq_abi_pointer, th->rseq_abi_size, 0,
+			       th->rseq_signature, 0, 0)) < 0)
+		return k;
 	return 0;
 }
 
-static int prctls_set(struct rst *r)
+static int prctls_set(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
+	int k = 0;
 	if (t->has_pdeath_sig && t->pdeath_sig &&
-	    rst_call(r, "PR_SET_PDEATHSIG", __NR_prctl, PR_SET_PDEATHSIG, t->pdeath_sig, 0, 0, 0,
-		     0) < 0)
-		return -EINVAL;
+	    (k = rst_batch_add(b, "PR_SET_PDEATHSIG", __NR_prctl, PR_SET_PDEATHSIG, t->pdeath_sig,
+			       0, 0, 0, 0)) < 0)
+		return k;
 	if (t->has_child_subreaper && t->child_subreaper &&
-	    rst_call(r, "PR_SET_CHILD_SUBREAPER", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0,
-		     0) < 0)
-		return -EINVAL;
+	    (k = rst_batch_add(b, "PR_SET_CHILD_SUBREAPER", __NR_prctl, PR_SET_CHILD_SUBREAPER, 1,
+			       0, 0, 0, 0)) < 0)
+		return k;
 	if (t->has_thp_disabled && t->thp_disabled &&
-	    rst_call(r, "PR_SET_THP_DISABLE", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0, 0) < 0)
-		return -EINVAL;
+	    (k = rst_batch_add(b, "PR_SET_THP_DISABLE", __NR_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0,
+			       0)) < 0)
+		return k;
 	return 0;
 }
 
 /* Queue the saved siginfos: from inside the task, so kernel si_codes are accepted. */
-static int pending_queue(struct rst *r, SiginfoEntry **si, size_t n, pid_t tid)
+static int pending_queue(struct rst *r, struct rst_batch *b, SiginfoEntry **si, size_t n,
+			 pid_t tid)
 {
 	for (size_t i = 0; i < n; i++) {
-		int sig = siginfo_check(si[i]);
-		uint64_t a = rst_put(r, 0, si[i]->siginfo.data, 128);
-		long res = !a	 ? -EFAULT
-			   : tid ? rst_callq(r, __NR_rt_tgsigqueueinfo, r->npid, tid, sig, a, 0, 0)
-				 : rst_callq(r, __NR_rt_sigqueueinfo, r->npid, sig, a, 0, 0, 0);
-		if (res < 0)
-			return pr_err_ret((int)res, "cannot queue pending signal %d", sig);
+		int sig = siginfo_check(si[i]), k;
+		k = tid ? add_with(b, "rt_tgsigqueueinfo", __NR_rt_tgsigqueueinfo, 4,
+				   si[i]->siginfo.data, 128, (unsigned long)r->npid,
+				   (unsigned long)tid, (unsigned long)sig, 0)
+			: add_with(b, "rt_sigqueueinfo", __NR_rt_sigqueueinfo, 3,
+				   si[i]->siginfo.data, 128, (unsigned long)r->npid,
+				   (unsigned long)sig, 0, 0);
+		if (k < 0)
+			return k;
+		rst_batch_whatf(b, k, "queueing pending signal %d", sig);
 	}
 	return 0;
 }
 
-int rst_task_state(struct rst *r)
+int rst_task_state(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
 	const ThreadCoreEntry *th = r->core->thread;
 	int e;
-	if ((e = sigactions_set(r)) < 0 || (e = timers_set(r)) < 0 ||
-	    (e = rst_thread_state(r, th)) < 0 || (e = prctls_set(r)) < 0)
+	if ((e = sigactions_set(r, b)) < 0 || (e = timers_set(r, b)) < 0 ||
+	    (e = rst_thread_state(r, b, th)) < 0 || (e = prctls_set(r, b)) < 0)
 		return e;
-	if ((e = rst_thread_pending(r, r->npid, th)) < 0)
+	if ((e = rst_thread_pending(r, b, r->npid, th)) < 0)
 		return e;
-	return pending_queue(r, t->shared_pending, t->n_shared_pending, 0);
+	return pending_queue(r, b, t->shared_pending, t->n_shared_pending, 0);
 }
 
-int rst_thread_pending(struct rst *r, pid_t tid, const ThreadCoreEntry *th)
+int rst_thread_pending(struct rst *r, struct rst_batch *b, pid_t tid, const ThreadCoreEntry *th)
 {
-	return pending_queue(r, th->pending, th->n_pending, tid);
+	return pending_queue(r, b, th->pending, th->n_pending, tid);
 }
 
 int rst_rlimits(struct rst *r)
@@ -426,13 +462,13 @@ int rst_rlimits(struct rst *r)
 	return 0;
 }
 
-int rst_sched(struct rst *r)
+int rst_sched(struct rst *r, struct rst_batch *b)
 {
-	return rst_thread_sched(r, r->pid, r->core->thread);
+	return rst_thread_sched(r, b, r->pid, r->core->thread);
 }
 
 /* Scheduling state, from outside (we have CAP_SYS_NICE) except the timer slack. */
-int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *t)
+int rst_thread_sched(struct rst *r, struct rst_batch *b, pid_t tid, const ThreadCoreEntry *t)
 {
 	if (t->has_sched_policy) {
 		struct sched_param sp = { .sched_priority = (int)t->sched_priority };
@@ -450,9 +486,12 @@ int rst_thread_sched(struct rst *r, pid_t tid, const ThreadCoreEntry *t)
 	}
 	if (t->has_ioprio && syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS_, tid, t->ioprio) < 0)
 		return pr_perror("cannot set ioprio %#x", t->ioprio);
-	if (t->has_timerslack_ns && rst_call(r, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK,
-					     t->timerslack_ns, 0, 0, 0, 0) < 0)
-		return -EINVAL;
+	int k = 0;
+	(void)r;
+	if (t->has_timerslack_ns && (k = rst_batch_add(b, "PR_SET_TIMERSLACK", __NR_prctl,
+						       PR_SET_TIMERSLACK, t->timerslack_ns, 0, 0,
+						       0, 0)) < 0)
+		return k;
 	return 0;
 }
 
@@ -484,36 +523,45 @@ static bool creds_same_as_ours(const CredsEntry *c)
 
 #define RC(what, nr, ...)                                                                          \
 	do {                                                                                       \
-		if (rst_call(r, what, nr, __VA_ARGS__) < 0)                                        \
-			return -EPERM;                                                             \
+		int k_ = rst_batch_add(b, what, nr, __VA_ARGS__);                                  \
+		if (k_ < 0)                                                                        \
+			return k_;                                                                 \
 	} while (0)
 
-static int creds_ids(struct rst *r, const CredsEntry *c)
+static int creds_ids(struct rst_batch *b, const CredsEntry *c)
 {
 	uint64_t a = 0;
+	int k;
 	if (c->n_groups) {
 		gid_t *gl = calloc(c->n_groups, sizeof(gid_t));
+		size_t len = c->n_groups * sizeof(gid_t);
+		int e = 0;
 		if (!gl)
 			return -ENOMEM;
 		for (size_t i = 0; i < c->n_groups; i++)
 			gl[i] = c->groups[i];
-		a = c->n_groups * sizeof(gid_t) <= RST_SCRATCH_LEN
-			    ? rst_put(r, 0, gl, c->n_groups * sizeof(gid_t))
-			    : 0;
+		if (len <= RST_SCRATCH_LEN && (e = rst_batch_room(b, 1, len)) == 0)
+			a = rst_batch_put(b, gl, len);
 		free(gl);
+		if (e < 0)
+			return e;
 		if (!a)
 			return pr_err_ret(-E2BIG, "too many supplementary groups (%zu)",
 					  c->n_groups);
 	}
 	RC("setgroups", __NR_setgroups, c->n_groups, a, 0, 0, 0, 0);
 	RC("setresgid", __NR_setresgid, c->gid, c->egid, c->sgid, 0, 0, 0);
-	(void)rst_call(r, "setfsgid", __NR_setfsgid, c->fsgid, 0, 0, 0, 0, 0);
+	if ((k = rst_batch_add(b, "setfsgid", __NR_setfsgid, c->fsgid, 0, 0, 0, 0, 0)) < 0)
+		return k;
+	rst_batch_ignore(b, k); /* returns the previous fsgid */
 	RC("setresuid", __NR_setresuid, c->uid, c->euid, c->suid, 0, 0, 0);
-	(void)rst_call(r, "setfsuid", __NR_setfsuid, c->fsuid, 0, 0, 0, 0, 0);
+	if ((k = rst_batch_add(b, "setfsuid", __NR_setfsuid, c->fsuid, 0, 0, 0, 0, 0)) < 0)
+		return k;
+	rst_batch_ignore(b, k);
 	return 0;
 }
 
-static int creds_caps(struct rst *r, const CredsEntry *c)
+static int creds_caps(struct rst_batch *b, const CredsEntry *c)
 {
 	struct {
 		struct __user_cap_header_struct h;
@@ -522,14 +570,15 @@ static int creds_caps(struct rst *r, const CredsEntry *c)
 		  { { (uint32_t)c->cap_eff, (uint32_t)c->cap_prm, (uint32_t)c->cap_inh },
 		    { (uint32_t)(c->cap_eff >> 32), (uint32_t)(c->cap_prm >> 32),
 		      (uint32_t)(c->cap_inh >> 32) } } };
-	uint64_t a = rst_put(r, 0, &cap, sizeof(cap));
+	int e = rst_batch_room(b, 1, sizeof(cap));
+	uint64_t a = e < 0 ? 0 : rst_batch_put(b, &cap, sizeof(cap));
 	if (!a)
-		return -EFAULT;
+		return e < 0 ? e : -EFAULT;
 	RC("capset", __NR_capset, a, a + sizeof(cap.h), 0, 0, 0, 0);
-	for (int b = 0; b < 64; b++)
-		if (c->cap_amb & (1ULL << b))
+	for (int bit = 0; bit < 64; bit++)
+		if (c->cap_amb & (1ULL << bit))
 			RC("PR_CAP_AMBIENT_RAISE", __NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
-			   b, 0, 0, 0);
+			   bit, 0, 0, 0);
 	if (c->secbits & ~(uint32_t)SECBIT_KEEP_CAPS)
 		RC("PR_SET_SECUREBITS", __NR_prctl, PR_SET_SECUREBITS, c->secbits, 0, 0, 0, 0);
 	else
@@ -538,25 +587,27 @@ static int creds_caps(struct rst *r, const CredsEntry *c)
 	return 0;
 }
 
-int rst_creds(struct rst *r)
+int rst_creds(struct rst *r, struct rst_batch *b)
 {
 	const TaskCoreEntry *t = r->core->task;
 	const CredsEntry *c = t->creds;
+	bool same = creds_same_as_ours(c);
 	int e;
 
-	if (!creds_same_as_ours(c)) {
+	if (!same) {
 		/* bounding set first: dropping needs CAP_SETPCAP, which we still have */
-		for (int b = 0; b < 64; b++)
-			if (!(c->cap_bnd & (1ULL << b)) && prctl(PR_CAPBSET_READ, b) == 1)
-				RC("PR_CAPBSET_DROP", __NR_prctl, PR_CAPBSET_DROP, b, 0, 0, 0, 0);
+		for (int bit = 0; bit < 64; bit++)
+			if (!(c->cap_bnd & (1ULL << bit)) && prctl(PR_CAPBSET_READ, bit) == 1)
+				RC("PR_CAPBSET_DROP", __NR_prctl, PR_CAPBSET_DROP, bit, 0, 0, 0, 0);
 		RC("PR_SET_KEEPCAPS", __NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0);
-		if ((e = creds_ids(r, c)) < 0 || (e = creds_caps(r, c)) < 0)
+		if ((e = creds_ids(b, c)) < 0 || (e = creds_caps(b, c)) < 0)
 			return e;
 	}
 	if (c->no_new_privs)
 		RC("PR_SET_NO_NEW_PRIVS", __NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
-	/* a uid change resets dumpable; 2 (suid_dumpable) cannot be set by prctl */
-	if (t->dumpable <= 1)
+	/* a uid change resets dumpable; 2 (suid_dumpable) cannot be set by prctl. It is
+	 * per mm, inherited from us by the stub: unchanged creds and ours equal, nothing */
+	if (t->dumpable <= 1 && (!same || (int)t->dumpable != prctl(PR_GET_DUMPABLE)))
 		RC("PR_SET_DUMPABLE", __NR_prctl, PR_SET_DUMPABLE, t->dumpable, 0, 0, 0, 0);
 	return 0;
 }
@@ -661,7 +712,7 @@ int rst_thread_regs(struct rst *r, pid_t tid, const ThreadCoreEntry *th)
 
 /* ---- mm fields ------------------------------------------------------------------- */
 
-int rst_mm_fields(struct rst *r)
+int rst_mm_fields(struct rst *r, struct rst_batch *b)
 {
 	const MmEntry *mm = r->mm;
 	struct prctl_mm_map map = {
@@ -677,20 +728,23 @@ int rst_mm_fields(struct rst *r)
 		.env_start = mm->env_start,
 		.env_end = mm->env_end,
 		.auxv_size = (uint32_t)(mm->n_auxv * sizeof(uint64_t)),
+		.exe_fd = (uint32_t)r->exe_fd, /* opened by rst_vmas_map's run */
 	};
-	long fd = rst_open(r, mm->exe_path, O_RDONLY);
-	uint64_t auxv, m;
-	long res;
+	int e = rst_batch_room(b, 2, map.auxv_size + sizeof(map)), k;
+	uint64_t m = 0;
 
-	if (fd < 0)
-		return (int)fd;
-	map.exe_fd = (uint32_t)fd;
-	auxv = rst_put(r, 0, mm->auxv, map.auxv_size);
-	map.auxv = (__u64 *)auxv;
-	m = rst_put(r, RST_SCRATCH_LEN / 2, &map, sizeof(map));
-	res = auxv && m ? rst_call(r, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP,
-				   m, sizeof(map), 0, 0)
-			: -EFAULT;
-	rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
-	return res < 0 ? (int)res : 0;
+	if (e < 0)
+		return e;
+	map.auxv = (__u64 *)rst_batch_put(b, mm->auxv, map.auxv_size);
+	if (map.auxv)
+		m = rst_batch_put(b, &map, sizeof(map));
+	if (!m)
+		return -EFAULT;
+	if ((k = rst_batch_add(b, "prctl(PR_SET_MM_MAP)", __NR_prctl, PR_SET_MM, PR_SET_MM_MAP, m,
+			       sizeof(map), 0, 0)) < 0 ||
+	    (k = rst_batch_add(b, "close(exe)", __NR_close, (unsigned long)r->exe_fd, 0, 0, 0, 0,
+			       0)) < 0)
+		return k;
+	r->exe_fd = -1;
+	return 0;
 }

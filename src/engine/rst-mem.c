@@ -267,23 +267,20 @@ int rst_mem_validate(struct rst *r)
 
 /* ---- building -------------------------------------------------------------------- */
 
-/* Open path in the task (scratch offset 0); returns the remote fd or -errno (logged). */
-long rst_open(struct rst *r, const char *path, int flags)
+int rst_open(struct rst *r, struct rst_batch *b, const char *path, int flags)
 {
-	uint64_t p = rst_put(r, 0, path, strlen(path) + 1);
-	long res;
-	int e;
+	size_t len = strlen(path) + 1;
+	int e = rst_batch_room(b, 1, len), i;
+	uint64_t p = e < 0 ? 0 : rst_batch_put(b, path, len);
 
 	if (!p)
-		return -EFAULT;
-	if ((e = remote_syscall(&r->rt, &res, __NR_open, p, flags | O_CLOEXEC, 0, 0, 0, 0)) < 0)
-		return e;
-	if (res < 0)
-		pr_err("cannot open '%s' in task %d: %s", path, r->pid, strerror((int)-res));
-	return res;
+		return e < 0 ? e : -EFAULT;
+	if ((i = rst_batch_add(b, "open", __NR_open, p, (unsigned)flags | O_CLOEXEC, 0, 0, 0, 0)) >= 0)
+		rst_batch_whatf(b, i, "open('%.60s')", path);
+	return i;
 }
 
-static void vma_advise(struct rst *r, const VmaEntry *v)
+static int vma_advise(struct rst_batch *b, const VmaEntry *v)
 {
 	static const struct {
 		uint32_t bit;
@@ -298,16 +295,17 @@ static void vma_advise(struct rst *r, const VmaEntry *v)
 		{ VMA_MADV_WIPEONFORK, MADV_WIPEONFORK, "WIPEONFORK" },
 	};
 	for (size_t k = 0; k < ARRAY_SIZE(adv); k++) {
-		long res;
 		if (!(v->madv & adv[k].bit))
 			continue;
-		if (remote_syscall(&r->rt, &res, __NR_madvise, v->start, v->end - v->start,
-				   adv[k].advice, 0, 0, 0) == 0 &&
-		    res < 0)
-			pr_warn("madvise(%s) on %#llx-%#llx failed: %s", adv[k].name,
-				(unsigned long long)v->start, (unsigned long long)v->end,
-				strerror((int)-res));
+		int i = rst_batch_add(b, "madvise", __NR_madvise, v->start, v->end - v->start,
+				      adv[k].advice, 0, 0, 0);
+		if (i < 0)
+			return i;
+		rst_batch_warn(b, i);
+		rst_batch_whatf(b, i, "madvise(%s) on %#llx-%#llx", adv[k].name,
+				(unsigned long long)v->start, (unsigned long long)v->end);
 	}
+	return 0;
 }
 
 /* VMA i receives pages right after its neighbour i-1 that receives pages too, and the
@@ -327,14 +325,62 @@ static bool vma_would_merge(const struct rst *r, size_t i)
 	       !v->has_file_id && p->pgoff + (p->end - p->start) == v->pgoff;
 }
 
-/* Map one VMA. fd and fd_path cache the last opened file (consecutive VMAs share it). */
-static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
+/* The read-only file of consecutive VMAs, opened once in the task. */
+struct fd_cache {
+	const char *path; /* NULL: none open */
+	struct rst_bval fd;
+};
+
+static int fd_cache_close(struct rst_batch *b, struct fd_cache *c)
+{
+	int i = 0;
+	if (c->path && (i = rst_batch_add(b, "close", __NR_close, 0, 0, 0, 0, 0, 0)) >= 0)
+		rst_batch_use(b, i, 1, &c->fd);
+	c->path = NULL;
+	return i < 0 ? i : 0;
+}
+
+/* Queue what gives the fd VMA v maps (3 entries at most): the entry whose result it
+ * is; *fresh: a new fd, to close after the mmap. */
+static int vma_fd(struct rst *r, struct rst_batch *b, const VmaEntry *v, bool rw,
+		  struct fd_cache *c, struct rst_bval *fd, bool *fresh)
+{
+	int e, i;
+	*fresh = true;
+	if (v->has_file_id) /* a memfd the restorer holds (files.img) */
+		i = rst_tree_file_open(r, b, v, rw ? O_RDWR : O_RDONLY);
+	else if (rw)
+		i = rst_open(r, b, v->path, O_RDWR);
+	else {
+		*fresh = false;
+		if (c->path && !strcmp(c->path, v->path)) {
+			*fd = c->fd;
+			return 0;
+		}
+		if ((e = fd_cache_close(b, c)) < 0)
+			return e;
+		if ((i = rst_open(r, b, v->path, O_RDONLY)) < 0)
+			return i;
+		c->path = v->path;
+		rst_batch_produce(b, i, &c->fd);
+		rst_batch_out(b, i, &c->fd.val); /* c outlives the runs (rst_vmas_map) */
+		*fd = c->fd;
+		return 0;
+	}
+	if (i >= 0)
+		rst_batch_produce(b, i, fd);
+	return i < 0 ? i : 0;
+}
+
+/* Queue the mapping of VMA i (and its advice). */
+static int vma_map(struct rst *r, struct rst_batch *b, size_t i, struct fd_cache *c)
 {
 	const VmaEntry *v = r->mm->vmas[i];
 	uint32_t prot = v->prot;
 	unsigned long flags = MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN));
-	bool rw = !vma_anon(v) && (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE);
-	long f = -1, res;
+	bool rw = !vma_anon(v) && (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE), fresh = false;
+	struct rst_bval fd = { 0 };
+	int e, k;
 
 	if (r->vma_wr[i] && vma_writable_for_us(v))
 		prot |= PROT_WRITE;
@@ -342,80 +388,64 @@ static int vma_map(struct rst *r, size_t i, long *fd, const char **fd_path)
 		prot = PROT_NONE;
 		r->vma_wr[i] = 2; /* vmas_protect sets its prot */
 	}
+	/* the open, mmap and close of one VMA in the same run */
+	if ((e = rst_batch_room(b, 5, 4096)) < 0)
+		return e;
 	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && v->has_shmid) {
 		/* the same object as in an earlier task of the tree: map that one */
-		int e = rst_tree_shm_map(r, v, prot);
-		if (e != 0) {
-			if (e > 0)
-				vma_advise(r, v);
-			return e < 0 ? e : 0;
-		}
+		if ((e = rst_tree_shm_map(r, b, v, prot)) != 0)
+			return e < 0 ? e : vma_advise(b, v);
 	}
-	if (vma_anon(v)) {
+	if (vma_anon(v))
 		flags |= MAP_ANONYMOUS;
-	} else if (v->has_file_id) {
-		/* a memfd: the restorer holds it (files.img); the task reopens it from there */
-		f = rst_tree_file_open(r, v, rw ? O_RDWR : O_RDONLY);
-		if (f < 0)
-			return (int)f;
-		rw = true; /* closed after the mmap */
-	} else if (rw) {
-		f = rst_open(r, v->path, O_RDWR);
-		if (f < 0)
-			return (int)f;
-	} else {
-		if (*fd >= 0 && strcmp(*fd_path, v->path)) {
-			rst_call(r, "close", __NR_close, *fd, 0, 0, 0, 0, 0);
-			*fd = -1;
-		}
-		if (*fd < 0) {
-			*fd = rst_open(r, v->path, O_RDONLY);
-			if (*fd < 0)
-				return (int)*fd;
-			*fd_path = v->path;
-		}
-		f = *fd;
-	}
-	res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot, flags, f,
-			vma_anon(v) ? 0 : v->pgoff);
-	if (rw)
-		rst_call(r, "close", __NR_close, f, 0, 0, 0, 0, 0);
-	if (res < 0)
-		return pr_err_ret((int)res, "cannot map %#llx-%#llx ('%s')",
-				  (unsigned long long)v->start, (unsigned long long)v->end,
-				  v->path ? v->path : "anon");
-	if ((uint64_t)res != v->start)
-		return pr_err_ret(-EFAULT, "mmap at %#llx landed at %#lx",
-				  (unsigned long long)v->start, res);
-	vma_advise(r, v);
+	else if ((e = vma_fd(r, b, v, rw, c, &fd, &fresh)) < 0)
+		return e;
+	if ((k = rst_batch_add(b, "mmap", __NR_mmap, v->start, v->end - v->start, prot, flags,
+			       (unsigned long)-1, vma_anon(v) ? 0 : v->pgoff)) < 0)
+		return k;
+	if (!vma_anon(v))
+		rst_batch_use(b, k, 5, &fd);
+	rst_batch_expect(b, k, (long)v->start);
+	rst_batch_whatf(b, k, "mmap %#llx-%#llx ('%.40s')", (unsigned long long)v->start,
+			(unsigned long long)v->end, v->path ? v->path : "anon");
+	if (fresh && (k = rst_batch_add(b, "close", __NR_close, 0, 0, 0, 0, 0, 0)) >= 0)
+		rst_batch_use(b, k, 1, &fd);
+	if (k < 0 || (e = vma_advise(b, v)) < 0)
+		return k < 0 ? k : e;
 	return v->kind == VMA_KIND__VMA_SHMEM_ANON ? rst_tree_shm_add(r, v) : 0;
 }
 
-static int vmas_map(struct rst *r)
+int rst_vmas_map(struct rst *r, struct rst_batch *b)
 {
-	long fd = -1;
-	const char *fd_path = NULL;
-	int e = 0;
+	struct fd_cache c = { 0 };
+	int e = 0, i;
 
-	for (size_t i = 0; i < r->mm->n_vmas && e == 0; i++)
-		if (!vma_special(r->mm->vmas[i]))
-			e = vma_map(r, i, &fd, &fd_path);
-	if (fd >= 0)
-		rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
-	return e;
+	for (size_t k = 0; k < r->mm->n_vmas && e == 0; k++)
+		if (!vma_special(r->mm->vmas[k]))
+			e = vma_map(r, b, k, &c);
+	if (e == 0)
+		e = fd_cache_close(b, &c);
+	/* the exe for PR_SET_MM_MAP (rst_mm_fields), known once this run is done */
+	r->exe_fd = -1;
+	if (e == 0 && (i = rst_open(r, b, r->mm->exe_path, O_RDONLY)) >= 0)
+		rst_batch_out(b, i, &r->exe_fd);
+	else if (e == 0)
+		e = i;
+	/* c.fd receives its result in this flush: c must outlive it */
+	return e < 0 ? e : rst_batch_flush(b);
 }
 
-static int vmas_protect(struct rst *r)
+int rst_vmas_protect(struct rst *r, struct rst_batch *b)
 {
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
 		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) ||
 		    ((v->prot & PROT_WRITE) && r->vma_wr[i] != 2))
 			continue;
-		long res = rst_call(r, "mprotect", __NR_mprotect, v->start, v->end - v->start,
-				    v->prot, 0, 0, 0);
-		if (res < 0)
-			return (int)res;
+		int k = rst_batch_add(b, "mprotect", __NR_mprotect, v->start, v->end - v->start,
+				      v->prot, 0, 0, 0);
+		if (k < 0)
+			return k;
 	}
 	return 0;
 }
@@ -489,26 +519,27 @@ static void *pw_reader(void *arg)
 static int pw_flush(struct pw *w)
 {
 	uint64_t t0 = now_ns();
-	ssize_t n;
-	size_t done;
+	size_t i = 0;
 
-	if (!w->n)
-		return 0;
-	n = process_vm_writev(w->r->pid, w->liov, w->n, w->riov, w->n, 0);
-	done = n > 0 ? (size_t)n : 0;
-	for (size_t i = 0, off = 0; i < w->n && done < w->used; i++) {
-		size_t len = w->riov[i].iov_len, skip = done > off ? done - off : 0;
-		if (skip < len) {
-			int e = remote_write(&w->r->rt, (uint64_t)w->riov[i].iov_base + skip,
-					     (uint8_t *)w->liov[i].iov_base + skip, len - skip);
-			if (e < 0)
-				return pr_err_ret(
-					e, "cannot write %zu bytes at %#llx in task %d", len - skip,
-					(unsigned long long)w->riov[i].iov_base + skip, w->r->pid);
-			w->slow += len - skip;
-			done = off + len;
-		}
-		off += len;
+	while (i < w->n) {
+		ssize_t n = process_vm_writev(w->r->pid, w->liov + i, w->n - i, w->riov + i,
+					      w->n - i, 0);
+		size_t done = n > 0 ? (size_t)n : 0;
+		while (i < w->n && done >= w->riov[i].iov_len)
+			done -= w->riov[i++].iov_len;
+		if (i == w->n)
+			break;
+		/* iovec i stopped after done bytes: a page we may not write (read-only, or
+		 * PROT_NONE until its pages are in), which /proc/PID/mem writes; then the
+		 * next iovecs go by process_vm_writev again */
+		size_t len = w->riov[i].iov_len - done;
+		uint64_t to = (uint64_t)w->riov[i].iov_base + done;
+		int e = remote_write(&w->r->rt, to, (uint8_t *)w->liov[i].iov_base + done, len);
+		if (e < 0)
+			return pr_err_ret(e, "cannot write %zu bytes at %#llx in task %d", len,
+					  (unsigned long long)to, w->r->pid);
+		w->slow += len;
+		i++;
 	}
 	w->bytes += w->used;
 	w->t_write += now_ns() - t0;
@@ -611,8 +642,11 @@ static int pw_init(struct pw *w, struct rst *r, struct img_stream *s)
 	w->r = r;
 	w->s = s;
 	w->left = s ? img_stream_left(s) : 0;
+	/* a small process's pages fit one small buffer (fresh 8 MiB ones cost page faults
+	 * and an munmap each) */
+	size_t sz = w->left < RST_BUF ? ROUND_UP(w->left ? w->left : 1, RST_PAGE) : RST_BUF;
 	for (int k = 0; k < RST_SLOTS; k++)
-		if (!(w->slot[k].buf = aligned_alloc(RST_PAGE, RST_BUF)))
+		if (!(w->slot[k].buf = aligned_alloc(RST_PAGE, sz)))
 			return -ENOMEM;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
@@ -695,11 +729,8 @@ static int pages_restore(struct rst *r)
 	return e;
 }
 
-int rst_mm_build(struct rst *r)
+int rst_mm_pages(struct rst *r)
 {
-	int e;
-	if ((e = vmas_map(r)) < 0 || (e = pages_restore(r)) < 0 ||
-	    (e = rst_pages_from_parents(r)) < 0 || (e = vmas_protect(r)) < 0)
-		return e;
-	return 0;
+	int e = pages_restore(r);
+	return e < 0 ? e : rst_pages_from_parents(r);
 }

@@ -1,16 +1,16 @@
 /*
  * rst-thread: the threads of a restored process other than its leader.
  *
- * They are created after the address space is complete, by a clone3 (CLONE_VM|FS|
+ * They are created after the address space is complete, by clone3s (CLONE_VM|FS|
  * FILES|SIGHAND|THREAD|SYSVSEM, set_tid = the thread's id inside the task's pid
- * namespace, no stack) injected into the leader at gadget+RST_GADGET_CLONE. That call
- * is single-stepped (the leader stops right after it); the new thread, not traced,
- * runs the gadget's next bytes: a `pause` loop with every signal blocked (inherited
- * from the leader under remote control), touching no memory. We then PTRACE_SEIZE +
- * INTERRUPT it (by its host tid: the same id unless the tree lives in a new pid
- * namespace) and drive it like the leader: its own state (altstack, name, robust list,
- * tid address, rseq, timer slack, credentials) is per thread in the kernel, so it is
- * injected in it. Its final registers discard the pause (orig_rax = -1).
+ * namespace, no stack) queued in the leader's batch (rst-batch.c): the new thread, not
+ * traced, sees 0 and jumps to the interpreter's `pause` loop with every signal blocked
+ * (inherited from the leader under remote control), touching no memory. We then
+ * PTRACE_SEIZE + INTERRUPT it (by its host tid: the same id unless the tree lives in a
+ * new pid namespace) and run batches in it like in the leader: its own state
+ * (altstack, name, robust list, tid address, rseq, timer slack, credentials) is per
+ * thread in the kernel, so it is injected in it. Its final registers discard the pause
+ * (orig_rax = -1).
  *
  * Invariants: a seized thread is reaped by us (its tracer) before its leader on
  * rollback; t->tid is the host tid once created, the image tid before.
@@ -75,41 +75,46 @@ int rst_threads_load(struct rst *r)
 	return 0;
 }
 
-/* Inject the clone3 into the leader; the new thread parks in the gadget's pause loop. */
-static int thread_clone(struct rst *r, struct rst_thread *t)
+/* Queue the clone3 of every thread in the leader's batch: each new thread, not traced,
+ * parks in the interpreter's pause() loop with every signal blocked (inherited). */
+int rst_threads_clone(struct rst *r, struct rst_batch *b)
 {
-	uint64_t tid = (uint64_t)t->ntid;
-	struct rst_clone_args_t ca = {
-		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-			 CLONE_SYSVSEM,
-		.set_tid_size = 1,
-	};
-	uint64_t ta = rst_put(r, 128, &tid, sizeof(tid)), a;
-	long res;
-
-	ca.set_tid = ta;
-	a = rst_put(r, 0, &ca, sizeof(ca));
-	r->rt.sc_ip = r->gadget + RST_GADGET_CLONE;
-	r->rt.sc_int3 = false;
-	res = a && ta ? rst_callq(r, __NR_clone3, a, sizeof(ca), 0, 0, 0, 0) : -EFAULT;
-	r->rt.sc_ip = r->gadget;
-	r->rt.sc_int3 = true;
-	if (res == -EEXIST)
-		return pr_err_ret(-EEXIST, "thread id %d is already in use", t->ntid);
-	if (res < 0)
-		return pr_err_ret((int)res, "cannot create thread %d", t->ntid);
-	if (res != t->ntid)
-		return pr_err_ret(-EINVAL, "thread %d was created as %ld", t->ntid, res);
+	for (size_t i = 0; i < r->n_thr; i++) {
+		struct rst_thread *t = &r->thr[i];
+		uint64_t tid = (uint64_t)t->ntid, ta, a;
+		struct rst_clone_args_t ca = {
+			.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				 CLONE_SYSVSEM,
+			.set_tid_size = 1,
+		};
+		int e = rst_batch_room(b, 1, sizeof(tid) + sizeof(ca)), k;
+		if (e < 0)
+			return e;
+		if (!(ta = rst_batch_put(b, &tid, sizeof(tid))))
+			return -EFAULT;
+		ca.set_tid = ta;
+		if (!(a = rst_batch_put(b, &ca, sizeof(ca))))
+			return -EFAULT;
+		if ((k = rst_batch_add(b, "clone3", __NR_clone3, a, sizeof(ca), 0, 0, 0, 0)) < 0)
+			return k;
+		rst_batch_clone(b, k);
+		rst_batch_allow(b, k, EEXIST);
+		rst_batch_out(b, k, &t->res);
+		rst_batch_whatf(b, k, "creating thread %d", t->ntid);
+	}
 	return 0;
 }
 
-static int thread_create(struct rst *r, struct rst_thread *t)
+/* Seize thread t, created by the leader's batch run. */
+static int thread_seize(struct rst *r, struct rst_thread *t)
 {
-	int st, e = thread_clone(r, t);
+	int st;
 	pid_t h;
 
-	if (e < 0)
-		return e;
+	if (t->res == -EEXIST)
+		return pr_err_ret(-EEXIST, "thread id %d is already in use", t->ntid);
+	if (t->res != t->ntid)
+		return pr_err_ret(-EINVAL, "thread %d was created as %ld", t->ntid, t->res);
 	if ((h = rst_tree_host_tid(r, t->ntid)) < 0)
 		return (int)h;
 	t->tid = h;
@@ -120,44 +125,37 @@ static int thread_create(struct rst *r, struct rst_thread *t)
 		return pr_perror("PTRACE_INTERRUPT thread %d", t->tid);
 	if ((st = ptrace_wait_stop(t->tid, RST_STOP_TIMEOUT_MS)) < 0)
 		return pr_err_ret(st, "thread %d did not stop", t->tid);
-	if ((e = remote_init(&t->rt, t->tid, r->gadget)) < 0)
-		return e;
-	t->rt_ready = true;
-	t->rt.scratch = r->gadget + RST_PAGE;
-	t->rt.scratch_len = RST_SCRATCH_LEN;
 	return 0;
 }
 
-int rst_threads_setup(struct rst *r)
+int rst_threads_setup(struct rst *r, struct rst_batch *b)
 {
-	for (size_t i = 0; i < r->n_thr; i++) {
+	int e = 0;
+	for (size_t i = 0; i < r->n_thr && e == 0; i++) {
 		struct rst_thread *t = &r->thr[i];
 		const ThreadCoreEntry *th = t->core->thread;
-		int e = thread_create(r, t);
-		if (e < 0)
-			return e;
-		/* from inside the thread itself: the kernel refuses to queue a kill()-like
-		 * siginfo (si_code >= 0) for another thread (rt_tgsigqueueinfo, EPERM) */
-		r->cur = &t->rt;
-		if ((e = rst_thread_state(r, th)) == 0 &&
-		    (e = rst_thread_sched(r, t->tid, th)) == 0)
-			e = rst_thread_pending(r, t->ntid, th);
-		r->cur = &r->rt;
-		if (e < 0)
-			return e;
+		/* its own state from inside the thread itself: the kernel refuses to queue a
+		 * kill()-like siginfo (si_code >= 0) for another thread (rt_tgsigqueueinfo,
+		 * EPERM) */
+		if ((e = thread_seize(r, t)) == 0 && (e = rst_batch_on(b, t->tid)) == 0 &&
+		    (e = rst_thread_state(r, b, th)) == 0 &&
+		    (e = rst_thread_sched(r, b, t->tid, th)) == 0)
+			e = rst_thread_pending(r, b, t->ntid, th);
 	}
-	return 0;
+	if (e == 0)
+		e = rst_batch_on(b, r->pid);
+	return e;
 }
 
-/* Credentials are per thread: the leader's via r->rt, then each thread's. */
-int rst_threads_creds(struct rst *r)
+/* Credentials are per thread: the leader's, then each thread's, in its own run. */
+int rst_threads_creds(struct rst *r, struct rst_batch *b)
 {
-	int e = rst_creds(r);
-	for (size_t i = 0; i < r->n_thr && e == 0; i++) {
-		r->cur = &r->thr[i].rt;
-		e = rst_creds(r);
-		r->cur = &r->rt;
-	}
+	int e = rst_creds(r, b);
+	for (size_t i = 0; i < r->n_thr && e == 0; i++)
+		if ((e = rst_batch_on(b, r->thr[i].tid)) == 0)
+			e = rst_creds(r, b);
+	if (e == 0)
+		e = rst_batch_on(b, r->pid);
 	return e;
 }
 
@@ -178,8 +176,6 @@ int rst_threads_detach(struct rst *r)
 		if (ptrace(PTRACE_DETACH, t->tid, NULL, NULL) < 0)
 			return pr_perror("PTRACE_DETACH from thread %d", t->tid);
 		t->seized = false;
-		remote_forget(&t->rt);
-		t->rt_ready = false;
 	}
 	return 0;
 }
@@ -189,8 +185,6 @@ void rst_threads_free(struct rst *r, bool killed)
 	for (size_t i = 0; i < r->n_thr; i++) {
 		struct rst_thread *t = &r->thr[i];
 		int st;
-		if (t->rt_ready)
-			remote_forget(&t->rt);
 		while (killed && t->seized && waitpid(t->tid, &st, __WALL) < 0 && errno == EINTR)
 			;
 		if (t->core)

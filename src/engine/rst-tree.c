@@ -542,11 +542,12 @@ static int tree_seize(struct rst_tree *t)
 
 /* ---- shared anonymous memory ----------------------------------------------------- */
 
-int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot)
+int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v,
+		     unsigned long prot)
 {
 	struct rst_tree *t = r->tree;
 	char path[96];
-	long fd, res;
+	int fd, k;
 
 	for (size_t i = 0; t && v->has_shmid && i < t->n_shm; i++) {
 		const struct rst_shm *s = &t->shm[i];
@@ -561,15 +562,18 @@ int rst_tree_shm_map(struct rst *r, const VmaEntry *v, unsigned long prot)
 		/* the task's /proc: its own namespace's (a new one is mounted with --pidns) */
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", s->npid,
 			 (unsigned long long)s->start, (unsigned long long)s->end);
-		if ((fd = rst_open(r, path, O_RDWR)) < 0)
-			return (int)fd;
-		res = rst_callq(r, __NR_mmap, v->start, v->end - v->start, prot,
-				MAP_SHARED | MAP_FIXED, fd, v->pgoff - s->pgoff);
-		rst_call(r, "close", __NR_close, fd, 0, 0, 0, 0, 0);
-		if (res < 0)
-			return pr_err_ret((int)res, "cannot map shared memory %#llx-%#llx of %d",
-					  (unsigned long long)v->start, (unsigned long long)v->end,
-					  s->npid);
+		if ((fd = rst_open(r, b, path, O_RDWR)) < 0)
+			return fd;
+		if ((k = rst_batch_add(b, "mmap", __NR_mmap, v->start, v->end - v->start, prot,
+				       MAP_SHARED | MAP_FIXED, 0, v->pgoff - s->pgoff)) < 0)
+			return k;
+		rst_batch_link(b, k, 5, fd);
+		rst_batch_expect(b, k, (long)v->start);
+		rst_batch_whatf(b, k, "mapping shared memory %#llx-%#llx of %d",
+				(unsigned long long)v->start, (unsigned long long)v->end, s->npid);
+		if ((k = rst_batch_add(b, "close", __NR_close, 0, 0, 0, 0, 0, 0)) < 0)
+			return k;
+		rst_batch_link(b, k, 1, fd);
 		return 1;
 	}
 	return 0;
@@ -588,7 +592,7 @@ int rst_tree_shm_add(struct rst *r, const VmaEntry *v)
 	return 0;
 }
 
-long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags)
+int rst_tree_file_open(struct rst *r, struct rst_batch *b, const VmaEntry *v, int flags)
 {
 	char path[64];
 	int fd = r->tree ? fs_rst_tree_file_fd(r->tree->fs, v->file_id) : -ENOENT;
@@ -599,19 +603,19 @@ long rst_tree_file_open(struct rst *r, const VmaEntry *v, int flags)
 				  (unsigned long long)v->start, v->file_id);
 	for (size_t k = 0; r->mfd_task && k < r->n_mfd; k++)
 		if (r->mfd_id[k] == v->file_id) /* kept by the stub: a copy to map and close */
-			return rst_call(r, "dup(memfd)", __NR_fcntl, r->mfd[k], F_DUPFD_CLOEXEC, 0,
-					0, 0, 0);
+			return rst_batch_add(b, "dup(memfd)", __NR_fcntl, r->mfd[k],
+					     F_DUPFD_CLOEXEC, 0, 0, 0, 0);
 	/* not kept (a CLONE_FILES sharer): reopen ours; needs ferry's /proc (no --pidns) */
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", getpid(), fd);
-	return rst_open(r, path, flags);
+	return rst_open(r, b, path, flags);
 }
 
-int rst_tree_memfds_close(struct rst *r)
+int rst_tree_memfds_close(struct rst *r, struct rst_batch *b)
 {
 	for (size_t k = 0; r->mfd_task && k < r->n_mfd; k++) {
-		long res = rst_call(r, "close(memfd)", __NR_close, r->mfd[k], 0, 0, 0, 0, 0);
-		if (res < 0)
-			return (int)res;
+		int i = rst_batch_add(b, "close(memfd)", __NR_close, r->mfd[k], 0, 0, 0, 0, 0);
+		if (i < 0)
+			return i;
 	}
 	r->mfd_task = false;
 	return 0;
@@ -751,9 +755,15 @@ int restore_main(const struct ferry_opts *o, int *status)
 	uint64_t t0 = now_ns();
 	int e;
 
+	uint64_t t1 = 0, t2 = 0, t3 = 0;
 	if ((e = tree_load(&t)) < 0 || (e = fs_prepare(&t)) < 0 || (e = memfds_plan(&t)) < 0 ||
-	    (e = tree_create(&t)) < 0 || (e = tree_seize(&t)) < 0 || (e = tree_build(&t)) < 0)
+	    (t1 = now_ns(), e = tree_create(&t)) < 0 || (t2 = now_ns(), e = tree_seize(&t)) < 0 ||
+	    (t3 = now_ns(), e = tree_build(&t)) < 0)
 		return tree_finish(&t, e < 0 ? e : -EINVAL);
+	pr_debug("images loaded in %llu us, tree created in %llu us, seized in %llu us, built "
+		 "in %llu us",
+		 (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
+		 (unsigned long long)(t3 - t2) / 1000, (unsigned long long)(now_ns() - t3) / 1000);
 	pr_debug("%zu processes restored in %llu us", t.n,
 		 (unsigned long long)(now_ns() - t0) / 1000);
 	pid_t child = t.child;
