@@ -403,12 +403,73 @@ close_target:
 	return ret;
 }
 
+/* Sparse reservations (ASan's shadow, Go/JVM heaps reserved writable, huge never-touched
+ * mmaps): a scan write-protects the holes of a registered VMA with pte markers, which
+ * allocates page tables for the whole range (1/512 of its size: 128 MiB for 64 GiB, more
+ * than the machine has for a sanitizer's 16 TiB shadow). A VMA of SPARSE_MIN or more
+ * with fewer populated pages than 1/512 of its pages (the data then costs no more than
+ * those page tables would) is not registered: it is reported whole every round, and the
+ * copy selects its few populated pages (PAGEMAP_SCAN skips the holes at the upper
+ * levels). Re-evaluated each time it is found unregistered: once dense, it is
+ * registered like any new memory. */
+#define SPARSE_MIN	 (1ULL << 30)
+#define SPARSE_NO_SCAN	 (16ULL << 30) /* kernels without PAGEMAP_SCAN (hash mode): by size */
+#define SPARSE_SCAN_VEC	 64
+
+static bool vma_sparse(const struct dirty_tracker *t, const struct proc_vma *v, uint64_t *found)
+{
+	uint64_t np = (v->end - v->start) / page_size, limit = np / 512, start = v->start;
+	struct dirty_page_region vec[SPARSE_SCAN_VEC];
+
+	*found = 0;
+	if (v->end - v->start < SPARSE_MIN)
+		return false;
+	while (start < v->end && *found <= limit) {
+		struct dirty_pm_scan_arg a = {
+			.size = sizeof(a),
+			.start = start,
+			.end = v->end,
+			.vec = (uintptr_t)vec,
+			.vec_len = SPARSE_SCAN_VEC,
+			.max_pages = limit + 1 - *found,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		};
+		long n = ioctl(t->pagemap_fd, DIRTY_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return v->end - v->start >= SPARSE_NO_SCAN;
+		uint64_t next = a.walk_end;
+		for (long i = 0; i < n; i++) {
+			*found += (vec[i].end - vec[i].start) / page_size;
+			next = max_t(uint64_t, next, vec[i].end);
+		}
+		if (next <= start)
+			break;
+		start = next;
+	}
+	return *found <= limit;
+}
+
+/* Log (once: quiet when it was untracked already) why v is reported whole. */
+static void log_whole(const struct dirty_tracker *t, const struct proc_vma *v, bool quiet,
+		      const char *why, int err)
+{
+	int lvl = quiet ? LOG_DEBUG : LOG_INFO;
+
+	if (log_level >= lvl)
+		log_printf(lvl, __FILE__, __LINE__,
+			   "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
+			   "untracked, full copy each round",
+			   t->pid, v->start, v->end, v->path ? v->path : "anon", why, err ? ": " : "",
+			   err ? strerror(-err) : "");
+}
+
 /* Register one VMA at arm time or when it appeared; kind of the resulting range.
  * quiet: it was untracked already (say why only once, not every round). */
 static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v, bool quiet)
 {
-	int lvl = quiet ? LOG_DEBUG : LOG_INFO;
-	const char *why = NULL;
+	char why[160] = "";
+	uint64_t found;
 	int r = 0;
 
 	if (t->mode == DIRTY_MODE_HASH || vma_hashed(t, v))
@@ -416,17 +477,17 @@ static uint32_t track_new_vma(struct dirty_tracker *t, const struct proc_vma *v,
 	if (v->prot == PROT_NONE && !vma_foreign_uffd(v))
 		return TR_PRESENT;
 	if (vma_foreign_uffd(v))
-		why = "registered by the process's own userfaultfd";
+		snprintf(why, sizeof(why), "registered by the process's own userfaultfd");
+	else if (vma_sparse(t, v, &found))
+		snprintf(why, sizeof(why),
+			 "sparse reservation (%" PRIu64 " MiB, %" PRIu64 " pages populated: "
+			 "write-protect markers would allocate page tables for all of it)",
+			 (v->end - v->start) >> 20, found);
 	else if ((r = uffd_register(t->uffd, v->start, v->end)) < 0)
-		why = "UFFDIO_REGISTER WP refused";
-	if (!why)
+		snprintf(why, sizeof(why), "UFFDIO_REGISTER WP refused");
+	if (!why[0])
 		return TR_UFFD;
-	if (log_level >= lvl)
-		log_printf(lvl, __FILE__, __LINE__,
-			   "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
-			   "untracked, full copy each round",
-			   t->pid, v->start, v->end, v->path ? v->path : "anon", why, r ? ": " : "",
-			   r ? strerror(-r) : "");
+	log_whole(t, v, quiet, why, r);
 	return TR_FULL;
 }
 
@@ -598,9 +659,10 @@ int dirty_register_new(struct dirty_tracker *t, struct proc_vma *vmas, size_t n)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct proc_vma *v = &vmas[i];
+		uint64_t found;
 		if (vma_skipped(v) || vma_hashed(t, v) || vma_foreign_uffd(v) ||
-		    v->prot == PROT_NONE)
-			continue;
+		    v->prot == PROT_NONE || vma_sparse(t, v, &found))
+			continue; /* the scan reports a sparse one whole (log_whole there) */
 		if (uffd_register(t->uffd, v->start, v->end) < 0)
 			continue; /* the scan finds it without uw: untracked, whole */
 		if (t->npend == cap) {
@@ -673,7 +735,13 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 		/* running target: registering from a VMA list that may be stale would
 		 * split a VMA that changed meanwhile (the process then sees mremap fail
 		 * with EFAULT on its own region); dirty_register_new does it seized */
+		size_t o = trange_find(t, v->start);
+		uint64_t found;
 		*kind = TR_FULL;
+		if (vma_sparse(t, v, &found))
+			log_whole(t, v,
+				  o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL,
+				  "sparse reservation, not registered", 0);
 	} else {
 		if (ours)
 			pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " lost its registration "
@@ -823,6 +891,7 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 	for (size_t i = 0; i < n && !r; i++) {
 		const struct proc_vma *v = &vmas[i];
 		struct trange tr = { v->start, v->end, TR_FULL, NULL };
+		uint64_t found;
 
 		if (vma_skipped(v))
 			continue;
@@ -830,6 +899,13 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 			r = uffd_scan_vma(t, v, &rv, &tr.kind);
 		} else if (v->vmflags & VMF_UFFD_MISSING) {
 			r = rvec_add(&rv, v->start, v->end); /* reading could block */
+		} else if (vma_sparse(t, v, &found)) {
+			/* a hash per page of a huge reservation: whole, its few pages copied */
+			size_t o = trange_find(t, v->start);
+			log_whole(t, v, o < t->nr && t->r[o].start <= v->start &&
+					       t->r[o].kind == TR_FULL,
+				  "sparse reservation (hash mode)", 0);
+			r = rvec_add(&rv, v->start, v->end);
 		} else {
 			tr.kind = TR_HASH;
 			r = hash_scan_vma(t, v, &rv, &tr.hash);
