@@ -46,6 +46,7 @@ struct slot {
 struct ps_sender {
 	int fd, mode, timeout_ms;
 	bool lz4_ok;
+	bool zc; /* SENDMSG_ZC (see ps_sender_new) */
 	struct io_uring ring;
 	bool ring_ok;
 	int err; /* sticky */
@@ -285,7 +286,12 @@ static int chain_submit(struct ps_sender *s, int first, int n)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 		if (!sqe)
 			return -EBUSY; /* never: the ring holds RING_DEPTH > HALF entries */
-		io_uring_prep_sendmsg(sqe, s->fd, &s->slot[i].mh, MSG_WAITALL | MSG_NOSIGNAL);
+		if (s->zc)
+			io_uring_prep_sendmsg_zc(sqe, s->fd, &s->slot[i].mh,
+						 MSG_WAITALL | MSG_NOSIGNAL);
+		else
+			io_uring_prep_sendmsg(sqe, s->fd, &s->slot[i].mh,
+					      MSG_WAITALL | MSG_NOSIGNAL);
 		io_uring_sqe_set_data(sqe, (void *)(uintptr_t)i);
 		if (i + 1 < first + n)
 			sqe->flags |= IOSQE_IO_LINK;
@@ -325,7 +331,8 @@ static void chain_measure(struct ps_sender *s, bool blocked)
 static int chain_reap(struct ps_sender *s, bool *blocked)
 {
 	uint64_t t0 = now_ns();
-	for (int got = 0; got < s->fl_n;) {
+	int notifs = 0; /* SENDMSG_ZC: the buffers are ours again only after these */
+	for (int got = 0; got < s->fl_n || notifs > 0;) {
 		struct io_uring_cqe *cqe;
 		int r = io_uring_peek_cqe(&s->ring, &cqe);
 		if (r == -EAGAIN) {
@@ -341,10 +348,15 @@ static int chain_reap(struct ps_sender *s, bool *blocked)
 		if (r < 0)
 			return r;
 		uintptr_t i = (uintptr_t)io_uring_cqe_get_data(cqe);
-		if (i < NSLOT)
-			s->slot[i].res = cqe->res;
+		if (cqe->flags & IORING_CQE_F_NOTIF) {
+			notifs--;
+		} else {
+			if (i < NSLOT)
+				s->slot[i].res = cqe->res;
+			notifs += !!(cqe->flags & IORING_CQE_F_MORE);
+			got++;
+		}
 		io_uring_cqe_seen(&s->ring, cqe);
-		got++;
 	}
 	s->st.send_ns += now_ns() - t0;
 	return 0;
@@ -455,6 +467,9 @@ int ps_sender_new(int fd, int mode, bool lz4_ok, int timeout_ms, struct ps_sende
 		return pr_err_ret(r, "cannot set up io_uring for the page server connection");
 	}
 	s->ring_ok = true;
+	/* SENDMSG_ZC measured slower than SENDMSG on loopback here (docs/transport.md):
+	 * off by default; FERRY_SEND_ZC=1 turns it on to measure it on a real NIC */
+	s->zc = getenv("FERRY_SEND_ZC") != NULL;
 	if (s->lz4_ok && !(s->probe = malloc(LZ4_compressBound(PROBE_LEN)))) {
 		ps_sender_free(s);
 		return -ENOMEM;
