@@ -26,6 +26,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1416,10 +1417,254 @@ out:
 	kid_stop(&k);
 }
 
+/* ---- end to end with the ferry binary (pre-dump, dump, restore) -------------------- */
+
+#define E2E_PAGES 1024
+
+/* The e2e target: test_dirty re-executed as "--e2e-child DIR" (a clean image, no fds
+ * but 0-2 on /dev/null, its own session). Page i holds a pattern of (generation[i], i)
+ * in every word; SIGUSR1 rewrites one page in 8 with the next generation and creates
+ * DIR/ack<round>; SIGTERM checks every page against the generations and exits 0 (all
+ * match) or 1. The generations live in its own memory, so the check after a restore
+ * says whether the restored memory is exactly the last one written. */
+static uint64_t e2e_word(uint64_t gen, size_t page, size_t w)
+{
+	return gen * 0x9E3779B97F4A7C15ull + page * 4099 + w + 1;
+}
+
+static int e2e_child(const char *dir)
+{
+	static uint32_t gen[E2E_PAGES];
+	uint64_t *m = mmap(NULL, E2E_PAGES * PS, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char path[4200];
+	sigset_t set;
+	int round = 0, fd;
+
+	if (m == MAP_FAILED)
+		return 2;
+	for (size_t i = 0; i < E2E_PAGES; i++)
+		for (size_t w = 0; w < PS / 8; w++)
+			m[i * PS / 8 + w] = e2e_word(gen[i], i, w);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	snprintf(path, sizeof(path), "%s/ready", dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return 2;
+	close(fd);
+	for (;;) {
+		int sig = sigwaitinfo(&set, NULL);
+		if (sig == SIGTERM)
+			break;
+		if (sig != SIGUSR1)
+			continue;
+		round++;
+		for (size_t i = (size_t)round % 8; i < E2E_PAGES; i += 8) {
+			gen[i]++;
+			for (size_t w = 0; w < PS / 8; w++)
+				m[i * PS / 8 + w] = e2e_word(gen[i], i, w);
+		}
+		snprintf(path, sizeof(path), "%s/ack%d", dir, round);
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < E2E_PAGES; i++)
+		for (size_t w = 0; w < PS / 8; w++)
+			if (m[i * PS / 8 + w] != e2e_word(gen[i], i, w))
+				return 1;
+	return 0;
+}
+
+static bool wait_path(const char *path, int seconds)
+{
+	for (int i = 0; i < seconds * 100; i++) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* ferry ARGS (a shell command tail); the "pages_written" of its --json round line in
+ * *pages (when given). Exit status of ferry, or -1. */
+static int e2e_ferry(const char *ferry, uint64_t *pages, char *line, size_t linelen,
+		     const char *fmt, ...)
+{
+	char cmd[8192], buf[4096];
+	va_list ap;
+	int n = snprintf(cmd, sizeof(cmd), "%s ", ferry);
+	FILE *f;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (!(f = popen(cmd, "r")))
+		return -1;
+	while (fgets(buf, sizeof(buf), f)) {
+		char *p = strstr(buf, "\"pages_written\": ");
+		if (strncmp(buf, "{\"round\"", 8) != 0)
+			continue;
+		if (pages && p)
+			*pages = strtoull(p + 17, NULL, 10);
+		if (line)
+			snprintf(line, linelen, "%s", buf);
+	}
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The ferry binary of this build (BUILD/test/unit/test_dirty -> BUILD/ferry). */
+static bool e2e_ferry_path(char *out, size_t len)
+{
+	char self[4096];
+	ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *s;
+
+	if (l < 0)
+		return false;
+	self[l] = 0;
+	if (!(s = strstr(self, "/test/unit/")))
+		return false;
+	*s = 0;
+	if (strlen(self) + 7 > len)
+		return false;
+	memcpy(out, self, strlen(self));
+	memcpy(out + strlen(self), "/ferry", 7);
+	return access(out, X_OK) == 0;
+}
+
+/* Restore DIR/IMG (waiting), let the restored child run one more round (its counter
+ * was restored too: round next), SIGTERM it: ferry restore's exit status is the child's
+ * verdict on its memory. */
+static void e2e_restore_check(const char *what, const char *ferry, const char *dir,
+			      const char *img, pid_t pid, int next)
+{
+	char path[4200], rpid[4200], dpath[4200];
+	pid_t r;
+	int st = -1;
+
+	snprintf(rpid, sizeof(rpid), "%s/rpid", dir);
+	snprintf(dpath, sizeof(dpath), "%s/%s", dir, img);
+	snprintf(path, sizeof(path), "%s/restore.log", dir);
+	r = fork();
+	if (r == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 1);
+		execl(ferry, ferry, "restore", "-D", dpath, "--pidfile", rpid, "-v3", "-o", path,
+		      (char *)NULL);
+		_exit(127);
+	}
+	CHECK(r > 0 && wait_path(rpid, 20));
+	snprintf(path, sizeof(path), "%s/ack%d", dir, next);
+	CHECK(kill(pid, SIGUSR1) == 0 && wait_path(path, 10));
+	CHECK(kill(pid, SIGTERM) == 0);
+	for (int i = 0; r > 0 && i < 2000; i++) {
+		if (waitpid(r, &st, WNOHANG) == r)
+			break;
+		usleep(10000);
+	}
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		printf("FAIL %s: restored memory wrong or restore failed (status %#x, %s/restore.log)\n",
+		       what, st, dir);
+		failures++;
+		if (r > 0 && st == -1) {
+			kill(r, SIGKILL);
+			waitpid(r, &st, 0);
+		}
+	} else if (verbose) {
+		printf("  ok %s: restored memory exact\n", what);
+	}
+}
+
+/* hash: FERRY_DIRTY_FORCE_HASH=1 for every ferry run (the tracker of kernels without
+ * uffd-WP); from_dump: the chain starts with `dump --leave-running --track-mem` (which
+ * must start tracking) instead of a first pre-dump. Then a pre-dump round over it and
+ * the final dump over that, each with 1/8 of the pages rewritten before it, must copy
+ * only about those; the restore must hold exactly the last generation of every page. */
+static void test_e2e(bool hash, bool from_dump)
+{
+	char dir[] = "/tmp/test_dirty_e2e.XXXXXX", ferry[4096], what[128], line[4096] = "";
+	char path[4200], log[4200];
+	uint64_t pages = 0;
+	const uint64_t delta = E2E_PAGES / 8, slack = 64;
+	pid_t pid;
+	int st;
+
+	snprintf(what, sizeof(what), "e2e %s, chain from %s", hash ? "hash mode" : "uffd mode",
+		 from_dump ? "dump --leave-running --track-mem" : "pre-dump");
+	if (!e2e_ferry_path(ferry, sizeof(ferry))) {
+		printf("SKIP %s: no ferry binary next to this build\n", what);
+		return;
+	}
+	if (!mkdtemp(dir)) {
+		CHECK(!"mkdtemp");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		setsid();
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		syscall(SYS_close_range, 3, ~0U, 0);
+		execl("/proc/self/exe", "test_dirty", "--e2e-child", dir, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "%s/ready", dir);
+	CHECK(pid > 0 && wait_path(path, 20));
+	if (hash)
+		setenv(DIRTY_ENV_FORCE_HASH, "1", 1);
+	snprintf(log, sizeof(log), "-v3 -o %s/1.log", dir);
+	if (from_dump) {
+		CHECK(e2e_ferry(ferry, &pages, line, sizeof(line),
+				"dump -t %d -D %s/p1 --leave-running --track-mem --json %s", pid, dir,
+				log) == 0);
+		CHECK(kill(pid, 0) == 0);
+		if (!hash)
+			CHECK(dirty_fd_probe(pid, 1023) == 1);	/* tracking kept in the target */
+	} else {
+		CHECK(e2e_ferry(ferry, &pages, line, sizeof(line), "pre-dump -t %d -D %s/p1 --json %s",
+				pid, dir, log) == 0);
+	}
+	CHECK(pages > E2E_PAGES);
+	snprintf(path, sizeof(path), "%s/ack1", dir);
+	CHECK(kill(pid, SIGUSR1) == 0 && wait_path(path, 10));
+	snprintf(log, sizeof(log), "-v3 -o %s/2.log", dir);
+	pages = 0;
+	CHECK(e2e_ferry(ferry, &pages, line, sizeof(line),
+			"pre-dump -t %d -D %s/p2 --prev-images-dir ../p1 --json %s", pid, dir, log) == 0);
+	CHECK(pages >= delta && pages < delta + slack);
+	CHECK(strstr(line, hash ? "\"mode\": \"hash\"" : "\"mode\": \"uffd\"") != NULL);
+	if (verbose)
+		printf("  %s: round over the first copied %llu pages\n", what,
+		       (unsigned long long)pages);
+	snprintf(path, sizeof(path), "%s/ack2", dir);
+	CHECK(kill(pid, SIGUSR1) == 0 && wait_path(path, 10));
+	snprintf(log, sizeof(log), "-v3 -o %s/3.log", dir);
+	pages = 0;
+	CHECK(e2e_ferry(ferry, &pages, NULL, 0, "dump -t %d -D %s/f --prev-images-dir ../p2 --json %s",
+			pid, dir, log) == 0);
+	CHECK(pages >= delta && pages < delta + slack);
+	if (hash)
+		unsetenv(DIRTY_ENV_FORCE_HASH);
+	CHECK(waitpid(pid, &st, 0) == pid);	/* killed by the dump */
+	e2e_restore_check(what, ferry, dir, "f", pid, 3);
+	if (!failures) {
+		snprintf(path, sizeof(path), "rm -rf %s", dir);
+		if (system(path) != 0)
+			printf("warning: could not remove %s\n", dir);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/test_dirty.XXXXXX", cmd[64];
 
+	if (argc == 3 && strcmp(argv[1], "--e2e-child") == 0)
+		return e2e_child(argv[2]);
 	verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
 	util_init();
 	signal(SIGPIPE, SIG_IGN);
@@ -1450,6 +1695,9 @@ int main(int argc, char **argv)
 	test_sparse();
 	test_thp();
 	test_own_uffd();
+	test_e2e(false, true);	/* dump --track-mem --leave-running starts tracking */
+	test_e2e(true, false);	/* hash mode end to end */
+	test_e2e(true, true);
 	test_threads();
 	if (verbose)
 		bench();
