@@ -54,6 +54,7 @@ struct ps_sender {
 	int fl_first, fl_n;	 /* in-flight chain: slots [fl_first, fl_first + fl_n) */
 	uint64_t fl_t0, fl_wire; /* its submit time and bytes */
 	bool fl_overlap;	 /* something was compressed while it was in flight */
+	bool fl_paid;		 /* its bytes were taken from the rate limiter */
 	uint8_t *probe;		 /* scratch for samples */
 	uint64_t next_probe;	 /* auto: bytes until the next sample */
 	struct ps_send_stats st;
@@ -201,13 +202,14 @@ void ps_sender_set_rate(uint64_t bytes_per_s)
 	pthread_mutex_unlock(&g_rate_lock);
 }
 
-/* Take n tokens; wait (this is the limiter's purpose) until the bucket covers them. */
-static void rate_take(uint64_t n)
+/* Take n tokens; wait (this is the limiter's purpose) until the bucket covers them.
+ * Returns whether it waited. */
+static bool rate_take(uint64_t n)
 {
 	pthread_mutex_lock(&g_rate_lock);
 	if (!g_rate) {
 		pthread_mutex_unlock(&g_rate_lock);
-		return;
+		return false;
 	}
 	uint64_t now = now_ns();
 	double burst = g_rate / 20.0 > 2.0 * PS_MAX_CHUNK ? g_rate / 20.0 : 2.0 * PS_MAX_CHUNK;
@@ -223,6 +225,7 @@ static void rate_take(uint64_t n)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
+	return wait_s > 0;
 }
 
 static bool rate_limited(void)
@@ -309,6 +312,7 @@ static int chain_submit(struct ps_sender *s, int first, int n)
 	s->fl_t0 = t0;
 	s->fl_wire = wire;
 	s->fl_overlap = false;
+	s->fl_paid = false;
 	return 0;
 }
 
@@ -367,6 +371,12 @@ static int chain_wait(struct ps_sender *s)
 {
 	while (s->fl_n) {
 		bool blocked = false;
+		/* A limited link: the chain counts as in flight until the bucket covers it;
+		 * the wait comes after the next chain was prepared, so lz4 overlaps it. */
+		if (!s->fl_paid) {
+			s->fl_paid = true;
+			blocked = rate_take(s->fl_wire);
+		}
 		int r = chain_reap(s, &blocked);
 		if (r < 0)
 			return r;
@@ -385,18 +395,17 @@ static int chain_wait(struct ps_sender *s)
 			return r;
 		if (i + 1 < end && (r = chain_submit(s, i + 1, end - i - 1)) < 0)
 			return r;
+		s->fl_paid = true; /* already taken from the limiter with the whole chain */
 	}
 	return 0;
 }
 
 static int chain_go(struct ps_sender *s, int first, int n)
 {
-	uint64_t wire = 0;
-	for (int i = first; i < first + n; i++)
-		wire += s->slot[i].len;
-	rate_take(wire);
-	s->st.wire += wire;
-	return chain_submit(s, first, n);
+	int r = chain_submit(s, first, n);
+	if (r == 0)
+		s->st.wire += s->fl_wire;
+	return r;
 }
 
 /* ---- progress ----------------------------------------------------------------------- */
