@@ -56,7 +56,7 @@ struct ps_sender {
 	bool fl_overlap;	 /* something was compressed while it was in flight */
 	bool fl_paid;		 /* its bytes were taken from the rate limiter */
 	uint8_t *probe;		 /* scratch for samples */
-	uint64_t next_probe;	 /* auto: bytes until the next sample */
+	uint64_t probe_next_ns;	 /* auto: time of the next sample */
 	struct ps_send_stats st;
 	/* progress */
 	bool prog;
@@ -122,21 +122,22 @@ static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8
 }
 
 /* Auto while off: compress the head of a chunk now and then, to follow the data. The
- * next sample comes once sampling would cost at most PROBE_BUDGET of the send time. */
+ * next sample comes once sampling would cost at most PROBE_BUDGET of the time (by the
+ * clock, not by bytes: a link estimate is not needed for it, and a sample slowed by
+ * preemption only delays the next one a little). */
 static void auto_probe(struct ps_sender *s, const uint8_t *buf, size_t len)
 {
-	if (s->next_probe > len) {
-		s->next_probe -= len;
-		return;
-	}
-	size_t n = len < PROBE_LEN ? len : PROBE_LEN;
 	uint64_t t0 = now_ns();
+	if (t0 < s->probe_next_ns)
+		return;
+	size_t n = len < PROBE_LEN ? len : PROBE_LEN;
 	(void)lz4_run(s, buf, n, s->probe, LZ4_compressBound(PROBE_LEN));
 	uint64_t dt = now_ns() - t0;
 	s->st.probes++;
-	double link = s->st.est_link > 0 ? s->st.est_link : 1e9;
-	uint64_t next = (uint64_t)(dt / 1e9 / PROBE_BUDGET * link);
-	s->next_probe = next > 16 * PS_MAX_CHUNK ? next : 16 * PS_MAX_CHUNK;
+	uint64_t gap = (uint64_t)(dt / PROBE_BUDGET);
+	if (gap > 200000000ull) /* every 0.2 s at least */
+		gap = 200000000ull;
+	s->probe_next_ns = t0 + gap;
 	auto_decide(s);
 }
 
@@ -483,6 +484,9 @@ int ps_sender_new(int fd, int mode, bool lz4_ok, int timeout_ms, struct ps_sende
 		ps_sender_free(s);
 		return -ENOMEM;
 	}
+	/* touched now: first-touch faults in a sample would read as a slow lz4 */
+	if (s->probe)
+		memset(s->probe, 0, LZ4_compressBound(PROBE_LEN));
 	*out = s;
 	return 0;
 }

@@ -11,7 +11,8 @@
  *     with the link limited to RATE_MBPS MB/s (0: unlimited), in 8 MiB calls as the
  *     dump's page writer makes them. Data: random (incompressible) or heap (heap-like
  *     objects, lz4 ratio ~0.38). Prints "sender SECONDS BYTES_PER_S WIRE_BYTES
- *     LZ4_CHUNKS CHUNKS SWITCHES ON".
+ *     LZ4_CHUNKS CHUNKS SWITCHES ON
+ *     LINK_EST LZ4_EST RATIO_EST PROBES" (the auto estimates: bytes/s, bytes/s, out/in).
  *   sendloop zc MIB
  *     Like baseline, but each frame is sent with io_uring SEND_ZC (header and payload
  *     linked): the zero-copy variant the sender does not use (see docs/transport.md).
@@ -225,9 +226,10 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	double dt = now_s() - t0;
 	struct ps_send_stats ss;
 	ps_sender_stats(s, &ss);
-	printf("sender %.6f %.0f %llu %llu %llu %llu %d\n", dt, len / dt,
+	printf("sender %.6f %.0f %llu %llu %llu %llu %d %.0f %.0f %.3f %llu\n", dt, len / dt,
 	       (unsigned long long)ss.wire, (unsigned long long)ss.lz4_chunks,
-	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on);
+	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on,
+	       ss.est_link, ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes);
 	ps_sender_free(s);
 	return 0;
 }

@@ -1,0 +1,23 @@
+#!/bin/bash
+# --compress auto decides by measurement: through the real sender (tools/bench/sendloop
+# sender: src/pageserver/sender.c to a discarding receiver) on a link limited to 50 MB/s
+# (the rate-limit hook migrate --bandwidth uses), heap-like data gets compressed (lz4 at
+# hundreds of MB/s and a ratio ~0.38 beat 50 MB/s: most chunks go as lz4 blocks and the
+# data moves faster than the link), random data does not (it would not shrink: the round
+# takes the link's time, not more). On an unlimited loopback link the t_stream_compress
+# and bench figures show auto staying off.
+. "$(dirname "$0")/stream_lib.sh"
+SL=$BUILD/tools/bench/sendloop
+[ -x "$SL" ] || die "$SL missing (make pstest builds it)"
+
+# sender output: sender SECONDS RATE WIRE LZ4_CHUNKS CHUNKS SWITCHES ON LINK LZ4 RATIO PROBES
+read -r _ secs rate wire lz chunks _ on _ <<<"$("$SL" sender 128 auto 50 heap)"
+echo "heap, auto, 50 MB/s: $rate B/s, $lz of $chunks chunks lz4, $wire wire bytes"
+[ "$on" = 1 ] && [ "$lz" -ge $((chunks * 8 / 10)) ] || die "auto did not compress heap-like data on a 50 MB/s link"
+[ "${rate%.*}" -gt 75000000 ] || die "auto on heap-like data: $rate B/s, not faster than the 50 MB/s link"
+
+read -r _ secs rate wire lz chunks _ on _ <<<"$("$SL" sender 64 auto 50 random)"
+echo "random, auto, 50 MB/s: $rate B/s, $lz of $chunks chunks lz4"
+[ "$lz" -le 2 ] && [ "$on" = 0 ] || die "auto compressed random data ($lz of $chunks chunks)"
+[ "${rate%.*}" -gt 45000000 ] || die "auto on random data: $rate B/s, slower than the link"
+echo PASS
