@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "pageserver/pageserver.h"
 #include "img/img.h"
+#include "net/net.h"
 #include "pageserver/client.h"
 #include "pageserver/sender.h"
 
@@ -28,7 +29,7 @@ static void usage(FILE *f)
 	fprintf(f, "ferry " FERRY_VERSION ": live migration of Linux processes\n"
 		   "\n"
 		   "Usage:\n"
-		   "  ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
+		   "  ferry dump -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established]\n"
 		   "             [--prev-images-dir REL [--track-mem]]\n"
 		   "  ferry pre-dump -t PID -D DIR [--prev-images-dir REL]\n"
 		   "  dump and pre-dump stream to a page server with:\n"
@@ -36,6 +37,8 @@ static void usage(FILE *f)
 		   "             [--compress on|off|auto] [--source-id NAME] [--json]\n"
 		   "             (page data goes only to the server; -D keeps the metadata)\n"
 		   "  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
+		   "  ferry net-unlock -t PID  remove the network lock a dump of the tree of PID\n"
+		   "             left for its TCP connections (restore removes it itself)\n"
 		   "  ferry check [--json]\n"
 		   "  ferry show FILE|DIR\n"
 		   "  pageserver --port N [--address A] [-D DIR] [--auth-key FILE] [--once]\n"
@@ -63,12 +66,15 @@ enum {
 	OPT_AUTH_KEY,
 	OPT_COMPRESS,
 	OPT_SOURCE_ID,
+	OPT_TCP_ESTABLISHED,
 };
 
 /* dump / pre-dump --page-server: the client's options (engine.h knows nothing of it) */
 static bool g_page_server;
 static bool g_ps_opt_seen; /* a page-server option was given */
 static struct ps_client_opts g_ps = { .compress = PS_COMPRESS_AUTO };
+/* --tcp-established: handed to src/net (net_opts_set) */
+static bool g_tcp_established;
 
 static const struct option long_opts[] = {
 	{ "tree", required_argument, NULL, 't' },
@@ -89,6 +95,7 @@ static const struct option long_opts[] = {
 	{ "auth-key", required_argument, NULL, OPT_AUTH_KEY },
 	{ "compress", required_argument, NULL, OPT_COMPRESS },
 	{ "source-id", required_argument, NULL, OPT_SOURCE_ID },
+	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -187,6 +194,9 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 		case OPT_PIDNS:
 			o->pidns = true;
 			break;
+		case OPT_TCP_ESTABLISHED:
+			g_tcp_established = true;
+			break;
 		case OPT_PAGE_SERVER:
 		case OPT_ADDRESS:
 		case OPT_PORT:
@@ -254,6 +264,9 @@ static int check_ps_opts(const char *cmd)
 static int run_dump(const struct ferry_opts *o, bool pre)
 {
 	struct ps_client *c = NULL;
+	struct net_opts no = { .tcp_established = g_tcp_established,
+			       .leave_running = o->leave_running };
+	net_opts_set(&no);
 	if (g_page_server) {
 		g_ps.json = o->json;
 		g_ps.progress = true;
@@ -334,6 +347,14 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "check"))
 		return check_main(&o);
+	if (!strcmp(cmd, "net-unlock")) {
+		char name[NETLOCK_NAME_MAX];
+		if (!o.pid) {
+			fprintf(stderr, "ferry: error: net-unlock needs -t PID\n");
+			return 2;
+		}
+		return exit_code(netlock_unlock(net_lock_name(name, sizeof(name), o.pid)));
+	}
 	if (!strcmp(cmd, "show")) {
 		/* show takes a positional path after the options */
 		if (optind + 1 >= argc) {

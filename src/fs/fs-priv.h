@@ -81,6 +81,7 @@ struct dump_usk { /* one AF_UNIX socket seen in the dump, by inode */
 };
 
 struct usk_diag; /* fd-unix.c: the sock_diag table, loaded once per dump */
+struct inet_dump; /* fd-inet.c: sockets in repair mode and the network lock of a dump */
 
 struct dump_fdref { /* one fd of a dumped task: for fs_dump_file_id */
 	pid_t pid;
@@ -104,6 +105,7 @@ struct fs_dump {
 	struct dump_fdref *refs;
 	size_t nrefs, cap_refs;
 	struct usk_diag *diag;
+	struct inet_dump *inet; /* fd-inet.c, NULL until the first TCP socket */
 };
 
 /* ---- restore side --------------------------------------------------------------- */
@@ -207,6 +209,7 @@ struct fd_ops {
 extern const struct fd_ops fd_reg_ops, fd_chr_ops, fd_tty_ops, fd_pipe_ops, fd_fifo_ops;
 extern const struct fd_ops fd_eventfd_ops, fd_timerfd_ops, fd_signalfd_ops, fd_memfd_ops;
 extern const struct fd_ops fd_inotify_ops, fd_epoll_ops, fd_unix_ops;
+extern const struct fd_ops fd_inet_ops;
 
 /* ---- helpers (fs.c / fs-restore.c) ---------------------------------------------- */
 
@@ -257,5 +260,11 @@ int fs_ghost_fill(struct fs_rst *r, uint32_t id, int fd, uint64_t *size, uint32_
 
 /* fd-unix.c: release the sock_diag table. */
 void fd_unix_diag_free(struct usk_diag *t);
+
+/* fd-inet.c (from fs_dump_free): end of the dump's TCP state. After a successful dump
+ * (fs_dump_finish ran) the sockets stay in repair mode and the lock stays (the tree is
+ * killed) unless --leave-running released them at finish; after a failed dump repair
+ * is turned off and the lock removed (the tree resumes). NULL d is fine. */
+void fd_inet_dump_free(struct fs_dump *d);
 
 #endif

@@ -40,6 +40,7 @@ static const struct fd_ops *const fd_kinds[] = {
 	&fd_pipe_ops,	  &fd_fifo_ops,	   &fd_chr_ops,	    &fd_tty_ops,
 	&fd_memfd_ops,	  &fd_reg_ops,	   &fd_eventfd_ops, &fd_timerfd_ops,
 	&fd_signalfd_ops, &fd_inotify_ops, &fd_epoll_ops,   &fd_unix_ops,
+	&fd_inet_ops,
 };
 
 int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump **out)
@@ -65,6 +66,7 @@ void fs_dump_free(struct fs_dump *fd)
 	free(fd->usks);
 	free(fd->refs);
 	fd_unix_diag_free(fd->diag);
+	fd_inet_dump_free(fd);
 	img_writer_abort(fd->pipes_data);
 	free(fd);
 }
