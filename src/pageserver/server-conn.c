@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -726,7 +727,10 @@ int ps_serve_conn(const struct ps_serve *s, int fd)
 		if (!g_stop)
 			drain(fd);
 	} else {
-		pr_info("client '%s' closed the connection", c.source);
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		pr_info("client '%s' closed the connection (peak RSS %ld KiB)", c.source,
+			ru.ru_maxrss);
 	}
 	free(c.chunk);
 	free(c.comp);

@@ -21,6 +21,7 @@
  *   open ID NAME          FILE_OPEN
  *   data ID N             N pattern bytes of file ID, raw, in chunks
  *   close ID              FILE_CLOSE with the size and xxh64 of what was sent
+ *   close-bad ID          the same with a size one byte too large
  *   commit-garbage        ROUND_COMMIT of bytes that are no inventory
  *   round NAME PARENT N   a whole valid round written through img_* with a sink that
  *                         streams it (local metadata in --local DIR/NAME): pstree.img,
@@ -372,19 +373,23 @@ static void send_data(uint32_t id, size_t n)
 static void send_open(uint32_t id, const char *name)
 {
 	PsFileOpen fo = PS_FILE_OPEN__INIT;
+	if (id < MAX_IDS && ids[id].xs) /* a new file under a reused id */
+		XXH64_reset(ids[id].xs, 0);
+	if (id < MAX_IDS)
+		ids[id].size = 0;
 	fo.id = id;
 	fo.name = (char *)name;
 	if (ps_send_msg(sock(), PS_FILE_OPEN, id, &fo.base, g.timeout_ms) < 0)
 		die("send FILE_OPEN");
 }
 
-static void send_close(uint32_t id)
+static void send_close(uint32_t id, uint64_t size_delta)
 {
 	PsFileClose fc = PS_FILE_CLOSE__INIT;
 	if (id >= MAX_IDS)
 		die("close: bad id");
 	fc.id = id;
-	fc.size = ids[id].size;
+	fc.size = ids[id].size + size_delta;
 	fc.xxh64 = ids[id].xs ? XXH64_digest(ids[id].xs) : XXH64(NULL, 0, 0);
 	if (ps_send_msg(sock(), PS_FILE_CLOSE, id, &fc.base, g.timeout_ms) < 0)
 		die("send FILE_CLOSE");
@@ -564,7 +569,12 @@ static int action(int argc, char **argv, int i)
 	}
 	if (!strcmp(a, "close")) {
 		NEED(1);
-		send_close(num(argv[i + 1]));
+		send_close(num(argv[i + 1]), 0);
+		return 2;
+	}
+	if (!strcmp(a, "close-bad")) {
+		NEED(1);
+		send_close(num(argv[i + 1]), 1);
 		return 2;
 	}
 	if (!strcmp(a, "commit-garbage")) {
