@@ -79,7 +79,10 @@ static int nft_run(const char *script, const char *what)
 	if (pid == 0) {
 		if (dup2(in[0], 0) < 0 || dup2(er[1], 1) < 0 || dup2(er[1], 2) < 0)
 			_exit(127);
+		/* PATH first; root's usual places when PATH lacks the sbin directories */
 		execlp("nft", "nft", "-f", "-", (char *)NULL);
+		execl("/usr/sbin/nft", "nft", "-f", "-", (char *)NULL);
+		execl("/sbin/nft", "nft", "-f", "-", (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);
@@ -159,7 +162,7 @@ int netlock_lock(const char *name, const struct net_tuple *t, size_t n)
 		return pr_err_ret(-EINVAL, "network lock: bad name '%s'", name ? name : "");
 	if (n > 65536)
 		return pr_err_ret(-E2BIG, "network lock '%s': %zu connections", name, n);
-	size_t len = 512 + n * 2 * 2 * (INET6_ADDRSTRLEN + 20);
+	size_t len = sizeof(head) + 16 * NETLOCK_NAME_MAX + 256 + n * 2 * 2 * (INET6_ADDRSTRLEN + 20);
 	char *script = malloc(len), *k4 = malloc(len / 2), *k6 = malloc(len / 2);
 	int r = -ENOMEM;
 	if (!script || !k4 || !k6)
@@ -170,10 +173,10 @@ int netlock_lock(const char *name, const struct net_tuple *t, size_t n)
 		goto out;
 	}
 	int off = snprintf(script, len, head, name);
-	if (*k4)
+	if (off >= 0 && (size_t)off < len && *k4)
 		off += snprintf(script + off, len - (size_t)off, "add element inet %s v4 { %s }\n",
 				name, k4);
-	if (*k6)
+	if (off >= 0 && (size_t)off < len && *k6)
 		off += snprintf(script + off, len - (size_t)off, "add element inet %s v6 { %s }\n",
 				name, k6);
 	if (off < 0 || (size_t)off >= len) {
