@@ -351,9 +351,7 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 	}
 	if (close_old)
 		t->stale_closed = close_stale(t, rt);
-	uint64_t t0 = now_ns(), t1, t2 = 0, t3 = 0;
 	tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	t1 = now_ns();
 	if (tfd == -EPERM) /* vm.unprivileged_userfaultfd=0, target without CAP_SYS_PTRACE */
 		tfd = rcall1(rt, __NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (tfd == -ESRCH)
@@ -364,7 +362,6 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		return -EOPNOTSUPP;
 	}
 	t->uffd = sys_pidfd_getfd(pidfd, (int)tfd, 0);
-	t2 = now_ns();
 	if (t->uffd < 0) {
 		ret = pr_err_ret(t->uffd, "pid %d: pidfd_getfd(%ld)", t->pid, tfd);
 		t->uffd = -1;
@@ -383,13 +380,8 @@ static int uffd_create(struct dirty_tracker *t, struct remote *rt, int pidfd, bo
 		}
 		t->kept_fd = (int)r;
 	}
-	t3 = now_ns();
 close_target:
 	r = rcall1(rt, __NR_close, tfd);
-	pr_debug("pid %d: injected userfaultfd %.3f ms, pidfd_getfd %.3f ms, API and keep %.3f ms, "
-		 "close %.3f ms",
-		 t->pid, (t1 - t0) / 1e6, t2 ? (t2 - t1) / 1e6 : 0.0, t3 ? (t3 - t2) / 1e6 : 0.0,
-		 t3 ? (now_ns() - t3) / 1e6 : 0.0);
 	if (r < 0 && !ret)
 		ret = pr_err_ret((int)r, "pid %d: injected close(%ld)", t->pid, tfd);
 	if (ret && t->kept_fd >= 0) {
@@ -462,6 +454,21 @@ static void log_whole(const struct dirty_tracker *t, const struct proc_vma *v, b
 			   "untracked, full copy each round",
 			   t->pid, v->start, v->end, v->path ? v->path : "anon", why, err ? ": " : "",
 			   err ? strerror(-err) : "");
+}
+
+/* Is v a sparse reservation? Then say so, once (quiet when the previous round had it
+ * untracked already). */
+static bool log_if_sparse(const struct dirty_tracker *t, const struct proc_vma *v,
+			  const char *why)
+{
+	size_t o = trange_find(t, v->start);
+	uint64_t found;
+
+	if (!vma_sparse(t, v, &found))
+		return false;
+	log_whole(t, v, o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL, why,
+		  0);
+	return true;
 }
 
 /* Register one VMA at arm time or when it appeared; kind of the resulting range.
@@ -735,13 +742,8 @@ static int uffd_scan_vma(struct dirty_tracker *t, const struct proc_vma *v, stru
 		/* running target: registering from a VMA list that may be stale would
 		 * split a VMA that changed meanwhile (the process then sees mremap fail
 		 * with EFAULT on its own region); dirty_register_new does it seized */
-		size_t o = trange_find(t, v->start);
-		uint64_t found;
 		*kind = TR_FULL;
-		if (vma_sparse(t, v, &found))
-			log_whole(t, v,
-				  o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL,
-				  "sparse reservation, not registered", 0);
+		log_if_sparse(t, v, "sparse reservation, not registered");
 	} else {
 		if (ours)
 			pr_info("pid %d: %#" PRIx64 "-%#" PRIx64 " lost its registration "
@@ -891,7 +893,6 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 	for (size_t i = 0; i < n && !r; i++) {
 		const struct proc_vma *v = &vmas[i];
 		struct trange tr = { v->start, v->end, TR_FULL, NULL };
-		uint64_t found;
 
 		if (vma_skipped(v))
 			continue;
@@ -899,12 +900,8 @@ int dirty_scan(struct dirty_tracker *t, const struct proc_vma *vmas, size_t n,
 			r = uffd_scan_vma(t, v, &rv, &tr.kind);
 		} else if (v->vmflags & VMF_UFFD_MISSING) {
 			r = rvec_add(&rv, v->start, v->end); /* reading could block */
-		} else if (vma_sparse(t, v, &found)) {
-			/* a hash per page of a huge reservation: whole, its few pages copied */
-			size_t o = trange_find(t, v->start);
-			log_whole(t, v, o < t->nr && t->r[o].start <= v->start &&
-					       t->r[o].kind == TR_FULL,
-				  "sparse reservation (hash mode)", 0);
+		} else if (log_if_sparse(t, v, "sparse reservation (hash mode)")) {
+			/* no hash per page of a huge reservation: whole, its few pages copied */
 			r = rvec_add(&rv, v->start, v->end);
 		} else {
 			tr.kind = TR_HASH;
