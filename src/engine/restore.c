@@ -182,56 +182,46 @@ static uint64_t own_vdso_syscall(const struct rst *r)
 	return ip;
 }
 
+/* Drive the stub, which blocks in its hold code in the gadget it mapped itself. */
 static int remote_start(struct rst *r)
 {
-	int e = remote_init(&r->rt, r->pid, own_vdso_syscall(r));
+	int e = remote_init(&r->rt, r->pid, r->gadget);
 	if (e < 0)
 		return e;
 	r->rt_ready = true;
-	r->vdso_sc_ip = r->rt.sc_ip;
-	if (r->vdso_sc_ip < r->own_sp[RST_SP_VDSO].start ||
+	r->rt.scratch = r->gadget + RST_PAGE;
+	r->rt.scratch_len = RST_SCRATCH_LEN;
+	r->vdso_sc_ip = own_vdso_syscall(r);
+	if (!r->rt.sc_int3 || r->vdso_sc_ip < r->own_sp[RST_SP_VDSO].start ||
 	    r->vdso_sc_ip >= r->own_sp[RST_SP_VDSO].end)
-		return pr_err_ret(-EINVAL, "remote syscall instruction %#llx is not in [vdso]",
-				  (unsigned long long)r->vdso_sc_ip);
+		return pr_err_ret(-EINVAL, "no syscall instruction in [vdso] or in the gadget");
 	return 0;
 }
 
-/* The stub's mappings from /proc/PID/maps (no smaps: its page-table walk cost ~0.5 ms
- * per stub). *v is freed by the caller. */
-static int stub_maps(struct rst *r, struct rst_stub_vma **v, size_t *n)
+int rst_maps_read(pid_t pid, struct rst_special **out, size_t *n)
 {
 	char path[64], *buf, *line;
 	size_t cap = 0;
 	int e;
 
-	*v = NULL;
+	*out = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", r->pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
 	if ((e = read_file(path, &buf, NULL, 16u << 20)) < 0)
-		return pr_err_ret(e, "cannot read the mappings of stub %d", r->pid);
+		return pr_err_ret(e, "cannot read %s", path);
 	for (line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		unsigned long long s, t;
-		char *eol = strchr(line, '\n'), *name;
-		if (eol)
-			*eol = 0;
-		if (sscanf(line, "%llx-%llx", &s, &t) != 2)
-			continue;
+		if (sscanf(line, "%llx-%llx", &s, &t) != 2 || t > RST_TASK_SIZE)
+			continue; /* [vsyscall] is above the user range */
 		if (*n == cap) {
-			void *nw = realloc(*v, (cap = cap ? 2 * cap : 64) * sizeof(**v));
+			void *nw = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof(**out));
 			if (!nw) {
 				free(buf);
 				return -ENOMEM;
 			}
-			*v = nw;
+			*out = nw;
 		}
-		name = strrchr(line, ' ');
-		(*v)[(*n)++] = (struct rst_stub_vma){
-			s, t,
-			name && (!strcmp(name, " [vdso]") || !strcmp(name, " [vvar]") ||
-				 !strcmp(name, " [vvar_vclock]") || !strcmp(name, " [vsyscall]"))
-		};
-		if (eol)
-			*eol = '\n';
+		(*out)[(*n)++] = (struct rst_special){ s, t };
 	}
 	free(buf);
 	return 0;
@@ -277,43 +267,46 @@ static struct rst_special *busy_spans(struct rst *r, size_t extra, size_t *n)
 	return b;
 }
 
-int rst_gadget_map(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv)
+int rst_gadget_place(struct rst *r, const struct rst_special *own, size_t n_own)
 {
-	static const uint8_t code[] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
-	uint8_t page[256] = { 0 };
-	size_t n, len;
-	uint64_t g = 0;
-	struct rst_special *busy = busy_spans(r, nv, &n);
+	size_t n;
+	struct rst_special *busy = busy_spans(r, n_own, &n);
 	int e;
 
-	for (size_t i = 0; busy && i < nv; i++)
-		busy[n++] = (struct rst_special){ v[i].start, v[i].end };
-	e = busy ? gap_find(busy, n, RST_GADGET_LEN, &g) : -ENOMEM;
+	if (!busy)
+		return -ENOMEM;
+	memcpy(busy + n, own, n_own * sizeof(*own));
+	e = gap_find(busy, n + n_own, RST_GADGET_LEN, &r->gadget);
 	free(busy);
-	if (e < 0)
-		return e;
-	/* mapped RX at once: the code is written through /proc/PID/mem (which writes
-	 * read-only pages too), and the first batch entry opens the rest for writing
-	 * (the interpreter stores that entry's result only after the call) */
-	long res = rst_call(r, "mmap(gadget)", __NR_mmap, g, RST_GADGET_LEN, PROT_READ | PROT_EXEC,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (res < 0)
-		return (int)res;
-	if ((uint64_t)res != g)
-		return pr_err_ret(-EFAULT, "gadget landed at %#lx, wanted %#llx", res,
-				  (unsigned long long)g);
-	r->gadget = g;
-	memcpy(page, code, sizeof(code));
-	if (!(len = rst_batch_code(page, sizeof(page))))
-		return pr_err_ret(-EINVAL, "the batch interpreter does not fit");
-	if ((e = remote_write(&r->rt, g, page, len)) < 0)
-		return pr_err_ret(e, "cannot write the gadget");
-	r->rt.sc_ip = g;
-	r->rt.sc_int3 = true;
-	r->rt.scratch = g + RST_PAGE;
-	r->rt.scratch_len = RST_SCRATCH_LEN;
-	return rst_batch_add(b, "mprotect(gadget)", __NR_mprotect, g + RST_PAGE,
-			     RST_GADGET_LEN - RST_PAGE, PROT_READ | PROT_WRITE, 0, 0, 0);
+	return e;
+}
+
+void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2])
+{
+	struct rst_special keep[2] = { { UINT64_MAX, 0 }, { r->gadget, r->gadget + RST_GADGET_LEN } };
+	uint64_t from = RST_PAGE;
+	size_t k = 0;
+
+	for (int i = 0; i < RST_SP_NR; i++)
+		if (r->own_sp[i].end) {
+			keep[0].start = min_t(uint64_t, keep[0].start, r->own_sp[i].start);
+			keep[0].end = max_t(uint64_t, keep[0].end, r->own_sp[i].end);
+		}
+	if (keep[0].start > keep[1].start) {
+		struct rst_special x = keep[0];
+		keep[0] = keep[1];
+		keep[1] = x;
+	}
+	for (int i = 0; i <= 2; i++) {
+		uint64_t to = i < 2 ? keep[i].start : RST_TASK_SIZE;
+		if (to > from) {
+			out[2 * k] = from;
+			out[2 * k++ + 1] = to - from;
+		}
+		if (i < 2 && keep[i].end > from)
+			from = keep[i].end;
+	}
+	out[2 * k] = out[2 * k + 1] = 0;
 }
 
 static int specials_move(struct rst *r, struct rst_batch *b, uint64_t base, uint64_t to_base,
@@ -336,45 +329,13 @@ static int specials_move(struct rst *r, struct rst_batch *b, uint64_t base, uint
 	return 0;
 }
 
-static bool stub_vma_kept(const struct rst *r, const struct rst_stub_vma *v)
-{
-	return v->special || (v->start >= r->gadget && v->end <= r->gadget + RST_GADGET_LEN);
-}
-
-/* One munmap per run of consecutive stub VMAs between kept ones (holes inside a run
- * are fine for munmap): ~5 calls instead of one per VMA (~30 for ferry's layout). The
- * gadget, mapped after v was read, lies in a hole of v: it must not be in a run. */
-static int stub_unmap_all(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v,
-			  size_t n)
-{
-	const struct rst_stub_vma gad = { r->gadget, r->gadget + RST_GADGET_LEN, true };
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		if (stub_vma_kept(r, &v[i])) {
-			i++;
-			continue;
-		}
-		while (j + 1 < n && !stub_vma_kept(r, &v[j + 1]) &&
-		       !(v[j].end <= gad.start && v[j + 1].start >= gad.end))
-			j++;
-		int k = rst_batch_add(b, "munmap", __NR_munmap, v[i].start, v[j].end - v[i].start,
-				      0, 0, 0, 0);
-		if (k < 0)
-			return k;
-		i = j + 1;
-	}
-	return 0;
-}
-
-int rst_mm_clear(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv)
+int rst_mm_clear(struct rst *r, struct rst_batch *b)
 {
 	struct rst_special *busy;
 	size_t n;
 	uint64_t park = 0, lo = UINT64_MAX, hi = 0;
 	int e;
 
-	if ((e = stub_unmap_all(r, b, v, nv)) < 0)
-		return e;
 	if (!r->own_sp[RST_SP_VVAR].end)
 		return pr_err_ret(-EOPNOTSUPP, "no [vvar] here: unsupported vdso layout");
 	busy = busy_spans(r, RST_SP_NR + 1, &n);
@@ -428,18 +389,13 @@ static int stub_fds_close(struct rst *r, struct rst_batch *b)
 	return i < 0 ? i : 0;
 }
 
-/* Up to the pages: gadget, stub cleared, specials moved, every VMA mapped (one run). */
+/* Up to the pages: the stub's fds, rseq, specials moved, every VMA mapped (one run).
+ * The stub unmapped everything else itself before blocking (rst-stub.c). */
 static int build_mm(struct rst *r, struct rst_batch *b)
 {
-	struct rst_stub_vma *v;
-	size_t nv;
-	int e = stub_maps(r, &v, &nv);
-
-	if (e == 0 && (e = rst_gadget_map(r, b, v, nv)) == 0 && (e = stub_fds_close(r, b)) == 0 &&
-	    (e = rst_rseq_unregister(r, b)) == 0)
-		e = rst_mm_clear(r, b, v, nv);
-	free(v);
-	if (e < 0 || (e = rst_vmas_map(r, b)) < 0)
+	int e;
+	if ((e = stub_fds_close(r, b)) < 0 || (e = rst_rseq_unregister(r, b)) < 0 ||
+	    (e = rst_mm_clear(r, b)) < 0 || (e = rst_vmas_map(r, b)) < 0)
 		return e;
 	return rst_mm_pages(r);
 }

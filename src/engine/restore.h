@@ -134,10 +134,11 @@ int rst_tree_file_open(struct rst *r, struct rst_batch *b, const VmaEntry *v, in
 int rst_tree_memfds_close(struct rst *r, struct rst_batch *b);
 
 /* ---- rst-batch.c: many remote calls per ptrace stop ------------------------------ */
-#define RST_GADGET_BATCH 64 /* offset of the batch interpreter in the gadget's code page */
-/* Copy the interpreter into the code page image (page, len bytes); returns the bytes
- * used from the page's start, 0 if it does not fit. */
-size_t rst_batch_code(uint8_t *page, size_t len);
+#define RST_GADGET_BATCH 64  /* offset of the batch interpreter in the gadget's code page */
+#define RST_GADGET_HOLD	 208 /* offset of the stub's final code (unmap all, report, block) */
+/* Write the gadget's code into page (RST_PAGE bytes): `syscall; int3` at 0, the batch
+ * interpreter, the stub's hold code. */
+void rst_gadget_code(uint8_t *page);
 /* A batch run by r's leader (until rst_batch_on). NULL if out of memory. */
 struct rst_batch *rst_batch_new(struct rst *r);
 void rst_batch_free(struct rst_batch *b);
@@ -207,16 +208,17 @@ int rst_chain_validate(struct rst *r);
 ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr);
 /* rst-chain.c: fill PE_PARENT runs from the older rounds (after the top round's pages). */
 int rst_pages_from_parents(struct rst *r);
-/* A mapping of the stub (/proc/PID/maps). */
-struct rst_stub_vma {
-	uint64_t start, end;
-	bool special; /* [vdso], [vvar], [vvar_vclock], [vsyscall] */
-};
-/* Map the gadget in the stub (v: its nv mappings), switch rt to it and queue the
- * opening of its batch area. */
-int rst_gadget_map(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv);
-/* Queue: unmap every stub VMA but gadget and specials; move specials to the dumped place. */
-int rst_mm_clear(struct rst *r, struct rst_batch *b, const struct rst_stub_vma *v, size_t nv);
+/* Choose r->gadget: free in the dumped layout and in ours (busy: our n mappings, read
+ * just before the stubs, copies of us, are created), with margins. 0 or -errno. */
+int rst_gadget_place(struct rst *r, const struct rst_special *busy, size_t n);
+/* The ranges the stub unmaps itself (everything but the gadget and the special
+ * mappings): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs). */
+#define RST_STUB_RANGES 4
+void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2]);
+/* Read the mappings of pid (/proc/PID/maps): *out freed by the caller. 0 or -errno. */
+int rst_maps_read(pid_t pid, struct rst_special **out, size_t *n);
+/* Queue: move the special mappings (ours) to their dumped place. */
+int rst_mm_clear(struct rst *r, struct rst_batch *b);
 /* Map every dumped VMA with its advice and open the exe (r->exe_fd); runs the batch. */
 int rst_vmas_map(struct rst *r, struct rst_batch *b);
 /* Write the pages (this round's, then the pre-dump chain's). */

@@ -16,6 +16,10 @@
  * the first failing entry whose bit 0 is clear. Registers on entry: rdi = table,
  * rsi = count; on the int3: rbx = the entry it stopped at, r12 = entries left.
  *
+ * The gadget (RX code page, RW scratch page, RW batch area) is mapped by the stub
+ * itself at the address the restorer chose (rst_gadget_place), with the code below;
+ * the stub's last act runs the `hold` code there (rst-stub.c).
+ *
  * Invariants: an entry never unmaps or moves the gadget (those calls stay single
  * remote syscalls at the vdso, remote.h); a run's table and data are written just
  * before it (one mm: the leader's /proc/PID/mem serves every thread); data and the
@@ -90,12 +94,42 @@ struct rst_batch {
 	uint8_t data[RST_BATCH_DATA];
 };
 
-size_t rst_batch_code(uint8_t *page, size_t len)
+/* The stub's last code (rst-stub.c), at RST_GADGET_HOLD: it removes every mapping of
+ * its own, reports READY and blocks; nothing of it is left but the gadget.
+ *   rdi = ranges { start, len } (len 0 ends), rsi = report fd (< 0: none),
+ *   rdx = message (also the read buffer), rcx = its length, r8 = hold fd (< 0: pause)
+ *   00 mov rbx, rdi ; mov r12, rsi ; mov r13, rdx ; mov r14, rcx ; mov r15, r8
+ *   0f unmap: mov rsi, [rbx+8] ; test rsi, rsi ; jz report
+ *      mov rdi, [rbx] ; mov eax, __NR_munmap ; syscall ; add rbx, 16 ; jmp unmap
+ *   28 report: test r12, r12 ; js hold
+ *      mov eax, __NR_write ; mov rdi, r12 ; mov rsi, r13 ; mov rdx, r14 ; syscall
+ *   3d hold: test r15, r15 ; js park
+ *      xor eax, eax (read) ; mov rdi, r15 ; mov rsi, r13 ; mov edx, 1 ; syscall
+ *      cmp rax, -EINTR ; je hold ; test rax, rax ; jg hold
+ *      mov eax, __NR_exit_group ; mov edi, 1 ; syscall       (EOF: ferry is gone)
+ *   68 park: mov eax, __NR_pause ; syscall ; jmp park
+ */
+static const uint8_t hold[] = {
+	0x48, 0x89, 0xfb, 0x49, 0x89, 0xf4, 0x49, 0x89, 0xd5, 0x49, 0x89, 0xce, 0x4d, 0x89,
+	0xc7, 0x48, 0x8b, 0x73, 0x08, 0x48, 0x85, 0xf6, 0x74, 0x10, 0x48, 0x8b, 0x3b, 0xb8,
+	0x0b, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x83, 0xc3, 0x10, 0xeb, 0xe7, 0x4d, 0x85,
+	0xe4, 0x78, 0x10, 0xb8, 0x01, 0x00, 0x00, 0x00, 0x4c, 0x89, 0xe7, 0x4c, 0x89, 0xee,
+	0x4c, 0x89, 0xf2, 0x0f, 0x05, 0x4d, 0x85, 0xff, 0x78, 0x26, 0x31, 0xc0, 0x4c, 0x89,
+	0xff, 0x4c, 0x89, 0xee, 0xba, 0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x48, 0x83, 0xf8,
+	0xfc, 0x74, 0xe6, 0x48, 0x85, 0xc0, 0x7f, 0xe1, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0xbf,
+	0x01, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb,
+	0xf7,
+};
+
+void rst_gadget_code(uint8_t *page)
 {
-	if (len < RST_GADGET_BATCH + sizeof(interp))
-		return 0;
+	static const uint8_t sc[] = { 0x0f, 0x05, 0xcc }; /* syscall; int3 */
+	_Static_assert(RST_GADGET_BATCH + sizeof(interp) <= RST_GADGET_HOLD &&
+			       RST_GADGET_HOLD + sizeof(hold) <= RST_PAGE,
+		       "gadget code does not fit");
+	memcpy(page, sc, sizeof(sc));
 	memcpy(page + RST_GADGET_BATCH, interp, sizeof(interp));
-	return RST_GADGET_BATCH + sizeof(interp);
+	memcpy(page + RST_GADGET_HOLD, hold, sizeof(hold));
 }
 
 struct rst_batch *rst_batch_new(struct rst *r)

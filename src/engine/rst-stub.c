@@ -37,7 +37,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/rseq.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -59,14 +61,14 @@ struct stub_clone_args {
 	uint64_t set_tid, set_tid_size, cgroup;
 };
 
-static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text,
-		      const int *mfd)
+static void stub_msg(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text,
+		     const int *mfd, struct rst_stub_msg *m)
 {
-	struct rst_stub_msg m = {
+	*m = (struct rst_stub_msg){
 		.idx = idx, .kind = kind, .err = err, .hold_fd = hold, .rep_fd = t->rep[1]
 	};
 	for (size_t k = 0; mfd && k < t->t[idx].n_mfd; k++)
-		m.mfd[k] = mfd[k];
+		m->mfd[k] = mfd[k];
 	char self[32] = "";
 	ssize_t n = t->hostproc >= 0 ? readlinkat(t->hostproc, "self", self, sizeof(self) - 1)
 				     : readlink("/proc/self", self, sizeof(self) - 1);
@@ -75,10 +77,17 @@ static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, 
 	 * CREATED needs it) */
 	if (n > 0) {
 		self[n] = 0;
-		(void)parse_int(self, &m.hpid);
+		(void)parse_int(self, &m->hpid);
 	}
 	if (text)
-		snprintf(m.text, sizeof(m.text), "%s", text);
+		snprintf(m->text, sizeof(m->text), "%s", text);
+}
+
+static void stub_send(struct rst_tree *t, int idx, int kind, int err, int hold, const char *text,
+		      const int *mfd)
+{
+	struct rst_stub_msg m;
+	stub_msg(t, idx, kind, err, hold, text, mfd, &m);
 	(void)!write(t->rep[1], &m, sizeof(m));
 }
 
@@ -243,6 +252,41 @@ static void stub_proc_mount(struct rst_tree *t, int idx)
 		stub_fail(t, idx, "mounting /proc for the new pid namespace", errno);
 }
 
+/* Step 6: map the gadget where the restorer planned it, unregister our rseq (the kernel
+ * would write into memory that goes away), then run the gadget's hold code: it unmaps
+ * every other mapping of ours (off the restorer's path: stubs do it in parallel),
+ * writes READY on rep (rep < 0: a CLONE_FILES sharer, which sends nothing) and blocks in
+ * read(hold) (hold < 0: pause()), where the restorer seizes us. */
+static void __attribute__((noreturn))
+stub_hold(struct rst_tree *t, int idx, int rep, int hold, const int *mfd)
+{
+	const struct rst *r = &t->t[idx];
+	uint8_t *g = mmap((void *)r->gadget, RST_GADGET_LEN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (g == MAP_FAILED || g != (uint8_t *)r->gadget)
+		stub_fail(t, idx, "mapping the restorer's gadget", g == MAP_FAILED ? errno : EEXIST);
+	rst_gadget_code(g);
+	if (mprotect(g, RST_PAGE, PROT_READ | PROT_EXEC) < 0)
+		stub_fail(t, idx, "mprotect of the restorer's gadget", errno);
+	uint64_t *ranges = (uint64_t *)(g + RST_PAGE);
+	struct rst_stub_msg *m = (struct rst_stub_msg *)(g + RST_PAGE + RST_PAGE / 2);
+	rst_stub_ranges(r, ranges);
+	if (rep >= 0)
+		stub_msg(t, idx, STUB_READY, 0, hold, NULL, mfd, m);
+	/* glibc registers 32 bytes (struct rseq) even where __rseq_size says 20 (its
+	 * feature size); the kernel wants the registered length back */
+	if (__rseq_size && syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
+				   __rseq_size < 32 ? 32 : __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */,
+				   RSEQ_SIG) < 0)
+		stub_fail(t, idx, "rseq unregister", errno);
+	register long r8 asm("r8") = hold;
+	asm volatile("jmp *%0" ::"r"(r->gadget + RST_GADGET_HOLD), "D"(ranges), "S"((long)rep),
+		     "d"(m), "c"(sizeof(*m)), "r"(r8)
+		     : "memory");
+	__builtin_unreachable();
+}
+
 static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
 {
 	const struct rst_ids *me = &t->id[idx];
@@ -275,11 +319,7 @@ static void __attribute__((noreturn)) stub_run(struct rst_tree *t, int idx)
 	stub_setup(t, idx, keep);
 	t->rep[1] = keep[0]; /* our own copy of t */
 	close(keep[1]);
-	stub_send(t, idx, STUB_READY, 0, keep[2], NULL, keep + 3);
-	close(keep[0]);
-	for (;;)
-		if (read(keep[2], &c, 1) <= 0 && errno != EINTR)
-			_exit(1);
+	stub_hold(t, idx, keep[0], keep[2], keep + 3);
 }
 
 /* A CLONE_FILES sharer touches no fd after CREATED: its owner closes and moves the fds
@@ -289,8 +329,7 @@ static void __attribute__((noreturn)) stub_run_sharer(struct rst_tree *t, int id
 {
 	stub_group(t, idx, true);
 	stub_setup(t, idx, NULL);
-	for (;;)
-		pause();
+	stub_hold(t, idx, -1, -1, NULL);
 }
 
 /* ---- ferry init (PID 1 of the new pid namespace) --------------------------------- */

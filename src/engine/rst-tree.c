@@ -482,6 +482,20 @@ static int sharers_wait(struct rst_tree *t)
 	return 0;
 }
 
+/* Where each stub maps the gadget: free in its dumped layout and in ours, which every
+ * stub copies (read now: nothing is allocated between here and the clone3s). */
+static int gadgets_plan(struct rst_tree *t)
+{
+	struct rst_special *own;
+	size_t n;
+	int e = rst_maps_read(getpid(), &own, &n);
+	for (size_t i = 0; e == 0 && i < t->n; i++)
+		if (!t->pst[i]->zombie)
+			e = rst_gadget_place(&t->t[i], own, n);
+	free(own);
+	return e;
+}
+
 static int tree_create(struct rst_tree *t)
 {
 	struct rst_stub_msg m = { 0 };
@@ -491,6 +505,8 @@ static int tree_create(struct rst_tree *t)
 	if (pipe2(t->rep, O_CLOEXEC) < 0 || pipe2(t->go, O_CLOEXEC) < 0 ||
 	    pipe2(t->hold, O_CLOEXEC) < 0)
 		return pr_perror("pipe2");
+	if ((e = gadgets_plan(t)) < 0)
+		return e;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		return pr_perror("PR_SET_CHILD_SUBREAPER");
 	e = rst_stub_spawn_root(t);
