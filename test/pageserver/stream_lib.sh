@@ -17,6 +17,9 @@ stream_cleanup() {
 trap stream_cleanup EXIT
 
 die() { echo "FAIL: $*" >&2; exit 1; }
+# fy ARGS...: ferry with a deadline (a hang fails the step, with status 124, instead of
+# the whole script timing out silently)
+fy() { timeout -k 5 120 "$FERRY" "$@"; }
 tick() { sleep 0.02; }
 
 # wait_for SEC CMD...: poll CMD until it succeeds; 1 after SEC seconds
@@ -86,7 +89,7 @@ hog_verify() {
 # status), SIGTERM the hog, expect 0
 restore_verify() {
 	rm -f "$W/rpid"
-	"$FERRY" restore -D "$1" --pidfile "$W/rpid" -v4 -o "$W/restore.log" &
+	fy restore -D "$1" --pidfile "$W/rpid" -v4 -o "$W/restore.log" &
 	local r=$!
 	PIDS+=("$r")
 	wait_for 60 nonempty "$W/rpid" || { cat "$W/restore.log" >&2; die "restore of $1: no pidfile"; }

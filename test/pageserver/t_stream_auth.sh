@@ -16,7 +16,7 @@ hog_start memhog 32
 expect_refused() {
 	local what=$1 n
 	shift
-	if "$FERRY" "$@" 2>"$W/err"; then die "$what: succeeded"; fi
+	if fy "$@" 2>"$W/err"; then die "$what: succeeded"; fi
 	n=$(grep -c 'error:' "$W/err")
 	[ "$n" = 1 ] || { cat "$W/err"; die "$what: $n error lines, expected 1"; }
 	grep 'error:' "$W/err" | grep -qiE 'key|auth|proof' || die "$what: unclear error: $(cat "$W/err")"
@@ -31,7 +31,7 @@ expect_refused "dump, no key" dump -t "$HOG" -D "$W/c" "${ps[@]}"
 expect_refused "dump, short key" dump -t "$HOG" -D "$W/d" "${ps[@]}" --auth-key "$W/short"
 ls "$W/srv"/*/ 2>/dev/null | grep -q . && die "a refused client created a round"
 
-"$FERRY" dump -t "$HOG" -D "$W/img" --leave-running "${ps[@]}" --auth-key "$W/k1" -o "$W/ok.log" ||
+fy dump -t "$HOG" -D "$W/img" --leave-running "${ps[@]}" --auth-key "$W/k1" -o "$W/ok.log" ||
 	{ tail -n 5 "$W/ok.log"; die "dump with the right key failed"; }
 [ -f "$W/srv/$(hostname)-$HOG/img/inventory.img" ] || die "keyed round not complete"
 hog_verify "after the refused dumps"

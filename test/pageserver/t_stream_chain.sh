@@ -8,7 +8,7 @@
 
 server_start "$W/srv"
 hog_start memhog 64
-"$FERRY" pre-dump -t "$HOG" -D "$W/pre1" --track-mem --page-server --port "$PORT" \
+fy pre-dump -t "$HOG" -D "$W/pre1" --track-mem --page-server --port "$PORT" \
 	-o "$W/pre1.log" || die "pre-dump failed"
 server_stop
 server_start "$W/srv"
@@ -16,7 +16,7 @@ src=$W/srv/$(hostname)-$HOG
 [ -f "$src/pre1/inventory.img" ] || die "no complete pre1 round under $src"
 
 # another source cannot chain onto it
-if "$FERRY" dump -t "$HOG" -D "$W/bad" --track-mem --prev-images-dir ../pre1 --page-server \
+if fy dump -t "$HOG" -D "$W/bad" --track-mem --prev-images-dir ../pre1 --page-server \
 	--port "$PORT" --source-id other-source -o "$W/bad.log" 2>"$W/bad.err"; then
 	die "a dump chained to another source's round succeeded"
 fi
@@ -25,7 +25,7 @@ alive "$HOG" || die "the process died in the refused dump"
 grep -q 'page server' "$W/bad.log" || die "refused dump: no error naming the page server: $(cat "$W/bad.log")"
 
 rm -rf "$W/bad"
-"$FERRY" dump -t "$HOG" -D "$W/img" --track-mem --prev-images-dir ../pre1 --page-server \
+fy dump -t "$HOG" -D "$W/img" --track-mem --prev-images-dir ../pre1 --page-server \
 	--port "$PORT" -o "$W/dump.log" || { tail -n 5 "$W/dump.log"; die "dump failed"; }
 wait "$HOG" 2>/dev/null
 [ "$(readlink "$src/img/parent")" = ../pre1 ] || die "img is not chained to pre1"

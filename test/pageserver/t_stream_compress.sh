@@ -10,14 +10,14 @@
 
 server_start "$W/srv"
 hog_start heaphog 128
-"$FERRY" dump -t "$HOG" -D "$W/local" --leave-running -o "$W/local.log" || die "local dump failed"
+fy dump -t "$HOG" -D "$W/local" --leave-running -o "$W/local.log" || die "local dump failed"
 # the arena's place in the pages file: PE_PRESENT runs before its run of 32768 pages
 # (the few pages of libc and stack around it may change between two freezes)
-off=$("$FERRY" show "$W/local/pagemap-$HOG.img" | tr -d ' ,"' | awk -F: '
+off=$(fy show "$W/local/pagemap-$HOG.img" | tr -d ' ,"' | awk -F: '
 	$1 == "nr_pages" { n = $2 } $1 == "flags" && $2 % 2 == 1 { if (n == 32768) { print o; exit } o += n }')
 [ -n "$off" ] || die "no 128 MiB run in the local pagemap"
 for m in off on auto; do
-	"$FERRY" dump -t "$HOG" -D "$W/$m/img" --leave-running --page-server --port "$PORT" \
+	fy dump -t "$HOG" -D "$W/$m/img" --leave-running --page-server --port "$PORT" \
 		--source-id "c-$m" --compress "$m" --json -v4 -o "$W/$m.log" >"$W/$m.json" ||
 		{ tail -n 5 "$W/$m.log"; die "streamed dump with --compress $m failed"; }
 	alive "$HOG" || die "the process died in dump --leave-running --compress $m"

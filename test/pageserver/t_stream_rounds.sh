@@ -19,13 +19,13 @@ PIDS+=("$T")
 wait_for 10 nonempty "$W/t/ready" || die "predump_ledger not ready"
 prev=()
 for k in 1 2; do
-	"$FERRY" pre-dump -t "$T" -D "$W/t/pre$k" --track-mem "${prev[@]}" --page-server \
+	fy pre-dump -t "$T" -D "$W/t/pre$k" --track-mem "${prev[@]}" --page-server \
 		--port "$PORT" --json -v4 -o "$W/pre$k.log" >"$W/pre$k.json" ||
 		{ tail -n 5 "$W/pre$k.log"; die "streamed pre-dump $k failed"; }
 	alive "$T" || die "predump_ledger died in pre-dump $k"
 	prev=(--prev-images-dir "../pre$k")
 done
-"$FERRY" dump -t "$T" -D "$W/t/img" --track-mem "${prev[@]}" --page-server --port "$PORT" \
+fy dump -t "$T" -D "$W/t/img" --track-mem "${prev[@]}" --page-server --port "$PORT" \
 	--json -v4 -o "$W/dump.log" >"$W/dump.json" || { tail -n 5 "$W/dump.log"; die "streamed dump failed"; }
 wait "$T" 2>/dev/null	# the dump killed it
 src=$W/srv/$(hostname)-$T
@@ -43,7 +43,7 @@ b=$(json_field "$W/pre1.json" pre1 bytes)
 [ "${b:-0}" -gt $((32 << 20)) ] || die "pre1 streamed only ${b:-0} bytes"
 
 rm -f "$W/rpid"
-"$FERRY" restore -D "$src/img" --pidfile "$W/rpid" -v4 -o "$W/restore.log" &
+fy restore -D "$src/img" --pidfile "$W/rpid" -v4 -o "$W/restore.log" &
 R=$!
 PIDS+=("$R")
 wait_for 30 nonempty "$W/rpid" || { tail -n 5 "$W/restore.log"; die "restore: no pidfile"; }
@@ -56,9 +56,9 @@ grep -q '^PASS' "$W/t/predump_ledger.out" && [ "$rc" = 0 ] ||
 
 # memhog, compression auto: pre-dump, dump, restore, verify
 hog_start memhog 256
-"$FERRY" pre-dump -t "$HOG" -D "$W/h/pre1" --track-mem --page-server --port "$PORT" \
+fy pre-dump -t "$HOG" -D "$W/h/pre1" --track-mem --page-server --port "$PORT" \
 	--compress auto -o "$W/hpre.log" || die "memhog pre-dump failed"
-"$FERRY" dump -t "$HOG" -D "$W/h/img" --track-mem --prev-images-dir ../pre1 --page-server \
+fy dump -t "$HOG" -D "$W/h/img" --track-mem --prev-images-dir ../pre1 --page-server \
 	--port "$PORT" --compress auto -o "$W/hdump.log" || die "memhog dump failed"
 wait "$HOG" 2>/dev/null
 restore_verify "$W/srv/$(hostname)-$HOG/img"

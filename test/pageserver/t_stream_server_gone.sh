@@ -13,7 +13,7 @@ pages_at_least() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge $(($2 << 20)
 
 # stream CMD...: run a streamed ferry command in the background; sets F
 stream() {
-	"$FERRY" "$@" --page-server --port "$PORT" -v2 2>"$W/err" &
+	fy "$@" --page-server --port "$PORT" -v2 2>"$W/err" &
 	F=$!
 	PIDS+=("$F")
 }
