@@ -191,7 +191,6 @@ static int remote_start(struct rst *r)
 	r->rt_ready = true;
 	r->rt.scratch = r->gadget + RST_PAGE;
 	r->rt.scratch_len = RST_SCRATCH_LEN;
-	r->vdso_sc_ip = own_vdso_syscall(r);
 	if (!r->rt.sc_int3 || r->vdso_sc_ip < r->own_sp[RST_SP_VDSO].start ||
 	    r->vdso_sc_ip >= r->own_sp[RST_SP_VDSO].end)
 		return pr_err_ret(-EINVAL, "no syscall instruction in [vdso] or in the gadget");
@@ -275,6 +274,7 @@ int rst_gadget_place(struct rst *r, const struct rst_special *own, size_t n_own)
 
 	if (!busy)
 		return -ENOMEM;
+	r->vdso_sc_ip = own_vdso_syscall(r); /* here: before any tracer thread runs */
 	memcpy(busy + n, own, n_own * sizeof(*own));
 	e = gap_find(busy, n + n_own, RST_GADGET_LEN, &r->gadget);
 	free(busy);

@@ -16,7 +16,8 @@
  *     stubs join their groups, set up cwd/fds, report READY and block in read();
  *  5. every stub is PTRACE_SEIZEd (EXITKILL) and interrupted, then restored by remote
  *     control like a lone process (restore.c), shared anonymous memory mapped from the
- *     first task that created it;
+ *     first task that created it; one tracer thread per CPU, each with its share of
+ *     the processes (rst-par.c);
  *  6. final registers of every thread of every process, pidfile, detach (leaves first).
  *
  * Invariants: nothing runs dumped code unless every process was built; on any failure
@@ -538,24 +539,6 @@ static int tree_create(struct rst_tree *t)
 	return e < 0 ? e : sharers_wait(t);
 }
 
-static int tree_seize(struct rst_tree *t)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		struct rst *r = &t->t[i];
-		int st;
-		if (t->pst[i]->zombie)
-			continue;
-		if (ptrace(PTRACE_SEIZE, r->pid, 0, (void *)(long)PTRACE_O_EXITKILL) < 0)
-			return pr_perror("PTRACE_SEIZE of stub %d", r->pid);
-		r->traced = true;
-		if (ptrace(PTRACE_INTERRUPT, r->pid, 0, 0) < 0)
-			return pr_perror("PTRACE_INTERRUPT of stub %d", r->pid);
-		if ((st = ptrace_wait_stop(r->pid, RST_STOP_TIMEOUT_MS)) < 0)
-			return pr_err_ret(st, "stub %d did not stop", r->pid);
-	}
-	return 0;
-}
-
 /* ---- shared anonymous memory ----------------------------------------------------- */
 
 int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v,
@@ -668,7 +651,7 @@ static int memfds_plan(struct rst_tree *t)
 
 /* ---- finishing and rollback ------------------------------------------------------ */
 
-static int pidfile_write(struct rst_tree *t)
+int rst_tree_pidfile(struct rst_tree *t)
 {
 	char buf[32];
 	int fd, e;
@@ -680,23 +663,6 @@ static int pidfile_write(struct rst_tree *t)
 	e = write_full(fd, buf, (size_t)snprintf(buf, sizeof(buf), "%d\n", t->t[0].pid));
 	close(fd);
 	return e < 0 ? pr_err_ret(e, "cannot write pidfile '%s'", t->o->pidfile) : 0;
-}
-
-static int tree_build(struct rst_tree *t)
-{
-	int e = 0;
-	for (size_t i = 0; i < t->n && e == 0; i++)
-		if (!t->pst[i]->zombie)
-			e = rst_build(&t->t[i]);
-	for (size_t i = 0; i < t->n && e == 0; i++)
-		if (!t->pst[i]->zombie)
-			e = rst_finish(&t->t[i]);
-	if (e == 0)
-		e = pidfile_write(t);
-	for (size_t i = t->n; i-- > 0 && e == 0;)
-		if (!t->pst[i]->zombie)
-			e = rst_detach(&t->t[i]);
-	return e;
 }
 
 /* Kill every task we created and reap what comes back to us (bounded). */
@@ -771,15 +737,13 @@ int restore_main(const struct ferry_opts *o, int *status)
 	uint64_t t0 = now_ns();
 	int e;
 
-	uint64_t t1 = 0, t2 = 0, t3 = 0;
+	uint64_t t1 = 0, t2 = 0;
 	if ((e = tree_load(&t)) < 0 || (e = fs_prepare(&t)) < 0 || (e = memfds_plan(&t)) < 0 ||
-	    (t1 = now_ns(), e = tree_create(&t)) < 0 || (t2 = now_ns(), e = tree_seize(&t)) < 0 ||
-	    (t3 = now_ns(), e = tree_build(&t)) < 0)
+	    (t1 = now_ns(), e = tree_create(&t)) < 0 || (t2 = now_ns(), e = rst_tree_build(&t)) < 0)
 		return tree_finish(&t, e < 0 ? e : -EINVAL);
-	pr_debug("images loaded in %llu us, tree created in %llu us, seized in %llu us, built "
-		 "in %llu us",
+	pr_debug("images loaded in %llu us, tree created in %llu us, seized and built in %llu us",
 		 (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
-		 (unsigned long long)(t3 - t2) / 1000, (unsigned long long)(now_ns() - t3) / 1000);
+		 (unsigned long long)(now_ns() - t2) / 1000);
 	pr_debug("%zu processes restored in %llu us", t.n,
 		 (unsigned long long)(now_ns() - t0) / 1000);
 	pid_t child = t.child;

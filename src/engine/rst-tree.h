@@ -1,5 +1,5 @@
 /*
- * rst-tree.h: private to the restore of a process tree (rst-tree.c, rst-stub.c,
+ * rst-tree.h: private to the restore of a process tree (rst-tree.c, rst-stub.c, rst-par.c,
  * restore.c, rst-thread.c, rst-mem.c). See docs/restore.md "Process trees".
  *
  * Ids: every process has three. The image id (pstree pid, names the image files), the
@@ -78,5 +78,12 @@ pid_t rst_tree_inner_tid(struct rst *r, size_t k);
 pid_t rst_tree_host_tid(struct rst *r, pid_t ntid);
 /* Index of the process with inner pid pid, or -1. */
 ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
+/* Write --pidfile (the root's host pid), if asked. 0 or -errno (logged). */
+int rst_tree_pidfile(struct rst_tree *t);
+
+/* rst-par.c: seize every live stub, build it, set its final registers, write the
+ * pidfile and detach everything (the root last), on one tracer thread per CPU. On
+ * failure every worker has returned: the caller rolls back. 0 or -errno (logged). */
+int rst_tree_build(struct rst_tree *t);
 
 #endif

@@ -1,0 +1,217 @@
+/*
+ * rst-par: seize, build and let go the processes of a restored tree on several tracer
+ * threads (one per CPU), each owning a share of the tree.
+ *
+ * A restorer thread mostly waits: for the task it drives to run a batch of injected
+ * calls, then the task waits for it to write pages. With one tracer thread per CPU,
+ * one builds a process while another process runs its batch, so both CPUs work.
+ *
+ * ptrace binds a tracee to the thread that seized it: only that thread may drive it,
+ * and if it exits, its tracees are released (and killed: PTRACE_O_EXITKILL). So each
+ * worker seizes its own processes (live processes in pstree order, dealt round-robin:
+ * the root is the main thread's), builds them and sets their final registers, then
+ * waits at a barrier. When every worker is there: on success the main thread writes
+ * the pidfile, every worker detaches its processes (leaves first) and the main thread
+ * detaches the root last; on failure every worker returns and the caller rolls back.
+ *
+ * One worker only when processes depend on each other while built: shared anonymous
+ * memory (a later task maps the first one's object through /proc/PID/map_files) and
+ * fd tables shared by CLONE_FILES.
+ *
+ * Invariants: no process runs before every process is built and the pidfile written;
+ * a worker touches only its own processes; the tree's state read by workers (images,
+ * plan, fs lookups) is not written while they run.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "engine/rst-tree.h"
+
+#define MAX_WORKERS 8
+
+struct par {
+	struct rst_tree *t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int nw;	      /* workers (the main thread is worker 0) */
+	int arrived;  /* workers at the barrier */
+	int err;      /* the first error of any worker */
+	int phase;    /* 0 building, 1 detach, 2 abort */
+	int detached; /* workers other than 0 done detaching */
+};
+
+struct worker {
+	struct par *p;
+	int k, err;
+	pthread_t th;
+};
+
+/* Whether live process i belongs to worker k. */
+static bool mine(const struct par *p, size_t i, int k)
+{
+	size_t ord = 0;
+	if (p->t->pst[i]->zombie)
+		return false;
+	for (size_t j = 0; j < i; j++)
+		ord += !p->t->pst[j]->zombie;
+	return (int)(ord % (size_t)p->nw) == k;
+}
+
+static int seize_one(struct rst *r)
+{
+	int st;
+	if (ptrace(PTRACE_SEIZE, r->pid, 0, (void *)(long)PTRACE_O_EXITKILL) < 0)
+		return pr_perror("PTRACE_SEIZE of stub %d", r->pid);
+	r->traced = true;
+	if (ptrace(PTRACE_INTERRUPT, r->pid, 0, 0) < 0)
+		return pr_perror("PTRACE_INTERRUPT of stub %d", r->pid);
+	if ((st = ptrace_wait_stop(r->pid, RST_STOP_TIMEOUT_MS)) < 0)
+		return pr_err_ret(st, "stub %d did not stop", r->pid);
+	return 0;
+}
+
+static int worker_build(struct par *p, int k)
+{
+	struct rst_tree *t = p->t;
+	int e = 0;
+	for (size_t i = 0; i < t->n && e == 0; i++)
+		if (mine(p, i, k))
+			e = seize_one(&t->t[i]);
+	for (size_t i = 0; i < t->n && e == 0; i++)
+		if (mine(p, i, k))
+			e = rst_build(&t->t[i]);
+	for (size_t i = 0; i < t->n && e == 0; i++)
+		if (mine(p, i, k))
+			e = rst_finish(&t->t[i]);
+	return e;
+}
+
+/* Detach the worker's processes, leaves first; never the root (the main thread's). */
+static int worker_detach(struct par *p, int k)
+{
+	int e = 0;
+	for (size_t i = p->t->n; i-- > 1 && e == 0;)
+		if (mine(p, i, k))
+			e = rst_detach(&p->t->t[i]);
+	return e;
+}
+
+/* Worker k reached the barrier with error e: returns the phase decided. */
+static int barrier(struct par *p, int e)
+{
+	pthread_mutex_lock(&p->mu);
+	if (e < 0 && !p->err)
+		p->err = e;
+	p->arrived++;
+	pthread_cond_broadcast(&p->cv);
+	while (p->phase == 0)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int phase = p->phase;
+	pthread_mutex_unlock(&p->mu);
+	return phase;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct par *p = w->p;
+
+	w->err = worker_build(p, w->k);
+	if (barrier(p, w->err) == 1)
+		w->err = worker_detach(p, w->k);
+	pthread_mutex_lock(&p->mu);
+	if (w->err < 0 && !p->err)
+		p->err = w->err;
+	p->detached++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* One worker per CPU, one only if processes depend on each other (see the top). */
+static int workers_count(const struct rst_tree *t)
+{
+	const char *env = getenv("FERRY_RST_WORKERS"); /* for measurements */
+	long n = env ? atol(env) : sysconf(_SC_NPROCESSORS_ONLN);
+	size_t live = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct rst *r = &t->t[i];
+		if (t->pst[i]->zombie)
+			continue;
+		live++;
+		if (t->id[i].files_shared)
+			return 1;
+		for (size_t k = 0; r->mm && k < r->mm->n_vmas; k++)
+			if (r->mm->vmas[k]->kind == VMA_KIND__VMA_SHMEM_ANON)
+				return 1;
+	}
+	if (n < 1)
+		n = 1;
+	if (n > MAX_WORKERS)
+		n = MAX_WORKERS;
+	return (size_t)n > live ? (int)live : (int)n;
+}
+
+/* The main thread's part once the others are at the barrier (it is worker 0). */
+static int main_finish(struct par *p, int e)
+{
+	pthread_mutex_lock(&p->mu);
+	if (e < 0 && !p->err)
+		p->err = e;
+	while (p->arrived < p->nw - 1)
+		pthread_cond_wait(&p->cv, &p->mu);
+	e = p->err;
+	pthread_mutex_unlock(&p->mu);
+	if (e == 0)
+		e = rst_tree_pidfile(p->t);
+	pthread_mutex_lock(&p->mu);
+	p->phase = e == 0 ? 1 : 2;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (e == 0)
+		e = worker_detach(p, 0);
+	pthread_mutex_lock(&p->mu);
+	while (p->detached < p->nw - 1)
+		pthread_cond_wait(&p->cv, &p->mu);
+	if (e == 0)
+		e = p->err;
+	pthread_mutex_unlock(&p->mu);
+	return e == 0 ? rst_detach(&p->t->t[0]) : e;
+}
+
+int rst_tree_build(struct rst_tree *t)
+{
+	struct par p = { .t = t, .nw = workers_count(t) };
+	struct worker w[MAX_WORKERS] = { 0 };
+	int e = 0, started = 1;
+
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	for (int k = 1; k < p.nw && e == 0; k++) {
+		w[k] = (struct worker){ .p = &p, .k = k };
+		int te = pthread_create(&w[k].th, NULL, worker_main, &w[k]);
+		if (te != 0)
+			e = pr_err_ret(-te, "cannot start a restorer thread");
+		else
+			started++;
+	}
+	pr_debug("%d tracer threads", p.nw);
+	/* a thread that failed to start never comes to the barrier: count it there */
+	p.arrived += p.nw - started;
+	p.detached += p.nw - started;
+	if (e == 0)
+		e = worker_build(&p, 0);
+	e = main_finish(&p, e);
+	for (int k = 1; k < started; k++)
+		pthread_join(w[k].th, NULL);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	return e;
+}
