@@ -51,15 +51,15 @@ struct inet_dump { /* fs_dump.inet: the TCP state of one dump */
 	size_t nrep, cap;
 };
 
-struct inet_kd { /* restore */
+struct inet_kd {	 /* restore */
 	InetSkEntry *ie; /* own copy of the entry */
 	int fd;		 /* the restorer's socket, -1 before linked */
 	bool built;
 };
 
 static const char *const tcp_states[] = {
-	"?",	      "ESTABLISHED", "SYN_SENT", "SYN_RECV",   "FIN_WAIT1", "FIN_WAIT2",
-	"TIME_WAIT", "CLOSE",	     "CLOSE_WAIT", "LAST_ACK", "LISTEN",    "CLOSING",
+	"?",	     "ESTABLISHED", "SYN_SENT",	  "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE",	    "CLOSE_WAIT", "LAST_ACK", "LISTEN",	   "CLOSING",
 };
 
 static const char *state_name(unsigned int s)
@@ -431,9 +431,9 @@ static int inet_valid(const InetSkEntry *ie)
 	size_t al = ie->family == AF_INET6 ? 16 : 4;
 	const TcpStreamEntry *te = ie->tcp;
 	if ((ie->family != AF_INET && ie->family != AF_INET6) || ie->src_addr.len != al ||
-	    ie->src_port > 65535 || ie->flags & ~(uint32_t)O_NONBLOCK ||
-	    ie->sndbuf > INT32_MAX || ie->rcvbuf > INT32_MAX || ie->buf_lock > 3 ||
-	    ie->keepidle > 32767 || ie->keepintvl > 32767 || ie->keepcnt > 127 ||
+	    ie->src_port > 65535 || ie->flags & ~(uint32_t)O_NONBLOCK || ie->sndbuf > INT32_MAX ||
+	    ie->rcvbuf > INT32_MAX || ie->buf_lock > 3 || ie->keepidle > 32767 ||
+	    ie->keepintvl > 32767 || ie->keepcnt > 127 ||
 	    (ie->netlock && !netlock_name_ok(ie->netlock)))
 		return 0;
 	switch (ie->state) {
@@ -445,7 +445,8 @@ static int inet_valid(const InetSkEntry *ie)
 		return te && ie->has_dst_addr && ie->dst_addr.len == al && ie->has_dst_port &&
 		       ie->dst_port && ie->dst_port <= 65535 && ie->src_port &&
 		       te->inq.len <= INET_MAX_QUEUE && te->outq.len <= INET_MAX_QUEUE &&
-		       te->mss >= 64 && te->mss <= 65535 && (!te->has_snd_mss || te->snd_mss <= 65535) && te->snd_wscale <= 14 &&
+		       te->mss >= 64 && te->mss <= 65535 &&
+		       (!te->has_snd_mss || te->snd_mss <= 65535) && te->snd_wscale <= 14 &&
 		       te->rcv_wscale <= 14;
 	}
 	return 0;
@@ -610,7 +611,8 @@ static int build_established(struct fs_rst *r, struct rst_file *f)
 	 * send buffer must hold the whole send queue (the dumped one did; an autotuned one
 	 * starts small): raised here, set exactly after the queue is sent. */
 	int snd = (int)min_t(size_t, max_t(size_t, ie->sndbuf, 2 * te->outq.len + (256u << 10)),
-			     INT32_MAX) / 2;
+			     INT32_MAX) /
+		  2;
 	if (((ie->buf_lock & 2) &&
 	     (e = set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)ie->rcvbuf / 2)) < 0) ||
 	    (e = set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, snd)) < 0)

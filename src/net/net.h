@@ -24,12 +24,12 @@
 
 #define NETLOCK_NAME_MAX 64
 
-struct net_tuple { /* one TCP connection, seen from the local socket */
-	int family;	   /* AF_INET or AF_INET6 */
-	uint8_t src[16];   /* local address (4 bytes used for AF_INET), network order */
-	uint8_t dst[16];   /* remote address */
-	uint16_t sport;	   /* local port, host order */
-	uint16_t dport;	   /* remote port */
+struct net_tuple {	 /* one TCP connection, seen from the local socket */
+	int family;	 /* AF_INET or AF_INET6 */
+	uint8_t src[16]; /* local address (4 bytes used for AF_INET), network order */
+	uint8_t dst[16]; /* remote address */
+	uint16_t sport;	 /* local port, host order */
+	uint16_t dport;	 /* remote port */
 };
 
 /* Is name a valid lock name ([A-Za-z_][A-Za-z0-9_]*, < NETLOCK_NAME_MAX)? */
@@ -41,7 +41,6 @@ int netlock_lock(const char *name, const struct net_tuple *t, size_t n);
 /* Remove the lock name and everything it blocks. A lock that does not exist is not an
  * error. 0 or -errno (logged). */
 int netlock_unlock(const char *name);
-
 
 /* ---- options ---------------------------------------------------------------------- */
 
@@ -74,9 +73,8 @@ int tcpr_dump(int fd, TcpStreamEntry *te, char *why, size_t whylen);
  * mode), repair options, the receive queue, the window, repair off (no probe). The send
  * queue is NOT sent: tcpr_send_queue does it once the lock is gone. 0 or -errno with a
  * message in why (not logged). */
-int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src,
-		 socklen_t srclen, const struct sockaddr *dst, socklen_t dstlen, char *why,
-		 size_t whylen);
+int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src, socklen_t srclen,
+		 const struct sockaddr *dst, socklen_t dstlen, char *why, size_t whylen);
 /* Send the saved send queue normally (the socket is out of repair mode). Waits (bounded,
  * 10 s) for room in the send buffer. 0 or -errno with a message in why. */
 int tcpr_send_queue(int fd, const uint8_t *data, size_t len, char *why, size_t whylen);

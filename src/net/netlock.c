@@ -116,8 +116,8 @@ static int put_key(char *buf, size_t len, size_t *off, int family, const uint8_t
 	char sa[INET6_ADDRSTRLEN], sb[INET6_ADDRSTRLEN];
 	if (!inet_ntop(family, a, sa, sizeof(sa)) || !inet_ntop(family, b, sb, sizeof(sb)))
 		return -EINVAL;
-	int n = snprintf(buf + *off, len - *off, "%s%s . %u . %s . %u", *off ? ", " : "", sa,
-			 p, sb, q);
+	int n = snprintf(buf + *off, len - *off, "%s%s . %u . %s . %u", *off ? ", " : "", sa, p, sb,
+			 q);
 	if (n < 0 || (size_t)n >= len - *off)
 		return -ENOSPC;
 	*off += (size_t)n;
@@ -162,7 +162,8 @@ int netlock_lock(const char *name, const struct net_tuple *t, size_t n)
 		return pr_err_ret(-EINVAL, "network lock: bad name '%s'", name ? name : "");
 	if (n > 65536)
 		return pr_err_ret(-E2BIG, "network lock '%s': %zu connections", name, n);
-	size_t len = sizeof(head) + 16 * NETLOCK_NAME_MAX + 256 + n * 2 * 2 * (INET6_ADDRSTRLEN + 20);
+	size_t len =
+		sizeof(head) + 16 * NETLOCK_NAME_MAX + 256 + n * 2 * 2 * (INET6_ADDRSTRLEN + 20);
 	char *script = malloc(len), *k4 = malloc(len / 2), *k6 = malloc(len / 2);
 	int r = -ENOMEM;
 	if (!script || !k4 || !k6)

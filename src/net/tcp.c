@@ -34,9 +34,9 @@
 #include "common/util.h"
 #include "net/net.h"
 
-#define TCPR_MAX_QUEUE	 (64u << 20) /* bytes of one queue */
-#define TCPR_MAXSEG_MAX	 32767	     /* TCP_MAXSEG limit in repair mode */
-#define TCPR_CHUNK	 (64u << 10)
+#define TCPR_MAX_QUEUE	  (64u << 20) /* bytes of one queue */
+#define TCPR_MAXSEG_MAX	  32767	      /* TCP_MAXSEG limit in repair mode */
+#define TCPR_CHUNK	  (64u << 10)
 #define TCPR_SEND_WAIT_MS 10000
 
 #ifndef TCPOPT_MSS
@@ -94,12 +94,14 @@ static int gopt(int fd, int opt, int *val)
 
 int tcpr_repair(int fd, bool on, bool probe)
 {
-	return sopt(fd, TCP_REPAIR, on ? TCP_REPAIR_ON : probe ? TCP_REPAIR_OFF : TCP_REPAIR_OFF_NO_WP);
+	return sopt(fd, TCP_REPAIR,
+		    on	    ? TCP_REPAIR_ON
+		    : probe ? TCP_REPAIR_OFF
+			    : TCP_REPAIR_OFF_NO_WP);
 }
 
 /* One queue: its sequence number and its bytes (peeked). */
-static int dump_queue(int fd, int q, uint32_t *seq, ProtobufCBinaryData *b, char *why,
-		      size_t wl)
+static int dump_queue(int fd, int q, uint32_t *seq, ProtobufCBinaryData *b, char *why, size_t wl)
 {
 	const char *name = q == TCP_RECV_QUEUE ? "receive" : "send";
 	int len = 0, v = 0, r;
@@ -246,7 +248,8 @@ static int restore_pre(int fd, const TcpStreamEntry *te, char *why, size_t wl)
 	 * half-window bound the kernel applied to it (a small peer window) is not redone
 	 * when the window is repaired: a larger MSS than the window stalls the sender on
 	 * silly-window avoidance (one persist timeout per segment) */
-	uint32_t want = te->has_snd_mss && te->snd_mss ? min_t(uint32_t, te->snd_mss, te->mss) : te->mss;
+	uint32_t want =
+		te->has_snd_mss && te->snd_mss ? min_t(uint32_t, te->snd_mss, te->mss) : te->mss;
 	int mss = want > TCPR_MAXSEG_MAX ? TCPR_MAXSEG_MAX : (int)want;
 	if ((r = sopt(fd, TCP_MAXSEG, mss)) < 0)
 		return why_set(why, wl, -r, "TCP_MAXSEG %d", mss);
@@ -291,7 +294,8 @@ int tcpr_send_queue(int fd, const uint8_t *p, size_t len, char *why, size_t wl)
 			struct pollfd pf = { .fd = fd, .events = POLLOUT };
 			uint64_t now = now_ns();
 			if (now >= end)
-				return why_set(why, wl, ETIMEDOUT, "send queue: %zu bytes left", len);
+				return why_set(why, wl, ETIMEDOUT, "send queue: %zu bytes left",
+					       len);
 			(void)poll(&pf, 1, (int)((end - now) / 1000000ull) + 1);
 			continue;
 		}

@@ -97,7 +97,8 @@ static void step(struct st *s, uint64_t limit, uint64_t rlimit)
 		s->sent += (uint64_t)r;
 	}
 	while (s->rcvd < rlimit) {
-		size_t n = rlimit - s->rcvd < sizeof(buf) ? (size_t)(rlimit - s->rcvd) : sizeof(buf);
+		size_t n =
+			rlimit - s->rcvd < sizeof(buf) ? (size_t)(rlimit - s->rcvd) : sizeof(buf);
 		ssize_t r = recv(s->fd, buf, n, MSG_DONTWAIT);
 		if (r < 0 && errno == EAGAIN)
 			return;
@@ -126,7 +127,8 @@ static int queued(int fd, int req)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	struct st s = { .fd = -1 };
 	int status;

@@ -67,9 +67,11 @@ static unsigned int backlog(int fd)
 /* connect to port on the loopback of family and exchange a byte through lsn */
 static int try_connect(int family, uint16_t port, int lsn, int cfd)
 {
-	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in s4 = { .sin_family = AF_INET,
+				  .sin_port = htons(port),
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(port),
 				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	int c = cfd >= 0 ? cfd : socket(family, SOCK_STREAM, 0), a;
 	char b;
@@ -78,8 +80,8 @@ static int try_connect(int family, uint16_t port, int lsn, int cfd)
 	if (connect(c, family == AF_INET ? (struct sockaddr *)&s4 : (struct sockaddr *)&s6,
 		    family == AF_INET ? sizeof(s4) : sizeof(s6)))
 		return -errno;
-	if ((a = accept(lsn, NULL, NULL)) < 0 || send(c, "x", 1, 0) != 1 || recv(a, &b, 1, 0) != 1 ||
-	    b != 'x')
+	if ((a = accept(lsn, NULL, NULL)) < 0 || send(c, "x", 1, 0) != 1 ||
+	    recv(a, &b, 1, 0) != 1 || b != 'x')
 		fail("accept/exchange: %m");
 	close(a);
 	close(c);
@@ -88,7 +90,8 @@ static int try_connect(int family, uint16_t port, int lsn, int cfd)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
 	struct sockaddr_storage n4, n6, nb;
 	socklen_t l4, l6, lb;

@@ -179,7 +179,8 @@ int main(int argc, char **argv)
 	set(s.fd, SOL_SOCKET, SO_SNDBUF, 65536);
 	if (fcntl(s.fd, F_SETFL, O_NONBLOCK))
 		fail("fcntl: %m");
-	if (getsockname(c.fd, (struct sockaddr *)&ca, &cl) || getsockname(s.fd, (struct sockaddr *)&sa, &sl))
+	if (getsockname(c.fd, (struct sockaddr *)&ca, &cl) ||
+	    getsockname(s.fd, (struct sockaddr *)&sa, &sl))
 		fail("getsockname: %m");
 
 	/* fill, read a little of each stream, fill again: queues full both ways */
@@ -202,7 +203,8 @@ int main(int argc, char **argv)
 	check(opt(c.fd, SOL_SOCKET, SO_KEEPALIVE) == 1 && opt(s.fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
 	check(opt(c.fd, SOL_TCP, TCP_KEEPIDLE) == 77 && opt(c.fd, SOL_TCP, TCP_KEEPINTVL) == 11 &&
 	      opt(c.fd, SOL_TCP, TCP_KEEPCNT) == 5);
-	check(opt(c.fd, SOL_SOCKET, SO_RCVBUF) == bufs[1] && opt(s.fd, SOL_SOCKET, SO_SNDBUF) == bufs[2] &&
+	check(opt(c.fd, SOL_SOCKET, SO_RCVBUF) == bufs[1] &&
+	      opt(s.fd, SOL_SOCKET, SO_SNDBUF) == bufs[2] &&
 	      opt(s.fd, SOL_SOCKET, SO_RCVBUF) == bufs[3]);
 	(void)bufs[0]; /* the client's SO_SNDBUF was not set: autotuned, not compared */
 	check(opt(lsn, SOL_SOCKET, SO_REUSEADDR) == 1 && opt(lsn, SOL_SOCKET, SO_ACCEPTCONN) == 1);

@@ -97,7 +97,8 @@ static void child(const struct sockaddr_in *sa, int go, int done)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	struct st s = { .tx = 4, .rx = 3 };
 	int go[2], done[2], status;

@@ -26,7 +26,8 @@ static void pair(int lsn, const struct sockaddr_in *sa, int *c, int *s)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	char buf[64];
 	int c1, s1, c2, s2;
