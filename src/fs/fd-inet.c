@@ -155,8 +155,9 @@ static struct inet_dump *inet_dump_state(struct fs_dump *d, pid_t pid)
 		struct inet_dump *s = calloc(1, sizeof(*s));
 		if (!s)
 			return NULL;
-		/* the first task dumped is the root of the tree */
-		net_lock_name(s->lock, sizeof(s->lock), pid);
+		/* named after the root, the first task dumped: the holder of the first fd
+		 * recorded, or this task when none is recorded yet */
+		net_lock_name(s->lock, sizeof(s->lock), d->nrefs ? d->refs[0].pid : pid);
 		d->inet = s;
 	}
 	return d->inet;
