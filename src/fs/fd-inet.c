@@ -200,6 +200,14 @@ static int tuple_of(int fd, struct net_tuple *t)
 	size_t al = e.src.ss_family == AF_INET6 ? 16 : 4;
 	memset(t, 0, sizeof(*t));
 	t->family = e.src.ss_family;
+	if (t->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)sa) &&
+	    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)da)) {
+		/* a dual-stack socket talking IPv4: its packets are IPv4 ones */
+		t->family = AF_INET;
+		sa = (const uint8_t *)sa + 12;
+		da = (const uint8_t *)da + 12;
+		al = 4;
+	}
 	memcpy(t->src, sa, al);
 	memcpy(t->dst, da, al);
 	t->sport = (uint16_t)sp;

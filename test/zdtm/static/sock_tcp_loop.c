@@ -7,7 +7,8 @@
  * the streams continue byte for byte up to the exact totals, new data flows both ways,
  * the options (keepalive and its timers, TCP_NODELAY, SO_SNDBUF/SO_RCVBUF, O_NONBLOCK)
  * and the addresses are the dumped ones, and the listener accepts a new connection.
- * Built as sock_tcp_ipv6 too (TCP_FAMILY AF_INET6, ::1).
+ * Built as sock_tcp_ipv6 too (TCP_FAMILY AF_INET6, ::1), which adds an IPv4 connection
+ * accepted by a dual-stack IPv6 listener (an AF_INET6 socket with IPv4-mapped addresses).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,8 +197,34 @@ int main(int argc, char **argv)
 	test_msg("queued: client %d out %d in, server %d out %d in\n", queued(c.fd, SIOCOUTQ),
 		 queued(c.fd, SIOCINQ), queued(s.fd, SIOCOUTQ), queued(s.fd, SIOCINQ));
 
+#if TCP_FAMILY == AF_INET6
+	/* a dual-stack listener on [::] and an IPv4 client: the accepted socket is AF_INET6
+	 * with IPv4-mapped addresses (its packets are IPv4 ones), data queued both ways */
+	struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in lo4 = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l6 = sizeof(any6);
+	int dl = socket(AF_INET6, SOCK_STREAM, 0), dc = socket(AF_INET, SOCK_STREAM, 0), ds;
+	set(dl, SOL_IPV6, IPV6_V6ONLY, 0);
+	if (dl < 0 || dc < 0 || bind(dl, (struct sockaddr *)&any6, sizeof(any6)) || listen(dl, 1) ||
+	    getsockname(dl, (struct sockaddr *)&any6, &l6))
+		fail("dual-stack listener: %m");
+	lo4.sin_port = any6.sin6_port;
+	if (connect(dc, (struct sockaddr *)&lo4, sizeof(lo4)) ||
+	    (ds = accept(dl, NULL, NULL)) < 0 || send(dc, "mapped->", 8, 0) != 8 ||
+	    send(ds, "<-back", 6, 0) != 6)
+		fail("dual-stack connection: %m");
+#endif
+
 	test_ready();
 	test_wait_sigterm();
+
+#if TCP_FAMILY == AF_INET6
+	char mb[16];
+	check(recv(ds, mb, sizeof(mb), 0) == 8 && !memcmp(mb, "mapped->", 8));
+	check(recv(dc, mb, sizeof(mb), 0) == 6 && !memcmp(mb, "<-back", 6));
+	check(send(ds, "z", 1, 0) == 1 && recv(dc, mb, 1, 0) == 1 && mb[0] == 'z');
+#endif
 
 	check(opt(c.fd, SOL_TCP, TCP_NODELAY) == 1 && opt(s.fd, SOL_TCP, TCP_NODELAY) == 0);
 	check(opt(c.fd, SOL_SOCKET, SO_KEEPALIVE) == 1 && opt(s.fd, SOL_SOCKET, SO_KEEPALIVE) == 0);
