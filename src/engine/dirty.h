@@ -23,7 +23,7 @@
  *
  * Target invariants: after dirty_arm the target has no ferry mapping, no changed signal
  * disposition, and no new fd except, with DIRTY_ARM_KEEP, the tracking fd at
- * dirty_tracker_kept_fd() (O_CLOEXEC, normally RLIMIT_NOFILE soft limit - 1). A failure
+ * dirty_tracker_kept_fd() (O_CLOEXEC, the highest free slot of its fd table). A failure
  * in dirty_arm closes every fd it created in the target and in ferry (which ends all
  * registrations): the target runs on untracked.
  *

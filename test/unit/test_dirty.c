@@ -1683,7 +1683,7 @@ static void test_e2e(bool hash, bool from_dump)
 				log) == 0);
 		CHECK(kill(pid, 0) == 0);
 		if (!hash)
-			CHECK(dirty_fd_probe(pid, 1023) == 1);	/* tracking kept in the target */
+			CHECK(count_tracking_fds(pid) == 1);	/* tracking kept in the target */
 	} else {
 		CHECK(e2e_ferry(ferry, &pages, line, sizeof(line), "pre-dump -t %d -D %s/p1 --json %s",
 				pid, dir, log) == 0);
