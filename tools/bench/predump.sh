@@ -76,7 +76,7 @@ probe() { # -> "ns/page" of a fresh probe
 # row CASE ROUND JSON: one line of the round table
 row() {
 	echo "$3" | jq -r --arg c "$1" --arg r "$2" '.round |
-		[$c, $r, .kind, (.freeze_ms | tostring), ((.track_ms // 0) | tostring),
+		[$c, $r, .kind, ((.images_ms // .freeze_ms) | tostring), ((.track_ms // 0) | tostring),
 		 (.scan_ms | tostring), (.copy_ms | tostring), (.total_ms | tostring),
 		 (.pages_written | tostring), (.pages_parent | tostring),
 		 ((.bytes / 1e6) | tostring)] | @tsv' |
@@ -152,7 +152,8 @@ for size in $SIZES; do
 done
 echo
 printf '%s\n' "${summary[@]}"
-echo "(freeze: seize to release of the tree; track: attach or arm inside the freeze; scan"
-echo " and copy run while the target runs (pre-dump) or frozen (final dump); a full dump"
+echo "(freeze: seize to release of the tree (final dump: to the images committed, before"
+echo " the kill); track: attach or arm inside the freeze; scan and copy run while the"
+echo " target runs (pre-dump) or frozen (final dump); a full dump"
 echo " stores pages + parent of the final dump; slowdown: ns per page written without"
 echo " tracking and while tracked, same run; writer: rate modes, the writer's own ns/page)"
