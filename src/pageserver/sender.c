@@ -31,6 +31,7 @@
 #define RING_DEPTH   32		 /* SQEs: a chain plus cancellations */
 #define PROBE_LEN    (256u << 10) /* auto: bytes of a chunk compressed as a sample */
 #define PROBE_BUDGET 0.02	 /* auto: at most this share of the time spent sampling */
+#define MIN_SAMPLE   (64u << 10)	 /* auto: smaller writes do not update the estimates */
 #define ON_MARGIN    1.15	 /* auto: compress only when estimated 15% faster */
 #define EWMA	     0.25
 
@@ -115,9 +116,11 @@ static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8
 	int n = LZ4_compress_fast((const char *)src, (char *)dst, (int)len, cap, 1);
 	uint64_t dt = now_ns() - t0;
 	s->st.lz4_ns += dt;
-	if (dt)
-		ewma(&s->st.est_lz4, len * 1e9 / dt);
-	ewma(&s->st.est_ratio, n > 0 ? (double)n / len : 1.0);
+	if (len >= MIN_SAMPLE) { /* a few bytes of metadata time nothing but the call */
+		if (dt)
+			ewma(&s->st.est_lz4, len * 1e9 / dt);
+		ewma(&s->st.est_ratio, n > 0 ? (double)n / len : 1.0);
+	}
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
@@ -128,7 +131,7 @@ static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8
 static void auto_probe(struct ps_sender *s, const uint8_t *buf, size_t len)
 {
 	uint64_t t0 = now_ns();
-	if (t0 < s->probe_next_ns)
+	if (t0 < s->probe_next_ns || len < MIN_SAMPLE)
 		return;
 	size_t n = len < PROBE_LEN ? len : PROBE_LEN;
 	(void)lz4_run(s, buf, n, s->probe, LZ4_compressBound(PROBE_LEN));
