@@ -132,6 +132,13 @@ static const char *fmt_ends(const struct ends *e, char *buf, size_t len)
 	return buf;
 }
 
+/* Log a line whose message already names the error (tcp.c's why) and return e. */
+#define log_why(e, fmt, ...)                                                                       \
+	({                                                                                         \
+		pr_err(fmt, ##__VA_ARGS__);                                                        \
+		(e);                                                                               \
+	})
+
 static int inet_fail(const struct fd_parms *p, const char *why)
 {
 	struct ends e;
@@ -343,7 +350,7 @@ static int inet_repair(struct fs_dump *d, const struct fd_parms *p, InetSkEntry 
 	tcp_stream_entry__init(te);
 	ie->tcp = te;
 	if ((r = tcpr_dump(fd, te, why, sizeof(why))) < 0)
-		return pr_err_ret(r, "PID %d fd %d: tcp repair: %s", p->pid, p->fd, why);
+		return log_why(r, "PID %d fd %d: tcp repair: %s", p->pid, p->fd, why);
 	ie->netlock = strdup(s->lock);
 	return ie->netlock ? 0 : -ENOMEM;
 }
@@ -631,8 +638,8 @@ static int build_established(struct fs_rst *r, struct rst_file *f)
 	e = tcpr_restore(fd, te, (struct sockaddr *)&src, sl, (struct sockaddr *)&dst, dl, why,
 			 sizeof(why));
 	if (e < 0)
-		return pr_err_ret(e, "PID %d: %s: tcp repair: %s", f->owner,
-				  rst_name(ie, n, sizeof(n)), why);
+		return log_why(e, "PID %d: %s: tcp repair: %s", f->owner,
+			       rst_name(ie, n, sizeof(n)), why);
 	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send)", f->owner,
 		 rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len);
 	return 0;
@@ -647,7 +654,7 @@ static int finish_established(struct rst_file *f)
 	int e = inet_post_opts(kd->fd, ie);
 	if (e == 0 && (e = tcpr_send_queue(kd->fd, ie->tcp->outq.data, ie->tcp->outq.len, why,
 					   sizeof(why))) < 0)
-		return pr_err_ret(e, "PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
+		return log_why(e, "PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
 	if (e == 0)
 		e = inet_bufs(kd->fd, ie);
 	return e < 0 ? pr_err_ret(e, "PID %d: %s: options", f->owner, rst_name(ie, n, sizeof(n)))
@@ -699,6 +706,13 @@ static int inet_linked(struct fs_rst *r, struct rst_file *f)
 	for (size_t i = 0; i < r->nfiles && e == 0; i++)
 		if (is_inet(&r->files[i]) && ((struct inet_kd *)r->files[i].kd)->ie->tcp)
 			e = finish_established(&r->files[i]);
+	/* failed: the rebuilt connections go back to repair mode, so closing them sends
+	 * nothing to their peers (a retry of the restore can still rebuild them) */
+	for (size_t i = 0; i < r->nfiles && e < 0; i++) {
+		const struct inet_kd *k = is_inet(&r->files[i]) ? r->files[i].kd : NULL;
+		if (k && k->fd >= 0 && k->ie->tcp)
+			(void)tcpr_repair(k->fd, true, false);
+	}
 	return e;
 }
 
