@@ -33,8 +33,12 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 die() { echo "bench pageserver: $*" >&2; exit 1; }
+# the workload and one round on tmpfs must fit (the machine may be shared)
+avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+((avail > SIZE * 5 / 2)) || die "needs ~$((SIZE * 5 / 2)) MiB of available memory, $avail MiB free (set BENCH_PS_SIZE)"
 wait_file() { # FILE SECONDS
 	local i
 	for ((i = 0; i < $2 * 100; i++)); do
@@ -118,12 +122,51 @@ for data in random heap; do
 		b=$(field "$line" bytes)
 		w=$(field "$line" wire_bytes)
 		awk -v d="$data" -v m="$mode" -v b="$b" -v w="$w" -v s="$s" -v br="$base_rate" \
-			-v dec="$(field "$line" decision)" -v c="$(field "$line" lz4_chunks)" \
+			-v dec="$(echo "$line" | grep -o '"decision":"[^"]*' | cut -d'"' -f4)" -v c="$(field "$line" lz4_chunks)" \
 			-v ch="$(field "$line" chunks)" 'BEGIN {
 			r = b / s
 			printf "%-7s %-5s %10.0f %10.0f %8.3f %8.3f %9.3f %7.2f  %s (%d of %d)\n",
 				d, m, b / 1048576, w / 1048576, s, r / 1e9, br / 1e9, r / br, dec, c, ch }'
 	done
+	if [[ $data == random ]]; then
+		# the same pre-dump into a local tmpfs directory: the dump's own ceiling
+		secs=()
+		for ((rep = 0; rep < REPS; rep++)); do
+			n=$((n + 1))
+			t0=$(date +%s.%N)
+			"$FERRY" pre-dump -v1 -t "$pid" -D "$work/local/r$n" || die "local pre-dump failed"
+			secs+=("$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")
+			rm -rf "$work/local/r$n"
+		done
+		awk -v s="$(best "${secs[@]}")" -v m="$SIZE" -v br="$base_rate" 'BEGIN { r = m * 1048576 / s
+			printf "%-7s %-5s %10.0f %10s %8.3f %8.3f %9.3f %7.2f  %s\n", "random",
+				"-", m, "-", s, r / 1e9, br / 1e9, r / br,
+				"(local pre-dump to tmpfs, no page server: wall time of ferry)" }'
+		# the same round to a receiver that discards (sendloop sink): the sender
+		# without the server's writes
+		secs=() line=
+		for ((rep = 0; rep < REPS; rep++)); do
+			n=$((n + 1))
+			rm -f "$work/sink.port"
+			"$TOOLS/sendloop" sink "$work/sink.port" >/dev/null &
+			sk=$!
+			wait_file "$work/sink.port" 10
+			out=$("$FERRY" pre-dump -v1 -t "$pid" -D "$work/local/r$n" --page-server \
+				--port "$(cat "$work/sink.port")" --compress off --json) ||
+				die "pre-dump to the discarding sink failed"
+			wait "$sk"
+			l=$(echo "$out" | grep '^{"transport"')
+			secs+=("$(field "$l" seconds)")
+			[[ $(field "$l" seconds) == "$(best "${secs[@]}")" ]] && line=$l
+			rm -rf "$work/local/r$n"
+		done
+		s=$(field "$line" seconds)
+		b=$(field "$line" bytes)
+		awk -v b="$b" -v s="$s" -v br="$base_rate" 'BEGIN { r = b / s
+			printf "%-7s %-5s %10.0f %10.0f %8.3f %8.3f %9.3f %7.2f  %s\n", "random",
+				"off", b / 1048576, b / 1048576, s, r / 1e9, br / 1e9, r / br,
+				"(to a discarding receiver, not the page server)" }'
+	fi
 	kill -9 "$pid"
 	pid=
 done
