@@ -6,14 +6,17 @@
  * queue and backlog); getsockname/getpeername the addresses; the options listed in
  * InetSkEntry. Supported states: LISTEN (with an empty accept queue), CLOSE (bound or
  * not) and ESTABLISHED (with --tcp-established); anything else fails the dump with one
- * line naming pid, fd, the socket's addresses and its state. Before an established
- * socket enters repair mode its 4-tuple is blocked by the network lock (in the check
- * hook, for the whole task at once); then TCP_REPAIR is turned on and the connection's
- * state read (tcpr_dump). The socket stays in repair mode: when the dumped tree is
- * killed, the kernel closes a repairing socket silently (tcp_disconnect: no FIN, no
- * RST, the 4-tuple is freed at once). With --leave-running, fs_dump_finish (before the
- * tree resumes) turns repair off again (no window probe) and removes the lock; on a
- * failed dump fs_dump_free does the same.
+ * line naming pid, fd, the socket's addresses and its state (check hook, before the
+ * task's files are described). An established socket is only remembered by dump()
+ * (a dup of it and its entry); at fs_dump_finish (every task dumped, tree still
+ * frozen) all the tree's connections are blocked by the network lock in one nft
+ * transaction, then each is put in repair mode and read (tcpr_dump) into its entry,
+ * before files.img is written. So a dump failing before that changed nothing. The
+ * sockets stay in repair mode: when the dumped tree is killed, the kernel closes a
+ * repairing socket silently (tcp_disconnect: no FIN, no RST, the 4-tuple is freed at
+ * once). With --leave-running the finish hook turns repair off again (no window probe)
+ * and removes the lock before the tree resumes; a failure after repair was turned on
+ * does the same in fs_dump_free.
  *
  * Restore: prepare validates and copies the entry; the sockets are built in the
  * restorer by the linked hook of the first TCP file (every file of the tree is
@@ -44,11 +47,20 @@
 #define SO_BUF_LOCK 72
 #endif
 
+struct inet_conn { /* one established connection of the dump */
+	int fd;	   /* our dup of the socket, kept until the end of the dump */
+	pid_t pid;
+	int tfd;	 /* its number in pid, for log lines */
+	InetSkEntry *ie; /* owned by the FileEntry (files.img) */
+	struct net_tuple t;
+	bool repair; /* in repair mode */
+};
+
 struct inet_dump { /* fs_dump.inet: the TCP state of one dump */
 	char lock[NETLOCK_NAME_MAX];
 	bool locked, finished;
-	int *rep; /* our dups of the sockets put in repair mode */
-	size_t nrep, cap;
+	struct inet_conn *c;
+	size_t n, cap;
 };
 
 struct inet_kd {	 /* restore */
@@ -222,33 +234,11 @@ static int tuple_of(int fd, struct net_tuple *t)
 	return 0;
 }
 
-/* check hook: at the task's first TCP fd, every TCP fd of the task is checked, then
- * every established connection of the task is locked at once (before any of them
- * enters repair mode in dump()). */
+/* check hook: every TCP fd of the task is checked before any is described. */
 static int inet_check(struct fs_dump *d, const struct fd_parms *all, size_t n, size_t i)
 {
 	struct tcp_info ti;
-	int r = 0;
-	for (size_t k = 0; k < i; k++)
-		if (inet_match(&all[k]))
-			return 0; /* not the first: the task is done */
-	struct net_tuple *t = calloc(n, sizeof(*t));
-	size_t nt = 0;
-	if (!t)
-		return -ENOMEM;
-	for (size_t k = i; k < n && r == 0; k++) {
-		if (!inet_match(&all[k]) || (r = inet_check_one(&all[k], &ti)) < 0)
-			continue;
-		if (ti.tcpi_state == TCP_ESTABLISHED && tuple_of(all[k].lfd, &t[nt]) == 0)
-			nt++;
-	}
-	struct inet_dump *s = r == 0 && nt ? inet_dump_state(d, all[i].pid) : NULL;
-	if (r == 0 && nt && !s)
-		r = -ENOMEM;
-	else if (s && (r = netlock_lock(s->lock, t, nt)) == 0)
-		s->locked = true;
-	free(t);
-	return r;
+	return inet_check_one(&all[i], &ti);
 }
 
 static int inet_opts(int fd, InetSkEntry *ie)
@@ -316,43 +306,55 @@ static int inet_addrs(const struct ends *e, InetSkEntry *ie)
 	return r;
 }
 
-/* Repair mode on; the dup is kept until the end of the dump (see the file comment). */
-static int inet_repair(struct fs_dump *d, const struct fd_parms *p, InetSkEntry *ie)
+/* Remember an established connection: locked and repaired at finish. */
+static int inet_remember(struct fs_dump *d, const struct fd_parms *p, InetSkEntry *ie)
 {
-	char why[256];
 	struct inet_dump *s = inet_dump_state(d, p->pid);
 	if (!s)
 		return -ENOMEM;
-	if (!s->locked)
-		return pr_err_ret(-EINVAL, "PID %d fd %d: established tcp socket not locked",
-				  p->pid, p->fd);
-	if (s->nrep == s->cap) {
+	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 8;
-		int *v = realloc(s->rep, cap * sizeof(*v));
+		struct inet_conn *v = realloc(s->c, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
-		s->rep = v;
+		s->c = v;
 		s->cap = cap;
 	}
-	int fd = fcntl(p->lfd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0)
+	struct inet_conn *c = &s->c[s->n];
+	*c = (struct inet_conn){ .pid = p->pid, .tfd = p->fd, .ie = ie };
+	if (tuple_of(p->lfd, &c->t) < 0)
+		return pr_err_ret(-ENOTCONN, "PID %d fd %d: tcp socket without a peer address",
+				  p->pid, p->fd);
+	if ((c->fd = fcntl(p->lfd, F_DUPFD_CLOEXEC, 3)) < 0)
 		return pr_perror("PID %d fd %d: dup", p->pid, p->fd);
-	int r = tcpr_repair(fd, true, false);
-	if (r < 0) {
-		close(fd);
-		return pr_err_ret(r, "PID %d fd %d: TCP_REPAIR (needs CAP_NET_ADMIN)", p->pid,
-				  p->fd);
-	}
-	s->rep[s->nrep++] = fd;
+	s->n++;
+	return 0;
+}
+
+/* Repair mode on c, and its state into c->ie->tcp. */
+static int inet_repair(struct inet_dump *s, struct inet_conn *c)
+{
+	char why[256];
+	int r = tcpr_repair(c->fd, true, false);
+	if (r < 0)
+		return pr_err_ret(r, "PID %d fd %d: TCP_REPAIR (needs CAP_NET_ADMIN)", c->pid,
+				  c->tfd);
+	c->repair = true;
 	TcpStreamEntry *te = malloc(sizeof(*te));
 	if (!te)
 		return -ENOMEM;
 	tcp_stream_entry__init(te);
-	ie->tcp = te;
-	if ((r = tcpr_dump(fd, te, why, sizeof(why))) < 0)
-		return log_why(r, "PID %d fd %d: tcp repair: %s", p->pid, p->fd, why);
-	ie->netlock = strdup(s->lock);
-	return ie->netlock ? 0 : -ENOMEM;
+	c->ie->tcp = te;
+	if ((r = tcpr_dump(c->fd, te, why, sizeof(why))) < 0)
+		return log_why(r, "PID %d fd %d: tcp repair: %s", c->pid, c->tfd, why);
+	c->ie->netlock = strdup(s->lock);
+	if (!c->ie->netlock)
+		return -ENOMEM;
+	pr_debug("PID %d fd %d: repair: rcv_nxt %u (%zu queued) write_seq %u (%zu queued) "
+		 "mss %u/%u opts %#x",
+		 c->pid, c->tfd, te->inq_seq, te->inq.len, te->outq_seq, te->outq.len, te->snd_mss,
+		 te->mss, te->opt_mask);
+	return 0;
 }
 
 static int inet_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
@@ -378,14 +380,10 @@ static int inet_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
 		ie->has_backlog = true;
 		ie->backlog = ti.tcpi_sacked; /* sk_max_ack_backlog for a listener */
 	}
-	if (ie->state == TCP_ESTABLISHED && (r = inet_repair(d, p, ie)) < 0)
+	if (ie->state == TCP_ESTABLISHED && (r = inet_remember(d, p, ie)) < 0)
 		return r;
-	pr_debug("PID %d fd %d: tcp %s %s%s", p->pid, p->fd, state_name(ie->state),
-		 fmt_ends(&e, b, sizeof(b)), ie->tcp ? " (repair mode)" : "");
-	if (ie->tcp)
-		pr_debug("  rcv_nxt %u (%zu queued) write_seq %u (%zu queued) mss %u opts %#x",
-			 ie->tcp->inq_seq, ie->tcp->inq.len, ie->tcp->outq_seq, ie->tcp->outq.len,
-			 ie->tcp->mss, ie->tcp->opt_mask);
+	pr_debug("PID %d fd %d: tcp %s %s", p->pid, p->fd, state_name(ie->state),
+		 fmt_ends(&e, b, sizeof(b)));
 	return 0;
 }
 
@@ -393,34 +391,48 @@ static int inet_dump(struct fs_dump *d, const struct fd_parms *p, FileEntry *fe)
 static int inet_release_all(struct inet_dump *s)
 {
 	int r = 0;
-	for (size_t i = 0; i < s->nrep; i++) {
-		int e = tcpr_repair(s->rep[i], false, false);
+	for (size_t i = 0; i < s->n; i++) {
+		int e = s->c[i].repair ? tcpr_repair(s->c[i].fd, false, false) : 0;
 		if (e < 0 && r == 0)
-			r = pr_err_ret(e, "TCP_REPAIR off");
+			r = pr_err_ret(e, "PID %d fd %d: TCP_REPAIR off", s->c[i].pid, s->c[i].tfd);
+		s->c[i].repair = e < 0;
 	}
 	if (s->locked) {
 		int e = netlock_unlock(s->lock);
 		if (e < 0 && r == 0)
 			r = e;
-		s->locked = false;
+		s->locked = e < 0;
 	}
 	return r;
 }
 
-/* finish hook: the tree is still frozen and will be killed, or resumed
- * (--leave-running): then the connections go on from here. */
+/* finish hook (every task dumped, the tree still frozen; this kind is the last of the
+ * table): lock every connection of the tree in one transaction, then put each in
+ * repair mode and read it. With --leave-running the tree resumes after the dump: the
+ * connections go on from here. A failure before this point changed nothing. */
 static int inet_finish(struct fs_dump *d)
 {
 	struct inet_dump *s = d->inet;
-	if (!s)
+	int r = 0;
+	if (!s || !s->n)
 		return 0;
-	if (net_opts_get()->leave_running) {
-		int r = inet_release_all(s);
-		if (r < 0)
-			return r;
-	}
-	s->finished = true;
-	return 0;
+	struct net_tuple *t = calloc(s->n, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		t[i] = s->c[i].t;
+	r = netlock_lock(s->lock, t, s->n);
+	free(t);
+	if (r < 0)
+		return r;
+	s->locked = true;
+	for (size_t i = 0; i < s->n && r == 0; i++)
+		r = inet_repair(s, &s->c[i]);
+	if (r == 0 && net_opts_get()->leave_running)
+		r = inet_release_all(s);
+	if (r == 0)
+		s->finished = true;
+	return r;
 }
 
 void fd_inet_dump_free(struct fs_dump *d)
@@ -433,9 +445,9 @@ void fd_inet_dump_free(struct fs_dump *d)
 	else if (s->locked)
 		pr_info("network lock '%s' kept until the restore (or ferry net-unlock -t PID)",
 			s->lock);
-	for (size_t i = 0; i < s->nrep; i++)
-		close(s->rep[i]);
-	free(s->rep);
+	for (size_t i = 0; i < s->n; i++)
+		close(s->c[i].fd);
+	free(s->c);
 	free(s);
 	d->inet = NULL;
 }
