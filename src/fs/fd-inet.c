@@ -523,7 +523,7 @@ static socklen_t make_sa(const InetSkEntry *ie, const ProtobufCBinaryData *a, ui
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
 		memcpy(&s6->sin6_addr, a->data, 16);
-		s6->sin6_scope_id = a == &ie->src_addr ? ie->scope_id : 0;
+		s6->sin6_scope_id = ie->scope_id; /* link-local: both ends on that link */
 		return sizeof(*s6);
 	}
 	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
