@@ -342,7 +342,8 @@ static long place_kept_fd(struct remote *rt, pid_t pid, long tfd)
 	if (want < 3)
 		return -EMFILE;
 	if ((size = fd_table_size(pid)) > 0) {
-		long f = highest_free_fd(pid, min_t(long, size, want + 1), max_t(long, 3, size / 2));
+		long f =
+			highest_free_fd(pid, min_t(long, size, want + 1), max_t(long, 3, size / 2));
 		if (f >= 0)
 			want = f;
 	}
@@ -457,9 +458,9 @@ close_target:
  * copy selects its few populated pages (PAGEMAP_SCAN skips the holes at the upper
  * levels). Re-evaluated each time it is found unregistered: once dense, it is
  * registered like any new memory. */
-#define SPARSE_MIN	 (1ULL << 30)
-#define SPARSE_NO_SCAN	 (16ULL << 30) /* kernels without PAGEMAP_SCAN (hash mode): by size */
-#define SPARSE_SCAN_VEC	 64
+#define SPARSE_MIN	(1ULL << 30)
+#define SPARSE_NO_SCAN	(16ULL << 30) /* kernels without PAGEMAP_SCAN (hash mode): by size */
+#define SPARSE_SCAN_VEC 64
 
 static bool vma_sparse(const struct dirty_tracker *t, const struct proc_vma *v, uint64_t *found)
 {
@@ -505,22 +506,20 @@ static void log_whole(const struct dirty_tracker *t, const struct proc_vma *v, b
 		log_printf(lvl, __FILE__, __LINE__,
 			   "pid %d: %#" PRIx64 "-%#" PRIx64 " ('%s'): %s%s%s: "
 			   "untracked, full copy each round",
-			   t->pid, v->start, v->end, v->path ? v->path : "anon", why, err ? ": " : "",
-			   err ? strerror(-err) : "");
+			   t->pid, v->start, v->end, v->path ? v->path : "anon", why,
+			   err ? ": " : "", err ? strerror(-err) : "");
 }
 
 /* Is v a sparse reservation? Then say so, once (quiet when the previous round had it
  * untracked already). */
-static bool log_if_sparse(const struct dirty_tracker *t, const struct proc_vma *v,
-			  const char *why)
+static bool log_if_sparse(const struct dirty_tracker *t, const struct proc_vma *v, const char *why)
 {
 	size_t o = trange_find(t, v->start);
 	uint64_t found;
 
 	if (!vma_sparse(t, v, &found))
 		return false;
-	log_whole(t, v, o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL, why,
-		  0);
+	log_whole(t, v, o < t->nr && t->r[o].start <= v->start && t->r[o].kind == TR_FULL, why, 0);
 	return true;
 }
 

@@ -59,9 +59,9 @@ enum dirty_mode { DIRTY_MODE_UFFD = 1, DIRTY_MODE_HASH = 2 };
 		   * other processes). Kept across dirty_save/dirty_attach. */
 
 #define DIRTY_ARM_CLOSE_STALE                                                                      \
-	(1u << 3) /* UFFD mode: first close (injected) every ferry tracking uffd in the        \
-		   * target's fd table (an abandoned series keeps its VMAs registered, and      \
-		   * ours would get EBUSY). Only when no other process shares its fd table.      \
+	(1u << 3) /* UFFD mode: first close (injected) every ferry tracking uffd in the            \
+		   * target's fd table (an abandoned series keeps its VMAs registered, and         \
+		   * ours would get EBUSY). Only when no other process shares its fd table.        \
 		   * The VMAs are then read again from smaps (uw flags changed). */
 
 /* Environment: FERRY_DIRTY_FORCE_HASH=1 makes dirty_arm behave as with DIRTY_ARM_HASH

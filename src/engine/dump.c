@@ -200,7 +200,8 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
  * logged, never a failed dump (the next round then copies whole). */
 static void dump_track_new(struct dump_stage *s, struct dump_ctx *c)
 {
-	unsigned int flags = DIRTY_ARM_KEEP | (dump_files_shared(&s->t, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
+	unsigned int flags =
+		DIRTY_ARM_KEEP | (dump_files_shared(&s->t, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
 	struct dirty_range *dirty = NULL;
 	struct remote rt = { 0 };
 	size_t nd = 0;

@@ -224,7 +224,8 @@ bool dump_files_shared(const struct dump_tree *t, const struct dump_ctx *c)
 
 static int pd_arm(const struct dump_tree *tree, struct dump_ctx *c, struct pd_proc *pp, bool snap)
 {
-	unsigned int flags = DIRTY_ARM_KEEP | (dump_files_shared(tree, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
+	unsigned int flags =
+		DIRTY_ARM_KEEP | (dump_files_shared(tree, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
 	struct remote rt = { 0 };
 	struct proc_vma *vmas = c->vmas;
 	size_t n = c->n_vmas, *idx = NULL;
@@ -592,9 +593,8 @@ static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
 	       "\"total_ms\": %.3f, \"pages_written\": %llu, \"pages_parent\": %llu, "
 	       "\"bytes\": %llu, \"procs\": [",
 	       s->o->pid, s->prev ? "false" : "true", s->freeze_ns / 1e6, s->seize_ns / 1e6,
-	       track / 1e6, s->release_ns / 1e6,
-	       s->scan_ns / 1e6, s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6,
-	       (unsigned long long)pages, (unsigned long long)parent,
+	       track / 1e6, s->release_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
+	       (now_ns() - s->t0) / 1e6, (unsigned long long)pages, (unsigned long long)parent,
 	       (unsigned long long)(pages * page_size));
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pd_proc *pp = &s->p[i];

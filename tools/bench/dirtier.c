@@ -139,7 +139,8 @@ static int status_write(const char *path)
 	f = fopen(tmp, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "pages %llu busy_ns %llu rounds %llu probes %llu probe_pages %llu probe_ns %llu\n",
+	fprintf(f,
+		"pages %llu busy_ns %llu rounds %llu probes %llu probe_pages %llu probe_ns %llu\n",
 		(unsigned long long)st_pages, (unsigned long long)st_busy_ns,
 		(unsigned long long)st_rounds, (unsigned long long)st_probes,
 		(unsigned long long)st_probe_pages, (unsigned long long)st_probe_ns);
