@@ -374,6 +374,10 @@ static void srv_loop(struct srv *s)
 					s->stop = true;
 				}
 			}
+			if (s->stop && s->lfd >= 0) { /* refuse new connections at once */
+				close(s->lfd);
+				s->lfd = -1;
+			}
 			kids_reap(s);
 		}
 		if (!s->stop && s->lfd >= 0 && (p[1].revents & POLLIN))

@@ -6,7 +6,8 @@
 #                         (watched: nothing may appear there), $T/loc the peer's local dirs
 #   ps_start [ARGS...]    start `ferry pageserver` on a free random loopback port ($PORT),
 #                         ready when its --pidfile exists; $PS_PID, log in $PS_LOG
-#   ps_stop               SIGTERM, wait (bounded), require exit status 0
+#   ps_stop               SIGTERM, wait (bounded), require exit status 0 and no sanitizer
+#                         report on the server's stderr ($T/server.err)
 #   peer ARGS...          run ps_peer against $PORT
 #   wait_log REGEX        until the server log matches (bounded)
 #   check_serving         the server is alive and a full valid round still works
@@ -66,7 +67,7 @@ ps_start() {
 		PS_LOG=$T/server.log
 		rm -f "$T/pid"
 		"$FERRY" pageserver --port "$PORT" -D "$T/box/srv" --pidfile "$T/pid" -o "$PS_LOG" \
-			"$@" &
+			"$@" 2>>"$T/server.err" &
 		PS_PID=$!
 		for _ in $(seq 200); do
 			[[ -s $T/pid ]] && return 0
@@ -88,6 +89,15 @@ ps_stop() {
 	wait "$PS_PID" || st=$?
 	PS_PID=
 	((st == 0)) || fail "server exit status $st after SIGTERM"
+	check_sanitizer
+}
+
+# make SANITIZE=1 builds: any ASan/UBSan report of the server (or a child) fails
+check_sanitizer() {
+	if grep -qE "Sanitizer|runtime error" "$T/server.err" 2>/dev/null; then
+		head -n 40 "$T/server.err" >&2
+		fail "sanitizer report from the server"
+	fi
 }
 
 peer() {

@@ -86,4 +86,5 @@ for _ in $(seq 100); do kill -0 "$PS_PID" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$PS_PID" 2>/dev/null && fail "--once server still running"
 wait "$PS_PID" || fail "--once exit status $?"
 PS_PID=
+check_sanitizer
 echo PASS
