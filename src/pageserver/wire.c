@@ -91,6 +91,12 @@ const char *ps_type_name(unsigned type)
 	case PS_ROUND_DONE: return "ROUND_DONE";
 	case PS_ROUND_ABORT: return "ROUND_ABORT";
 	case PS_ERROR: return "ERROR";
+	case PS_MIG_RESTORE: return "MIG_RESTORE";
+	case PS_MIG_RESTORED: return "MIG_RESTORED";
+	case PS_MIG_HANDOVER: return "MIG_HANDOVER";
+	case PS_MIG_RUNNING: return "MIG_RUNNING";
+	case PS_MIG_STATUS: return "MIG_STATUS";
+	case PS_MIG_STATE: return "MIG_STATE";
 	}
 	return "unknown";
 }
@@ -107,6 +113,7 @@ static uint64_t type_max_len(unsigned type)
 	switch (type) {
 	case PS_READY:
 	case PS_ROUND_ABORT:
+	case PS_MIG_HANDOVER:
 		return 0;
 	case PS_ROUND_COMMIT:
 		return PS_MAX_COMMIT;

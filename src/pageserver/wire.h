@@ -55,8 +55,17 @@ enum ps_type {
 	PS_ROUND_DONE = 14,
 	PS_ROUND_ABORT = 15,
 	PS_ERROR = 31,
-	/* 32..63: reserved for migrate (restore, confirm, hand-over) */
+	/* 32..63: migrate's hand-over (docs/migrate.md, proto/migrate.proto); the page
+	 * server hands them to its extension (pageserver.h struct ps_ext) */
+	PS_MIG_RESTORE = 32,  /* C->S MigRestore */
+	PS_MIG_RESTORED = 33, /* S->C MigRestored */
+	PS_MIG_HANDOVER = 34, /* C->S empty */
+	PS_MIG_RUNNING = 35,  /* S->C MigRunning */
+	PS_MIG_STATUS = 36,   /* C->S MigStatus (a new connection, when in doubt) */
+	PS_MIG_STATE = 37,    /* S->C MigState */
 };
+#define PS_MIG_FIRST 32
+#define PS_MIG_LAST  63
 
 struct ps_hdr {
 	uint32_t magic;
