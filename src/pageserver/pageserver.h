@@ -18,6 +18,19 @@
  * error, 2 on a usage error. */
 int pageserver_main(int argc, char **argv);
 
+/* Frames of types PS_MIG_FIRST..PS_MIG_LAST (migrate's hand-over) go to this extension
+ * when one is set (main sets migrate's; the page server itself knows no stages). frame()
+ * gets the connection, the header (payload unread), the client's source name, the
+ * server's -D fd and the source directory fd (-1 when this connection began no round;
+ * else the session lock is held), reads the payload, answers, and returns 0 to go on
+ * serving or -errno to end the connection (having sent its own ERROR). */
+struct ps_ext {
+	int (*frame)(void *ctx, int fd, const struct ps_hdr *h, const char *source, int dirfd,
+		     int srcfd, int timeout_ms);
+	void *ctx;
+};
+void pageserver_set_ext(const struct ps_ext *x);
+
 /* ---- internal: the per-connection server (server-conn.c) ------------------------- */
 struct ps_serve {
 	int dirfd;		/* the server's -D */

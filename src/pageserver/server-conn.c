@@ -78,6 +78,13 @@ struct conn {
 	int ecode;
 };
 
+static const struct ps_ext *g_ext;
+
+void pageserver_set_ext(const struct ps_ext *x)
+{
+	g_ext = x;
+}
+
 static volatile sig_atomic_t g_stop;
 static volatile int g_conn_fd = -1;
 
@@ -627,6 +634,12 @@ static int dispatch(struct conn *c, const struct ps_hdr *h)
 			return conn_fail(c, EPROTO, "%s outside a round", ps_type_name(h->type));
 		break;
 	default:
+		if (h->type >= PS_MIG_FIRST && h->type <= PS_MIG_LAST && g_ext && !in_round) {
+			int r = g_ext->frame(g_ext->ctx, c->fd, h, c->source, c->s->dirfd,
+					     c->srcfd, c->s->timeout_ms);
+			c->ecode = 0; /* the extension answered for itself */
+			return r;
+		}
 		return conn_fail(c, EPROTO, "unexpected %s frame", ps_type_name(h->type));
 	}
 	switch (h->type) {
