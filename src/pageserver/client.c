@@ -54,6 +54,7 @@ struct ps_client {
 	int err; /* sticky: the connection is gone (logged) */
 	uint32_t next_id;
 	bool in_round;
+	bool sink; /* this client installed the image sink */
 	uint64_t t_begin;
 	uint32_t files;
 	char round[64];
@@ -498,7 +499,10 @@ int ps_client_start(const struct ps_client_opts *o, struct ps_client **out)
 	ps_sender_progress(c->snd, o->progress, 0);
 	pr_info("page server %s: connected, source '%s', compression %s", c->peer, c->source,
 		ps_compress_name(o->compress));
-	img_set_sink(&sink_ops, c);
+	if (!o->no_sink) {
+		img_set_sink(&sink_ops, c);
+		c->sink = true;
+	}
 	*out = c;
 	return 0;
 fail:
@@ -506,6 +510,93 @@ fail:
 		close(c->fd);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+	return r;
+}
+
+int ps_client_last_round(const struct ps_client *c, struct ps_round_info *out)
+{
+	if (!c->n_rounds)
+		return -ENOENT;
+	const struct round_stat *rs = &c->rounds[c->n_rounds - 1];
+	snprintf(out->name, sizeof(out->name), "%s", rs->name);
+	out->committed = rs->committed;
+	out->bytes = rs->st.bytes;
+	out->wire = rs->st.wire;
+	out->secs = rs->secs;
+	return 0;
+}
+
+void ps_client_set_kind(struct ps_client *c, int kind)
+{
+	pthread_mutex_lock(&c->lock);
+	c->kind = kind;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The answer to a call: a WANT frame decoded with DESC, or the server's ERROR. */
+static int call_reply(struct ps_client *c, unsigned want, const ProtobufCMessageDescriptor *desc,
+		      ProtobufCMessage **reply, int timeout_ms, const char *what)
+{
+	struct ps_hdr h;
+	const char *why = "";
+	char msg[512];
+	int r = ps_recv_hdr(c->fd, &h, &why, timeout_ms);
+	if (r == -ETIMEDOUT) {
+		pr_err("page server %s: no answer within %d s while %s", c->peer,
+		       timeout_ms / 1000, what);
+		return c->err = r;
+	}
+	if (r == -EPROTO) {
+		pr_err("page server %s: bad frame while %s: %s", c->peer, what, why);
+		return c->err = r;
+	}
+	if (r < 0)
+		return conn_fail(c, r, what);
+	if (h.type == PS_ERROR) {
+		int code = error_payload(c, &h, msg, sizeof(msg), c->timeout_ms);
+		pr_err("page server %s: %s (while %s)", c->peer, code ? msg : "undecodable ERROR",
+		       what);
+		return c->err = code ? -code : -EPROTO;
+	}
+	if (h.type != want) {
+		pr_err("page server %s: unexpected %s frame while %s", c->peer,
+		       ps_type_name(h.type), what);
+		return c->err = -EPROTO;
+	}
+	void *buf = malloc(h.len ? h.len : 1);
+	if (!buf)
+		return -ENOMEM;
+	r = ps_recv_full(c->fd, buf, h.len, c->timeout_ms);
+	if (r < 0)
+		r = conn_fail(c, r, what);
+	else if (ps_unpack(desc, buf, h.len, reply) < 0)
+		r = c->err = pr_err_ret(-EPROTO, "page server %s: undecodable %s", c->peer,
+					ps_type_name(h.type));
+	free(buf);
+	return r;
+}
+
+int ps_client_call(struct ps_client *c, unsigned type, const ProtobufCMessage *req,
+		   unsigned want, const ProtobufCMessageDescriptor *desc,
+		   ProtobufCMessage **reply, int timeout_ms)
+{
+	char what[96];
+	int r;
+	snprintf(what, sizeof(what), "waiting for %s", ps_type_name(want));
+	pthread_mutex_lock(&c->lock);
+	r = c->err;
+	if (r == 0 && c->in_round)
+		r = pr_err_ret(-EBUSY, "page server %s: %s inside a round", c->peer,
+			       ps_type_name(type));
+	if (r == 0) {
+		if (req)
+			r = send_pb(c, type, 0, req, what);
+		else if ((r = ps_sender_frame(c->snd, type, 0, NULL, 0)) < 0)
+			r = conn_fail(c, r, what);
+	}
+	if (r == 0)
+		r = call_reply(c, want, desc, reply, timeout_ms, what);
+	pthread_mutex_unlock(&c->lock);
 	return r;
 }
 
@@ -550,7 +641,8 @@ int ps_client_finish(struct ps_client *c, bool ok)
 {
 	if (!c)
 		return 0;
-	img_set_sink(NULL, NULL);
+	if (c->sink)
+		img_set_sink(NULL, NULL);
 	int r = c->in_round ? -EBUSY : 0;
 	if (c->in_round)
 		sink_discard(c);

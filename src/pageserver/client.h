@@ -27,6 +27,7 @@ struct ps_client_opts {
 	pid_t pid;	       /* root of the dumped tree: the default source id */
 	int kind;	       /* IMG_KIND_DUMP / IMG_KIND_PREDUMP: the rounds' kind */
 	int timeout_ms;	       /* per wait on the socket; 0: 60 s */
+	bool no_sink;	       /* a control connection only (migrate's STATUS): no sink */
 };
 
 struct ps_client;
@@ -34,6 +35,30 @@ struct ps_client;
 /* Connect (bounded), handshake, install the image sink. 0 and *out, or -errno (logged
  * with the address and the cause). */
 int ps_client_start(const struct ps_client_opts *o, struct ps_client **out);
+
+/* The statistics of the last round (committed or dropped). 0, or -ENOENT before any. */
+struct ps_round_info {
+	char name[64];
+	bool committed;
+	uint64_t bytes; /* file bytes streamed (page data and metadata) */
+	uint64_t wire;	/* bytes on the wire */
+	double secs;	/* ROUND_BEGIN to ROUND_DONE */
+};
+int ps_client_last_round(const struct ps_client *c, struct ps_round_info *out);
+
+/* The kind (IMG_KIND_*) of the rounds begun from now on. */
+void ps_client_set_kind(struct ps_client *c, int kind);
+
+/* Between rounds: send a TYPE frame with REQ (NULL: empty payload) and wait at most
+ * timeout_ms for the answer, which must be a WANT frame decoded with DESC into *reply
+ * (free with protobuf_c_message_free_unpacked). An ERROR answer is logged quoting the
+ * server and returned as -its code; no answer is -ETIMEDOUT, a closed connection
+ * -ECONNRESET (logged). Used by migrate's hand-over. */
+struct ProtobufCMessageDescriptor;
+struct ProtobufCMessage;
+int ps_client_call(struct ps_client *c, unsigned type, const struct ProtobufCMessage *req,
+		   unsigned want, const struct ProtobufCMessageDescriptor *desc,
+		   struct ProtobufCMessage **reply, int timeout_ms);
 
 /* Remove the sink, print statistics (ok: the command succeeded), close and free.
  * Returns 0, or -errno if a round was left open (NULL c is fine). */
