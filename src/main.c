@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "pageserver/pageserver.h"
 #include "img/img.h"
+#include "migrate/migrate.h"
 #include "net/net.h"
 #include "pageserver/client.h"
 #include "pageserver/sender.h"
@@ -43,7 +44,8 @@ static void usage(FILE *f)
 		   "  ferry show FILE|DIR\n"
 		   "  pageserver --port N [--address A] [-D DIR] [--auth-key FILE] [--once]\n"
 		   "             (also ferry pageserver; see pageserver --help)\n"
-		   "  migrate --to HOST:PORT PID  (not implemented yet)\n"
+		   "  migrate --to HOST:PORT [--pre-dump] [options] PID\n"
+		   "             (also ferry migrate; see migrate --help)\n"
 		   "\n"
 		   "Common options:\n"
 		   "  -v[v...], -v N   verbosity (0 errors .. 4 trace; default 2)\n"
@@ -227,11 +229,13 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 	return 0;
 }
 
-static int not_implemented(const char *what, int issue)
+/* The page server restores migrated trees: migrate's frames (docs/migrate.md). */
+static const struct ps_ext mig_ext = { .frame = mig_dest_frame };
+
+static int run_pageserver(int argc, char **argv)
 {
-	fprintf(stderr, "ferry: error: %s is not implemented yet (tracked in issue %d)\n", what,
-		issue);
-	return 2;
+	pageserver_set_ext(&mig_ext);
+	return pageserver_main(argc, argv);
 }
 
 static int exit_code(int r)
@@ -290,9 +294,9 @@ int main(int argc, char **argv)
 	util_init();
 	log_set_prefix("ferry");
 	if (!strcmp(prog, "pageserver"))
-		return pageserver_main(argc, argv);
+		return run_pageserver(argc, argv);
 	if (!strcmp(prog, "migrate"))
-		return not_implemented("migrate", 6);
+		return migrate_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -307,7 +311,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "pageserver")) /* its own options */
-		return pageserver_main(argc - 1, argv + 1);
+		return run_pageserver(argc - 1, argv + 1);
 	r = parse_opts(argc - 1, argv + 1, &o);
 	if (r)
 		return r;
@@ -366,7 +370,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "pre-dump"))
 		return run_dump(&o, true);
 	if (!strcmp(cmd, "migrate"))
-		return not_implemented("migrate", 6);
+		return migrate_main(argc - 1, argv + 1);
 	fprintf(stderr, "ferry: error: unknown command '%s' (see ferry --help)\n", cmd);
 	return 2;
 }

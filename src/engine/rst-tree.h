@@ -78,7 +78,9 @@ pid_t rst_tree_inner_tid(struct rst *r, size_t k);
 pid_t rst_tree_host_tid(struct rst *r, pid_t ntid);
 /* Index of the process with inner pid pid, or -1. */
 ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
-/* Write --pidfile (the root's host pid), if asked. 0 or -errno (logged). */
+/* The tree is complete (every process built, none run yet): with o->hold, report it and
+ * wait for migrate's verdict (rollback unless 'g'); then write --pidfile (the root's
+ * host pid), if asked. 0 or -errno (logged). */
 int rst_tree_pidfile(struct rst_tree *t);
 
 /* rst-par.c: seize every live stub, build it, set its final registers, write the

@@ -1,0 +1,263 @@
+/*
+ * dest-session: the destination's migrate frames, served inside a page-server
+ * connection (docs/migrate.md "Hand-over"); registered with the page server as its
+ * extension for frame types 32..63.
+ *
+ *   MIG_RESTORE{round}  -> restore that round held (dest.c), MIG_RESTORED{pid}
+ *   MIG_HANDOVER        -> decision "running" made durable, tree let run, MIG_RUNNING
+ *   anything else, EOF, timeout after RESTORED -> decision "discarded", tree killed
+ *   MIG_STATUS{round}   -> MIG_STATE: the decision, "none" while a session still holds
+ *                          the source (deciding), "discarded" when none does (a held
+ *                          tree dies with its session)
+ *
+ * Invariants: the decision is written (file <round>.handover in the source directory,
+ * tmp + rename + fsync) before it is acted on, so STATUS never reports something that
+ * did not happen; a held tree runs only after HANDOVER.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "img/img.h"
+#include "migrate.pb-c.h"
+#include "migrate/dest.h"
+#include "migrate/migrate.h"
+#include "pageserver/wire.h"
+#include "pstree.pb-c.h"
+
+#define DEFAULT_RESTORE_S 120
+
+/* Read a control payload of h and decode it. 0 or -EPROTO/-errno (ERROR sent). */
+static int recv_msg(int fd, const struct ps_hdr *h, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **out, int timeout_ms)
+{
+	uint8_t *buf = malloc(h->len ? h->len : 1);
+	if (!buf)
+		return -ENOMEM;
+	int r = ps_recv_full(fd, buf, h->len, timeout_ms);
+	if (r == 0 && ps_unpack(desc, buf, h->len, out) < 0) {
+		ps_send_error(fd, EPROTO, timeout_ms, "undecodable %s", ps_type_name(h->type));
+		r = -EPROTO;
+	}
+	free(buf);
+	return r;
+}
+
+/* <source dir>/<round>.handover := "running <pid>\n" or "discarded <cause>\n", durably. */
+static int decision_write(int srcfd, const char *round, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int decision_write(int srcfd, const char *round, const char *fmt, ...)
+{
+	char name[96], tmp[100], line[400];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	snprintf(name, sizeof(name), "%s.handover", round);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int fd = openat(srcfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return pr_perror("cannot write hand-over decision for round '%s'", round);
+	int r = write_full(fd, line, n);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0 && renameat(srcfd, tmp, srcfd, name) < 0)
+		r = -errno;
+	if (r == 0 && fsync(srcfd) < 0)
+		r = -errno;
+	if (r < 0)
+		return pr_err_ret(r, "cannot write hand-over decision for round '%s'", round);
+	return 0;
+}
+
+/* Are all pids and tids of the round's tree free here? (else: a new pid namespace) */
+static bool pids_free(const char *dir)
+{
+	struct img_dir *d;
+	struct img_buf *b = NULL;
+	ProtobufCMessage *m;
+	bool ok = true;
+	if (img_dir_open(dir, &d) < 0)
+		return false;
+	if (img_load(d, "pstree.img", IMG_MAGIC_PSTREE, &b) == 0) {
+		while (ok && img_buf_next(b, &pstree_entry__descriptor, &m) == 1) {
+			PstreeEntry *e = (PstreeEntry *)m;
+			ok = kill(e->pid, 0) < 0 && errno == ESRCH;
+			for (size_t i = 0; ok && i < e->n_threads; i++)
+				ok = kill(e->threads[i], 0) < 0 && errno == ESRCH;
+			protobuf_c_message_free_unpacked(m, NULL);
+		}
+		img_buf_free(b);
+	}
+	img_dir_free(d);
+	return ok;
+}
+
+/* The round's path, for restore_main (it takes a path; our fds resolve it). */
+static int round_path(int srcfd, const char *round, char *out, size_t len)
+{
+	char link[64], base[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", srcfd);
+	ssize_t n = readlink(link, base, sizeof(base) - 1);
+	if (n < 0)
+		return -errno;
+	base[n] = 0;
+	if ((size_t)snprintf(out, len, "%s/%s", base, round) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* After RESTORED: HANDOVER lets the tree run; anything else discards it. */
+static int await_handover(int fd, int srcfd, const char *round, struct mig_dest *h, pid_t pid,
+			  int timeout_ms)
+{
+	struct ps_hdr hd;
+	const char *why = "";
+	int r = ps_recv_hdr(fd, &hd, &why, timeout_ms);
+	if (r == 0 && hd.type == PS_MIG_HANDOVER && hd.len == 0) {
+		if ((r = decision_write(srcfd, round, "running %d", pid)) < 0) {
+			mig_dest_discard(h);
+			ps_send_error(fd, -r, timeout_ms, "cannot record the hand-over: %s",
+				      strerror(-r));
+			return r;
+		}
+		if ((r = mig_dest_go(h)) < 0) {
+			(void)decision_write(srcfd, round, "discarded the restored tree failed to start");
+			ps_send_error(fd, EIO, timeout_ms, "the restored tree failed to start");
+			return r;
+		}
+		pr_info("round '%s': hand-over done, the tree runs as pid %d", round, pid);
+		MigRunning run = MIG_RUNNING__INIT;
+		run.pid = pid;
+		(void)ps_send_msg(fd, PS_MIG_RUNNING, 0, &run.base, timeout_ms);
+		return 0;
+	}
+	const char *cause = r == -ETIMEDOUT	 ? "no HANDOVER before the timeout"
+			    : r == -ECONNRESET ? "connection closed before HANDOVER"
+			    : r < 0		 ? "connection failed before HANDOVER"
+					       : "source did not hand over";
+	(void)decision_write(srcfd, round, "discarded %s", cause);
+	mig_dest_discard(h);
+	pr_info("round '%s': %s; restored tree discarded", round, cause);
+	return r < 0 ? r : -ECONNABORTED;
+}
+
+static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
+{
+	ProtobufCMessage *m;
+	char dir[PATH_MAX], err[512];
+	struct mig_dest *hd;
+	pid_t pid;
+	int r;
+
+	if ((r = recv_msg(fd, h, &mig_restore__descriptor, &m, timeout_ms)) < 0)
+		return r;
+	MigRestore *req = (MigRestore *)m;
+	char round[64];
+	snprintf(round, sizeof(round), "%s", req->round);
+	bool pidns = req->has_pidns && req->pidns;
+	int tmo = req->has_timeout_s && req->timeout_s ? (int)req->timeout_s : DEFAULT_RESTORE_S;
+	mig_restore__free_unpacked(req, NULL);
+	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
+		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of unknown round '%.64s'", round);
+		return -EINVAL;
+	}
+	if (!pidns && !pids_free(dir)) {
+		pr_info("round '%s': pids taken here: restoring into a new pid namespace", round);
+		pidns = true;
+	}
+	uint64_t t0 = now_ns();
+	r = mig_dest_restore(dir, pidns, tmo, &hd, &pid, err, sizeof(err));
+	if (r < 0) {
+		(void)decision_write(srcfd, round, "discarded %s", err);
+		ps_send_error(fd, -r, timeout_ms, "%s", err);
+		return r;
+	}
+	MigRestored rd = MIG_RESTORED__INIT;
+	rd.pid = pid;
+	rd.pidns = pidns;
+	rd.restore_us = (now_ns() - t0) / 1000;
+	pr_info("round '%s': tree restored as pid %d in %.1f ms, held for the hand-over", round,
+		pid, rd.restore_us / 1e3);
+	if ((r = ps_send_msg(fd, PS_MIG_RESTORED, 0, &rd.base, timeout_ms)) < 0) {
+		(void)decision_write(srcfd, round, "discarded cannot answer the source");
+		mig_dest_discard(hd);
+		return r;
+	}
+	return await_handover(fd, srcfd, round, hd, pid, timeout_ms);
+}
+
+static int on_status(int fd, const struct ps_hdr *h, const char *source, int dirfd,
+		     int timeout_ms)
+{
+	ProtobufCMessage *m;
+	MigState st = MIG_STATE__INIT;
+	char name[96], *line = NULL, cause[400] = "";
+	size_t len;
+	int r, srcfd;
+
+	if ((r = recv_msg(fd, h, &mig_status__descriptor, &m, timeout_ms)) < 0)
+		return r;
+	MigStatus *req = (MigStatus *)m;
+	snprintf(name, sizeof(name), "%.63s.handover", req->round);
+	bool ok = ps_name_ok(req->round);
+	mig_status__free_unpacked(req, NULL);
+	st.state = "discarded";
+	srcfd = ok ? openat(dirfd, source, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	if (srcfd >= 0 && read_file_at(srcfd, name, &line, &len, 512) == 0) {
+		int pid;
+		if (!strncmp(line, "running ", 8) && sscanf(line + 8, "%d", &pid) == 1) {
+			st.state = "running";
+			st.has_pid = true;
+			st.pid = pid;
+		} else if (!strncmp(line, "discarded ", 10)) {
+			snprintf(cause, sizeof(cause), "%.*s", (int)strcspn(line + 10, "\n"), line + 10);
+		}
+	} else if (srcfd >= 0) {
+		/* no decision: still being decided if a session holds the source */
+		int lk = openat(srcfd, ".lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (lk >= 0 && flock(lk, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+			st.state = "none";
+		else
+			snprintf(cause, sizeof(cause), "no decision and no session: a held tree dies "
+						       "with its session");
+		if (lk >= 0)
+			close(lk);
+	} else {
+		snprintf(cause, sizeof(cause), "unknown source or round");
+	}
+	if (cause[0])
+		st.cause = cause;
+	free(line);
+	if (srcfd >= 0)
+		close(srcfd);
+	return ps_send_msg(fd, PS_MIG_STATE, 0, &st.base, timeout_ms);
+}
+
+int mig_dest_frame(void *ctx, int fd, const struct ps_hdr *h, const char *source, int dirfd,
+		   int srcfd, int timeout_ms)
+{
+	(void)ctx;
+	switch (h->type) {
+	case PS_MIG_RESTORE:
+		return on_restore(fd, h, srcfd, timeout_ms);
+	case PS_MIG_STATUS:
+		return on_status(fd, h, source, dirfd, timeout_ms);
+	default:
+		ps_send_error(fd, EPROTO, timeout_ms, "unexpected %s frame", ps_type_name(h->type));
+		return -EPROTO;
+	}
+}
