@@ -312,6 +312,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "pageserver")) /* its own options */
 		return run_pageserver(argc - 1, argv + 1);
+	if (!strcmp(cmd, "migrate")) /* its own options */
+		return migrate_main(argc - 1, argv + 1);
 	r = parse_opts(argc - 1, argv + 1, &o);
 	if (r)
 		return r;
@@ -369,8 +371,6 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "pre-dump"))
 		return run_dump(&o, true);
-	if (!strcmp(cmd, "migrate"))
-		return migrate_main(argc - 1, argv + 1);
 	fprintf(stderr, "ferry: error: unknown command '%s' (see ferry --help)\n", cmd);
 	return 2;
 }
