@@ -129,27 +129,67 @@ static int recv_msg(int fd, unsigned want, const ProtobufCMessageDescriptor *des
 		PsError *e = NULL;
 		r = ps_unpack(&ps_error__descriptor, buf, h.len, (ProtobufCMessage **)&e);
 		free(buf);
-		if (r < 0)
+		if (r < 0 || !e)
 			return pr_err_ret(-EPROTO, "%s sent an undecodable ERROR", peer);
 		r = e->code > 0 && e->code < 4096 ? -e->code : -EPROTO;
 		pr_err("%s refused: '%s'", peer, e->message);
 		ps_error__free_unpacked(e, NULL);
-		return r;
+		return r < 0 ? r : -EPROTO;
 	}
 	r = desc ? ps_unpack(desc, buf, h.len, out) : 0;
 	free(buf);
-	if (r < 0) {
+	if (r < 0 || (desc && !*out)) {
 		ps_send_error(fd, EPROTO, timeout_ms, "undecodable %s", ps_type_name(want));
-		return pr_err_ret(r, "%s sent an undecodable %s", peer, ps_type_name(want));
+		return pr_err_ret(-EPROTO, "%s sent an undecodable %s", peer, ps_type_name(want));
 	}
 	return 0;
 }
 
-int ps_handshake_client(int fd, const struct ps_key *key, const char *source,
-			uint64_t features, uint64_t *agreed, int timeout_ms)
+/* Client side: check WELCOME (version, nonce, the server's proof) and fill AUTH.
+ * 0 or -errno with an ERROR sent and the cause logged. */
+static int welcome_check(int fd, const struct ps_key *key, const PsWelcome *w,
+			 const uint8_t nc[PS_NONCE_LEN], uint8_t proof[PS_PROOF_LEN], PsAuth *auth,
+			 int timeout_ms)
 {
-	uint8_t nc[PS_NONCE_LEN], proof[PS_PROOF_LEN];
 	bool keyed = key && key->set;
+
+	if (w->version != PS_VERSION) {
+		ps_send_error(fd, EPROTONOSUPPORT, timeout_ms,
+			      "protocol version %u not supported (client speaks %u)", w->version,
+			      PS_VERSION);
+		return pr_err_ret(-EPROTONOSUPPORT,
+				  "page server speaks protocol version %u, this client %u",
+				  w->version, PS_VERSION);
+	}
+	if (w->nonce.len != PS_NONCE_LEN) {
+		ps_send_error(fd, EPROTO, timeout_ms, "server nonce of %zu bytes", w->nonce.len);
+		return pr_err_ret(-EPROTO, "page server sent a nonce of %zu bytes", w->nonce.len);
+	}
+	if (!keyed && w->has_proof) {
+		ps_send_error(fd, EACCES, timeout_ms, "client has no key");
+		return pr_err_ret(-EACCES, "page server uses a key: pass --auth-key FILE");
+	}
+	if (!keyed)
+		return 0;
+	ps_proof(key, true, nc, w->nonce.data, proof);
+	if (!w->has_proof || w->proof.len != PS_PROOF_LEN ||
+	    sodium_memcmp(proof, w->proof.data, PS_PROOF_LEN) != 0) {
+		ps_send_error(fd, EACCES, timeout_ms, "server proof %s",
+			      w->has_proof ? "wrong (different key)" : "missing");
+		return pr_err_ret(-EACCES, "page server %s: not talking to it",
+				  w->has_proof ? "proved another key" : "did not prove the key");
+	}
+	ps_proof(key, false, nc, w->nonce.data, proof);
+	auth->has_proof = true;
+	auth->proof.data = proof;
+	auth->proof.len = PS_PROOF_LEN;
+	return 0;
+}
+
+int ps_handshake_client(int fd, const struct ps_key *key, const char *source, uint64_t features,
+			uint64_t *agreed, int timeout_ms)
+{
+	uint8_t nc[PS_NONCE_LEN], proof[PS_PROOF_LEN] = { 0 };
 	PsHello hello = PS_HELLO__INIT;
 	PsAuth auth = PS_AUTH__INIT;
 	PsWelcome *w = NULL;
@@ -170,47 +210,15 @@ int ps_handshake_client(int fd, const struct ps_key *key, const char *source,
 	hello.nonce.data = nc;
 	hello.nonce.len = sizeof(nc);
 	hello.has_keyed = true;
-	hello.keyed = keyed;
+	hello.keyed = key && key->set;
 	if ((r = ps_send_msg(fd, PS_HELLO, 0, &hello.base, timeout_ms)) < 0)
 		return pr_err_ret(r, "cannot send HELLO to the page server");
 	if ((r = recv_msg(fd, PS_WELCOME, &ps_welcome__descriptor, &m, "the page server",
 			  timeout_ms)) < 0)
 		return r;
 	w = (PsWelcome *)m;
-	if (w->version != PS_VERSION) {
-		ps_send_error(fd, EPROTONOSUPPORT, timeout_ms,
-			      "protocol version %u not supported (client speaks %u)", w->version,
-			      PS_VERSION);
-		r = pr_err_ret(-EPROTONOSUPPORT,
-			       "page server speaks protocol version %u, this client %u",
-			       w->version, PS_VERSION);
+	if ((r = welcome_check(fd, key, w, nc, proof, &auth, timeout_ms)) < 0)
 		goto out;
-	}
-	if (w->nonce.len != PS_NONCE_LEN) {
-		ps_send_error(fd, EPROTO, timeout_ms, "server nonce of %zu bytes", w->nonce.len);
-		r = pr_err_ret(-EPROTO, "page server sent a nonce of %zu bytes", w->nonce.len);
-		goto out;
-	}
-	if (keyed) {
-		ps_proof(key, true, nc, w->nonce.data, proof);
-		if (!w->has_proof || w->proof.len != PS_PROOF_LEN ||
-		    sodium_memcmp(proof, w->proof.data, PS_PROOF_LEN) != 0) {
-			ps_send_error(fd, EACCES, timeout_ms, "server proof %s",
-				      w->has_proof ? "wrong (different key)" : "missing");
-			r = pr_err_ret(-EACCES, "page server %s: not talking to it",
-				       w->has_proof ? "proved another key"
-						    : "did not prove the key");
-			goto out;
-		}
-		ps_proof(key, false, nc, w->nonce.data, proof);
-		auth.has_proof = true;
-		auth.proof.data = proof;
-		auth.proof.len = sizeof(proof);
-	} else if (w->has_proof) {
-		ps_send_error(fd, EACCES, timeout_ms, "client has no key");
-		r = pr_err_ret(-EACCES, "page server uses a key: pass --auth-key FILE");
-		goto out;
-	}
 	if ((r = ps_send_msg(fd, PS_AUTH, 0, &auth.base, timeout_ms)) < 0) {
 		pr_err_ret(r, "cannot send AUTH to the page server");
 		goto out;

@@ -33,9 +33,9 @@ void pageserver_set_ext(const struct ps_ext *x);
 
 /* ---- internal: the per-connection server (server-conn.c) ------------------------- */
 struct ps_serve {
-	int dirfd;		/* the server's -D */
+	int dirfd; /* the server's -D */
 	const struct ps_key *key;
-	int timeout_ms;		/* per wait */
+	int timeout_ms; /* per wait */
 };
 
 /* Serve one accepted connection until the client closes or an error: handshake, then

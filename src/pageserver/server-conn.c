@@ -107,10 +107,13 @@ void ps_serve_sigterm(int fd)
 /* Log the cause once and keep it for the peer's ERROR; evaluates to -code. */
 #define conn_fail(c, code, fmt, ...)                                                               \
 	({                                                                                         \
+		int __code = (code); /* before snprintf can touch errno */                         \
+		if (__code <= 0)                                                                   \
+			__code = EIO;                                                              \
 		snprintf((c)->emsg, sizeof((c)->emsg), fmt, ##__VA_ARGS__);                        \
-		(c)->ecode = (code);                                                               \
+		(c)->ecode = __code;                                                               \
 		pr_err("%s", (c)->emsg);                                                           \
-		-(code);                                                                           \
+		-__code;                                                                           \
 	})
 
 /* Why a payload read failed, for the log and the peer. */
@@ -201,25 +204,33 @@ static void round_remove(struct conn *c)
 
 /* ---- frames ------------------------------------------------------------------------ */
 
-/* Read the payload of a control frame and decode it with DESC. */
-static int recv_ctrl(struct conn *c, const struct ps_hdr *h,
-		     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+/* Read the payload of a control frame and decode it with DESC. Returns the message
+ * (free with protobuf_c_message_free_unpacked), or NULL with the cause logged and
+ * c->ecode (> 0) set. */
+static ProtobufCMessage *recv_ctrl(struct conn *c, const struct ps_hdr *h,
+				   const ProtobufCMessageDescriptor *desc)
 {
 	uint8_t *buf = h->len ? malloc(h->len) : NULL;
+	ProtobufCMessage *m = NULL;
 	int r;
 
-	if (h->len && !buf)
-		return conn_fail(c, ENOMEM, "no memory for a %s frame", ps_type_name(h->type));
+	if (h->len && !buf) {
+		conn_fail(c, ENOMEM, "no memory for a %s frame", ps_type_name(h->type));
+		return NULL;
+	}
 	r = ps_recv_full(c->fd, buf, h->len, c->s->timeout_ms);
 	if (r < 0) {
 		free(buf);
-		return conn_fail(c, -r, "reading %s: %s", ps_type_name(h->type), recv_cause(c, r));
+		conn_fail(c, -r, "reading %s: %s", ps_type_name(h->type), recv_cause(c, r));
+		return NULL;
 	}
-	r = ps_unpack(desc, buf, h->len, out);
+	r = ps_unpack(desc, buf, h->len, &m);
 	free(buf);
-	if (r < 0)
-		return conn_fail(c, EPROTO, "undecodable %s payload", ps_type_name(h->type));
-	return 0;
+	if (r < 0 || !m) {
+		conn_fail(c, EPROTO, "undecodable %s payload", ps_type_name(h->type));
+		return NULL;
+	}
+	return m;
 }
 
 /* Open (creating on demand) the source directory and take its session lock. */
@@ -250,8 +261,8 @@ static int round_begin(struct conn *c, const struct ps_hdr *h)
 
 	if (c->rdfd >= 0)
 		return conn_fail(c, EPROTO, "ROUND_BEGIN inside round '%s'", c->round);
-	if ((r = recv_ctrl(c, h, &ps_round_begin__descriptor, &m)) < 0)
-		return r;
+	if (!(m = recv_ctrl(c, h, &ps_round_begin__descriptor)))
+		return -c->ecode;
 	rb = (PsRoundBegin *)m;
 	if (!ps_name_ok(rb->name) || rb->kind > IMG_KIND_PREDUMP) {
 		r = conn_fail(c, EINVAL, "bad round name '%.64s' or kind %u", rb->name, rb->kind);
@@ -268,7 +279,8 @@ static int round_begin(struct conn *c, const struct ps_hdr *h)
 		bool complete = faccessat(old, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 		close(old);
 		if (complete)
-			return conn_fail(c, EEXIST, "round '%s/%s' is complete already (remove it first)",
+			return conn_fail(c, EEXIST,
+					 "round '%s/%s' is complete already (remove it first)",
 					 c->source, c->round);
 		pr_warn("removing leftover partial round '%s/%s'", c->source, c->round);
 		if ((r = remove_round_dir(c->srcfd, c->round)) < 0)
@@ -304,8 +316,8 @@ static int file_open(struct conn *c, const struct ps_hdr *h)
 	struct pfile *f = NULL;
 	int r = 0;
 
-	if ((r = recv_ctrl(c, h, &ps_file_open__descriptor, &m)) < 0)
-		return r;
+	if (!(m = recv_ctrl(c, h, &ps_file_open__descriptor)))
+		return -c->ecode;
 	fo = (PsFileOpen *)m;
 	if (h->file && h->file != fo->id)
 		r = conn_fail(c, EPROTO, "FILE_OPEN for id %u in a frame of file %u", fo->id,
@@ -388,10 +400,9 @@ static int file_close(struct conn *c, const struct ps_hdr *h)
 	ProtobufCMessage *m;
 	PsFileClose *fc;
 	struct pfile *f;
-	int r = 0;
 
-	if ((r = recv_ctrl(c, h, &ps_file_close__descriptor, &m)) < 0)
-		return r;
+	if (!(m = recv_ctrl(c, h, &ps_file_close__descriptor)))
+		return -c->ecode;
 	fc = (PsFileClose *)m;
 	f = file_find(c, fc->id);
 	uint64_t size = fc->size, hash = fc->xxh64, got;
@@ -432,10 +443,9 @@ static int file_abort(struct conn *c, const struct ps_hdr *h)
 	ProtobufCMessage *m;
 	struct pfile *f;
 	uint32_t id;
-	int r;
 
-	if ((r = recv_ctrl(c, h, &ps_file_abort__descriptor, &m)) < 0)
-		return r;
+	if (!(m = recv_ctrl(c, h, &ps_file_abort__descriptor)))
+		return -c->ecode;
 	id = ((PsFileAbort *)m)->id;
 	ps_file_abort__free_unpacked((PsFileAbort *)m, NULL);
 	if (!(f = file_find(c, id)))
@@ -444,7 +454,6 @@ static int file_abort(struct conn *c, const struct ps_hdr *h)
 	file_drop(c, f, true);
 	return 0;
 }
-
 
 /* ---- commit ------------------------------------------------------------------------ */
 
@@ -505,13 +514,12 @@ static int parent_check(struct conn *c, const InventoryEntry *inv)
 				 inv->parent);
 	pfd = openat(c->srcfd, pname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (pfd < 0)
-		return conn_fail(c, ENOENT, "parent round '%s/%s' is not on this server",
-				 c->source, pname);
+		return conn_fail(c, ENOENT, "parent round '%s/%s' is not on this server", c->source,
+				 pname);
 	complete = faccessat(pfd, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	close(pfd);
 	if (!complete)
-		return conn_fail(c, ENOENT, "parent round '%s/%s' is incomplete", c->source,
-				 pname);
+		return conn_fail(c, ENOENT, "parent round '%s/%s' is incomplete", c->source, pname);
 	snprintf(link, sizeof(link), "../%s", pname);
 	if (symlinkat(link, c->rdfd, "parent") < 0)
 		return conn_fail(c, io_code(-errno), "cannot link '%s/%s/parent': %m", c->source,
@@ -604,10 +612,10 @@ out:
 
 static int client_error(struct conn *c, const struct ps_hdr *h)
 {
-	ProtobufCMessage *m;
-	int r = recv_ctrl(c, h, &ps_error__descriptor, &m);
-	if (r < 0)
-		return r;
+	ProtobufCMessage *m = recv_ctrl(c, h, &ps_error__descriptor);
+	int r;
+	if (!m)
+		return -c->ecode;
 	PsError *e = (PsError *)m;
 	pr_err("client reported an error: '%s'", e->message);
 	r = e->code > 0 && e->code < 4096 ? -e->code : -EPROTO;
@@ -635,8 +643,8 @@ static int dispatch(struct conn *c, const struct ps_hdr *h)
 		break;
 	default:
 		if (h->type >= PS_MIG_FIRST && h->type <= PS_MIG_LAST && g_ext && !in_round) {
-			int r = g_ext->frame(g_ext->ctx, c->fd, h, c->source, c->s->dirfd,
-					     c->srcfd, c->s->timeout_ms);
+			int r = g_ext->frame(g_ext->ctx, c->fd, h, c->source, c->s->dirfd, c->srcfd,
+					     c->s->timeout_ms);
 			c->ecode = 0; /* the extension answered for itself */
 			return r;
 		}

@@ -124,17 +124,39 @@ static int srv_parse(int argc, char **argv, struct srv_opts *o)
 	opterr = 0;
 	while (!r && (c = getopt_long(argc, argv, ":D:o:v::h", srv_long, NULL)) != -1) {
 		switch (c) {
-		case O_PORT: r = int_opt("--port", optarg, 1, 65535, &o->port); break;
-		case O_ADDRESS: o->address = optarg; break;
-		case 'D': o->dir = optarg; break;
-		case O_KEY: o->key_file = optarg; break;
-		case O_ONCE: o->once = true; break;
-		case O_TIMEOUT: r = int_opt("--timeout", optarg, 1, 86400, &o->timeout_s); break;
-		case O_MAX: r = int_opt("--max-clients", optarg, 1, 4096, &o->max_clients); break;
-		case O_PIDFILE: o->pidfile = optarg; break;
-		case 'o': o->log_file = optarg; break;
-		case 'v': r = verbosity_opt(optarg, &o->verbosity); break;
-		case 'h': srv_usage(stdout); return 1;
+		case O_PORT:
+			r = int_opt("--port", optarg, 1, 65535, &o->port);
+			break;
+		case O_ADDRESS:
+			o->address = optarg;
+			break;
+		case 'D':
+			o->dir = optarg;
+			break;
+		case O_KEY:
+			o->key_file = optarg;
+			break;
+		case O_ONCE:
+			o->once = true;
+			break;
+		case O_TIMEOUT:
+			r = int_opt("--timeout", optarg, 1, 86400, &o->timeout_s);
+			break;
+		case O_MAX:
+			r = int_opt("--max-clients", optarg, 1, 4096, &o->max_clients);
+			break;
+		case O_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case 'o':
+			o->log_file = optarg;
+			break;
+		case 'v':
+			r = verbosity_opt(optarg, &o->verbosity);
+			break;
+		case 'h':
+			srv_usage(stdout);
+			return 1;
 		case ':':
 			fprintf(stderr, "pageserver: error: option '%s' needs an argument\n",
 				argv[optind - 1]);
@@ -245,7 +267,8 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n)
 static void child_run(struct srv *s, int fd, const char *peer)
 {
 	static char prefix[128];
-	struct ps_serve sv = { .dirfd = s->dirfd, .key = &s->key,
+	struct ps_serve sv = { .dirfd = s->dirfd,
+			       .key = &s->key,
 			       .timeout_ms = s->o.timeout_s * 1000 };
 	sigset_t all;
 
@@ -296,8 +319,11 @@ static void srv_accept(struct srv *s)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char peer[96];
-	int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	pid_t pid;
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
@@ -422,9 +448,14 @@ static int srv_setup(struct srv *s)
 int pageserver_main(int argc, char **argv)
 {
 	struct srv s = {
-		.o = { .address = "127.0.0.1", .dir = ".", .timeout_s = 60, .max_clients = 16,
+		.o = { .address = "127.0.0.1",
+		       .dir = ".",
+		       .timeout_s = 60,
+		       .max_clients = 16,
 		       .verbosity = LOG_INFO },
-		.dirfd = -1, .lfd = -1, .sfd = -1,
+		.dirfd = -1,
+		.lfd = -1,
+		.sfd = -1,
 	};
 	int r;
 
@@ -433,8 +464,8 @@ int pageserver_main(int argc, char **argv)
 	if (r)
 		return r == 1 ? 0 : 2;
 	if ((r = log_init(s.o.log_file, s.o.verbosity)) < 0) {
-		fprintf(stderr, "pageserver: error: cannot open log file '%s': %s\n",
-			s.o.log_file, strerror(-r));
+		fprintf(stderr, "pageserver: error: cannot open log file '%s': %s\n", s.o.log_file,
+			strerror(-r));
 		return 1;
 	}
 	r = srv_setup(&s);

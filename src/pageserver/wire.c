@@ -78,25 +78,44 @@ void ps_hdr_encode(const struct ps_hdr *h, uint8_t out[PS_HDR_SIZE])
 const char *ps_type_name(unsigned type)
 {
 	switch (type) {
-	case PS_HELLO: return "HELLO";
-	case PS_WELCOME: return "WELCOME";
-	case PS_AUTH: return "AUTH";
-	case PS_READY: return "READY";
-	case PS_ROUND_BEGIN: return "ROUND_BEGIN";
-	case PS_FILE_OPEN: return "FILE_OPEN";
-	case PS_FILE_DATA: return "FILE_DATA";
-	case PS_FILE_CLOSE: return "FILE_CLOSE";
-	case PS_FILE_ABORT: return "FILE_ABORT";
-	case PS_ROUND_COMMIT: return "ROUND_COMMIT";
-	case PS_ROUND_DONE: return "ROUND_DONE";
-	case PS_ROUND_ABORT: return "ROUND_ABORT";
-	case PS_ERROR: return "ERROR";
-	case PS_MIG_RESTORE: return "MIG_RESTORE";
-	case PS_MIG_RESTORED: return "MIG_RESTORED";
-	case PS_MIG_HANDOVER: return "MIG_HANDOVER";
-	case PS_MIG_RUNNING: return "MIG_RUNNING";
-	case PS_MIG_STATUS: return "MIG_STATUS";
-	case PS_MIG_STATE: return "MIG_STATE";
+	case PS_HELLO:
+		return "HELLO";
+	case PS_WELCOME:
+		return "WELCOME";
+	case PS_AUTH:
+		return "AUTH";
+	case PS_READY:
+		return "READY";
+	case PS_ROUND_BEGIN:
+		return "ROUND_BEGIN";
+	case PS_FILE_OPEN:
+		return "FILE_OPEN";
+	case PS_FILE_DATA:
+		return "FILE_DATA";
+	case PS_FILE_CLOSE:
+		return "FILE_CLOSE";
+	case PS_FILE_ABORT:
+		return "FILE_ABORT";
+	case PS_ROUND_COMMIT:
+		return "ROUND_COMMIT";
+	case PS_ROUND_DONE:
+		return "ROUND_DONE";
+	case PS_ROUND_ABORT:
+		return "ROUND_ABORT";
+	case PS_ERROR:
+		return "ERROR";
+	case PS_MIG_RESTORE:
+		return "MIG_RESTORE";
+	case PS_MIG_RESTORED:
+		return "MIG_RESTORED";
+	case PS_MIG_HANDOVER:
+		return "MIG_HANDOVER";
+	case PS_MIG_RUNNING:
+		return "MIG_RUNNING";
+	case PS_MIG_STATUS:
+		return "MIG_STATUS";
+	case PS_MIG_STATE:
+		return "MIG_STATE";
 	}
 	return "unknown";
 }
@@ -173,8 +192,7 @@ int ps_hdr_decode(const uint8_t in[PS_HDR_SIZE], struct ps_hdr *h, const char **
 		return bad(why, "unknown flags %#x on %s", h->flags, ps_type_name(h->type));
 	if (h->len > type_max_len(h->type))
 		return bad(why, "%s frame of %llu bytes (limit %llu)", ps_type_name(h->type),
-			   (unsigned long long)h->len,
-			   (unsigned long long)type_max_len(h->type));
+			   (unsigned long long)h->len, (unsigned long long)type_max_len(h->type));
 	if (h->type == PS_FILE_DATA)
 		return data_check(h, why);
 	if (h->raw_len)
@@ -212,12 +230,10 @@ static const struct {
 	bool numbered;	    /* "<prefix>-<n><suffix>" */
 	const char *suffix;
 } image_names[] = {
-	{ "pstree", false, ".img" },	{ "files", false, ".img" },
-	{ "pipes-data", false, ".img" }, { "core", true, ".img" },
-	{ "mm", true, ".img" },		{ "pagemap", true, ".img" },
-	{ "pages", true, ".img" },	{ "fdinfo", true, ".img" },
-	{ "ghost", true, ".img" },	{ "sysc", true, ".img" },
-	{ "dirty", true, ".state" },
+	{ "pstree", false, ".img" }, { "files", false, ".img" },  { "pipes-data", false, ".img" },
+	{ "core", true, ".img" },    { "mm", true, ".img" },	  { "pagemap", true, ".img" },
+	{ "pages", true, ".img" },   { "fdinfo", true, ".img" },  { "ghost", true, ".img" },
+	{ "sysc", true, ".img" },    { "dirty", true, ".state" },
 };
 
 /* A decimal number as printf %d/%u of a non-negative id writes it: 1-10 digits, no
@@ -308,8 +324,8 @@ static int send_iov(int fd, struct iovec *iov, int n, int timeout_ms)
 	return 0;
 }
 
-int ps_send_raw(int fd, unsigned type, uint16_t flags, uint32_t file, const void *buf,
-		size_t len, uint32_t raw_len, int timeout_ms)
+int ps_send_raw(int fd, unsigned type, uint16_t flags, uint32_t file, const void *buf, size_t len,
+		uint32_t raw_len, int timeout_ms)
 {
 	struct ps_hdr h = {
 		.magic = PS_FRAME_MAGIC,
@@ -326,8 +342,7 @@ int ps_send_raw(int fd, unsigned type, uint16_t flags, uint32_t file, const void
 	return send_iov(fd, iov, len ? 2 : 1, timeout_ms);
 }
 
-int ps_send_msg(int fd, unsigned type, uint32_t file, const ProtobufCMessage *msg,
-		int timeout_ms)
+int ps_send_msg(int fd, unsigned type, uint32_t file, const ProtobufCMessage *msg, int timeout_ms)
 {
 	uint8_t small[512], *buf = small;
 	size_t len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
