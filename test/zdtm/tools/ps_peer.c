@@ -20,6 +20,8 @@
  *   begin NAME            ROUND_BEGIN (kind dump)
  *   open ID NAME          FILE_OPEN
  *   data ID N             N pattern bytes of file ID, raw, in chunks
+ *   data-lz4 ID N         the same as lz4 blocks (PS_F_LZ4)
+ *   lz4-bad ID RAW        one PS_F_LZ4 frame of junk that claims RAW bytes
  *   close ID              FILE_CLOSE with the size and xxh64 of what was sent
  *   close-bad ID          the same with a size one byte too large
  *   commit-garbage        ROUND_COMMIT of bytes that are no inventory
@@ -348,10 +350,11 @@ static void send_hdr(unsigned type, uint64_t len)
 		die("send header");
 }
 
-static void send_data(uint32_t id, size_t n)
+static void send_data(uint32_t id, size_t n, bool lz4)
 {
 	uint8_t *buf = malloc(PS_MAX_CHUNK);
-	if (id >= MAX_IDS || !buf)
+	char *comp = malloc(LZ4_compressBound(PS_MAX_CHUNK));
+	if (id >= MAX_IDS || !buf || !comp)
 		die("data: bad id");
 	if (!ids[id].xs) {
 		ids[id].xs = XXH64_createState();
@@ -361,13 +364,21 @@ static void send_data(uint32_t id, size_t n)
 		size_t k = n < PS_MAX_CHUNK ? n : PS_MAX_CHUNK;
 		for (size_t i = 0; i < k; i++)
 			buf[i] = (uint8_t)((ids[id].size + i) * 13);
-		if (ps_send_raw(sock(), PS_FILE_DATA, 0, id, buf, k, k, g.timeout_ms) < 0)
+		if (lz4) {
+			int cl = LZ4_compress_default((const char *)buf, comp, (int)k,
+						      LZ4_compressBound(PS_MAX_CHUNK));
+			if (cl <= 0 || ps_send_raw(sock(), PS_FILE_DATA, PS_F_LZ4, id, comp, cl,
+						   k, g.timeout_ms) < 0)
+				die("send lz4 FILE_DATA");
+		} else if (ps_send_raw(sock(), PS_FILE_DATA, 0, id, buf, k, k, g.timeout_ms) < 0) {
 			die("send FILE_DATA");
+		}
 		XXH64_update(ids[id].xs, buf, k);
 		ids[id].size += k;
 		n -= k;
 	}
 	free(buf);
+	free(comp);
 }
 
 static void send_open(uint32_t id, const char *name)
@@ -564,7 +575,20 @@ static int action(int argc, char **argv, int i)
 	}
 	if (!strcmp(a, "data")) {
 		NEED(2);
-		send_data(num(argv[i + 1]), num(argv[i + 2]));
+		send_data(num(argv[i + 1]), num(argv[i + 2]), false);
+		return 3;
+	}
+	if (!strcmp(a, "data-lz4")) {
+		NEED(2);
+		send_data(num(argv[i + 1]), num(argv[i + 2]), true);
+		return 3;
+	}
+	if (!strcmp(a, "lz4-bad")) {
+		static const char junk[] = "\xff\xff\xff\xff junk that is no lz4 block";
+		NEED(2);
+		if (ps_send_raw(sock(), PS_FILE_DATA, PS_F_LZ4, num(argv[i + 1]), junk,
+				sizeof(junk), num(argv[i + 2]), g.timeout_ms) < 0)
+			die("lz4-bad");
 		return 3;
 	}
 	if (!strcmp(a, "close")) {
