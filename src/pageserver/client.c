@@ -32,7 +32,7 @@
 #include "pageserver/wire.h"
 
 #define CONNECT_TIMEOUT_MS 10000
-#define ERROR_WAIT_MS	   1000	     /* reading the server's ERROR after a failed send */
+#define ERROR_WAIT_MS	   1000	      /* reading the server's ERROR after a failed send */
 #define SNDBUF		   (8u << 20) /* bytes in flight: several FILE_DATA frames */
 
 struct round_stat {
@@ -130,8 +130,8 @@ static int check_pending(struct ps_client *c, const char *what)
 	return 0;
 }
 
-static int send_pb(struct ps_client *c, unsigned type, uint32_t file,
-		   const ProtobufCMessage *msg, const char *what)
+static int send_pb(struct ps_client *c, unsigned type, uint32_t file, const ProtobufCMessage *msg,
+		   const char *what)
 {
 	size_t len = protobuf_c_message_get_packed_size(msg);
 	uint8_t stackbuf[1024], *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
@@ -470,15 +470,15 @@ int ps_client_start(const struct ps_client_opts *o, struct ps_client **out)
 	c->mode = o->compress;
 	c->json = o->json;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
-	snprintf(c->peer, sizeof(c->peer), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr,
-		 o->port);
+	snprintf(c->peer, sizeof(c->peer), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, o->port);
 	if (o->source_id)
 		snprintf(c->source, sizeof(c->source), "%s", o->source_id);
 	else
 		default_source(c->source, o->pid);
 	if (!ps_name_ok(c->source) || (o->source_id && strlen(o->source_id) > 63)) {
-		r = pr_err_ret(-EINVAL, "source id '%s' is not a valid name (1-63 characters "
-					"of A-Z a-z 0-9 . _ -, not starting with '.')",
+		r = pr_err_ret(-EINVAL,
+			       "source id '%s' is not a valid name (1-63 characters "
+			       "of A-Z a-z 0-9 . _ -, not starting with '.')",
 			       o->source_id ? o->source_id : c->source);
 		goto fail;
 	}
@@ -542,8 +542,8 @@ static int call_reply(struct ps_client *c, unsigned want, const ProtobufCMessage
 	char msg[512];
 	int r = ps_recv_hdr(c->fd, &h, &why, timeout_ms);
 	if (r == -ETIMEDOUT) {
-		pr_err("page server %s: no answer within %d s while %s", c->peer,
-		       timeout_ms / 1000, what);
+		pr_err("page server %s: no answer within %d s while %s", c->peer, timeout_ms / 1000,
+		       what);
 		return c->err = r;
 	}
 	if (r == -EPROTO) {
@@ -576,9 +576,8 @@ static int call_reply(struct ps_client *c, unsigned want, const ProtobufCMessage
 	return r;
 }
 
-int ps_client_call(struct ps_client *c, unsigned type, const ProtobufCMessage *req,
-		   unsigned want, const ProtobufCMessageDescriptor *desc,
-		   ProtobufCMessage **reply, int timeout_ms)
+int ps_client_call(struct ps_client *c, unsigned type, const ProtobufCMessage *req, unsigned want,
+		   const ProtobufCMessageDescriptor *desc, ProtobufCMessage **reply, int timeout_ms)
 {
 	char what[96];
 	int r;
@@ -631,10 +630,9 @@ static void round_print(const struct ps_client *c, const struct round_stat *rs, 
 	       "\"est_link_rate\":%.0f,\"est_lz4_rate\":%.0f,\"est_ratio\":%.4f}}",
 	       first ? "" : ",", rs->name, rs->committed ? "true" : "false", rs->files,
 	       (unsigned long long)st->bytes, (unsigned long long)st->wire, rs->secs, rate,
-	       decision(c, st), (unsigned long long)st->chunks,
-	       (unsigned long long)st->lz4_chunks, ratio, (unsigned long long)st->probes,
-	       (unsigned long long)st->switches, st->lz4_ns / 1e9, st->est_link, st->est_lz4,
-	       st->est_ratio);
+	       decision(c, st), (unsigned long long)st->chunks, (unsigned long long)st->lz4_chunks,
+	       ratio, (unsigned long long)st->probes, (unsigned long long)st->switches,
+	       st->lz4_ns / 1e9, st->est_link, st->est_lz4, st->est_ratio);
 }
 
 int ps_client_finish(struct ps_client *c, bool ok)

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 
 struct ps_client_opts {
-	const char *address;   /* server host or address; NULL: 127.0.0.1 */
+	const char *address; /* server host or address; NULL: 127.0.0.1 */
 	int port;
 	const char *auth_key;  /* key file, NULL: no authentication */
 	const char *source_id; /* NULL: "<hostname>-<pid>" */

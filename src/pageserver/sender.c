@@ -26,13 +26,13 @@
 #include "pageserver/sender.h"
 #include "pageserver/wire.h"
 
-#define HALF	     8		 /* frames per chain */
-#define NSLOT	     (2 * HALF)	 /* two chains: one in flight, one being prepared */
-#define RING_DEPTH   32		 /* SQEs: a chain plus cancellations */
+#define HALF	     8		  /* frames per chain */
+#define NSLOT	     (2 * HALF)	  /* two chains: one in flight, one being prepared */
+#define RING_DEPTH   32		  /* SQEs: a chain plus cancellations */
 #define PROBE_LEN    (256u << 10) /* auto: bytes of a chunk compressed as a sample */
-#define PROBE_BUDGET 0.02	 /* auto: at most this share of the time spent sampling */
-#define MIN_SAMPLE   (64u << 10)	 /* auto: smaller writes do not update the estimates */
-#define ON_MARGIN    1.15	 /* auto: compress only when estimated 15% faster */
+#define PROBE_BUDGET 0.02	  /* auto: at most this share of the time spent sampling */
+#define MIN_SAMPLE   (64u << 10)  /* auto: smaller writes do not update the estimates */
+#define ON_MARGIN    1.15	  /* auto: compress only when estimated 15% faster */
 #define EWMA	     0.25
 
 struct slot {
@@ -109,8 +109,7 @@ static void auto_decide(struct ps_sender *s)
 
 /* Compress src into dst; records speed and ratio. Returns the compressed size or 0
  * when it does not fit/shrink. */
-static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8_t *dst,
-		      int cap)
+static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8_t *dst, int cap)
 {
 	uint64_t t0 = now_ns();
 	int n = LZ4_compress_fast((const char *)src, (char *)dst, (int)len, cap, 1);
@@ -146,11 +145,15 @@ static void auto_probe(struct ps_sender *s, const uint8_t *buf, size_t len)
 
 /* ---- frames in slots -------------------------------------------------------------- */
 
-static void slot_set(struct slot *sl, unsigned type, uint16_t flags, uint32_t file,
-		     const void *buf, size_t len, uint32_t raw_len)
+static void slot_set(struct slot *sl, unsigned type, uint16_t flags, uint32_t file, const void *buf,
+		     size_t len, uint32_t raw_len)
 {
-	struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = type, .flags = flags,
-			    .len = len, .file = file, .raw_len = raw_len };
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
+			    .type = type,
+			    .flags = flags,
+			    .len = len,
+			    .file = file,
+			    .raw_len = raw_len };
 	ps_hdr_encode(&h, sl->hdr);
 	sl->iov[0] = (struct iovec){ sl->hdr, PS_HDR_SIZE };
 	sl->iov[1] = (struct iovec){ (void *)buf, len };
@@ -165,8 +168,8 @@ static void slot_set(struct slot *sl, unsigned type, uint16_t flags, uint32_t fi
 static int slot_data(struct ps_sender *s, struct slot *sl, uint32_t file, const uint8_t *buf,
 		     size_t len, bool overlap)
 {
-	bool try = s->lz4_ok && (s->mode == PS_COMPRESS_ON ||
-				 (s->mode == PS_COMPRESS_AUTO && s->st.on));
+	bool try = s->lz4_ok &&
+		   (s->mode == PS_COMPRESS_ON || (s->mode == PS_COMPRESS_AUTO && s->st.on));
 	s->st.chunks++;
 	s->st.bytes += len;
 	if (s->lz4_ok && s->mode == PS_COMPRESS_AUTO && !s->st.on)
@@ -507,8 +510,7 @@ void ps_sender_free(struct ps_sender *s)
 	free(s);
 }
 
-int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const void *buf,
-		    size_t len)
+int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const void *buf, size_t len)
 {
 	if (s->err)
 		return s->err;

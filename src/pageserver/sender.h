@@ -57,8 +57,7 @@ void ps_sender_free(struct ps_sender *s);
 
 /* Send one frame: header (type, flags 0, file) and len payload bytes. 0 or -errno (not
  * logged: the caller names the peer; see ps_sender_error). */
-int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const void *buf,
-		    size_t len);
+int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const void *buf, size_t len);
 /* Send len bytes of file `file` as FILE_DATA frames (compressed or not). 0 or -errno. */
 int ps_sender_data(struct ps_sender *s, uint32_t file, const void *buf, size_t len);
 

@@ -25,10 +25,9 @@ static void on_term(int s)
 	stop = 1;
 }
 
-static const char *const words[] = { "user",	"session", "config", "buffer", "node",
-				     "list",	"entry",   "value",  "key",    "request",
-				     "handler", "cache",   "id",     "name",   "path",
-				     "status" };
+static const char *const words[] = { "user",  "session", "config", "buffer",  "node",	 "list",
+				     "entry", "value",	 "key",	   "request", "handler", "cache",
+				     "id",    "name",	 "path",   "status" };
 
 static uint64_t mix(uint64_t x)
 {
@@ -44,11 +43,11 @@ static void object(uint8_t *o, uint64_t i, uint64_t base, uint64_t nobj)
 {
 	uint64_t h = mix(i + 1);
 	uint64_t w[8] = { 0 };
-	w[0] = (h & 7) * 16 + 33;				 /* malloc-style size header */
-	w[1] = base + (mix(h) % nobj) * OBJ;			 /* next */
+	w[0] = (h & 7) * 16 + 33;				    /* malloc-style size header */
+	w[1] = base + (mix(h) % nobj) * OBJ;			    /* next */
 	w[2] = (h >> 8) & 1 ? base + (mix(h + 1) % nobj) * OBJ : 0; /* parent or NULL */
-	w[3] = (h >> 16) & 0xff;				 /* small counter */
-	w[4] = (h >> 24) & 0x3;					 /* state enum */
+	w[3] = (h >> 16) & 0xff;				    /* small counter */
+	w[4] = (h >> 24) & 0x3;					    /* state enum */
 	memcpy(o, w, 40);
 	const char *s = words[(h >> 32) & 15];
 	snprintf((char *)o + 40, 24, "%s_%u", s, (unsigned)((h >> 40) & 0x3f));

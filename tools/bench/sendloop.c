@@ -59,7 +59,8 @@ static int listen_lo(int *port)
 
 static int connect_lo(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -104,8 +105,11 @@ static int baseline(size_t mib)
 		return 1;
 	for (size_t i = 0; i < CHUNK; i++)
 		buf[i] = (uint8_t)(i * 131 + 7) | 1;
-	struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = PS_FILE_DATA, .len = CHUNK,
-			    .file = 1, .raw_len = CHUNK };
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
+			    .type = PS_FILE_DATA,
+			    .len = CHUNK,
+			    .file = 1,
+			    .raw_len = CHUNK };
 	ps_hdr_encode(&h, hdr);
 	double t0 = now_s();
 	for (size_t i = 0; i < mib; i++) {
@@ -133,8 +137,11 @@ static int zc(size_t mib)
 		return 1;
 	for (size_t i = 0; i < CHUNK; i++)
 		buf[i] = (uint8_t)(i * 131 + 7) | 1;
-	struct ps_hdr h = { .magic = PS_FRAME_MAGIC, .type = PS_FILE_DATA, .len = CHUNK,
-			    .file = 1, .raw_len = CHUNK };
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
+			    .type = PS_FILE_DATA,
+			    .len = CHUNK,
+			    .file = 1,
+			    .raw_len = CHUNK };
 	ps_hdr_encode(&h, hdr);
 	double t0 = now_s();
 	for (size_t i = 0; i < mib; i++) {
@@ -195,7 +202,8 @@ static void fill(uint8_t *p, size_t len, bool heap)
 		o[3] = (x >> 16) & 0xff;
 		o[4] = (x >> 24) & 3;
 		memcpy(p + off, o, 40);
-		snprintf((char *)p + off + 40, 24, "%s_%u", w[(x >> 32) % 6], (unsigned)(x >> 40) & 63);
+		snprintf((char *)p + off + 40, 24, "%s_%u", w[(x >> 32) % 6],
+			 (unsigned)(x >> 40) & 63);
 	}
 }
 
@@ -228,8 +236,8 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	ps_sender_stats(s, &ss);
 	printf("sender %.6f %.0f %llu %llu %llu %llu %d %.0f %.0f %.3f %llu\n", dt, len / dt,
 	       (unsigned long long)ss.wire, (unsigned long long)ss.lz4_chunks,
-	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on,
-	       ss.est_link, ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes);
+	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on, ss.est_link,
+	       ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes);
 	ps_sender_free(s);
 	return 0;
 }
