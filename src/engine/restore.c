@@ -61,14 +61,6 @@ long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsign
 	return res;
 }
 
-long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
-	       unsigned long a4, unsigned long a5, unsigned long a6)
-{
-	long res;
-	int e = remote_syscall(r->cur, &res, nr, a1, a2, a3, a4, a5, a6);
-	return e < 0 ? e : res;
-}
-
 /* ---- loading and checks ---------------------------------------------------------- */
 
 int rst_pagemap_load(struct img_dir *d, pid_t pid, PagemapHead **head, PagemapEntry ***pm,

@@ -268,8 +268,5 @@ int rst_regs(struct rst *r);
  * Result or -errno; logs with what. */
 long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsigned long a2,
 	      unsigned long a3, unsigned long a4, unsigned long a5, unsigned long a6);
-/* Same without logging a failed remote result (the caller logs with more context). */
-long rst_callq(struct rst *r, long nr, unsigned long a1, unsigned long a2, unsigned long a3,
-	       unsigned long a4, unsigned long a5, unsigned long a6);
 
 #endif

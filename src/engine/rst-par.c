@@ -44,6 +44,7 @@ struct par {
 	int err;      /* the first error of any worker */
 	int phase;    /* 0 building, 1 detach, 2 abort */
 	int detached; /* workers other than 0 done detaching */
+	int *owner;   /* per process: its worker, -1 for a zombie */
 };
 
 struct worker {
@@ -52,15 +53,10 @@ struct worker {
 	pthread_t th;
 };
 
-/* Whether live process i belongs to worker k. */
+/* Whether process i belongs to worker k. */
 static bool mine(const struct par *p, size_t i, int k)
 {
-	size_t ord = 0;
-	if (p->t->pst[i]->zombie)
-		return false;
-	for (size_t j = 0; j < i; j++)
-		ord += !p->t->pst[j]->zombie;
-	return (int)(ord % (size_t)p->nw) == k;
+	return p->owner[i] == k;
 }
 
 static int seize_one(struct rst *r)
@@ -190,8 +186,12 @@ int rst_tree_build(struct rst_tree *t)
 {
 	struct par p = { .t = t, .nw = workers_count(t) };
 	struct worker w[MAX_WORKERS] = { 0 };
-	int e = 0, started = 1;
+	int e = 0, started = 1, live = 0;
 
+	if (!(p.owner = calloc(t->n, sizeof(*p.owner))))
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++) /* live processes dealt round-robin: root to 0 */
+		p.owner[i] = t->pst[i]->zombie ? -1 : live++ % p.nw;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
 	for (int k = 1; k < p.nw && e == 0; k++) {
@@ -213,5 +213,6 @@ int rst_tree_build(struct rst_tree *t)
 		pthread_join(w[k].th, NULL);
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
+	free(p.owner);
 	return e;
 }
