@@ -140,6 +140,12 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 			return r;
 		}
 		pr_info("round '%s': hand-over done, the tree runs as pid %d", round, pid);
+		const char *fault = getenv("FERRY_FAULT");
+		if (fault && !strcmp(fault, "drop-running")) {
+			/* fault injection for the test of a lost confirmation */
+			pr_warn("FERRY_FAULT=drop-running: closing without RUNNING");
+			return -ECONNABORTED;
+		}
 		MigRunning run = MIG_RUNNING__INIT;
 		run.pid = pid;
 		(void)ps_send_msg(fd, PS_MIG_RUNNING, 0, &run.base, timeout_ms);

@@ -144,7 +144,8 @@ static int round_run(struct mig *m, bool final)
 	ps_client_set_kind(m->c, final ? IMG_KIND_DUMP : IMG_KIND_PREDUMP);
 	int r = final ? dump_main(&o) : predump_main(&o);
 	struct ps_round_info ri;
-	if (ps_client_last_round(m->c, &ri) == 0 && !strcmp(ri.name, rr->name)) {
+	/* (the hand-over may have closed the connection: its statistics are gone) */
+	if (m->c && ps_client_last_round(m->c, &ri) == 0 && !strcmp(ri.name, rr->name)) {
 		rr->bytes = ri.bytes;
 		rr->wire = ri.wire;
 	}

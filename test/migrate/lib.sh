@@ -29,6 +29,11 @@ hosts_up() {
 }
 
 hosts_down() {
+	local p
+	# whatever runs in our namespaces was started by this test (a migrated tree too)
+	for p in $(ip netns pids "$SRC_NS" 2>/dev/null) $(ip netns pids "$DST_NS" 2>/dev/null); do
+		kill -9 "$p" 2>/dev/null
+	done
 	ip netns del "$SRC_NS" 2>/dev/null
 	ip netns del "$DST_NS" 2>/dev/null
 	return 0
@@ -84,7 +89,10 @@ dst_server() {
 	for ((try = 0; try < 10; try++)); do
 		PORT=$((20000 + RANDOM % 40000))
 		rm -f "$W/srv.pid"
-		run_dst "$FERRY" pageserver --address "$DST_IP" --port "$PORT" -D "$W/srv" \
+		# nsenter directly (a backgrounded function would be a subshell: $! must be
+		# the page server itself, to be signalled)
+		nsenter --net="/run/netns/$DST_NS" "$FERRY" pageserver --address "$DST_IP" \
+			--port "$PORT" -D "$W/srv" \
 			--auth-key "$KEY" --pidfile "$W/srv.pid" -v4 -o "$W/srv.log" "$@" \
 			</dev/null >"$W/srv.out" 2>&1 &
 		SRV=$!
@@ -111,6 +119,24 @@ src_zdtm() {
 # migrate_src ARGS...: migrate in the source namespace with our key and work dir
 migrate_src() {
 	run_src "$FERRY" migrate --to "$DST_IP:$PORT" --auth-key "$KEY" --work-dir "$W/work" "$@"
+}
+
+# migrate_bg ARGS...: the same in the background, as our direct child (so that signals
+# reach migrate itself, not a subshell); sets M
+migrate_bg() {
+	nsenter --net="/run/netns/$SRC_NS" "$FERRY" migrate --to "$DST_IP:$PORT" \
+		--auth-key "$KEY" --work-dir "$W/work" "$@" &
+	M=$!
+	PIDS+=("$M")
+}
+
+# srv_kill: the page server dies whole (listener and connection children), like its host
+srv_kill() {
+	local kids
+	kids=$(pgrep -P "$SRV")
+	kill -9 "$SRV" $kids 2>/dev/null
+	wait "$SRV" 2>/dev/null
+	SRV=""
 }
 
 # json_num FILE KEY: a top-level number of migrate's --json summary

@@ -8,10 +8,11 @@
 hosts_up || die "cannot create the namespaces"
 SRVDIR=$(mktemp -d /tmp/ferry-mig-srv.XXXXXX)
 trap 'mig_cleanup; rm -rf "$SRVDIR"' EXIT
+KEY=$SRVDIR/key # outside $W, which the server cannot see
 head -c 32 /dev/urandom >"$KEY" && chmod 600 "$KEY"
 PORT=$((20000 + RANDOM % 40000))
 # the server's view: $W hidden under an empty tmpfs (its log goes to $SRVDIR)
-run_dst unshare -m --propagation private sh -c 'mount -t tmpfs none "$1" && shift && exec "$@"' \
+nsenter --net="/run/netns/$DST_NS" unshare -m --propagation private sh -c 'mount -t tmpfs none "$1" && shift && exec "$@"' \
 	sh "$W" "$FERRY" pageserver --address "$DST_IP" --port "$PORT" -D "$SRVDIR/srv" \
 	--auth-key "$KEY" --pidfile "$SRVDIR/srv.pid" -v4 -o "$SRVDIR/srv.log" </dev/null \
 	>"$SRVDIR/srv.out" 2>&1 &

@@ -9,9 +9,7 @@ dst_server
 src_hog 512
 for sig in TERM INT; do
 	: >"$W/srv.log"
-	migrate_src --bandwidth 64M -v4 -o "$W/mig-$sig.log" "$T" &
-	M=$!
-	PIDS+=("$M")
+	migrate_bg --bandwidth 64M -v4 -o "$W/mig-$sig.log" "$T"
 	WAIT_S=20 wait_for grep -q "round '.*' begins" "$W/srv.log" || die "no round began ($sig)"
 	kill -"$sig" "$M"
 	WAIT_S=30 wait_for gone "$M" || die "migrate ignores SIG$sig"

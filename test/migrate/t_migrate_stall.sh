@@ -7,9 +7,7 @@
 hosts_up || die "cannot create the namespaces"
 dst_server
 src_hog 512
-migrate_src --bandwidth 64M --timeout 3 -v4 -o "$W/mig.log" "$T" &
-M=$!
-PIDS+=("$M")
+migrate_bg --bandwidth 64M --timeout 3 -v4 -o "$W/mig.log" "$T"
 WAIT_S=20 wait_for grep -q "round '.*r0001' begins" "$W/srv.log" || die "round 0 never began"
 for p in $SRV $(pgrep -P "$SRV"); do kill -STOP "$p"; done
 WAIT_S=60 wait_for gone "$M" || die "migrate hangs on a stalled server"
