@@ -350,7 +350,7 @@ static void dump_json(const struct dump_stage *s, size_t nprocs)
 	       s->seize_ns ? (now_ns() - s->seize_ns) / 1e6 : 0.0,
 	       s->images_ns ? (s->images_ns - s->seize_ns) / 1e6 : 0.0, s->scan_ns / 1e6,
 	       s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6, (unsigned long long)s->pages,
-	       (unsigned long long)s->parent, (unsigned long long)(s->pages * page_size));
+	       (unsigned long long)s->parent, (unsigned long long)s->pages * page_size);
 	fflush(stdout);
 }
 

@@ -227,8 +227,10 @@ static int pd_arm(const struct dump_tree *tree, struct dump_ctx *c, struct pd_pr
 	unsigned int flags =
 		DIRTY_ARM_KEEP | (dump_files_shared(tree, c) ? 0 : DIRTY_ARM_CLOSE_STALE);
 	struct remote rt = { 0 };
-	struct proc_vma *vmas = c->vmas;
-	size_t n = c->n_vmas, *idx = NULL;
+	/* with a snapshot, only the VMAs /proc/PID/maps still shows (pd_exact leaves
+	 * vmas NULL when it fails: nothing of c's list may be freed here) */
+	struct proc_vma *vmas = snap ? NULL : c->vmas;
+	size_t n = snap ? 0 : c->n_vmas, *idx = NULL;
 	uint64_t t0 = now_ns(), t1 = 0, t2 = 0;
 	int r = snap ? pd_exact(c->pid, c->vmas, c->n_vmas, &vmas, &idx, &n) : 0;
 	if (r == 0 && (t1 = now_ns()) && (r = remote_init(&rt, c->pid, 0)) == 0) {
@@ -393,8 +395,8 @@ static int pd_exact(pid_t pid, const struct proc_vma *vmas, size_t n, struct pro
 
 static int pd_register_exact(struct pd_proc *pp, struct proc_vma *vmas, size_t n)
 {
-	struct proc_vma *cand;
-	size_t *idx, k;
+	struct proc_vma *cand = NULL;
+	size_t *idx = NULL, k = 0;
 	int r = pd_exact(pp->pid, vmas, n, &cand, &idx, &k);
 	if (r == 0 && (r = dirty_register_new(pp->t, cand, k)) == 0)
 		for (size_t i = 0; i < k; i++)
@@ -595,7 +597,7 @@ static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
 	       s->o->pid, s->prev ? "false" : "true", s->freeze_ns / 1e6, s->seize_ns / 1e6,
 	       track / 1e6, s->release_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
 	       (now_ns() - s->t0) / 1e6, (unsigned long long)pages, (unsigned long long)parent,
-	       (unsigned long long)(pages * page_size));
+	       (unsigned long long)pages * page_size);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pd_proc *pp = &s->p[i];
 		printf("%s{\"pid\": %d, \"armed\": %s, \"mode\": \"%s\", \"track_ms\": %.3f, "
