@@ -102,12 +102,12 @@ int dirty_arm(struct remote *rt, pid_t pid, int pidfd, const struct proc_vma *vm
 int dirty_attach(pid_t pid, int pidfd, const char *state_path, struct dirty_tracker **out);
 
 /* One round. vmas/n: the CURRENT VMA list of the target (proc_parse_smaps, right before
- * this call). For pre-dump rounds call it with the target RUNNING (seize, read smaps,
- * release, scan, copy): scanning while every thread was ptrace-stopped lost writes made
- * right after the resume in ~3% of 2-cpu stress runs here (docs/dirty.md); while running,
- * none in hundreds. A VMA that changes between smaps and the scan is caught next round.
- * The final (frozen) round may scan stopped: nothing writes after it. A write after the
- * scan is reported by the next scan. Tracked VMAs are scanned and
+ * this call). The target may run or be stopped: pre-dump rounds scan it running (seize,
+ * read smaps, release, scan, copy: the scan is outside the freeze), the final dump and
+ * `dump --track-mem` stopped. (Lost writes once blamed on stopped scans were a kernel
+ * PAGEMAP_SCAN bug worked around in dirty.c: docs/dirty.md.) A VMA that changes between
+ * smaps and the scan is caught next round. A write after the scan is reported by the
+ * next scan. Tracked VMAs are scanned and
  * re-protected; memory not covered by the previous registrations (mmap, brk growth,
  * mremap, a VMA that lost its registration) is reported whole and registered now; VMAs
  * that no longer exist are dropped; untracked VMAs are reported whole. *out (malloc'd,
