@@ -13,8 +13,12 @@
  * also across invocations; a child with its own userfaultfd (untouched, full copy);
  * four threads stamping pages while rounds run (a shadow copy built only from the
  * reported pages must equal the child's memory at the end); the target's fds, maps and
- * signal dispositions unchanged by arming. -v prints timings (1 GiB scan, write cost
- * tracked vs untracked, hash scan).
+ * signal dispositions unchanged by arming; more written runs per VMA than PAGEMAP_SCAN's
+ * internal buffer (the kernel's stale walk_end); sparse reservations left unregistered;
+ * a stale tracking fd of an abandoned series closed by the next arm; end to end with the
+ * ferry binary of the same build (dump --track-mem --leave-running starts tracking, hash
+ * mode pre-dumps + dump + restore verified by the restored process itself). -v prints
+ * timings (1 GiB scan, write cost tracked vs untracked, hash scan).
  *
  * Needs root (ptrace, pidfd_getfd); skips (77) otherwise. Exit 0 pass, 1 fail.
  */
