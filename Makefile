@@ -45,7 +45,7 @@ ZDTM_SRC   := $(wildcard test/zdtm/static/*.c)
 ZDTM_BIN   := $(patsubst test/zdtm/static/%.c,$(BUILD)/test/zdtm/%,$(ZDTM_SRC))
 ZDTM_TOOLS := $(patsubst test/zdtm/tools/%.c,$(BUILD)/test/zdtm/tools/%,$(wildcard test/zdtm/tools/*.c))
 
-.PHONY: all deps test unit zdtm negative pstest fuzz bench demo lint install clean
+.PHONY: all deps test unit zdtm negative pstest mtest fuzz bench demo lint install clean
 .SECONDARY:
 
 all: $(BUILD)/ferry $(BUILD)/migrate $(BUILD)/pageserver
@@ -118,6 +118,9 @@ negative: all $(ZDTM_BIN) $(ZDTM_TOOLS)
 
 pstest: all $(ZDTM_BIN) $(ZDTM_TOOLS) $(TOOL_PROGS)
 	@./test/pageserver/run.sh --build $(BUILD)
+
+mtest: all $(ZDTM_BIN) $(ZDTM_TOOLS) $(TOOL_PROGS)
+	@./test/migrate/run.sh --build $(BUILD)
 
 deps:
 	@./tools/deps.sh

@@ -50,6 +50,7 @@ run_suite fuzz make -s --no-print-directory BUILD="$BUILD" fuzz
 run_suite zdtm make -s --no-print-directory BUILD="$BUILD" zdtm
 run_suite negative make -s --no-print-directory BUILD="$BUILD" negative
 run_suite pageserver make -s --no-print-directory BUILD="$BUILD" pstest
+run_suite migrate make -s --no-print-directory BUILD="$BUILD" mtest
 end=$(date +%s)
 
 echo "=== all suites done in $((end - start)) s"
