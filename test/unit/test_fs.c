@@ -85,7 +85,7 @@ static void target_main(int extra)
 	place(open("/dev/null", O_RDWR), 20);
 	place(open(path_h, O_RDONLY), 1000);
 	if (extra == 1)
-		place(socket(AF_INET, SOCK_STREAM, 0), 21);
+		place(socket(AF_INET, SOCK_DGRAM, 0), 21);
 	if (extra == 2)
 		place((int)syscall(SYS_pidfd_open, getpid(), 0), 21);
 	if (extra == 3) {
