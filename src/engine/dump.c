@@ -374,6 +374,9 @@ static int dump_finish(struct dump_stage *s, int r)
 		how = h == 0 ? SEIZE_KILL : h == -EINPROGRESS ? SEIZE_STOP : SEIZE_RESUME;
 		r = h;
 	}
+	/* a tree that resumes after its fds were finished gets its sockets back as they were */
+	if (how == SEIZE_RESUME && r < 0)
+		fs_dump_resume(s->fsd);
 	dump_tree_release(&s->t, how);
 	if (r == 0 && s->o->json)
 		dump_json(s, n);

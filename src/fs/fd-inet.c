@@ -435,6 +435,15 @@ static int inet_finish(struct fs_dump *d)
 	return r;
 }
 
+void fd_inet_dump_resume(struct fs_dump *d)
+{
+	struct inet_dump *s = d->inet;
+	if (!s || !s->finished)
+		return;
+	(void)inet_release_all(s); /* logs its own errors */
+	s->finished = false;
+}
+
 void fd_inet_dump_free(struct fs_dump *d)
 {
 	struct inet_dump *s = d ? d->inet : NULL;

@@ -266,5 +266,7 @@ void fd_unix_diag_free(struct usk_diag *t);
  * killed) unless --leave-running released them at finish; after a failed dump repair
  * is turned off and the lock removed (the tree resumes). NULL d is fine. */
 void fd_inet_dump_free(struct fs_dump *d);
+/* fs_dump_resume for TCP: repair off and unlock after a finish that will not be used. */
+void fd_inet_dump_resume(struct fs_dump *d);
 
 #endif

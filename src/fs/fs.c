@@ -55,6 +55,12 @@ int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump
 	return 0;
 }
 
+void fs_dump_resume(struct fs_dump *fd)
+{
+	if (fd)
+		fd_inet_dump_resume(fd);
+}
+
 void fs_dump_free(struct fs_dump *fd)
 {
 	if (!fd)

@@ -44,6 +44,10 @@ int fs_dump_finish(struct fs_dump *fd);
  * refusing memfd mappings until it exists. */
 int fs_dump_file_id(struct fs_dump *fd, pid_t pid, uint64_t dev, uint64_t ino, uint32_t *id);
 void fs_dump_free(struct fs_dump *fd);
+/* The dump failed after fs_dump_finish (images not committed, or a refused hand-over)
+ * and the tree is about to resume: undo what the finish did to live resources (TCP
+ * sockets back out of repair mode, the network lock removed). Idempotent; NULL is fine. */
+void fs_dump_resume(struct fs_dump *fd);
 
 /* Load what restoring pid's fds needs (before the task exists). 0 or -errno (logged). */
 int fs_rst_prepare(struct img_dir *d, pid_t pid, int shell_job, struct fs_rst **out);

@@ -33,7 +33,7 @@ struct mig {
 	pid_t pid;
 	char host[256];
 	int port;
-	bool pre_only, pidns, json;
+	bool pre_only, pidns, json, tcp_established;
 	const char *auth_key, *action, *work_arg, *source_id, *log_file;
 	int compress, verbosity, timeout_s;
 	uint64_t bandwidth;

@@ -51,6 +51,8 @@ static void usage(FILE *f)
 		"  --bandwidth RATE     cap the stream, bytes/s with K/M/G suffixes (unlimited)\n"
 		"  --compress on|off|auto   lz4 on the wire (auto)\n"
 		"  --pidns              restore into a new pid namespace at the destination\n"
+		"  --tcp-established    move established TCP connections (the destination must\n"
+		"                       own their addresses: docs/migrate.md)\n"
 		"  --action-script FILE run FILE at each stage (FERRY_STAGE=...)\n"
 		"  --work-dir DIR       local half of the rounds (/var/lib/ferry/migrate/SOURCE)\n"
 		"  --source-id NAME     the chain's name on the server (HOSTNAME-PID)\n"
@@ -73,6 +75,7 @@ enum {
 	O_SOURCE,
 	O_TIMEOUT,
 	O_JSON,
+	O_TCP,
 };
 
 static const struct option mig_long[] = {
@@ -89,6 +92,7 @@ static const struct option mig_long[] = {
 	{ "source-id", required_argument, NULL, O_SOURCE },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "json", no_argument, NULL, O_JSON },
+	{ "tcp-established", no_argument, NULL, O_TCP },
 	{ "tree", required_argument, NULL, 't' },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "verbosity", optional_argument, NULL, 'v' },
@@ -200,6 +204,7 @@ static int parse_args(int argc, char **argv, struct mig *m)
 		case O_WORK: m->work_arg = optarg; break;
 		case O_SOURCE: m->source_id = optarg; break;
 		case O_JSON: m->json = true; break;
+		case O_TCP: m->tcp_established = true; break;
 		case 'o': m->log_file = optarg; break;
 		case 'v':
 			if (!optarg)

@@ -22,6 +22,7 @@
 #include "img/img.h"
 #include "migrate/action.h"
 #include "migrate/mig-priv.h"
+#include "net/net.h"
 #include "pageserver/client.h"
 #include "pageserver/sender.h"
 
@@ -139,8 +140,11 @@ static int round_run(struct mig *m, bool final)
 		.on_frozen = final ? mig_handover : NULL,
 		.on_frozen_arg = m,
 	};
-	if (final)
+	if (final) {
+		struct net_opts no = { .tcp_established = m->tcp_established };
+		net_opts_set(&no);
 		m->t_freeze = t0;
+	}
 	ps_client_set_kind(m->c, final ? IMG_KIND_DUMP : IMG_KIND_PREDUMP);
 	int r = final ? dump_main(&o) : predump_main(&o);
 	struct ps_round_info ri;
@@ -212,6 +216,9 @@ int mig_run(struct mig *m)
 	if (r < 0 || !m->handed_over)
 		(void)mig_stage(m, MIG_STAGE_NETWORK_UNLOCK);
 	if (r == 0 && m->handed_over) {
+		char lock[NETLOCK_NAME_MAX];
+		/* the connections live at the destination now: nothing to hold here */
+		(void)netlock_unlock(net_lock_name(lock, sizeof(lock), m->pid));
 		(void)mig_stage(m, MIG_STAGE_POST_RESUME);
 		for (int n = 1; n <= m->last; n++)
 			round_remove(m, n);
