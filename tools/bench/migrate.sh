@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# make bench section "migrate" (BENCH_ONLY=migrate make BUILD=... bench): live migration
+# of tools/bench/dirtier (N MiB of touched private anonymous memory, a writer dirtying
+# R MB/s) to a page server on loopback (tmpfs images), next to stop-and-copy measured in
+# the same run (the same workload dumped with the page server, no pre-copy, and restored
+# there: the freeze lasts the whole transfer and restore).
+#   downtime   migrate: freeze on the source to RUNNING from the destination (--json);
+#              stop-and-copy: the dump's start to the restored tree running
+#   total      migrate's whole run; send-once = one full round streamed (round 0's
+#              time), the cost of moving the memory once
+# Sizes: BENCH_MIG_SIZES (default "256 1024 4096", MiB); rates: BENCH_MIG_RATES
+# (default "0 1 50", MB/s). Targets (issue 6): downtime < 100 ms at 1 MB/s for every
+# size; total within 1.3x of send-once.
+set -u
+for fd in /proc/$$/fd/*; do # the workload must not inherit a pipe of our caller
+	fd=${fd##*/}
+	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
+done
+BUILD=${1:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+FERRY=$top/$BUILD/ferry
+DIRTIER=$top/$BUILD/tools/bench/dirtier
+SIZES=${BENCH_MIG_SIZES:-256 1024 4096}
+RATES=${BENCH_MIG_RATES:-0 1 50}
+work=$(mktemp -d /dev/shm/ferry-bench-mig.XXXXXX)
+pid= srv= dpid=
+cleanup() {
+	local p
+	for p in $pid $dpid; do kill -9 "$p" 2>/dev/null; done
+	[[ -n $srv ]] && kill -TERM "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+die() { echo "bench migrate: $*" >&2; exit 1; }
+wait_file() { # FILE SECONDS
+	local i
+	for ((i = 0; i < $2 * 100; i++)); do
+		[[ -s $1 ]] && return 0
+		sleep 0.01
+	done
+	die "timed out waiting for $1"
+}
+wait_gone() { # PID SECONDS
+	local i
+	for ((i = 0; i < $2 * 100; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.01
+	done
+	die "process $1 still alive"
+}
+now() { date +%s.%N; }
+jnum() { sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" | head -n 1; }
+
+# a page server on a free loopback port
+for ((try = 0; try < 10; try++)); do
+	port=$((20000 + RANDOM % 40000))
+	rm -f "$work/srv.pid"
+	"$FERRY" pageserver --port "$port" -D "$work/srv" --pidfile "$work/srv.pid" -v1 \
+		-o "$work/srv.log" </dev/null >/dev/null 2>&1 &
+	srv=$!
+	for ((i = 0; i < 500; i++)); do [[ -s $work/srv.pid ]] && break; sleep 0.01; done
+	[[ -s $work/srv.pid ]] && break
+	wait "$srv" 2>/dev/null
+	srv=
+done
+[[ -n $srv ]] || die "cannot start a page server"
+mkdir -p "$work/srv"
+
+start() { # MIB RATE: the workload; sets pid
+	rm -f "$work/ready" "$work/status"
+	setsid -f "$DIRTIER" "$1" "$work/ready" "$work/status" "rate:$2" </dev/null >/dev/null 2>&1
+	wait_file "$work/ready" 120
+	pid=$(cat "$work/ready")
+}
+
+stop_dest() { # PID: the migrated or restored tree at the destination
+	kill -9 "$1" 2>/dev/null
+	wait_gone "$1" 30
+	dpid=
+	rm -rf "$work/srv"/* "$work/local"
+}
+
+printf '%-6s %-6s %12s %12s %10s %10s %8s %10s %12s\n' MiB MB/s downtime_ms sc_down_ms ratio \
+	total_s send1_s tot/s1 rounds
+for size in $SIZES; do
+	for rate in $RATES; do
+		# live migration
+		start "$size" "$rate"
+		"$FERRY" migrate --to "127.0.0.1:$port" --work-dir "$work/local" --json -v1 \
+			-o "$work/mig.log" "$pid" >"$work/mig.json" 2>/dev/null ||
+			die "migrate of $size MiB at $rate MB/s failed: $(grep -m1 error "$work/mig.log")"
+		wait_gone "$pid" 30
+		pid=
+		dpid=$(jnum "$work/mig.json" dest_pid)
+		down=$(jnum "$work/mig.json" downtime_ms)
+		total=$(jnum "$work/mig.json" total_s)
+		send1=$(sed -n 's/.*"rounds": \[{[^}]*"seconds": \([0-9.]*\).*/\1/p' "$work/mig.json")
+		nr=$(grep -o '"name"' "$work/mig.json" | wc -l)
+		stop_dest "$dpid"
+
+		# stop-and-copy: one streamed dump, then the restore, as one freeze
+		start "$size" "$rate"
+		t0=$(now)
+		"$FERRY" dump -t "$pid" -D "$work/local/sc" --page-server --port "$port" \
+			--source-id sc -v1 -o "$work/sc.log" ||
+			die "stop-and-copy dump failed: $(grep -m1 error "$work/sc.log")"
+		wait_gone "$pid" 30
+		pid=
+		"$FERRY" restore -D "$work/srv/sc/sc" -d --pidns --pidfile "$work/sc.pid" -v1 \
+			-o "$work/scr.log" || die "stop-and-copy restore failed: $(grep -m1 error "$work/scr.log")"
+		t1=$(now)
+		dpid=$(cat "$work/sc.pid")
+		scdown=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
+		stop_dest "$dpid"
+		rm -f "$work/sc.pid"
+
+		printf '%-6s %-6s %12.1f %12.1f %10s %10.2f %8.2f %10s %12s\n' "$size" "$rate" "$down" \
+			"$scdown" "$(awk -v a="$scdown" -v b="$down" 'BEGIN { printf "%.1fx", a / b }')" \
+			"$total" "$send1" "$(awk -v a="$total" -v b="$send1" 'BEGIN { printf "%.2f", a / b }')" "$nr"
+	done
+done
+echo "(downtime: freeze to running at the destination; sc_down: stop-and-copy, same run;"
+echo " ratio = stop-and-copy downtime / migrate downtime; tot/s1 = migrate total / one full"
+echo " round streamed. Targets: downtime < 100 ms at 1 MB/s for every size; tot/s1 <= 1.3)"
