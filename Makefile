@@ -1,7 +1,7 @@
 # ferry: plain GNU make. See README.md.
 #   make                 build build/ferry (+ migrate, pageserver links)
 #   make test            deps + build + unit tests + fuzz smoke + zdtm suite
-#   make demo            deps + build + a real checkpoint/restore of a demo process
+#   make demo            deps + build + a real checkpoint/restore and a live migration of a demo process
 #   make bench           benchmarks (not part of make test)
 #   make lint            clang-tidy, cppcheck, clang-format --dry-run
 #   make SANITIZE=1      ASan + UBSan build
