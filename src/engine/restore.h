@@ -175,6 +175,10 @@ struct rst_bval {
 };
 void rst_batch_produce(struct rst_batch *b, int i, struct rst_bval *v);
 void rst_batch_use(struct rst_batch *b, int i, int arg, const struct rst_bval *v);
+/* Wait (blocking, bounded) for tid, our tracee, to enter a ptrace-stop: its wait status,
+ * or -ESRCH (gone), -ETIMEDOUT. Not logged. rst_wait_fini frees this thread's timer. */
+int rst_wait_stop(pid_t tid, int timeout_ms);
+void rst_wait_fini(void);
 /* Run the queued calls in the task and check every result. 0 or -errno (logged). */
 int rst_batch_flush(struct rst_batch *b);
 

@@ -27,11 +27,14 @@
  * checked and logged (one line, the entry's `what`) by rst_batch_flush.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -257,6 +260,75 @@ void rst_batch_use(struct rst_batch *b, int i, int arg, const struct rst_bval *v
 		b->ent[i][arg] = (uint64_t)v->val; /* made by an earlier run */
 }
 
+/* ---- waiting for a tracee's stop ---------------------------------------------------
+ * A blocking waitpid, woken by the kernel the moment the tracee stops: no spinning
+ * that takes the CPU from the tracee, no sleep that overshoots. The bound is a
+ * one-shot timer of this thread (SIGEV_THREAD_ID) whose signal, caught without
+ * SA_RESTART, interrupts the wait; it is armed only while waiting. */
+#define WAKE_SIG (SIGRTMIN + 5)
+
+static __thread timer_t wake_timer;
+static __thread bool wake_ready;
+
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
+static void wake_install(void)
+{
+	struct sigaction sa = { .sa_handler = wake_handler }; /* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIG, &sa, NULL);
+}
+
+static int wake_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = WAKE_SIG };
+	if (wake_ready)
+		return 0;
+	pthread_once(&once, wake_install);
+	ev._sigev_un._tid = gettid();
+	if (timer_create(CLOCK_MONOTONIC, &ev, &wake_timer) < 0)
+		return pr_perror("timer_create");
+	wake_ready = true;
+	return 0;
+}
+
+void rst_wait_fini(void)
+{
+	if (wake_ready)
+		timer_delete(wake_timer);
+	wake_ready = false;
+}
+
+int rst_wait_stop(pid_t tid, int timeout_ms)
+{
+	struct itimerspec arm = { .it_value = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L } },
+			  off = { 0 };
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	int st, e;
+	pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+
+	if (r == 0) {
+		if ((e = wake_init()) < 0)
+			return e;
+		timer_settime(wake_timer, 0, &arm, NULL);
+		while ((r = waitpid(tid, &st, __WALL)) < 0 && errno == EINTR)
+			if (now_ns() >= deadline)
+				break;
+		e = errno;
+		timer_settime(wake_timer, 0, &off, NULL);
+		errno = e;
+	}
+	if (r == tid)
+		return WIFSTOPPED(st) ? st : -ESRCH; /* exited or killed */
+	if (r < 0 && errno == EINTR)
+		return -ETIMEDOUT;
+	return r < 0 && errno != ECHILD ? -errno : -ESRCH;
+}
+
 /* Resume tid at the interpreter and wait for its int3 (foreign stops are absorbed:
  * event stops resumed, signals suppressed as remote.c does). *done = entries run. */
 static int batch_run(struct rst_batch *b, uint64_t tab, size_t *done)
@@ -276,7 +348,7 @@ static int batch_run(struct rst_batch *b, uint64_t tab, size_t *done)
 	for (int k = 0; k < BATCH_TRIES; k++) {
 		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
 			return pr_perror("task %d: PTRACE_CONT", tid);
-		int st = ptrace_wait_stop(tid, RST_STOP_TIMEOUT_MS);
+		int st = rst_wait_stop(tid, RST_STOP_TIMEOUT_MS);
 		if (st < 0)
 			return pr_err_ret(st, "task %d: remote calls did not finish", tid);
 		if (st >> 16 || WSTOPSIG(st) != SIGTRAP) {

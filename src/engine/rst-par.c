@@ -9,10 +9,12 @@
  * ptrace binds a tracee to the thread that seized it: only that thread may drive it,
  * and if it exits, its tracees are released (and killed: PTRACE_O_EXITKILL). So each
  * worker seizes its own processes (live processes in pstree order, dealt round-robin:
- * the root is the main thread's), builds them and sets their final registers, then
- * waits at a barrier. When every worker is there: on success the main thread writes
- * the pidfile, every worker detaches its processes (leaves first) and the main thread
- * detaches the root last; on failure every worker returns and the caller rolls back.
+ * the root is worker 0's), each as soon as its stub reported READY (the main thread
+ * reads the reports meanwhile: stubs still setting up overlap with building), builds
+ * them and sets their final registers, then waits at a barrier. When every worker is
+ * there: on success the main thread writes the pidfile, every worker detaches its
+ * processes (leaves first) and worker 0 detaches the root last, once all others did;
+ * on failure every worker returns and the caller rolls back.
  *
  * One worker only when processes depend on each other while built: shared anonymous
  * memory (a later task maps the first one's object through /proc/PID/map_files) and
@@ -39,17 +41,19 @@ struct par {
 	struct rst_tree *t;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int nw;	      /* workers (the main thread is worker 0) */
+	int nw;	      /* tracer threads */
 	int arrived;  /* workers at the barrier */
-	int err;      /* the first error of any worker */
+	int err;      /* the first error of anyone */
 	int phase;    /* 0 building, 1 detach, 2 abort */
-	int detached; /* workers other than 0 done detaching */
+	int detached; /* workers done detaching their processes but the root */
+	int finished; /* workers done */
 	int *owner;   /* per process: its worker, -1 for a zombie */
+	bool *ready;  /* per process: its READY came (rst_tree_collect) */
 };
 
 struct worker {
 	struct par *p;
-	int k, err;
+	int k;
 	pthread_t th;
 };
 
@@ -57,6 +61,35 @@ struct worker {
 static bool mine(const struct par *p, size_t i, int k)
 {
 	return p->owner[i] == k;
+}
+
+static void fail(struct par *p, int e)
+{
+	pthread_mutex_lock(&p->mu);
+	if (e < 0 && !p->err)
+		p->err = e;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void on_ready(void *arg, size_t i)
+{
+	struct par *p = arg;
+	pthread_mutex_lock(&p->mu);
+	p->ready[i] = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait for process i's READY: 0, or the error that aborts everything. */
+static int wait_ready(struct par *p, size_t i)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->ready[i] && !p->err)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int e = p->ready[i] ? 0 : p->err;
+	pthread_mutex_unlock(&p->mu);
+	return e;
 }
 
 static int seize_one(struct rst *r)
@@ -67,20 +100,20 @@ static int seize_one(struct rst *r)
 	r->traced = true;
 	if (ptrace(PTRACE_INTERRUPT, r->pid, 0, 0) < 0)
 		return pr_perror("PTRACE_INTERRUPT of stub %d", r->pid);
-	if ((st = ptrace_wait_stop(r->pid, RST_STOP_TIMEOUT_MS)) < 0)
+	if ((st = rst_wait_stop(r->pid, RST_STOP_TIMEOUT_MS)) < 0)
 		return pr_err_ret(st, "stub %d did not stop", r->pid);
 	return 0;
 }
 
+/* Each of the worker's processes as soon as it is ready (pstree order), then the
+ * final registers of all. */
 static int worker_build(struct par *p, int k)
 {
 	struct rst_tree *t = p->t;
 	int e = 0;
 	for (size_t i = 0; i < t->n && e == 0; i++)
-		if (mine(p, i, k))
-			e = seize_one(&t->t[i]);
-	for (size_t i = 0; i < t->n && e == 0; i++)
-		if (mine(p, i, k))
+		if (mine(p, i, k) && (e = wait_ready(p, i)) == 0 &&
+		    (e = seize_one(&t->t[i])) == 0)
 			e = rst_build(&t->t[i]);
 	for (size_t i = 0; i < t->n && e == 0; i++)
 		if (mine(p, i, k))
@@ -88,7 +121,7 @@ static int worker_build(struct par *p, int k)
 	return e;
 }
 
-/* Detach the worker's processes, leaves first; never the root (the main thread's). */
+/* Detach the worker's processes, leaves first; never the root (worker 0's, last). */
 static int worker_detach(struct par *p, int k)
 {
 	int e = 0;
@@ -98,7 +131,7 @@ static int worker_detach(struct par *p, int k)
 	return e;
 }
 
-/* Worker k reached the barrier with error e: returns the phase decided. */
+/* At the barrier with error e: returns the phase the main thread decides. */
 static int barrier(struct par *p, int e)
 {
 	pthread_mutex_lock(&p->mu);
@@ -117,16 +150,26 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct par *p = w->p;
+	int e = worker_build(p, w->k);
 
-	w->err = worker_build(p, w->k);
-	if (barrier(p, w->err) == 1)
-		w->err = worker_detach(p, w->k);
+	if (barrier(p, e) == 1) {
+		e = worker_detach(p, w->k);
+		pthread_mutex_lock(&p->mu);
+		p->detached++;
+		pthread_cond_broadcast(&p->cv);
+		while (w->k == 0 && p->detached < p->nw)
+			pthread_cond_wait(&p->cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		if (w->k == 0 && e == 0)
+			e = rst_detach(&p->t->t[0]); /* the root last */
+	}
 	pthread_mutex_lock(&p->mu);
-	if (w->err < 0 && !p->err)
-		p->err = w->err;
-	p->detached++;
+	if (e < 0 && !p->err)
+		p->err = e;
+	p->finished++;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	rst_wait_fini();
 	return NULL;
 }
 
@@ -155,46 +198,47 @@ static int workers_count(const struct rst_tree *t)
 	return (size_t)n > live ? (int)live : (int)n;
 }
 
-/* The main thread's part once the others are at the barrier (it is worker 0). */
-static int main_finish(struct par *p, int e)
+/* The main thread: READY reports, then the barrier, the pidfile, the end. */
+static int coordinate(struct par *p, int e)
 {
+	if (e == 0 && (e = rst_tree_collect(p->t, on_ready, p)) < 0)
+		fail(p, e);
 	pthread_mutex_lock(&p->mu);
-	if (e < 0 && !p->err)
-		p->err = e;
-	while (p->arrived < p->nw - 1)
+	while (p->arrived < p->nw)
 		pthread_cond_wait(&p->cv, &p->mu);
 	e = p->err;
 	pthread_mutex_unlock(&p->mu);
-	if (e == 0)
-		e = rst_tree_pidfile(p->t);
+	if (e == 0 && (e = rst_tree_pidfile(p->t)) < 0)
+		fail(p, e);
 	pthread_mutex_lock(&p->mu);
 	p->phase = e == 0 ? 1 : 2;
 	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	if (e == 0)
-		e = worker_detach(p, 0);
-	pthread_mutex_lock(&p->mu);
-	while (p->detached < p->nw - 1)
+	while (p->finished < p->nw)
 		pthread_cond_wait(&p->cv, &p->mu);
-	if (e == 0)
-		e = p->err;
+	e = p->err;
 	pthread_mutex_unlock(&p->mu);
-	return e == 0 ? rst_detach(&p->t->t[0]) : e;
+	return e;
 }
 
 int rst_tree_build(struct rst_tree *t)
 {
 	struct par p = { .t = t, .nw = workers_count(t) };
 	struct worker w[MAX_WORKERS] = { 0 };
-	int e = 0, started = 1, live = 0;
+	int e = 0, started = 0, live = 0;
 
-	if (!(p.owner = calloc(t->n, sizeof(*p.owner))))
+	p.owner = calloc(t->n, sizeof(*p.owner));
+	p.ready = calloc(t->n, sizeof(*p.ready));
+	if (!p.owner || !p.ready) {
+		free(p.owner);
+		free(p.ready);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < t->n; i++) /* live processes dealt round-robin: root to 0 */
 		p.owner[i] = t->pst[i]->zombie ? -1 : live++ % p.nw;
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
-	for (int k = 1; k < p.nw && e == 0; k++) {
+	pr_debug("%d tracer threads", p.nw);
+	for (int k = 0; k < p.nw && e == 0; k++) {
 		w[k] = (struct worker){ .p = &p, .k = k };
 		int te = pthread_create(&w[k].th, NULL, worker_main, &w[k]);
 		if (te != 0)
@@ -202,17 +246,20 @@ int rst_tree_build(struct rst_tree *t)
 		else
 			started++;
 	}
-	pr_debug("%d tracer threads", p.nw);
-	/* a thread that failed to start never comes to the barrier: count it there */
+	/* a thread that failed to start never comes: count it as arrived and finished */
+	pthread_mutex_lock(&p.mu);
 	p.arrived += p.nw - started;
-	p.detached += p.nw - started;
-	if (e == 0)
-		e = worker_build(&p, 0);
-	e = main_finish(&p, e);
-	for (int k = 1; k < started; k++)
+	p.finished += p.nw - started;
+	if (e < 0 && !p.err)
+		p.err = e;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	e = coordinate(&p, e);
+	for (int k = 0; k < started; k++)
 		pthread_join(w[k].th, NULL);
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
 	free(p.owner);
+	free(p.ready);
 	return e;
 }

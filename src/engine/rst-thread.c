@@ -123,7 +123,7 @@ static int thread_seize(struct rst *r, struct rst_thread *t)
 	t->seized = true;
 	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
 		return pr_perror("PTRACE_INTERRUPT thread %d", t->tid);
-	if ((st = ptrace_wait_stop(t->tid, RST_STOP_TIMEOUT_MS)) < 0)
+	if ((st = rst_wait_stop(t->tid, RST_STOP_TIMEOUT_MS)) < 0)
 		return pr_err_ret(st, "thread %d did not stop", t->tid);
 	return 0;
 }

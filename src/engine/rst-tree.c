@@ -448,7 +448,7 @@ static int zombies_wait(struct rst_tree *t)
 
 /* A CLONE_FILES sharer reports nothing after CREATED (its owner rearranges the fds
  * they share): it is set up once it sits in pause(). A stub error shows on the pipe. */
-static int sharers_wait(struct rst_tree *t)
+static int sharers_wait(struct rst_tree *t, void (*ready)(void *, size_t), void *arg)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		uint64_t t0 = now_ns();
@@ -479,8 +479,33 @@ static int sharers_wait(struct rst_tree *t)
 						  t->t[i].pid);
 			usleep(200);
 		}
+		ready(arg, i);
 	}
 	return 0;
+}
+
+int rst_tree_collect(struct rst_tree *t, void (*ready)(void *, size_t), void *arg)
+{
+	struct rst_stub_msg m = { 0 };
+	size_t live = 0;
+	uint64_t t0 = now_ns();
+	int e = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		live += !t->pst[i]->zombie && !t->id[i].files_shared;
+	for (size_t k = 0; e == 0 && k < live; k++)
+		if ((e = msg_read(t, STUB_READY, &m)) == 0) {
+			struct rst *r = &t->t[m.idx];
+			r->hold_fd = m.hold_fd;
+			r->rep_fd = m.rep_fd;
+			for (size_t j = 0; j < r->n_mfd; j++)
+				r->mfd[j] = m.mfd[j];
+			r->mfd_task = true;
+			ready(arg, (size_t)m.idx);
+		}
+	pr_debug("every stub ready %llu us after the go bytes",
+		 (unsigned long long)(now_ns() - t0) / 1000);
+	return e < 0 ? e : sharers_wait(t, ready, arg);
 }
 
 /* Where each stub maps the gadget: free in its dumped layout and in ours, which every
@@ -522,21 +547,13 @@ static int tree_create(struct rst_tree *t)
 		}
 	if (e < 0 || (e = zombies_wait(t)) < 0)
 		return e;
+	/* the READY reports are collected while the tracer threads build (rst-par.c) */
 	for (size_t i = 0; i < t->n; i++)
 		live += !t->pst[i]->zombie && !t->id[i].files_shared;
 	for (size_t i = 0; i < live; i++)
 		if (write(t->go[1], "g", 1) != 1)
 			return pr_perror("writing to the stubs' go pipe");
-	for (size_t k = 0; e == 0 && k < live; k++)
-		if ((e = msg_read(t, STUB_READY, &m)) == 0) {
-			struct rst *r = &t->t[m.idx];
-			r->hold_fd = m.hold_fd;
-			r->rep_fd = m.rep_fd;
-			for (size_t j = 0; j < r->n_mfd; j++)
-				r->mfd[j] = m.mfd[j];
-			r->mfd_task = true;
-		}
-	return e < 0 ? e : sharers_wait(t);
+	return 0;
 }
 
 /* ---- shared anonymous memory ----------------------------------------------------- */

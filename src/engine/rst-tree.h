@@ -78,14 +78,18 @@ pid_t rst_tree_inner_tid(struct rst *r, size_t k);
 pid_t rst_tree_host_tid(struct rst *r, pid_t ntid);
 /* Index of the process with inner pid pid, or -1. */
 ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
+/* Read the stubs' READY reports (fds they kept), then wait for the CLONE_FILES
+ * sharers to block; ready(arg, i) once process i may be seized. 0 or -errno (logged). */
+int rst_tree_collect(struct rst_tree *t, void (*ready)(void *arg, size_t i), void *arg);
 /* The tree is complete (every process built, none run yet): with o->hold, report it and
  * wait for migrate's verdict (rollback unless 'g'); then write --pidfile (the root's
  * host pid), if asked. 0 or -errno (logged). */
 int rst_tree_pidfile(struct rst_tree *t);
 
-/* rst-par.c: seize every live stub, build it, set its final registers, write the
- * pidfile and detach everything (the root last), on one tracer thread per CPU. On
- * failure every worker has returned: the caller rolls back. 0 or -errno (logged). */
+/* rst-par.c: collect the READY reports, seize every live stub once ready, build it,
+ * set its final registers, write the pidfile and detach everything (the root last),
+ * on one tracer thread per CPU. On failure every worker has returned: the caller
+ * rolls back. 0 or -errno (logged). */
 int rst_tree_build(struct rst_tree *t);
 
 #endif
