@@ -1,11 +1,11 @@
 /*
  * sender: the page server client's send pipeline (docs/transport.md).
  *
- * Frames (wire.h) go out through io_uring: each frame is one SENDMSG of two iovecs
- * (header, payload) with MSG_WAITALL; the frames of one call form a linked chain, so the
- * stream never interleaves, and a short send (which breaks the chain) is finished
- * synchronously before the rest of the chain is submitted again. File data is cut into
- * FILE_DATA frames of at most PS_MAX_CHUNK bytes, each optionally one lz4 block.
+ * Frames (wire.h) go out through io_uring: the frames of one call (up to 8, each a
+ * header and a payload iovec) form one SENDMSG with MSG_WAITALL, and only one is in
+ * flight at a time, so the stream never interleaves; a send that still completes short
+ * (an error or a signal) is finished synchronously. File data is cut into FILE_DATA
+ * frames of at most PS_MAX_CHUNK bytes, each optionally one lz4 block.
  *
  * Compression: off, on, or auto. Auto keeps estimates of the link's send rate (wire
  * bytes/s), of lz4's speed (input bytes/s) and ratio, refreshed by compressing a sample

@@ -2,7 +2,8 @@
  * sendloop: loopback transport baselines for the page-server bench (tools/bench/pageserver.sh).
  *
  *   sendloop baseline MIB
- *     A plain send() loop: MIB MiB of non-zero bytes in 1 MiB writes, each preceded by a
+ *     A plain send() loop: MIB MiB of non-zero bytes (a 256 MiB buffer at most, cycled)
+ *     in 1 MiB writes, each preceded by a
  *     24-byte header as a FILE_DATA frame would be, over a loopback TCP connection to a
  *     forked receiver that reads and discards. Prints "send_loop SECONDS BYTES_PER_S".
  *   sendloop sender MIB MODE RATE_MBPS random|heap
@@ -16,6 +17,9 @@
  *   sendloop zc MIB
  *     Like baseline, but each frame is sent with io_uring SEND_ZC (header and payload
  *     linked): the zero-copy variant the sender does not use (see docs/transport.md).
+ *   sendloop uring MIB
+ *     Like baseline, with one io_uring SENDMSG (MSG_WAITALL) of 8 frames (16 iovecs)
+ *     at a time: the cost of io_uring itself next to the send() loop.
  *   sendloop sink PORTFILE
  *     A protocol receiver that discards: listens on 127.0.0.1 (ephemeral port, written
  *     to PORTFILE), serves one connection: handshake, then every frame is validated and
@@ -96,15 +100,32 @@ static int discard_peer(pid_t *pid)
 	return fd;
 }
 
+/* The bytes the baselines send: min(mib, 256) MiB of non-zero data, cycled, so that
+ * like the dump's data they come from memory and not from a cache-hot 1 MiB buffer. */
+#define SRC_MAX 256
+static uint8_t *src_chunk(size_t mib, size_t i)
+{
+	static uint8_t *src;
+	static size_t n;
+	if (!src) {
+		n = mib < SRC_MAX ? mib : SRC_MAX;
+		src = malloc(n * CHUNK);
+		if (!src) {
+			perror("sendloop");
+			exit(1);
+		}
+		for (size_t k = 0; k < n * CHUNK; k++)
+			src[k] = (uint8_t)(k * 131 + 7) | 1;
+	}
+	return src + (i % n) * CHUNK;
+}
+
 static int baseline(size_t mib)
 {
 	pid_t pid;
 	int fd = discard_peer(&pid);
-	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
-	if (!buf)
-		return 1;
-	for (size_t i = 0; i < CHUNK; i++)
-		buf[i] = (uint8_t)(i * 131 + 7) | 1;
+	uint8_t hdr[PS_HDR_SIZE];
+	(void)src_chunk(mib, 0);
 	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
 			    .type = PS_FILE_DATA,
 			    .len = CHUNK,
@@ -113,7 +134,8 @@ static int baseline(size_t mib)
 	ps_hdr_encode(&h, hdr);
 	double t0 = now_s();
 	for (size_t i = 0; i < mib; i++) {
-		if (write_full(fd, hdr, sizeof(hdr)) < 0 || write_full(fd, buf, CHUNK) < 0) {
+		if (write_full(fd, hdr, sizeof(hdr)) < 0 ||
+		    write_full(fd, src_chunk(mib, i), CHUNK) < 0) {
 			perror("sendloop: send");
 			return 1;
 		}
@@ -132,11 +154,10 @@ static int zc(size_t mib)
 	pid_t pid;
 	int fd = discard_peer(&pid);
 	struct io_uring ring;
-	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
-	if (!buf || io_uring_queue_init(16, &ring, 0) < 0)
+	uint8_t hdr[PS_HDR_SIZE];
+	if (io_uring_queue_init(16, &ring, 0) < 0)
 		return 1;
-	for (size_t i = 0; i < CHUNK; i++)
-		buf[i] = (uint8_t)(i * 131 + 7) | 1;
+	(void)src_chunk(mib, 0);
 	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
 			    .type = PS_FILE_DATA,
 			    .len = CHUNK,
@@ -149,7 +170,7 @@ static int zc(size_t mib)
 		io_uring_prep_send_zc(a, fd, hdr, sizeof(hdr), MSG_WAITALL, 0);
 		a->flags |= IOSQE_IO_LINK;
 		b = io_uring_get_sqe(&ring);
-		io_uring_prep_send_zc(b, fd, buf, CHUNK, MSG_WAITALL, 0);
+		io_uring_prep_send_zc(b, fd, src_chunk(mib, i), CHUNK, MSG_WAITALL, 0);
 		io_uring_submit(&ring);
 		/* each SEND_ZC posts its result and, when that has F_MORE, a notification
 		 * once the kernel released the pages (then the buffer may change) */
@@ -177,6 +198,50 @@ static int zc(size_t mib)
 	waitpid(pid, &st, 0);
 	double dt = now_s() - t0;
 	printf("send_zc %.6f %.0f\n", dt, mib * (double)CHUNK / dt);
+	return 0;
+}
+
+/* io_uring, one SENDMSG of 8 frames (header + payload iovecs) per submission. */
+static int uring(size_t mib)
+{
+	pid_t pid;
+	int fd = discard_peer(&pid);
+	struct io_uring ring;
+	uint8_t hdr[PS_HDR_SIZE];
+	struct iovec iov[16];
+	if (io_uring_queue_init(16, &ring, 0) < 0)
+		return 1;
+	(void)src_chunk(mib, 0);
+	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
+			    .type = PS_FILE_DATA,
+			    .len = CHUNK,
+			    .file = 1,
+			    .raw_len = CHUNK };
+	ps_hdr_encode(&h, hdr);
+	double t0 = now_s();
+	for (size_t i = 0; i < mib; i += 8) {
+		int n = mib - i < 8 ? (int)(mib - i) : 8;
+		for (int k = 0; k < n; k++) {
+			iov[2 * k] = (struct iovec){ hdr, sizeof(hdr) };
+			iov[2 * k + 1] = (struct iovec){ src_chunk(mib, i + k), CHUNK };
+		}
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 * n };
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		struct io_uring_cqe *cqe;
+		io_uring_prep_sendmsg(sqe, fd, &mh, MSG_WAITALL);
+		io_uring_submit(&ring);
+		if (io_uring_wait_cqe(&ring, &cqe) < 0 ||
+		    cqe->res != (int)(n * (sizeof(hdr) + CHUNK))) {
+			fprintf(stderr, "sendloop uring: short or failed send\n");
+			return 1;
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	shutdown(fd, SHUT_WR);
+	int st;
+	waitpid(pid, &st, 0);
+	double dt = now_s() - t0;
+	printf("uring %.6f %.0f\n", dt, mib * (double)CHUNK / dt);
 	return 0;
 }
 
@@ -303,13 +368,15 @@ int main(int argc, char **argv)
 	util_init();
 	if (argc == 3 && !strcmp(argv[1], "baseline"))
 		return baseline(strtoull(argv[2], NULL, 10));
+	if (argc == 3 && !strcmp(argv[1], "uring"))
+		return uring(strtoull(argv[2], NULL, 10));
 	if (argc == 3 && !strcmp(argv[1], "zc"))
 		return zc(strtoull(argv[2], NULL, 10));
 	if (argc == 6 && !strcmp(argv[1], "sender"))
 		return sender(strtoull(argv[2], NULL, 10), argv[3], atof(argv[4]), argv[5]);
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
-	fprintf(stderr, "usage: sendloop baseline MIB | zc MIB | sink PORTFILE |\n"
+	fprintf(stderr, "usage: sendloop baseline MIB | uring MIB | zc MIB | sink PORTFILE |\n"
 			"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
 	return 2;
 }
