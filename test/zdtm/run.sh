@@ -2,7 +2,7 @@
 # zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
 # restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
 #
-#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|page-server|none|all]
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|page-server|migrate|none|all]
 #                    [--keep] [--timeout SEC] [--pre N] [TEST...]
 #
 # Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
@@ -14,13 +14,18 @@
 # inside, the runner follows the root by its host pid; the tree has its own /proc),
 # page-server (one pageserver per run on a free loopback port; a test that may be
 # pre-dumped gets one pre-dump round, then the dump, both streamed with --page-server
-# under its own --source-id; the restore reads the server's directory).
-# "all" = plain detach leave-running pre pidns page-server (pre only once ferry
+# under its own --source-id; the restore reads the server's directory), migrate
+# (`ferry migrate` to that page server: pre-copy rounds, the final dump held frozen, the
+# server restores the tree into a new pid namespace (the original still holds the
+# pids) and confirms; the runner follows the root by its host pid; a test expected to
+# fail its dump must fail its migration the same way and keep running, untouched).
+# "all" = plain detach leave-running pre pidns page-server migrate (pre only once ferry
 # implements pre-dump).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
 # flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS, pidns-root: yes
 # (run as PID 1 of its own pid namespace), pre-gap: SEC (pre: rounds SEC s apart),
-# maps: volatile (pre: no /proc comparison, the test checks itself). See docs/testing.md.
+# maps: volatile (pre: no /proc comparison, the test checks itself), no-migrate: REASON
+# (the migrate flavour on one host cannot run it). See docs/testing.md.
 #
 # The runner re-executes itself under tools/subreaper (PR_SET_CHILD_SUBREAPER) so that
 # detached restored processes become its children and are reaped by bash.
@@ -56,8 +61,8 @@ ZBIN="$BUILD/test/zdtm"
 SUBREAPER="$ZBIN/tools/subreaper"
 
 case "$FLAVOR" in
-all) FLAVORS=(plain detach leave-running pre pidns page-server) ;;
-plain|detach|leave-running|none|pre|pidns|page-server) FLAVORS=("$FLAVOR") ;;
+all) FLAVORS=(plain detach leave-running pre pidns page-server migrate) ;;
+plain|detach|leave-running|none|pre|pidns|page-server|migrate) FLAVORS=("$FLAVOR") ;;
 *) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
 esac
 
@@ -77,7 +82,7 @@ if [ "$FLAVOR" != none ] && [ ! -x "$FERRY" ]; then
 fi
 # "all" includes pre only once ferry has a pre-dump command (asked explicitly, it runs)
 if [ "$FLAVOR" = all ] && "$FERRY" pre-dump 2>&1 | grep -q 'not implemented'; then
-	FLAVORS=(plain detach leave-running pidns page-server)
+	FLAVORS=(plain detach leave-running pidns page-server migrate)
 	echo "note: ferry pre-dump is not implemented yet: flavour pre left out of 'all'"
 fi
 
@@ -531,6 +536,54 @@ run_page_server() {
 	stop_restored
 }
 
+# migrate: `ferry migrate` to our page server; the original must be gone, the tree run
+# at the destination (a new pid namespace: the original held the pids at restore time)
+# with the original's pid inside; then verify as detach does (reparented to us)
+do_migrate() {
+	"$FERRY" migrate --to "127.0.0.1:$PS_PORT" --source-id "$PS_SRC" --work-dir "$DIR/mig" \
+		--json -v4 -o "$DIR/migrate.log" $MOPTS "$PID" >"$DIR/migrate.stdout" 2>&1 &
+	local d=$!
+	LIVE_PIDS+=("$d")
+	reap "$d" "$TTIME" || { failed "migrate hung (killed after ${TTIME} s)"; return 1; }
+	MIG_RC=$RC
+}
+
+run_migrate() {
+	start_test || return 1
+	do_migrate || return 1
+	[ "$MIG_RC" = 0 ] || { failed "migrate exited with $MIG_RC$(log_error "$DIR/migrate.log")"; return 1; }
+	reap "$PID" 5 || { failed "original still alive 5 s after migrate"; return 1; }
+	forget "$PID"
+	local rp inner
+	rp=$(sed -n 's/.*"dest_pid": \([0-9]*\).*/\1/p' "$DIR/migrate.stdout")
+	[ -n "$rp" ] && alive "$rp" || { failed "no running tree at the destination ('$rp')"; return 1; }
+	LIVE_PIDS+=("$rp")
+	local want=$PID
+	[ "$PIDNS_ROOT" = yes ] && want=1
+	inner=$(awk '/^NSpid:/ { print $NF }' "/proc/$rp/status")
+	[ "$inner" = "$want" ] || { failed "migrated root has pid $inner in its namespace, not $want"; return 1; }
+	PID=$rp
+	wait_blocked || return 1
+	[ "$(desc_get "$NAME" maps)" = volatile ] || check_state "after migrate" || return 1
+	kill -TERM "$PID" 2>/dev/null
+	wait_gone "$PID" "$TTIME" || { failed "migrated process: no exit ${TTIME} s after SIGTERM"; return 1; }
+	forget "$PID"
+	check_out
+}
+
+# expect: dump-fail, migrate flavour: migrate fails naming the cause, the original
+# resumes untouched and PASSes, nothing runs at the destination
+run_migrate_fail() {
+	start_test || return 1
+	do_migrate || return 1
+	[ "$MIG_RC" != 0 ] || { failed "migrate succeeded but the dump was expected to fail"; return 1; }
+	[ "$MIG_RC" -lt 128 ] 2>/dev/null || { failed "migrate crashed (status $MIG_RC)"; return 1; }
+	grep -q ': error: ' "$DIR/migrate.log" || { failed "migrate failed without an error line"; return 1; }
+	alive "$PID" || { failed "original died in a failed migration"; return 1; }
+	check_state "original after the failed migration" || return 1
+	finish_child
+}
+
 run_leave_running() {
 	start_test || return 1
 	do_dump --leave-running || return 1
@@ -598,7 +651,29 @@ run_one() {	# NAME FLAVOR
 		PSARGS=(--page-server --port "$PS_PORT" --source-id "$PS_SRC")
 		RSTDIR="$PS_DIR/images/$PS_SRC/img"
 	fi
-	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
+	# migrate takes only the dump options it knows (a test needing others is not run)
+	MOPTS=""
+	[[ " $OPTS " == *" --tcp-established "* ]] && MOPTS="--tcp-established"
+	if [ "$fl" = migrate ] && [ -n "$(echo " $OPTS " | sed 's/ --tcp-established / /g' | tr -d ' ')" ]; then
+		echo "SKIP $NAME ($fl): needs dump options migrate does not take ($OPTS)"
+		NSKIP=$((NSKIP + 1))
+		return 0
+	fi
+	# "no-migrate: REASON": the test holds something only one process on a host may hold
+	# (a bound socket name, a listening port, a FIFO's buffer): on one machine the frozen
+	# original and the migrated copy collide, between two hosts they would not
+	if [ "$fl" = migrate ] && [ -n "$(desc_get "$NAME" no-migrate)" ]; then
+		echo "SKIP $NAME ($fl): $(desc_get "$NAME" no-migrate)"
+		NSKIP=$((NSKIP + 1))
+		return 0
+	fi
+	if [ "$fl" = migrate ]; then
+		PS_RUNS=$((PS_RUNS + 1))
+		PS_SRC="zdtm-$PS_RUNS"
+	fi
+	if [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" = migrate ]; then
+		run_migrate_fail
+	elif [ "$(desc_get "$NAME" expect)" = dump-fail ] && [ "$fl" != none ]; then
 		run_dump_fail
 	else
 		case "$fl" in
@@ -609,6 +684,7 @@ run_one() {	# NAME FLAVOR
 		pre) run_pre ;;
 		pidns) run_pidns ;;
 		page-server) run_page_server ;;
+		migrate) run_migrate ;;
 		esac
 	fi
 	r=$?
@@ -628,7 +704,9 @@ run_one() {	# NAME FLAVOR
 	for r in "${LIVE_PIDS[@]}"; do wait "$r" 2>/dev/null; done
 	LIVE_PIDS=()
 	if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
-	if [ "$fl" = page-server ] && [ "$KEEP" = 0 ]; then rm -rf "${PS_DIR:?}/images/$PS_SRC"; fi
+	if [[ $fl == page-server || $fl == migrate ]] && [ "$KEEP" = 0 ]; then
+		rm -rf "${PS_DIR:?}/images/$PS_SRC"
+	fi
 }
 
 # ---- main ---------------------------------------------------------------------------
@@ -639,7 +717,7 @@ if [ ${#TESTS[@]} -eq 0 ]; then
 fi
 [ ${#TESTS[@]} -gt 0 ] || { echo "run.sh: no tests in $ZBIN (make zdtm binaries first)" >&2; exit 2; }
 
-if [[ " ${FLAVORS[*]} " == *" page-server "* ]]; then
+if [[ " ${FLAVORS[*]} " == *" page-server "* || " ${FLAVORS[*]} " == *" migrate "* ]]; then
 	ps_start || exit 1
 fi
 
