@@ -53,7 +53,7 @@ static int chain_scan(struct mig *m)
 {
 	DIR *d = opendir(m->work);
 	struct dirent *e;
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 300];
 	if (!d)
 		return pr_perror("cannot open work directory '%s'", m->work);
 	m->last = 0;

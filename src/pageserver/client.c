@@ -169,11 +169,11 @@ static int sink_begin(void *sink, const char *path)
 		PsRoundBegin m = PS_ROUND_BEGIN__INIT;
 		m.name = (char *)base;
 		m.kind = c->kind;
-		snprintf(what, sizeof(what), "beginning round '%s'", base);
+		snprintf(what, sizeof(what), "beginning round '%.63s'", base);
 		r = send_pb(c, PS_ROUND_BEGIN, 0, &m.base, what);
 	}
 	if (r == 0) {
-		snprintf(c->round, sizeof(c->round), "%s", base);
+		snprintf(c->round, sizeof(c->round), "%.63s", base);
 		c->in_round = true;
 		c->files = 0;
 		c->t_begin = now_ns();
