@@ -471,6 +471,9 @@ int ps_client_start(const struct ps_client_opts *o, struct ps_client **out)
 	c->json = o->json;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
 	snprintf(c->peer, sizeof(c->peer), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, o->port);
+	for (char *p = c->peer; *p; p++) /* it goes into log lines and JSON as is */
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+			*p = '?';
 	if (o->source_id)
 		snprintf(c->source, sizeof(c->source), "%s", o->source_id);
 	else
