@@ -14,6 +14,7 @@
  * tmp + rename + fsync) before it is acted on, so STATUS never reports something that
  * did not happen; a held tree runs only after HANDOVER.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -83,6 +84,26 @@ static int decision_write(int srcfd, const char *round, const char *fmt, ...)
 	return 0;
 }
 
+/* A discarded attempt leaves no images: remove the final round (its files and its
+ * parent link; rounds hold no directories). The pre-dump chain below it stays. */
+static void round_discard(int srcfd, const char *round)
+{
+	int fd = openat(srcfd, round, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	if (unlinkat(srcfd, round, AT_REMOVEDIR) == 0)
+		pr_info("round '%s' of the discarded attempt removed", round);
+}
+
 /* Are all pids and tids of the round's tree free here? (else: a new pid namespace) */
 static bool pids_free(const char *dir)
 {
@@ -136,6 +157,7 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 		}
 		if ((r = mig_dest_go(h)) < 0) {
 			(void)decision_write(srcfd, round, "discarded the restored tree failed to start");
+			round_discard(srcfd, round);
 			ps_send_error(fd, EIO, timeout_ms, "the restored tree failed to start");
 			return r;
 		}
@@ -157,6 +179,7 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 					       : "source did not hand over";
 	(void)decision_write(srcfd, round, "discarded %s", cause);
 	mig_dest_discard(h);
+	round_discard(srcfd, round);
 	pr_info("round '%s': %s; restored tree discarded", round, cause);
 	return r < 0 ? r : -ECONNABORTED;
 }
@@ -189,6 +212,7 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	r = mig_dest_restore(dir, pidns, tmo, &hd, &pid, err, sizeof(err));
 	if (r < 0) {
 		(void)decision_write(srcfd, round, "discarded %s", err);
+		round_discard(srcfd, round);
 		ps_send_error(fd, -r, timeout_ms, "%s", err);
 		return r;
 	}
@@ -201,6 +225,7 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	if ((r = ps_send_msg(fd, PS_MIG_RESTORED, 0, &rd.base, timeout_ms)) < 0) {
 		(void)decision_write(srcfd, round, "discarded cannot answer the source");
 		mig_dest_discard(hd);
+		round_discard(srcfd, round);
 		return r;
 	}
 	return await_handover(fd, srcfd, round, hd, pid, timeout_ms);

@@ -115,6 +115,7 @@ int mig_handover(void *arg)
 	req.has_pidns = req.pidns = m->pidns;
 	req.has_timeout_s = true;
 	req.timeout_s = 120;
+	m->restore_sent = true;
 	r = ps_client_call(m->c, PS_MIG_RESTORE, &req.base, PS_MIG_RESTORED,
 			   &mig_restored__descriptor, &rep, (int)(req.timeout_s + 10) * 1000);
 	if (r < 0)

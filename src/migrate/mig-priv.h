@@ -51,6 +51,8 @@ struct mig {
 	pid_t dest_pid;
 	bool dest_pidns;
 	bool handed_over; /* the destination runs the tree: success */
+	bool restore_sent; /* MIG_RESTORE went out: a refusal makes the destination drop the
+			    * final round (so we drop ours) */
 	const char *stop_reason;
 	char cause[512];
 };

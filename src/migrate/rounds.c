@@ -215,6 +215,14 @@ int mig_run(struct mig *m)
 	(void)mig_stage(m, MIG_STAGE_POST_DUMP);
 	if (r < 0 || !m->handed_over)
 		(void)mig_stage(m, MIG_STAGE_NETWORK_UNLOCK);
+	/* a refused restore or hand-over: the destination dropped the final round, so do we
+	 * (the next attempt continues the chain both sides still have). Failing before
+	 * MIG_RESTORE, both keep it (a complete dump round: a valid parent); in doubt, keep
+	 * everything. */
+	if (r < 0 && r != -EINPROGRESS && m->restore_sent)
+		round_remove(m, m->last + 1);
+	else if (r < 0 && r != -EINPROGRESS && !m->handed_over)
+		chain_scan(m);
 	if (r == 0 && m->handed_over) {
 		char lock[NETLOCK_NAME_MAX];
 		/* the connections live at the destination now: nothing to hold here */

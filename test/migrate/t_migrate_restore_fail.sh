@@ -24,5 +24,13 @@ migrate_src -v4 -o "$W/mig.log" "$T" && die "migrate succeeded though the destin
 log_has "$W/mig.log" "error: .*(restore failed|cannot)"
 dst_empty || die "something of the tree runs at the destination"
 alive "$T" || die "the source died"
+# the refused attempt's final round is gone on both sides, the decision recorded
+src=$(ls "$SRVDIR/srv")
+grep -q "^discarded restore failed" "$SRVDIR/srv/$src/"*.handover || die "no discarded decision"
+for r in "$SRVDIR/srv/$src"/r[0-9][0-9][0-9][0-9]; do
+	[ -f "$r/inventory.img" ] || die "$r is not complete"
+done
+[ "$(ls -d "$SRVDIR/srv/$src"/r[0-9][0-9][0-9][0-9] | wc -l)" = "$(ls "$W/work" | wc -l)" ] ||
+	die "the server and the source disagree on the chain: $(ls "$SRVDIR/srv/$src") / $(ls "$W/work")"
 zdtm_verify fd_file_offset "$T"
 echo PASS
