@@ -26,6 +26,7 @@ struct mig_round_rec {
 	uint64_t t0_ns;	   /* the round's start (CLOCK_MONOTONIC) */
 	struct mig_estimate est;
 	enum mig_verdict verdict;
+	int throttle; /* --auto-converge: the tree's throttle during the round, % */
 };
 
 struct mig {
@@ -33,7 +34,7 @@ struct mig {
 	pid_t pid;
 	char host[256];
 	int port;
-	bool pre_only, pidns, json, tcp_established;
+	bool pre_only, pidns, json, tcp_established, auto_converge;
 	const char *auth_key, *action, *work_arg, *source_id, *log_file;
 	int compress, verbosity, timeout_s;
 	uint64_t bandwidth;
@@ -45,6 +46,7 @@ struct mig {
 	int last;		/* number of the newest complete local round (0: none) */
 	bool chain_from_cron;	/* round 0 of this run is a delta on an earlier chain */
 	struct ps_client *c;
+	struct mig_throttle *thr; /* --auto-converge, once throttling began */
 	struct mig_round_rec rounds[MIG_MAX_ROUNDS];
 	int n_rounds;
 	uint64_t t_start, t_freeze, t_running, t_end;

@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  --max-downtime MS    stop pre-copying when the freeze is predicted to fit (300)\n"
 		"  --max-iters N        at most N pre-copy rounds (10)\n"
 		"  --bandwidth RATE     cap the stream, bytes/s with K/M/G suffixes (unlimited)\n"
+		"  --auto-converge      throttle a tree that dirties faster than the link (cpu quota)\n"
 		"  --compress on|off|auto   lz4 on the wire (auto)\n"
 		"  --pidns              restore into a new pid namespace at the destination\n"
 		"  --tcp-established    move established TCP connections (the destination must\n"
@@ -76,6 +77,7 @@ enum {
 	O_TIMEOUT,
 	O_JSON,
 	O_TCP,
+	O_CONVERGE,
 };
 
 static const struct option mig_long[] = {
@@ -93,6 +95,7 @@ static const struct option mig_long[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "tcp-established", no_argument, NULL, O_TCP },
+	{ "auto-converge", no_argument, NULL, O_CONVERGE },
 	{ "tree", required_argument, NULL, 't' },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "verbosity", optional_argument, NULL, 'v' },
@@ -205,6 +208,7 @@ static int parse_args(int argc, char **argv, struct mig *m)
 		case O_SOURCE: m->source_id = optarg; break;
 		case O_JSON: m->json = true; break;
 		case O_TCP: m->tcp_established = true; break;
+		case O_CONVERGE: m->auto_converge = true; break;
 		case 'o': m->log_file = optarg; break;
 		case 'v':
 			if (!optarg)

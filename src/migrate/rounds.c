@@ -22,6 +22,7 @@
 #include "img/img.h"
 #include "migrate/action.h"
 #include "migrate/mig-priv.h"
+#include "migrate/throttle.h"
 #include "net/net.h"
 #include "pageserver/client.h"
 #include "pageserver/sender.h"
@@ -154,6 +155,7 @@ static int round_run(struct mig *m, bool final)
 		rr->wire = ri.wire;
 	}
 	rr->secs = (now_ns() - t0) / 1e9;
+	rr->throttle = mig_throttle_pct(m->thr);
 	if (m->n_rounds)
 		rr->since_prev = (t0 - m->rounds[m->n_rounds - 1].t0_ns) / 1e9;
 	rr->t0_ns = t0;
@@ -162,6 +164,22 @@ static int round_run(struct mig *m, bool final)
 	m->last = n;
 	m->n_rounds++;
 	return 0;
+}
+
+/* --auto-converge: the rounds stopped shrinking: throttle the tree harder (20%, then
+ * +10% per round, at most 99%, like QEMU). true if the pre-copy should go on. */
+static bool converge(struct mig *m)
+{
+	int pct = mig_throttle_pct(m->thr);
+	if (!m->auto_converge || pct >= 99)
+		return false;
+	if (!m->thr && mig_throttle_start(m->pid, &m->thr) < 0) {
+		m->auto_converge = false; /* logged: stop as without the option */
+		return false;
+	}
+	if (mig_throttle_set(m->thr, pct ? pct + 10 : 20) < 0)
+		return false;
+	return true;
 }
 
 /* Pre-copy until the stop rule says stop (or --pre-dump: one round). */
@@ -190,6 +208,8 @@ static int precopy(struct mig *m)
 			mig_verdict_name(rr->verdict));
 		if (m->pre_only)
 			return 0;
+		if (rr->verdict == MIG_STOP_STALLED && converge(m))
+			continue;
 		if (rr->verdict != MIG_CONTINUE) {
 			m->stop_reason = mig_verdict_name(rr->verdict);
 			return 0;
@@ -211,6 +231,8 @@ int mig_run(struct mig *m)
 	if ((r = mig_stage(m, MIG_STAGE_NETWORK_LOCK)) < 0)
 		return r;
 	r = round_run(m, true);
+	mig_throttle_stop(m->thr); /* quota and cgroup as they were (the tree is dead or runs) */
+	m->thr = NULL;
 	/* the tree is dead (handed over), resumed (rollback) or stopped (in doubt) */
 	(void)mig_stage(m, MIG_STAGE_POST_DUMP);
 	if (r < 0 || !m->handed_over)
@@ -247,10 +269,12 @@ static void summary_json(const struct mig *m, int r)
 	for (int i = 0; i < m->n_rounds; i++) {
 		const struct mig_round_rec *rr = &m->rounds[i];
 		printf("%s{\"name\": \"%s\", \"final\": %s, \"bytes\": %llu, \"wire\": %llu, "
-		       "\"seconds\": %.6f, \"dirty_rate\": %.0f, \"predicted_ms\": %.3f}",
+		       "\"seconds\": %.6f, \"dirty_rate\": %.0f, \"predicted_ms\": %.3f, "
+		       "\"throttle_pct\": %d}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
-		       rr->est.dirty_rate, rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3);
+		       rr->est.dirty_rate, rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3,
+		       rr->throttle);
 	}
 	printf("]}}\n");
 	fflush(stdout);
@@ -281,6 +305,8 @@ void mig_summary(const struct mig *m, int r)
 
 void mig_free(struct mig *m)
 {
+	mig_throttle_stop(m->thr);
+	m->thr = NULL;
 	if (m->c)
 		ps_client_finish(m->c, m->handed_over || m->pre_only);
 	m->c = NULL;
