@@ -31,7 +31,7 @@
 #define NSLOT	     (2 * HALF)	  /* two chains: one in flight, one being prepared */
 #define RING_DEPTH   8		  /* one SENDMSG in flight (and a ZC notification) */
 #define PROBE_LEN    (256u << 10) /* auto: bytes of a chunk compressed as a sample */
-#define PROBE_BUDGET 0.02	  /* auto: at most this share of the time spent sampling */
+#define PROBE_BUDGET 0.01	  /* auto: at most this share of the time spent sampling */
 #define MIN_SAMPLE   (64u << 10)  /* auto: smaller writes do not update the estimates */
 #define ON_MARGIN    1.15	  /* auto: compress only when estimated 15% faster */
 #define EWMA	     0.25
