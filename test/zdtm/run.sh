@@ -622,8 +622,10 @@ run_dump_fail() {
 
 show_logs() {
 	local f
+	local srvlog=""
+	[ "${FL:-}" = page-server ] && srvlog="$PS_DIR/server.log"
 	for f in "$DIR/$NAME.out" "$DIR/dump.log" "$DIR/dump.stdout" "$DIR/restore.log" \
-		"$DIR/restore.stdout"; do
+		"$DIR/restore.stdout" $srvlog; do
 		[ -s "$f" ] || continue
 		echo "  --- tail $(basename "$f")"
 		tail -n 12 "$f" | sed 's/^/  | /'
