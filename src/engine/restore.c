@@ -46,7 +46,6 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-
 /* ---- remote helpers (shared with rst-mem.c, rst-core.c) ------------------------- */
 
 long rst_call(struct rst *r, const char *what, long nr, unsigned long a1, unsigned long a2,
@@ -275,7 +274,8 @@ int rst_gadget_place(struct rst *r, const struct rst_special *own, size_t n_own)
 
 void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2])
 {
-	struct rst_special keep[2] = { { UINT64_MAX, 0 }, { r->gadget, r->gadget + RST_GADGET_LEN } };
+	struct rst_special keep[2] = { { UINT64_MAX, 0 },
+				       { r->gadget, r->gadget + RST_GADGET_LEN } };
 	uint64_t from = RST_PAGE;
 	size_t k = 0;
 

@@ -33,11 +33,11 @@
 struct img_dir;
 struct fs_rst;
 
-#define RST_PAGE	4096UL
-#define RST_TASK_SIZE	0x7ffffffff000UL /* x86_64 4-level user address space */
+#define RST_PAGE      4096UL
+#define RST_TASK_SIZE 0x7ffffffff000UL /* x86_64 4-level user address space */
 /* gadget: one RX code page, one RW scratch page, the batch area (rst-batch.c) */
-#define RST_BATCH_MAX	128	       /* remote calls per batch run (64 bytes each) */
-#define RST_BATCH_LEN	(64UL << 10)   /* table + data */
+#define RST_BATCH_MAX	128	     /* remote calls per batch run (64 bytes each) */
+#define RST_BATCH_LEN	(64UL << 10) /* table + data */
 #define RST_BATCH_DATA	(RST_BATCH_LEN - RST_BATCH_MAX * 64)
 #define RST_BATCH_OFF	(2 * RST_PAGE) /* from the gadget's start */
 #define RST_GADGET_LEN	(RST_BATCH_OFF + RST_BATCH_LEN)
@@ -123,8 +123,7 @@ int rst_finish(struct rst *r);
 /* Map a shared anonymous VMA of the tree (rst-tree.c): if an earlier task already
  * created the object with v->shmid, map it from there (returns 1); 0 = not known yet
  * (the caller maps a fresh one and calls rst_tree_shm_add). -errno (logged). */
-int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v,
-		     unsigned long prot);
+int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v, unsigned long prot);
 int rst_tree_shm_add(struct rst *r, const VmaEntry *v);
 /* Queue the opening in the task of the file v->file_id names (a memfd the restorer
  * holds for the tree: a copy of the fd the stub kept, or /proc/<restorer>/fd/N): the

@@ -247,8 +247,8 @@ int rst_rseq_unregister(struct rst *r, struct rst_batch *b)
 		return pr_perror("PTRACE_GET_RSEQ_CONFIGURATION on %d", r->pid);
 	if (!c.ptr)
 		return 0;
-	int i = rst_batch_add(b, "rseq unregister", __NR_rseq, c.ptr, c.size,
-			      RSEQ_FLAG_UNREGISTER_, c.sig, 0, 0);
+	int i = rst_batch_add(b, "rseq unregister", __NR_rseq, c.ptr, c.size, RSEQ_FLAG_UNREGISTER_,
+			      c.sig, 0, 0);
 	return i < 0 ? i : 0;
 }
 
@@ -296,7 +296,7 @@ static int timers_set(struct rst *r, struct rst_batch *b)
 		if (!it->vsec && !it->vusec)
 			continue;
 		int k = add_with(b, "setitimer", __NR_setitimer, 2, &v, sizeof(v), it->which, 0, 0,
-			     0);
+				 0);
 		if (k < 0)
 			return k;
 		rst_batch_whatf(b, k, "restoring itimer %u", it->which);
@@ -370,8 +370,8 @@ int rst_thread_state(struct rst *r, struct rst_batch *b, const ThreadCoreEntry *
 		stack_t ss = { .ss_sp = (void *)th->sas->sp,
 			       .ss_flags = (int)(th->sas->flags & SS_AUTODISARM),
 			       .ss_size = th->sas->size };
-		if ((k = add_with(b, "sigaltstack", __NR_sigaltstack, 1, &ss, sizeof(ss), 0, 0,
-				  0, 0)) < 0)
+		if ((k = add_with(b, "sigaltstack", __NR_sigaltstack, 1, &ss, sizeof(ss), 0, 0, 0,
+				  0)) < 0)
 			return k;
 	}
 	strncpy(name, comm ? comm : "", sizeof(name) - 1);
@@ -413,8 +413,7 @@ static int prctls_set(struct rst *r, struct rst_batch *b)
 }
 
 /* Queue the saved siginfos: from inside the task, so kernel si_codes are accepted. */
-static int pending_queue(struct rst *r, struct rst_batch *b, SiginfoEntry **si, size_t n,
-			 pid_t tid)
+static int pending_queue(struct rst *r, struct rst_batch *b, SiginfoEntry **si, size_t n, pid_t tid)
 {
 	for (size_t i = 0; i < n; i++) {
 		int sig = siginfo_check(si[i]), k;
@@ -488,9 +487,9 @@ int rst_thread_sched(struct rst *r, struct rst_batch *b, pid_t tid, const Thread
 		return pr_perror("cannot set ioprio %#x", t->ioprio);
 	int k = 0;
 	(void)r;
-	if (t->has_timerslack_ns && (k = rst_batch_add(b, "PR_SET_TIMERSLACK", __NR_prctl,
-						       PR_SET_TIMERSLACK, t->timerslack_ns, 0, 0,
-						       0, 0)) < 0)
+	if (t->has_timerslack_ns &&
+	    (k = rst_batch_add(b, "PR_SET_TIMERSLACK", __NR_prctl, PR_SET_TIMERSLACK,
+			       t->timerslack_ns, 0, 0, 0, 0)) < 0)
 		return k;
 	return 0;
 }

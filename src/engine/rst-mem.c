@@ -275,7 +275,8 @@ int rst_open(struct rst *r, struct rst_batch *b, const char *path, int flags)
 
 	if (!p)
 		return e < 0 ? e : -EFAULT;
-	if ((i = rst_batch_add(b, "open", __NR_open, p, (unsigned)flags | O_CLOEXEC, 0, 0, 0, 0)) >= 0)
+	if ((i = rst_batch_add(b, "open", __NR_open, p, (unsigned)flags | O_CLOEXEC, 0, 0, 0, 0)) >=
+	    0)
 		rst_batch_whatf(b, i, "open('%.60s')", path);
 	return i;
 }

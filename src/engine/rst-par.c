@@ -112,8 +112,7 @@ static int worker_build(struct par *p, int k)
 	struct rst_tree *t = p->t;
 	int e = 0;
 	for (size_t i = 0; i < t->n && e == 0; i++)
-		if (mine(p, i, k) && (e = wait_ready(p, i)) == 0 &&
-		    (e = seize_one(&t->t[i])) == 0)
+		if (mine(p, i, k) && (e = wait_ready(p, i)) == 0 && (e = seize_one(&t->t[i])) == 0)
 			e = rst_build(&t->t[i]);
 	for (size_t i = 0; i < t->n && e == 0; i++)
 		if (mine(p, i, k))

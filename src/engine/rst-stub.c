@@ -265,7 +265,8 @@ stub_hold(struct rst_tree *t, int idx, int rep, int hold, const int *mfd)
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
 	if (g == MAP_FAILED || g != (uint8_t *)r->gadget)
-		stub_fail(t, idx, "mapping the restorer's gadget", g == MAP_FAILED ? errno : EEXIST);
+		stub_fail(t, idx, "mapping the restorer's gadget",
+			  g == MAP_FAILED ? errno : EEXIST);
 	rst_gadget_code(g);
 	if (mprotect(g, RST_PAGE, PROT_READ | PROT_EXEC) < 0)
 		stub_fail(t, idx, "mprotect of the restorer's gadget", errno);
@@ -277,8 +278,8 @@ stub_hold(struct rst_tree *t, int idx, int rep, int hold, const int *mfd)
 	/* glibc registers 32 bytes (struct rseq) even where __rseq_size says 20 (its
 	 * feature size); the kernel wants the registered length back */
 	if (__rseq_size && syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset,
-				   __rseq_size < 32 ? 32 : __rseq_size, 1 /* RSEQ_FLAG_UNREGISTER */,
-				   RSEQ_SIG) < 0)
+				   __rseq_size < 32 ? 32 : __rseq_size,
+				   1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) < 0)
 		stub_fail(t, idx, "rseq unregister", errno);
 	register long r8 asm("r8") = hold;
 	asm volatile("jmp *%0" ::"r"(r->gadget + RST_GADGET_HOLD), "D"(ranges), "S"((long)rep),

@@ -558,8 +558,7 @@ static int tree_create(struct rst_tree *t)
 
 /* ---- shared anonymous memory ----------------------------------------------------- */
 
-int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v,
-		     unsigned long prot)
+int rst_tree_shm_map(struct rst *r, struct rst_batch *b, const VmaEntry *v, unsigned long prot)
 {
 	struct rst_tree *t = r->tree;
 	char path[96];
@@ -682,8 +681,10 @@ static int tree_hold(struct rst_tree *t)
 	while (k < 0 && errno == EINTR);
 	if (k == 1 && c == 'g')
 		return 0;
-	return pr_err_ret(-ECANCELED, "restored tree of %d discarded: the hand-over did not "
-				      "happen", t->t[0].pid);
+	return pr_err_ret(-ECANCELED,
+			  "restored tree of %d discarded: the hand-over did not "
+			  "happen",
+			  t->t[0].pid);
 }
 
 int rst_tree_pidfile(struct rst_tree *t)
