@@ -21,8 +21,8 @@
  * zero pages are squeezed out in place, the slot is hashed (img_writer_account) and
  * handed to a writer thread that writes it with one img_writer_put() (a write() to the
  * local file, whose writeback it starts with sync_file_range so the final fsync is
- * short, or the page server's sender when the images are streamed). Ranges process_vm_readv cannot read
- * (PROT_NONE: EFAULT) are read through /proc/PID/mem.
+ * short, or the page server's sender when the images are streamed). Ranges process_vm_readv cannot
+ * read (PROT_NONE: EFAULT) are read through /proc/PID/mem.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -145,12 +145,6 @@ static const char *fmt_ends(const struct ends *e, char *buf, size_t len)
 }
 
 /* Log a line whose message already names the error (tcp.c's why) and return e. */
-#define log_why(e, fmt, ...)                                                                       \
-	({                                                                                         \
-		pr_err(fmt, ##__VA_ARGS__);                                                        \
-		(e);                                                                               \
-	})
-
 static int inet_fail(const struct fd_parms *p, const char *why)
 {
 	struct ends e;
@@ -345,8 +339,10 @@ static int inet_repair(struct inet_dump *s, struct inet_conn *c)
 		return -ENOMEM;
 	tcp_stream_entry__init(te);
 	c->ie->tcp = te;
-	if ((r = tcpr_dump(c->fd, te, why, sizeof(why))) < 0)
-		return log_why(r, "PID %d fd %d: tcp repair: %s", c->pid, c->tfd, why);
+	if ((r = tcpr_dump(c->fd, te, why, sizeof(why))) < 0) {
+		pr_err("PID %d fd %d: tcp repair: %s", c->pid, c->tfd, why);
+		return r;
+	}
 	c->ie->netlock = strdup(s->lock);
 	if (!c->ie->netlock)
 		return -ENOMEM;
@@ -658,9 +654,10 @@ static int build_established(struct fs_rst *r, struct rst_file *f)
 	socklen_t dl = make_sa(ie, &ie->dst_addr, ie->dst_port, &dst);
 	e = tcpr_restore(fd, te, (struct sockaddr *)&src, sl, (struct sockaddr *)&dst, dl, why,
 			 sizeof(why));
-	if (e < 0)
-		return log_why(e, "PID %d: %s: tcp repair: %s", f->owner,
-			       rst_name(ie, n, sizeof(n)), why);
+	if (e < 0) {
+		pr_err("PID %d: %s: tcp repair: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
+		return e;
+	}
 	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send)", f->owner,
 		 rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len);
 	return 0;
@@ -674,8 +671,10 @@ static int finish_established(struct rst_file *f)
 	char n[160], why[256];
 	int e = inet_post_opts(kd->fd, ie);
 	if (e == 0 && (e = tcpr_send_queue(kd->fd, ie->tcp->outq.data, ie->tcp->outq.len, why,
-					   sizeof(why))) < 0)
-		return log_why(e, "PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
+					   sizeof(why))) < 0) {
+		pr_err("PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
+		return e;
+	}
 	if (e == 0)
 		e = inet_bufs(kd->fd, ie);
 	return e < 0 ? pr_err_ret(e, "PID %d: %s: options", f->owner, rst_name(ie, n, sizeof(n)))

@@ -80,7 +80,7 @@ struct dump_usk { /* one AF_UNIX socket seen in the dump, by inode */
 	int fd;
 };
 
-struct usk_diag; /* fd-unix.c: the sock_diag table, loaded once per dump */
+struct usk_diag;  /* fd-unix.c: the sock_diag table, loaded once per dump */
 struct inet_dump; /* fd-inet.c: sockets in repair mode and the network lock of a dump */
 
 struct dump_fdref { /* one fd of a dumped task: for fs_dump_file_id */

@@ -40,10 +40,9 @@
 #include "img/img.h"
 
 static const struct fd_ops *const rst_kinds[] = {
-	&fd_reg_ops,   &fd_chr_ops,	&fd_tty_ops,	 &fd_pipe_ops,
-	&fd_fifo_ops,  &fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops,
-	&fd_memfd_ops, &fd_inotify_ops, &fd_epoll_ops,	 &fd_unix_ops,
-	&fd_inet_ops,
+	&fd_reg_ops,	 &fd_chr_ops,	  &fd_tty_ops,	    &fd_pipe_ops,  &fd_fifo_ops,
+	&fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops, &fd_memfd_ops, &fd_inotify_ops,
+	&fd_epoll_ops,	 &fd_unix_ops,	  &fd_inet_ops,
 };
 
 uint32_t fs_sanitize_flags(uint32_t flags)

@@ -37,10 +37,9 @@
 
 /* The table of kinds, tried in order. */
 static const struct fd_ops *const fd_kinds[] = {
-	&fd_pipe_ops,	  &fd_fifo_ops,	   &fd_chr_ops,	    &fd_tty_ops,
-	&fd_memfd_ops,	  &fd_reg_ops,	   &fd_eventfd_ops, &fd_timerfd_ops,
-	&fd_signalfd_ops, &fd_inotify_ops, &fd_epoll_ops,   &fd_unix_ops,
-	&fd_inet_ops,
+	&fd_pipe_ops,  &fd_fifo_ops,	&fd_chr_ops,	 &fd_tty_ops,	   &fd_memfd_ops,
+	&fd_reg_ops,   &fd_eventfd_ops, &fd_timerfd_ops, &fd_signalfd_ops, &fd_inotify_ops,
+	&fd_epoll_ops, &fd_unix_ops,	&fd_inet_ops,
 };
 
 int fs_dump_init(struct img_dir *d, const struct fs_dump_opts *o, struct fs_dump **out)

@@ -39,9 +39,9 @@ struct img_dir {
 
 struct img_writer {
 	struct img_dir *d;
-	int fd;		/* -1: the file goes only to the sink */
-	void *fh;	/* the sink's handle, NULL without a sink */
-	bool sunk;	/* fh is valid */
+	int fd;	   /* -1: the file goes only to the sink */
+	void *fh;  /* the sink's handle, NULL without a sink */
+	bool sunk; /* fh is valid */
 	char name[64];
 	XXH64_state_t *xs;
 	uint64_t size;
@@ -303,7 +303,7 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 			r = pr_perror("cannot create image '%s/%s'", d->path, name);
 	}
 	if (r < 0) {
-		if (w->sunk)
+		if (w->sunk && d->sink_ops)
 			d->sink_ops->abort(d->sink, w->fh);
 		free(w->buf);
 		XXH64_freeState(w->xs);

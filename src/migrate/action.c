@@ -110,7 +110,7 @@ int mig_action(const char *script, const char *stage, char *const env[], int tim
 		pr_err("action script '%s' failed at stage %s (exit %d)", script, stage,
 		       WEXITSTATUS(st));
 	else
-		pr_err("action script '%s' killed by signal %d at stage %s", script,
-		       WTERMSIG(st), stage);
+		pr_err("action script '%s' killed by signal %d at stage %s", script, WTERMSIG(st),
+		       stage);
 	return -ECANCELED;
 }

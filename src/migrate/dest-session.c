@@ -156,7 +156,8 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 			return r;
 		}
 		if ((r = mig_dest_go(h)) < 0) {
-			(void)decision_write(srcfd, round, "discarded the restored tree failed to start");
+			(void)decision_write(srcfd, round,
+					     "discarded the restored tree failed to start");
 			round_discard(srcfd, round);
 			ps_send_error(fd, EIO, timeout_ms, "the restored tree failed to start");
 			return r;
@@ -173,9 +174,9 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 		(void)ps_send_msg(fd, PS_MIG_RUNNING, 0, &run.base, timeout_ms);
 		return 0;
 	}
-	const char *cause = r == -ETIMEDOUT	 ? "no HANDOVER before the timeout"
+	const char *cause = r == -ETIMEDOUT    ? "no HANDOVER before the timeout"
 			    : r == -ECONNRESET ? "connection closed before HANDOVER"
-			    : r < 0		 ? "connection failed before HANDOVER"
+			    : r < 0	       ? "connection failed before HANDOVER"
 					       : "source did not hand over";
 	(void)decision_write(srcfd, round, "discarded %s", cause);
 	mig_dest_discard(h);
@@ -186,14 +187,14 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 
 static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 {
-	ProtobufCMessage *m;
+	ProtobufCMessage *m = NULL;
 	char dir[PATH_MAX], err[512];
 	struct mig_dest *hd;
 	pid_t pid;
 	int r;
 
-	if ((r = recv_msg(fd, h, &mig_restore__descriptor, &m, timeout_ms)) < 0)
-		return r;
+	if ((r = recv_msg(fd, h, &mig_restore__descriptor, &m, timeout_ms)) < 0 || !m)
+		return r < 0 ? r : -EPROTO;
 	MigRestore *req = (MigRestore *)m;
 	char round[64];
 	snprintf(round, sizeof(round), "%s", req->round);
@@ -201,7 +202,8 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	int tmo = req->has_timeout_s && req->timeout_s ? (int)req->timeout_s : DEFAULT_RESTORE_S;
 	mig_restore__free_unpacked(req, NULL);
 	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
-		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of unknown round '%.64s'", round);
+		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of unknown round '%.64s'",
+			      round);
 		return -EINVAL;
 	}
 	if (!pidns && !pids_free(dir)) {
@@ -231,17 +233,16 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	return await_handover(fd, srcfd, round, hd, pid, timeout_ms);
 }
 
-static int on_status(int fd, const struct ps_hdr *h, const char *source, int dirfd,
-		     int timeout_ms)
+static int on_status(int fd, const struct ps_hdr *h, const char *source, int dirfd, int timeout_ms)
 {
-	ProtobufCMessage *m;
+	ProtobufCMessage *m = NULL;
 	MigState st = MIG_STATE__INIT;
 	char name[96], *line = NULL, cause[400] = "";
 	size_t len;
 	int r, srcfd;
 
-	if ((r = recv_msg(fd, h, &mig_status__descriptor, &m, timeout_ms)) < 0)
-		return r;
+	if ((r = recv_msg(fd, h, &mig_status__descriptor, &m, timeout_ms)) < 0 || !m)
+		return r < 0 ? r : -EPROTO;
 	MigStatus *req = (MigStatus *)m;
 	snprintf(name, sizeof(name), "%.63s.handover", req->round);
 	bool ok = ps_name_ok(req->round);
@@ -255,7 +256,8 @@ static int on_status(int fd, const struct ps_hdr *h, const char *source, int dir
 			st.has_pid = true;
 			st.pid = pid;
 		} else if (!strncmp(line, "discarded ", 10)) {
-			snprintf(cause, sizeof(cause), "%.*s", (int)strcspn(line + 10, "\n"), line + 10);
+			snprintf(cause, sizeof(cause), "%.*s", (int)strcspn(line + 10, "\n"),
+				 line + 10);
 		}
 	} else if (srcfd >= 0) {
 		/* no decision: still being decided if a session holds the source */
@@ -263,8 +265,9 @@ static int on_status(int fd, const struct ps_hdr *h, const char *source, int dir
 		if (lk >= 0 && flock(lk, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
 			st.state = "none";
 		else
-			snprintf(cause, sizeof(cause), "no decision and no session: a held tree dies "
-						       "with its session");
+			snprintf(cause, sizeof(cause),
+				 "no decision and no session: a held tree dies "
+				 "with its session");
 		if (lk >= 0)
 			close(lk);
 	} else {

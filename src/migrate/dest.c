@@ -105,8 +105,8 @@ static void reap(pid_t pid)
 		;
 }
 
-int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest **out,
-		     pid_t *root, char *err, size_t errlen)
+int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest **out, pid_t *root,
+		     char *err, size_t errlen)
 {
 	int sk[2];
 	char line[600];

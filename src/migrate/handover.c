@@ -71,7 +71,9 @@ static int status_once(struct mig *m, const char *round)
 	if (r < 0)
 		return r;
 	MigState *st = (MigState *)rep;
-	int running = !strcmp(st->state, "running") ? 1 : !strcmp(st->state, "discarded") ? 0 : -EAGAIN;
+	int running = !strcmp(st->state, "running")	? 1
+		      : !strcmp(st->state, "discarded") ? 0
+							: -EAGAIN;
 	if (running == 1 && st->has_pid)
 		m->dest_pid = st->pid;
 	pr_info("destination reports the hand-over of round %s as '%s'%s%s", round, st->state,

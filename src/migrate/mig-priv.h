@@ -17,7 +17,7 @@
 struct ps_client;
 
 struct mig_round_rec {
-	char name[16];	   /* r0001 ... */
+	char name[16]; /* r0001 ... */
 	bool final;
 	uint64_t bytes;	   /* page bytes streamed */
 	uint64_t wire;	   /* bytes on the wire */
@@ -43,8 +43,8 @@ struct mig {
 	/* state */
 	char source[64];
 	char work[PATH_MAX];
-	int last;		/* number of the newest complete local round (0: none) */
-	bool chain_from_cron;	/* round 0 of this run is a delta on an earlier chain */
+	int last;	      /* number of the newest complete local round (0: none) */
+	bool chain_from_cron; /* round 0 of this run is a delta on an earlier chain */
 	struct ps_client *c;
 	struct mig_throttle *thr; /* --auto-converge, once throttling began */
 	struct mig_round_rec rounds[MIG_MAX_ROUNDS];
@@ -52,7 +52,7 @@ struct mig {
 	uint64_t t_start, t_freeze, t_running, t_end;
 	pid_t dest_pid;
 	bool dest_pidns;
-	bool handed_over; /* the destination runs the tree: success */
+	bool handed_over;  /* the destination runs the tree: success */
 	bool restore_sent; /* MIG_RESTORE went out: a refusal makes the destination drop the
 			    * final round (so we drop ours) */
 	const char *stop_reason;

@@ -112,10 +112,23 @@ static int parse_rate(const char *s, uint64_t *out)
 	if (errno || end == s || v <= 0)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v *= 1024; end++; break;
-	case 'm': case 'M': v *= 1024 * 1024; end++; break;
-	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		v *= 1024;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1024 * 1024;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end || v > 1e15)
 		return -EINVAL;
@@ -168,7 +181,8 @@ static int parse_num_opt(int c, const char *arg, struct mig *m)
 		return 0;
 	case O_BW:
 		if (parse_rate(arg, &u) < 0)
-			return bad("--bandwidth needs a rate such as 100M (bytes/s), got '%s'", arg);
+			return bad("--bandwidth needs a rate such as 100M (bytes/s), got '%s'",
+				   arg);
 		m->bandwidth = u;
 		return 0;
 	case O_TIMEOUT:
@@ -196,20 +210,40 @@ static int parse_args(int argc, char **argv, struct mig *m)
 			if (parse_to(m, optarg) < 0)
 				return bad("--to needs HOST:PORT, got '%s'", optarg);
 			break;
-		case O_PRE: m->pre_only = true; break;
-		case O_KEY: m->auth_key = optarg; break;
+		case O_PRE:
+			m->pre_only = true;
+			break;
+		case O_KEY:
+			m->auth_key = optarg;
+			break;
 		case O_COMPRESS:
 			if ((m->compress = ps_compress_parse(optarg)) < 0)
 				return bad("--compress takes on, off or auto, got '%s'", optarg);
 			break;
-		case O_PIDNS: m->pidns = true; break;
-		case O_ACTION: m->action = optarg; break;
-		case O_WORK: m->work_arg = optarg; break;
-		case O_SOURCE: m->source_id = optarg; break;
-		case O_JSON: m->json = true; break;
-		case O_TCP: m->tcp_established = true; break;
-		case O_CONVERGE: m->auto_converge = true; break;
-		case 'o': m->log_file = optarg; break;
+		case O_PIDNS:
+			m->pidns = true;
+			break;
+		case O_ACTION:
+			m->action = optarg;
+			break;
+		case O_WORK:
+			m->work_arg = optarg;
+			break;
+		case O_SOURCE:
+			m->source_id = optarg;
+			break;
+		case O_JSON:
+			m->json = true;
+			break;
+		case O_TCP:
+			m->tcp_established = true;
+			break;
+		case O_CONVERGE:
+			m->auto_converge = true;
+			break;
+		case 'o':
+			m->log_file = optarg;
+			break;
 		case 'v':
 			if (!optarg)
 				m->verbosity = m->verbosity < 3 ? 3 : m->verbosity + 1;
@@ -218,9 +252,13 @@ static int parse_args(int argc, char **argv, struct mig *m)
 			else if (parse_int(optarg, &m->verbosity) < 0)
 				return bad("bad verbosity '%s'", optarg);
 			break;
-		case 'h': usage(stdout); exit(0);
-		case ':': return bad("option '%s' needs an argument", argv[optind - 1]);
-		case '?': return bad("unknown option '%s' (see migrate --help)", argv[optind - 1]);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			return bad("option '%s' needs an argument", argv[optind - 1]);
+		case '?':
+			return bad("unknown option '%s' (see migrate --help)", argv[optind - 1]);
 		default:
 			if ((r = parse_num_opt(c, optarg, m)) != 0)
 				return r;

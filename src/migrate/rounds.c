@@ -60,7 +60,8 @@ static int chain_scan(struct mig *m)
 	m->last = 0;
 	while ((e = readdir(d))) {
 		int n;
-		if (e->d_name[0] != 'r' || strlen(e->d_name) != 5 || parse_int(e->d_name + 1, &n) < 0)
+		if (e->d_name[0] != 'r' || strlen(e->d_name) != 5 ||
+		    parse_int(e->d_name + 1, &n) < 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/inventory.img", m->work, e->d_name);
 		if (access(path, F_OK) == 0 && n > m->last)
@@ -203,7 +204,8 @@ static int precopy(struct mig *m)
 		rr->verdict = mig_stop_rule(&m->rule, rs, m->n_rounds, &rr->est);
 		pr_info("round %s: %.1f MB in %.3f s (%.0f MB/s), dirty rate %.1f MB/s, predicted "
 			"downtime %.0f ms: %s",
-			rr->name, rr->bytes / MB, rr->secs, rr->est.bw / MB, rr->est.dirty_rate / MB,
+			rr->name, rr->bytes / MB, rr->secs, rr->est.bw / MB,
+			rr->est.dirty_rate / MB,
 			rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3,
 			mig_verdict_name(rr->verdict));
 		if (m->pre_only)
@@ -263,7 +265,8 @@ static void summary_json(const struct mig *m, int r)
 	       "\"stop\": \"%s\", \"downtime_ms\": %.3f, \"predicted_ms\": %.3f, "
 	       "\"total_s\": %.3f, \"rounds\": [",
 	       r == 0 ? "true" : "false", m->pid, m->dest_pid, m->dest_pidns ? "true" : "false",
-	       m->stop_reason ? m->stop_reason : "", m->t_running ? (m->t_running - m->t_freeze) / 1e6 : 0.0,
+	       m->stop_reason ? m->stop_reason : "",
+	       m->t_running ? (m->t_running - m->t_freeze) / 1e6 : 0.0,
 	       m->n_rounds > 1 ? m->rounds[m->n_rounds - 2].est.predicted_s * 1e3 : 0.0,
 	       (m->t_end - m->t_start) / 1e9);
 	for (int i = 0; i < m->n_rounds; i++) {
@@ -273,8 +276,8 @@ static void summary_json(const struct mig *m, int r)
 		       "\"throttle_pct\": %d}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
-		       rr->est.dirty_rate, rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3,
-		       rr->throttle);
+		       rr->est.dirty_rate,
+		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle);
 	}
 	printf("]}}\n");
 	fflush(stdout);
@@ -291,12 +294,13 @@ void mig_summary(const struct mig *m, int r)
 		return;
 	fprintf(stderr, "migrate: %d round%s", m->n_rounds, m->n_rounds == 1 ? "" : "s");
 	for (int i = 0; i < m->n_rounds; i++)
-		fprintf(stderr, "%s %s %.1f MB", i ? "," : ":", m->rounds[i].final ? "final" : m->rounds[i].name,
-			m->rounds[i].bytes / MB);
+		fprintf(stderr, "%s %s %.1f MB", i ? "," : ":",
+			m->rounds[i].final ? "final" : m->rounds[i].name, m->rounds[i].bytes / MB);
 	fputc('\n', stderr);
 	if (m->handed_over)
-		fprintf(stderr, "migrate: tree of %d runs on %s as pid %d%s; downtime %.1f ms "
-				"(predicted %.1f ms), total %.2f s\n",
+		fprintf(stderr,
+			"migrate: tree of %d runs on %s as pid %d%s; downtime %.1f ms "
+			"(predicted %.1f ms), total %.2f s\n",
 			m->pid, m->host, m->dest_pid, m->dest_pidns ? " (new pid namespace)" : "",
 			(m->t_running - m->t_freeze) / 1e6,
 			m->n_rounds > 1 ? m->rounds[m->n_rounds - 2].est.predicted_s * 1e3 : 0.0,

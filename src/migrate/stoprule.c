@@ -74,7 +74,8 @@ enum mig_verdict mig_stop_rule(const struct mig_rule *r, const struct mig_round 
 		v = MIG_STOP_FITS;
 	else if (n >= r->max_iters)
 		v = MIG_STOP_MAX_ITERS;
-	else if (n >= 3 && (double)last->bytes > (1.0 - r->min_shrink) * (double)rounds[n - 2].bytes)
+	else if (n >= 3 &&
+		 (double)last->bytes > (1.0 - r->min_shrink) * (double)rounds[n - 2].bytes)
 		v = MIG_STOP_STALLED;
 	if (est)
 		*est = e;

@@ -31,10 +31,10 @@ enum mig_verdict {
 };
 
 struct mig_estimate {
-	double bw;	    /* bytes/s of the link, as the last rounds measured it (0: unknown) */
-	double dirty_rate;  /* bytes/s the tree dirties (0: unknown, round 0 only) */
+	double bw;	     /* bytes/s of the link, as the last rounds measured it (0: unknown) */
+	double dirty_rate;   /* bytes/s the tree dirties (0: unknown, round 0 only) */
 	uint64_t next_bytes; /* predicted size of the final delta */
-	double predicted_s; /* predicted downtime of stopping now */
+	double predicted_s;  /* predicted downtime of stopping now */
 };
 
 /* Defaults: 300 ms, 10 rounds, 10%, 30 ms. */

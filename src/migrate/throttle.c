@@ -37,7 +37,7 @@ struct mig_throttle {
 	bool v2;
 	char dir[2 * PATH_MAX + 64];  /* the cgroup throttled */
 	char orig[2 * PATH_MAX + 64]; /* the tree's cgroup before us */
-	char saved[64];	     /* the quota before us */
+	char saved[64];		      /* the quota before us */
 	bool moved;
 	int pct;
 };
@@ -131,7 +131,8 @@ static int pid_cgroup(pid_t pid, bool v2, char *cg, size_t clen)
 	for (char *q = strtok(pc, "\n"); q && r; q = strtok(NULL, "\n")) {
 		char ctrls[128] = "", cpath[PATH_MAX];
 		if (v2 ? sscanf(q, "0::%4095s", cpath) != 1
-		       : sscanf(q, "%*d:%127[^:]:%4095s", ctrls, cpath) != 2 || !has_word(ctrls, "cpu"))
+		       : sscanf(q, "%*d:%127[^:]:%4095s", ctrls, cpath) != 2 ||
+				    !has_word(ctrls, "cpu"))
 			continue;
 		snprintf(cg, clen, "%s", cpath);
 		r = 0;
@@ -244,8 +245,8 @@ int mig_throttle_start(pid_t root, struct mig_throttle **out)
 			(void)move_pids(t->orig, pids, n);
 			rmdir(t->dir);
 			free(t);
-			return pr_err_ret(r, "auto-converge: cannot move the tree of %d into '%s'", root,
-					  t->dir);
+			return pr_err_ret(r, "auto-converge: cannot move the tree of %d into '%s'",
+					  root, t->dir);
 		}
 		t->moved = true;
 	}
@@ -254,7 +255,8 @@ int mig_throttle_start(pid_t root, struct mig_throttle **out)
 		return pr_err_ret(r, "auto-converge: cannot read the cpu quota of '%s'", t->dir);
 	}
 	pr_info("auto-converge: tree of %d throttled through %s cgroup '%s'%s", root,
-		t->v2 ? "v2" : "v1 cpu", t->dir, t->moved ? " (moved there for the migration)" : "");
+		t->v2 ? "v2" : "v1 cpu", t->dir,
+		t->moved ? " (moved there for the migration)" : "");
 	*out = t;
 	return 0;
 }
@@ -314,7 +316,8 @@ void mig_throttle_stop(struct mig_throttle *t)
 		}
 		(void)move_pids(t->orig, pids, n);
 		if (rmdir(t->dir) < 0 && errno != ENOENT)
-			pr_warn("auto-converge: cannot remove cgroup '%s': %s", t->dir, strerror(errno));
+			pr_warn("auto-converge: cannot remove cgroup '%s': %s", t->dir,
+				strerror(errno));
 	}
 	free(t);
 }

@@ -105,7 +105,7 @@ static int dump_queue(int fd, int q, uint32_t *seq, ProtobufCBinaryData *b, char
 {
 	const char *name = q == TCP_RECV_QUEUE ? "receive" : "send";
 	int len = 0, v = 0, r;
-	if ((r = ioctl(fd, q == TCP_RECV_QUEUE ? SIOCINQ : SIOCOUTQ, &len)) < 0)
+	if (ioctl(fd, q == TCP_RECV_QUEUE ? SIOCINQ : SIOCOUTQ, &len) < 0)
 		return why_set(why, wl, errno, "%s queue length", name);
 	if (len < 0 || (unsigned int)len > TCPR_MAX_QUEUE)
 		return why_set(why, wl, EFBIG, "%s queue of %d bytes", name, len);

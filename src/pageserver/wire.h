@@ -94,10 +94,9 @@ int ps_parent_name(const char *rel, char out[64]);
 
 /* ---- blocking I/O on a connected stream socket, timeout in ms per wait ---------- */
 /* Send one frame: header + payload (protobuf message packed, or raw bytes). */
-int ps_send_msg(int fd, unsigned type, uint32_t file, const ProtobufCMessage *msg,
-		int timeout_ms);
-int ps_send_raw(int fd, unsigned type, uint16_t flags, uint32_t file, const void *buf,
-		size_t len, uint32_t raw_len, int timeout_ms);
+int ps_send_msg(int fd, unsigned type, uint32_t file, const ProtobufCMessage *msg, int timeout_ms);
+int ps_send_raw(int fd, unsigned type, uint16_t flags, uint32_t file, const void *buf, size_t len,
+		uint32_t raw_len, int timeout_ms);
 /* Send ERROR {code, message}. Best effort (a dead peer is fine). */
 void ps_send_error(int fd, int code, int timeout_ms, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -124,8 +123,8 @@ int ps_key_load(const char *path, struct ps_key *key);
  * key NULL or unset: no authentication (the server must not require it). On success
  * *features holds the agreed features. 0 or -errno, logged with the cause (a server
  * ERROR message is quoted). */
-int ps_handshake_client(int fd, const struct ps_key *key, const char *source,
-			uint64_t features, uint64_t *agreed, int timeout_ms);
+int ps_handshake_client(int fd, const struct ps_key *key, const char *source, uint64_t features,
+			uint64_t *agreed, int timeout_ms);
 
 /* Server side: read HELLO, answer, check AUTH; sends ERROR and returns -errno (logged)
  * on a bad version, arch, page size, name or proof. On success *hello is the decoded
