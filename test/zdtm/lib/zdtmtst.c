@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "zdtmtst.h"
@@ -15,8 +16,14 @@ volatile sig_atomic_t test_sigterm;
 
 static void on_sigterm(int sig)
 {
-	(void)sig;
+	int e = errno;
 	test_sigterm = 1;
+	/* Taken by another thread (the main one had it blocked for an instant in
+	 * test_wait_sigterm): queue it to the main thread too, or it could sleep in
+	 * sigsuspend forever. */
+	if (syscall(SYS_gettid) != getpid())
+		syscall(SYS_tgkill, getpid(), getpid(), sig);
+	errno = e;
 }
 
 void test_init(int argc, char **argv)

@@ -51,8 +51,13 @@ int main(int argc, char **argv)
 
 	test_init(argc, argv);
 	signal(SIGRTMIN + 2, on_sig);
+	/* the worker never takes SIGTERM (it is for the main thread's sigsuspend) */
+	sigemptyset(&m);
+	sigaddset(&m, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &m, NULL);
 	if (pipe(stop_pipe) || pthread_create(&th, NULL, worker, NULL))
 		fail("setup: %m");
+	pthread_sigmask(SIG_UNBLOCK, &m, NULL);
 	sigemptyset(&m);
 	sigaddset(&m, SIGRTMIN + 2);
 	pthread_sigmask(SIG_BLOCK, &m, NULL);	/* the main thread never takes it */
