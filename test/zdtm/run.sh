@@ -701,8 +701,9 @@ run_one() {	# NAME FLAVOR
 		show_logs
 		NFAIL=$((NFAIL + 1))
 	fi
-	# nothing of this run may survive it
-	for r in "${LIVE_PIDS[@]}"; do alive "$r" && kill -9 "$r" 2>/dev/null; done
+	# nothing of this run may survive it (a test's children included: a failed run can
+	# leave the tree running)
+	for r in "${LIVE_PIDS[@]}"; do alive "$r" && { kill_tree "$r" || kill -9 "$r"; } 2>/dev/null; done
 	for r in "${LIVE_PIDS[@]}"; do wait "$r" 2>/dev/null; done
 	LIVE_PIDS=()
 	if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
