@@ -272,41 +272,56 @@ static void round_record(struct ps_client *c, bool committed)
 	ps_sender_stats(c->snd, &rs->st);
 }
 
-/* Wait for the server's answer to ROUND_COMMIT. */
-static int commit_reply(struct ps_client *c, const char *what)
+/* The answer to a call: a WANT frame decoded with DESC, or the server's ERROR. */
+static int call_reply(struct ps_client *c, unsigned want, const ProtobufCMessageDescriptor *desc,
+		      ProtobufCMessage **reply, int timeout_ms, const char *what)
 {
 	struct ps_hdr h;
 	const char *why = "";
 	char msg[512];
-	int r = ps_recv_hdr(c->fd, &h, &why, c->timeout_ms * 5);
-	if (r == -EPROTO)
+	int r = ps_recv_hdr(c->fd, &h, &why, timeout_ms);
+	if (r == -ETIMEDOUT) {
+		pr_err("page server %s: no answer within %d s while %s", c->peer, timeout_ms / 1000,
+		       what);
+		return c->err = r;
+	}
+	if (r == -EPROTO) {
 		pr_err("page server %s: bad frame while %s: %s", c->peer, what, why);
+		return c->err = r;
+	}
 	if (r < 0)
-		return c->err = r == -EPROTO ? r : conn_fail(c, r, what);
+		return conn_fail(c, r, what);
 	if (h.type == PS_ERROR) {
-		int code = error_payload(c, &h, msg, sizeof(msg), ERROR_WAIT_MS);
-		if (code)
-			pr_err("page server %s: %s (while %s)", c->peer, msg, what);
-		else
-			pr_err("page server %s: undecodable ERROR while %s", c->peer, what);
+		int code = error_payload(c, &h, msg, sizeof(msg), c->timeout_ms);
+		pr_err("page server %s: %s (while %s)", c->peer, code ? msg : "undecodable ERROR",
+		       what);
 		return c->err = code ? -code : -EPROTO;
 	}
-	if (h.type != PS_ROUND_DONE) {
+	if (h.type != want) {
 		pr_err("page server %s: unexpected %s frame while %s", c->peer,
 		       ps_type_name(h.type), what);
 		return c->err = -EPROTO;
 	}
 	void *buf = malloc(h.len ? h.len : 1);
-	ProtobufCMessage *m = NULL;
 	if (!buf)
 		return -ENOMEM;
 	r = ps_recv_full(c->fd, buf, h.len, c->timeout_ms);
-	if (r == 0 && ps_unpack(&ps_round_done__descriptor, buf, h.len, &m) < 0)
-		r = pr_err_ret(-EPROTO, "page server %s: undecodable ROUND_DONE", c->peer);
-	else if (r < 0)
+	if (r < 0)
 		r = conn_fail(c, r, what);
+	else if (ps_unpack(desc, buf, h.len, reply) < 0)
+		r = c->err = pr_err_ret(-EPROTO, "page server %s: undecodable %s", c->peer,
+					ps_type_name(h.type));
 	free(buf);
-	if (m) {
+	return r;
+}
+
+/* Wait for the server's answer to ROUND_COMMIT (the server fsyncs: a longer wait). */
+static int commit_reply(struct ps_client *c, const char *what)
+{
+	ProtobufCMessage *m = NULL;
+	int r = call_reply(c, PS_ROUND_DONE, &ps_round_done__descriptor, &m, c->timeout_ms * 5,
+			   what);
+	if (r == 0) {
 		PsRoundDone *d = (PsRoundDone *)m;
 		pr_info("page server %s: round stored as '%s' (%llu bytes, %u files)", c->peer,
 			d->path, (unsigned long long)d->bytes, d->files);
@@ -534,49 +549,6 @@ void ps_client_set_kind(struct ps_client *c, int kind)
 	pthread_mutex_lock(&c->lock);
 	c->kind = kind;
 	pthread_mutex_unlock(&c->lock);
-}
-
-/* The answer to a call: a WANT frame decoded with DESC, or the server's ERROR. */
-static int call_reply(struct ps_client *c, unsigned want, const ProtobufCMessageDescriptor *desc,
-		      ProtobufCMessage **reply, int timeout_ms, const char *what)
-{
-	struct ps_hdr h;
-	const char *why = "";
-	char msg[512];
-	int r = ps_recv_hdr(c->fd, &h, &why, timeout_ms);
-	if (r == -ETIMEDOUT) {
-		pr_err("page server %s: no answer within %d s while %s", c->peer, timeout_ms / 1000,
-		       what);
-		return c->err = r;
-	}
-	if (r == -EPROTO) {
-		pr_err("page server %s: bad frame while %s: %s", c->peer, what, why);
-		return c->err = r;
-	}
-	if (r < 0)
-		return conn_fail(c, r, what);
-	if (h.type == PS_ERROR) {
-		int code = error_payload(c, &h, msg, sizeof(msg), c->timeout_ms);
-		pr_err("page server %s: %s (while %s)", c->peer, code ? msg : "undecodable ERROR",
-		       what);
-		return c->err = code ? -code : -EPROTO;
-	}
-	if (h.type != want) {
-		pr_err("page server %s: unexpected %s frame while %s", c->peer,
-		       ps_type_name(h.type), what);
-		return c->err = -EPROTO;
-	}
-	void *buf = malloc(h.len ? h.len : 1);
-	if (!buf)
-		return -ENOMEM;
-	r = ps_recv_full(c->fd, buf, h.len, c->timeout_ms);
-	if (r < 0)
-		r = conn_fail(c, r, what);
-	else if (ps_unpack(desc, buf, h.len, reply) < 0)
-		r = c->err = pr_err_ret(-EPROTO, "page server %s: undecodable %s", c->peer,
-					ps_type_name(h.type));
-	free(buf);
-	return r;
 }
 
 int ps_client_call(struct ps_client *c, unsigned type, const ProtobufCMessage *req, unsigned want,
