@@ -44,6 +44,11 @@ int parse_int(const char *s, int *out);
 
 uint64_t now_ns(void); /* CLOCK_MONOTONIC */
 
+/* Remove directory NAME under the directory fd PARENT (AT_FDCWD: a path) and the files
+ * and links in it (no recursion, links not followed; an image round, say). A missing
+ * directory is fine. 0 or -errno (not logged). */
+int rmdir_files_at(int parent, const char *name);
+
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 /* Is every byte of buf zero? (fast path for page-sized buffers) */

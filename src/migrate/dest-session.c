@@ -14,7 +14,6 @@
  * tmp + rename + fsync) before it is acted on, so STATUS never reports something that
  * did not happen; a held tree runs only after HANDOVER.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -88,19 +87,7 @@ static int decision_write(int srcfd, const char *round, const char *fmt, ...)
  * parent link; rounds hold no directories). The pre-dump chain below it stays. */
 static void round_discard(int srcfd, const char *round)
 {
-	int fd = openat(srcfd, round, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *e;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			(void)unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
-	if (unlinkat(srcfd, round, AT_REMOVEDIR) == 0)
+	if (rmdir_files_at(srcfd, round) == 0)
 		pr_info("round '%s' of the discarded attempt removed", round);
 }
 

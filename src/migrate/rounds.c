@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,22 +72,12 @@ static int chain_scan(struct mig *m)
 	return 0;
 }
 
-/* rm -r of one round directory (files only: rounds hold no subdirectories). */
+/* Remove round n of the local chain. */
 static void round_remove(const struct mig *m, int n)
 {
-	char dir[PATH_MAX + 16], path[PATH_MAX + 300];
+	char dir[PATH_MAX + 16];
 	snprintf(dir, sizeof(dir), "%s/r%04d", m->work, n);
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	rmdir(dir);
+	(void)rmdir_files_at(AT_FDCWD, dir);
 }
 
 static int work_setup(struct mig *m)

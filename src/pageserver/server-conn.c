@@ -134,35 +134,6 @@ static int io_code(int r)
 
 /* ---- removing a partial round ---------------------------------------------------- */
 
-/* Remove directory NAME under PARENT and the files and symlinks in it (never follows
- * a symlink; a subdirectory makes it fail). 0 or -errno (not logged). */
-static int remove_round_dir(int parent, const char *name)
-{
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-	struct dirent *e;
-	int r = 0;
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
-			r = -errno;
-	}
-	closedir(d);
-	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		r = -errno;
-	return r;
-}
-
 static void file_drop(struct conn *c, struct pfile *f, bool unlink_it)
 {
 	if (f->fd >= 0)
@@ -195,7 +166,7 @@ static void round_remove(struct conn *c)
 	if (c->rdfd < 0)
 		return;
 	round_reset(c);
-	r = remove_round_dir(c->srcfd, c->round);
+	r = rmdir_files_at(c->srcfd, c->round);
 	if (r < 0)
 		pr_err("cannot remove partial round '%s/%s': %s", c->source, c->round,
 		       strerror(-r));
@@ -284,7 +255,7 @@ static int round_begin(struct conn *c, const struct ps_hdr *h)
 					 "round '%s/%s' is complete already (remove it first)",
 					 c->source, c->round);
 		pr_warn("removing leftover partial round '%s/%s'", c->source, c->round);
-		if ((r = remove_round_dir(c->srcfd, c->round)) < 0)
+		if ((r = rmdir_files_at(c->srcfd, c->round)) < 0)
 			return conn_fail(c, -r, "cannot remove leftover round '%s/%s': %s",
 					 c->source, c->round, strerror(-r));
 	}
