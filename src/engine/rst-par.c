@@ -197,7 +197,8 @@ static int workers_count(const struct rst_tree *t)
 	return (size_t)n > live ? (int)live : (int)n;
 }
 
-/* The main thread: READY reports, then the barrier, the pidfile, the end. */
+/* The main thread: READY reports, then the barrier, the hold (migrate), the pidfile, the
+ * end. */
 static int coordinate(struct par *p, int e)
 {
 	if (e == 0 && (e = rst_tree_collect(p->t, on_ready, p)) < 0)
@@ -207,7 +208,7 @@ static int coordinate(struct par *p, int e)
 		pthread_cond_wait(&p->cv, &p->mu);
 	e = p->err;
 	pthread_mutex_unlock(&p->mu);
-	if (e == 0 && (e = rst_tree_pidfile(p->t)) < 0)
+	if (e == 0 && ((e = rst_tree_hold(p->t)) < 0 || (e = rst_tree_pidfile(p->t)) < 0))
 		fail(p, e);
 	pthread_mutex_lock(&p->mu);
 	p->phase = e == 0 ? 1 : 2;

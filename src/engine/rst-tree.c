@@ -667,12 +667,12 @@ static int memfds_plan(struct rst_tree *t)
 
 /* ---- finishing and rollback ------------------------------------------------------ */
 
-/* migrate (engine.h hold): the tree is built and nothing of it has run; report it and
- * wait for the verdict ('g': let it run; anything else or EOF: roll back). */
-static int tree_hold(struct rst_tree *t)
+int rst_tree_hold(struct rst_tree *t)
 {
 	char line[64], c = 0;
 	ssize_t k;
+	if (!t->o->hold)
+		return 0;
 	int n = snprintf(line, sizeof(line), "ready %d\n", t->t[0].pid);
 	if (write_full(t->o->hold_fd, line, n) < 0)
 		return pr_perror("cannot report the restored tree to the hand-over");
@@ -681,18 +681,13 @@ static int tree_hold(struct rst_tree *t)
 	while (k < 0 && errno == EINTR);
 	if (k == 1 && c == 'g')
 		return 0;
-	return pr_err_ret(-ECANCELED,
-			  "restored tree of %d discarded: the hand-over did not "
-			  "happen",
-			  t->t[0].pid);
+	return pr_err_ret(-ECANCELED, "restored tree of %d discarded: no hand-over", t->t[0].pid);
 }
 
 int rst_tree_pidfile(struct rst_tree *t)
 {
 	char buf[32];
 	int fd, e;
-	if (t->o->hold && (e = tree_hold(t)) < 0)
-		return e;
 	if (!t->o->pidfile)
 		return 0;
 	fd = open(t->o->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

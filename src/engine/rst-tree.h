@@ -81,9 +81,11 @@ ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
 /* Read the stubs' READY reports (fds they kept), then wait for the CLONE_FILES
  * sharers to block; ready(arg, i) once process i may be seized. 0 or -errno (logged). */
 int rst_tree_collect(struct rst_tree *t, void (*ready)(void *arg, size_t i), void *arg);
-/* The tree is complete (every process built, none run yet): with o->hold, report it and
- * wait for migrate's verdict (rollback unless 'g'); then write --pidfile (the root's
- * host pid), if asked. 0 or -errno (logged). */
+/* migrate (engine.h hold): the tree is complete (every process built, none run yet):
+ * report it and wait for the verdict ('g': let it run; anything else or EOF: roll back,
+ * -ECANCELED). 0 at once without o->hold. */
+int rst_tree_hold(struct rst_tree *t);
+/* Write --pidfile (the root's host pid), if asked. 0 or -errno (logged). */
 int rst_tree_pidfile(struct rst_tree *t);
 
 /* rst-par.c: collect the READY reports, seize every live stub once ready, build it,

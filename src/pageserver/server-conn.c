@@ -19,7 +19,6 @@
  *  - Each error is logged once here with the cause (the log prefix names the peer) and
  *    sent to the peer as ERROR {code, same line}.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4.h>
