@@ -15,7 +15,6 @@
  * whatever happened; children born meanwhile inherit the cgroup and are moved back with
  * the tree's processes found at the end.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +26,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/proc.h"
 #include "migrate/throttle.h"
 
 #define PERIOD_US 100000
@@ -42,39 +42,38 @@ struct mig_throttle {
 	int pct;
 };
 
-/* Every pid of the tree rooted at root (children files, breadth first). */
+/* Append the pids listed in file path (space or newline separated) to out[*n..max). */
+static void read_pids(const char *path, pid_t *out, size_t *n, size_t max)
+{
+	char *buf = NULL, *p, *end;
+	size_t len;
+	if (read_file(path, &buf, &len, 1 << 20) < 0)
+		return;
+	for (p = buf; *n < max; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		out[(*n)++] = (pid_t)v;
+	}
+	free(buf);
+}
+
+/* Every pid of the tree rooted at root (children of every thread, breadth first). */
 static size_t tree_pids(pid_t root, pid_t *out, size_t max)
 {
-	size_t n = 0, i = 0;
+	size_t n = 0;
 	out[n++] = root;
-	while (i < n && n < max) {
-		char path[64], *buf = NULL, *p, *end;
-		size_t len;
-		DIR *d;
-		struct dirent *e;
-		snprintf(path, sizeof(path), "/proc/%d/task", out[i]);
-		if (!(d = opendir(path))) {
-			i++;
+	for (size_t i = 0; i < n && n < max; i++) {
+		pid_t *tids;
+		size_t nt;
+		if (proc_list_tids(out[i], &tids, &nt) < 0)
 			continue;
+		for (size_t k = 0; k < nt; k++) {
+			char cp[96];
+			snprintf(cp, sizeof(cp), "/proc/%d/task/%d/children", out[i], tids[k]);
+			read_pids(cp, out, &n, max);
 		}
-		while ((e = readdir(d)) && n < max) {
-			char cp[300];
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", out[i], e->d_name);
-			if (read_file(cp, &buf, &len, 1 << 20) < 0)
-				continue;
-			for (p = buf; n < max; p = end) {
-				long v = strtol(p, &end, 10);
-				if (end == p)
-					break;
-				out[n++] = (pid_t)v;
-			}
-			free(buf);
-			buf = NULL;
-		}
-		closedir(d);
-		i++;
+		free(tids);
 	}
 	return n;
 }
@@ -170,22 +169,19 @@ static int write_str(const char *dir, const char *file, const char *s)
 /* Is every member of cgroup dir a process of the tree? */
 static bool cgroup_own(const char *dir, const pid_t *pids, size_t n)
 {
-	char path[2 * PATH_MAX + 128], *buf = NULL, *p, *end;
-	size_t len;
-	bool own = true;
+	static pid_t members[MAX_PIDS];
+	char path[2 * PATH_MAX + 128];
+	size_t m = 0;
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	if (read_file(path, &buf, &len, 1 << 20) < 0)
-		return false;
-	for (p = buf; own; p = end) {
-		long v = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		own = false;
-		for (size_t i = 0; i < n && !own; i++)
-			own = pids[i] == v;
+	read_pids(path, members, &m, MAX_PIDS);
+	for (size_t j = 0; j < m; j++) {
+		bool in = false;
+		for (size_t i = 0; i < n && !in; i++)
+			in = pids[i] == members[j];
+		if (!in)
+			return false;
 	}
-	free(buf);
-	return own;
+	return m > 0;
 }
 
 static int move_pids(const char *dir, const pid_t *pids, size_t n)
@@ -302,18 +298,10 @@ void mig_throttle_stop(struct mig_throttle *t)
 		pr_warn("auto-converge: cannot restore the cpu quota of '%s'", t->dir);
 	if (t->moved) {
 		/* whatever is still in our cgroup goes back (a migrated tree is gone) */
-		char path[2 * PATH_MAX + 128], *buf = NULL, *p, *end;
-		size_t len, n = 0;
+		char path[2 * PATH_MAX + 128];
+		size_t n = 0;
 		snprintf(path, sizeof(path), "%s/cgroup.procs", t->dir);
-		if (read_file(path, &buf, &len, 1 << 20) == 0) {
-			for (p = buf; n < MAX_PIDS; p = end) {
-				long v = strtol(p, &end, 10);
-				if (end == p)
-					break;
-				pids[n++] = (pid_t)v;
-			}
-			free(buf);
-		}
+		read_pids(path, pids, &n, MAX_PIDS);
 		(void)move_pids(t->orig, pids, n);
 		if (rmdir(t->dir) < 0 && errno != ENOENT)
 			pr_warn("auto-converge: cannot remove cgroup '%s': %s", t->dir,
