@@ -6,12 +6,8 @@
 # Sizes: BENCH_SIZES="1024 4096" (MiB) by default. Not part of `make test`: timings on a
 # shared machine are noisy, so each figure is the best of BENCH_REPS runs (default 2).
 set -u
-# Children must not inherit fds our caller leaked to us (a pipe to elsewhere would make
-# them unsupported for dump): keep 0-2 and bash's own script fd (255).
-for fd in /proc/$$/fd/*; do
-	fd=${fd##*/}
-	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
-done
+BENCH_NAME=
+. "$(dirname "$0")/bench-lib.sh"
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 FERRY=$top/$BUILD/ferry
@@ -29,26 +25,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_file() { # FILE SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		[[ -s $1 ]] && return 0
-		sleep 0.01
-	done
-	echo "bench: timed out waiting for $1" >&2
-	return 1
-}
-wait_gone() { # PID SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.01
-	done
-	echo "bench: process $1 still alive" >&2
-	return 1
-}
-now() { date +%s.%N; }
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 gbps() { awk -v mb="$1" -v t="$2" 'BEGIN { printf "%.3f", mb * 1048576 / t / 1e9 }'; }
 

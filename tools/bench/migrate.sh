@@ -12,10 +12,8 @@
 # (default "0 1 50", MB/s). Targets (issue 6): downtime < 100 ms at 1 MB/s for every
 # size; total within 1.3x of send-once.
 set -u
-for fd in /proc/$$/fd/*; do # the workload must not inherit a pipe of our caller
-	fd=${fd##*/}
-	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
-done
+BENCH_NAME=migrate
+. "$(dirname "$0")/../bench-lib.sh"
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 FERRY=$top/$BUILD/ferry
@@ -32,24 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-die() { echo "bench migrate: $*" >&2; exit 1; }
-wait_file() { # FILE SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		[[ -s $1 ]] && return 0
-		sleep 0.01
-	done
-	die "timed out waiting for $1"
-}
-wait_gone() { # PID SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.01
-	done
-	die "process $1 still alive"
-}
-now() { date +%s.%N; }
 jnum() { sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" | head -n 1; }
 
 # a page server on a free loopback port

@@ -14,10 +14,8 @@
 # Each figure is the best of BENCH_REPS (default 2) rounds.
 # Targets (issue 5): off >= 0.90 of send(); auto never slower than off.
 set -u
-for fd in /proc/$$/fd/*; do
-	fd=${fd##*/}
-	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
-done
+BENCH_NAME=pageserver
+. "$(dirname "$0")/../bench-lib.sh"
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 FERRY=$top/$BUILD/ferry
@@ -35,22 +33,12 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 130" INT TERM
 
-die() { echo "bench pageserver: $*" >&2; exit 1; }
 # the workload and one round on tmpfs must fit (the machine may be shared)
 avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
 ((avail > SIZE * 5 / 2)) || die "needs ~$((SIZE * 5 / 2)) MiB of available memory, $avail MiB free (set BENCH_PS_SIZE)"
-wait_file() { # FILE SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		[[ -s $1 ]] && return 0
-		sleep 0.01
-	done
-	die "timed out waiting for $1"
-}
 field() { # JSON-LINE KEY: a number or string value
 	echo "$1" | grep -o "\"$2\":\"\{0,1\}[^,\"}]*" | head -n 1 | sed 's/.*:"\{0,1\}//'
 }
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 
 # the page server, on a free port
 for ((try = 0; try < 10; try++)); do

@@ -17,11 +17,8 @@
 # round). Targets (issue 4): final dump < 3% of a full dump for round:1; a round's
 # freeze < 5 ms for 4 GiB.
 set -u
-# the dirtier must not inherit a pipe of our caller (unsupported for the dump)
-for fd in /proc/$$/fd/*; do
-	fd=${fd##*/}
-	((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null
-done
+BENCH_NAME=predump
+. "$(dirname "$0")/../bench-lib.sh"
 BUILD=${1:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 FERRY=$top/$BUILD/ferry
@@ -38,23 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-die() { echo "bench predump: $*" >&2; exit 1; }
-wait_file() { # FILE SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		[[ -s $1 ]] && return 0
-		sleep 0.01
-	done
-	die "timed out waiting for $1"
-}
-wait_gone() { # PID SECONDS
-	local i
-	for ((i = 0; i < $2 * 100; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.01
-	done
-	die "process $1 still alive"
-}
 # st KEY: a field of the dirtier's status line
 st() { awk -v k="$1" '{ for (i = 1; i < NF; i += 2) if ($i == k) print $(i + 1) }' "$work/status"; }
 # wait_count KEY N: until the status field KEY reaches N (10 s at most)
