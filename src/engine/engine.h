@@ -27,11 +27,14 @@ struct ferry_opts {
 	 * (rollback: dump_main then fails with that error). NULL: the usual kill/resume. */
 	int (*on_frozen)(void *arg);
 	void *on_frozen_arg;
-	/* migrate, destination: restore builds the tree, writes "ready <root host pid>\n"
-	 * to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
+	/* migrate, destination: restore builds the tree, writes "ready <root host pid>
+	 * <pidns>\n" to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
 	 * kills it (rollback). Only when hold is set. */
 	bool hold;
 	int hold_fd;
+	/* restore: a new pid namespace only if a pid of the tree is taken here (migrate);
+	 * with hold, the "ready" line then says which ("ready <pid> <pidns 0|1>") */
+	bool pidns_auto;
 };
 
 /* ferry dump: freeze, write the images, then kill (default) or resume the process.

@@ -339,12 +339,32 @@ static int ids_free_check(struct rst_tree *t)
 	return 0;
 }
 
+/* pidns_auto: is a pid or tid of the tree held here by a live process (a dying one or
+ * a zombie will go: ids_free_check waits for those)? */
+static bool ids_taken(const struct rst_tree *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->pst[i]->n_threads; k++) {
+			pid_t p = (pid_t)t->pst[i]->threads[k];
+			struct proc_stat st;
+			if ((kill(p, 0) == 0 || errno == EPERM) &&
+			    !(proc_parse_stat(p, 0, &st) == 0 &&
+			      (st.state == 'Z' || st.state == 'X')))
+				return true;
+		}
+	return false;
+}
+
 static int tree_load(struct rst_tree *t)
 {
 	int e;
 	if ((e = img_dir_open(t->o->images_dir, &t->d)) < 0 || (e = inventory_check(t)) < 0 ||
 	    (e = pstree_load(t)) < 0)
 		return e;
+	if (t->o->pidns_auto && !t->pidns && ids_taken(t)) {
+		pr_info("pids of the tree are taken here: restoring into a new pid namespace");
+		t->pidns = true;
+	}
 	t->t = calloc(t->n, sizeof(*t->t));
 	t->id = calloc(t->n, sizeof(*t->id));
 	t->hpid = calloc(t->n, sizeof(*t->hpid));
@@ -673,7 +693,7 @@ int rst_tree_hold(struct rst_tree *t)
 	ssize_t k;
 	if (!t->o->hold)
 		return 0;
-	int n = snprintf(line, sizeof(line), "ready %d\n", t->t[0].pid);
+	int n = snprintf(line, sizeof(line), "ready %d %d\n", t->t[0].pid, t->pidns);
 	if (write_full(t->o->hold_fd, line, n) < 0)
 		return pr_perror("cannot report the restored tree to the hand-over");
 	do

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +26,10 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "img/img.h"
 #include "migrate.pb-c.h"
 #include "migrate/dest.h"
 #include "migrate/migrate.h"
 #include "pageserver/wire.h"
-#include "pstree.pb-c.h"
 
 #define DEFAULT_RESTORE_S 120
 
@@ -89,29 +86,6 @@ static void round_discard(int srcfd, const char *round)
 {
 	if (rmdir_files_at(srcfd, round) == 0)
 		pr_info("round '%s' of the discarded attempt removed", round);
-}
-
-/* Are all pids and tids of the round's tree free here? (else: a new pid namespace) */
-static bool pids_free(const char *dir)
-{
-	struct img_dir *d;
-	struct img_buf *b = NULL;
-	ProtobufCMessage *m;
-	bool ok = true;
-	if (img_dir_open(dir, &d) < 0)
-		return false;
-	if (img_load(d, "pstree.img", IMG_MAGIC_PSTREE, &b) == 0) {
-		while (ok && img_buf_next(b, &pstree_entry__descriptor, &m) == 1) {
-			PstreeEntry *e = (PstreeEntry *)m;
-			ok = kill(e->pid, 0) < 0 && errno == ESRCH;
-			for (size_t i = 0; ok && i < e->n_threads; i++)
-				ok = kill(e->threads[i], 0) < 0 && errno == ESRCH;
-			protobuf_c_message_free_unpacked(m, NULL);
-		}
-		img_buf_free(b);
-	}
-	img_dir_free(d);
-	return ok;
 }
 
 /* The round's path, for restore_main (it takes a path; our fds resolve it). */
@@ -193,12 +167,8 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 			      round);
 		return -EINVAL;
 	}
-	if (!pidns && !pids_free(dir)) {
-		pr_info("round '%s': pids taken here: restoring into a new pid namespace", round);
-		pidns = true;
-	}
 	uint64_t t0 = now_ns();
-	r = mig_dest_restore(dir, pidns, tmo, &hd, &pid, err, sizeof(err));
+	r = mig_dest_restore(dir, &pidns, tmo, &hd, &pid, err, sizeof(err));
 	if (r < 0) {
 		(void)decision_write(srcfd, round, "discarded %s", err);
 		round_discard(srcfd, round);

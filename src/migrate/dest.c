@@ -49,6 +49,7 @@ static void restorer_main(const char *dir, bool pidns, int sk)
 	struct ferry_opts o = { .images_dir = dir,
 				.detach = true,
 				.pidns = pidns,
+				.pidns_auto = true,
 				.verbosity = log_level,
 				.hold = true,
 				.hold_fd = sk };
@@ -105,8 +106,8 @@ static void reap(pid_t pid)
 		;
 }
 
-int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest **out, pid_t *root,
-		     char *err, size_t errlen)
+int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **out,
+		     pid_t *root, char *err, size_t errlen)
 {
 	int sk[2];
 	char line[600];
@@ -127,11 +128,13 @@ int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest
 	}
 	if (pid == 0) {
 		close(sk[0]);
-		restorer_main(dir, pidns, sk[1]);
+		restorer_main(dir, *pidns, sk[1]);
 	}
 	close(sk[1]);
 	int r = read_line(sk[0], line, sizeof(line), timeout_s);
-	if (r == 0 && !strncmp(line, "ready ", 6) && parse_int(line + 6, root) == 0) {
+	int ns = 0;
+	if (r == 0 && sscanf(line, "ready %d %d", root, &ns) == 2) {
+		*pidns = ns;
 		struct mig_dest *h = malloc(sizeof(*h));
 		if (h) {
 			h->restorer = pid;

@@ -16,11 +16,12 @@
 
 struct mig_dest;
 
-/* Restore DIR held. pidns: into a new pid namespace. On success *out and *root (the
- * root's host pid). On failure -errno and the cause in err (one line; also logged by
+/* Restore DIR held. *pidns in: force a new pid namespace; out: whether one was used (a
+ * pid of the tree taken here makes one too). On success *out and *root (the root's host
+ * pid). On failure -errno and the cause in err (one line; also logged by
  * the restorer). timeout_s bounds the build. */
-int mig_dest_restore(const char *dir, bool pidns, int timeout_s, struct mig_dest **out, pid_t *root,
-		     char *err, size_t errlen);
+int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **out,
+		     pid_t *root, char *err, size_t errlen);
 /* Let the held tree run; waits for the restorer to detach it. 0 or -errno (logged). */
 int mig_dest_go(struct mig_dest *h);
 /* Kill the held tree (the restorer rolls back) and free h. NULL is fine. */
