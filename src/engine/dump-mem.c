@@ -247,7 +247,7 @@ char *dump_vdso_layout(const struct dump_ctx *c)
 
 /* ---- mm-<pid>.img ------------------------------------------------------------------ */
 
-static void vma_fill(const struct proc_vma *v, VmaEntry *e)
+void dump_vma_fill(const struct proc_vma *v, VmaEntry *e)
 {
 	vma_entry__init(e);
 	e->start = v->start;
@@ -386,7 +386,7 @@ int dump_mm_write(struct dump_ctx *c)
 	mm.env_end = c->st.env_end;
 	mm.exe_path = exe;
 	for (size_t i = 0; i < c->n_vmas; i++) {
-		vma_fill(&c->vmas[i], &ve[i]);
+		dump_vma_fill(&c->vmas[i], &ve[i]);
 		vp[i] = &ve[i];
 		if (is_memfd(&c->vmas[i]) && (r = vma_file_id(c, &c->vmas[i], &ve[i])) < 0)
 			goto out;

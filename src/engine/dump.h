@@ -184,6 +184,8 @@ int dump_vmas_check(struct dump_ctx *c);
 /* Write mm-<pid>.img (needs c->rs.brk, and fs_dump_task done for c when it maps memfds).
  * 0 or -errno (logged). */
 int dump_mm_write(struct dump_ctx *c);
+/* One VmaEntry from a parsed VMA (strings point into v; no file id for memfds). */
+void dump_vma_fill(const struct proc_vma *v, VmaEntry *e);
 /* Write pagemap-<pid>.img and pages-<pid>.img. 0 or -errno (logged). */
 int dump_pages_write(struct dump_ctx *c);
 /* Pages the images directory d holds for pid (PE_PRESENT and PE_PARENT runs of

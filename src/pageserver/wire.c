@@ -233,7 +233,7 @@ static const struct {
 	{ "pstree", false, ".img" }, { "files", false, ".img" },  { "pipes-data", false, ".img" },
 	{ "core", true, ".img" },    { "mm", true, ".img" },	  { "pagemap", true, ".img" },
 	{ "pages", true, ".img" },   { "fdinfo", true, ".img" },  { "ghost", true, ".img" },
-	{ "sysc", true, ".img" },    { "dirty", true, ".state" },
+	{ "sysc", true, ".img" },    { "dirty", true, ".state" }, { "vmas", true, ".img" },
 };
 
 /* A decimal number as printf %d/%u of a non-negative id writes it: 1-10 digits, no
