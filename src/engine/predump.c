@@ -488,6 +488,37 @@ static int pd_seized(struct predump *s)
 	return r;
 }
 
+/* vmas-<pid>.img: the round's VMA layout (an MmEntry with only its vmas), which the
+ * warm destination of a migration stages the memory by (docs/migrate.md). */
+static int pd_vmas_write(struct predump *s, const struct pd_proc *pp)
+{
+	char name[64];
+	MmEntry mm;
+	VmaEntry *ve = calloc(pp->n_vmas + 1, sizeof(*ve));
+	VmaEntry **vp = calloc(pp->n_vmas + 1, sizeof(*vp));
+	struct img_writer *w = NULL;
+	int r = -ENOMEM;
+
+	if (ve && vp) {
+		mm_entry__init(&mm);
+		for (size_t i = 0; i < pp->n_vmas; i++) {
+			dump_vma_fill(&pp->vmas[i], &ve[i]);
+			vp[i] = &ve[i];
+		}
+		mm.n_vmas = pp->n_vmas;
+		mm.vmas = vp;
+		r = img_writer_open(s->d, img_name(name, "vmas-%d.img", pp->pid), IMG_MAGIC_MM,
+				    &w);
+		if (r == 0 && (r = img_write_pb(w, &mm.base)) < 0)
+			img_writer_abort(w);
+		else if (r == 0)
+			r = img_writer_close(w);
+	}
+	free(ve);
+	free(vp);
+	return r;
+}
+
 /* Running part for one process: scan, copy, state. */
 static int pd_copy(struct predump *s, struct pd_proc *pp)
 {
@@ -515,6 +546,8 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 			      .n_held = pp->n_held };
 	t0 = now_ns();
 	r = pd_sc_write(s, pp);
+	if (r == 0)
+		r = pd_vmas_write(s, pp);
 	if (r == 0)
 		r = dump_pages_write(&c);
 	s->copy_ns += now_ns() - t0;
@@ -676,6 +709,10 @@ int predump_main(const struct ferry_opts *o)
 		goto out;
 	f1 = now_ns();
 	r = pd_seized(&s);
+	/* the tree as it is now, for the warm destination of a migration (no restore
+	 * reads a pre-dump round's pstree) */
+	if (r == 0)
+		r = dump_pstree_write(&s.tree, s.d);
 	f2 = now_ns();
 	dump_tree_release(&s.tree, SEIZE_RESUME); /* the tree runs again */
 	s.freeze_ns = now_ns() - f0;
