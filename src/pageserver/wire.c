@@ -116,6 +116,10 @@ const char *ps_type_name(unsigned type)
 		return "MIG_STATUS";
 	case PS_MIG_STATE:
 		return "MIG_STATE";
+	case PS_MIG_WARM:
+		return "MIG_WARM";
+	case PS_MIG_WARMED:
+		return "MIG_WARMED";
 	}
 	return "unknown";
 }

@@ -63,6 +63,8 @@ enum ps_type {
 	PS_MIG_RUNNING = 35,  /* S->C MigRunning */
 	PS_MIG_STATUS = 36,   /* C->S MigStatus (a new connection, when in doubt) */
 	PS_MIG_STATE = 37,    /* S->C MigState */
+	PS_MIG_WARM = 38,     /* C->S MigWarm: stage a pre-copy round (warm destination) */
+	PS_MIG_WARMED = 39,   /* S->C MigWarmed */
 };
 #define PS_MIG_FIRST 32
 #define PS_MIG_LAST  63
