@@ -22,8 +22,10 @@
  * restorer by the linked hook of the first TCP file (every file of the tree is
  * prepared by then): listening and closed sockets first (a listener may then share its
  * port with accepted connections, which bind in repair mode), then the established
- * ones (tcpr_restore), then the network lock is removed, then each send queue is sent
- * and the last options applied. open() in the stub only dups the restorer's socket.
+ * ones (tcpr_restore; a connection whose other end is in the tree too drops the head of
+ * its send queue that the other end already received: find_peers), then the network
+ * lock is removed, then each connection sends a window probe and its send queue, and
+ * the last options are applied. open() in the stub only dups the restorer's socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,6 +69,7 @@ struct inet_kd {	 /* restore */
 	InetSkEntry *ie; /* own copy of the entry */
 	int fd;		 /* the restorer's socket, -1 before linked */
 	bool built;
+	struct tcpr_outq q; /* how the send queue starts (find_peers) */
 };
 
 static const char *const tcp_states[] = {
@@ -628,6 +631,33 @@ static int build_plain(struct fs_rst *r, struct rst_file *f)
 	return pr_err_ret(e, "PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), what);
 }
 
+static bool is_inet(const struct rst_file *f)
+{
+	return f->ops == &fd_inet_ops && f->kd;
+}
+
+/* Connections with both ends in the tree: the bytes of each send queue that the other end
+ * already received (their ACK was delayed or dropped by the lock) are dropped from it.
+ * Resent, they would start a retransmission whose segments (cut by the restored MSS)
+ * need not end where the receiver's rcv_nxt is: its ACK would then cover bytes the
+ * sender has not sent yet, which the kernel discards (with the data it carries), and
+ * with the window closed the connection stalls both ways (docs/net.md). */
+static void find_peers(struct fs_rst *r)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct inet_kd *a = is_inet(&r->files[i]) ? r->files[i].kd : NULL;
+		if (!a || !a->ie->tcp)
+			continue;
+		for (size_t j = 0; j < r->nfiles; j++) {
+			const struct inet_kd *b = is_inet(&r->files[j]) ? r->files[j].kd : NULL;
+			if (j == i || !b || !b->ie->tcp || !tcpr_is_peer(a->ie, b->ie))
+				continue;
+			a->q.acked = tcpr_peer_received(a->ie->tcp, b->ie->tcp);
+			break;
+		}
+	}
+}
+
 /* An established connection, up to its send queue (sent once the lock is gone). */
 static int build_established(struct fs_rst *r, struct rst_file *f)
 {
@@ -652,14 +682,15 @@ static int build_established(struct fs_rst *r, struct rst_file *f)
 		return pr_err_ret(e, "PID %d: %s: buffers", f->owner, rst_name(ie, n, sizeof(n)));
 	socklen_t sl = make_sa(ie, &ie->src_addr, ie->src_port, &src);
 	socklen_t dl = make_sa(ie, &ie->dst_addr, ie->dst_port, &dst);
-	e = tcpr_restore(fd, te, (struct sockaddr *)&src, sl, (struct sockaddr *)&dst, dl, why,
-			 sizeof(why));
+	e = tcpr_restore(fd, te, &kd->q, (struct sockaddr *)&src, sl, (struct sockaddr *)&dst, dl,
+			 why, sizeof(why));
 	if (e < 0) {
 		pr_err("PID %d: %s: tcp repair: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
 		return e;
 	}
-	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send)", f->owner,
-		 rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len);
+	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send, %u of them already "
+		 "received by the peer)",
+		 f->owner, rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len, kd->q.acked);
 	return 0;
 }
 
@@ -670,8 +701,12 @@ static int finish_established(struct rst_file *f)
 	const InetSkEntry *ie = kd->ie;
 	char n[160], why[256];
 	int e = inet_post_opts(kd->fd, ie);
-	if (e == 0 && (e = tcpr_send_queue(kd->fd, ie->tcp->outq.data, ie->tcp->outq.len, why,
-					   sizeof(why))) < 0) {
+	if (e == 0 && (e = tcpr_window_probe(kd->fd)) < 0)
+		return pr_err_ret(e, "PID %d: %s: window probe", f->owner,
+				  rst_name(ie, n, sizeof(n)));
+	size_t skip = (size_t)kd->q.acked + kd->q.inflight;
+	if (e == 0 && (e = tcpr_send_queue(kd->fd, ie->tcp->outq.data + skip,
+					   ie->tcp->outq.len - skip, why, sizeof(why))) < 0) {
 		pr_err("PID %d: %s: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
 		return e;
 	}
@@ -679,11 +714,6 @@ static int finish_established(struct rst_file *f)
 		e = inet_bufs(kd->fd, ie);
 	return e < 0 ? pr_err_ret(e, "PID %d: %s: options", f->owner, rst_name(ie, n, sizeof(n)))
 		     : 0;
-}
-
-static bool is_inet(const struct rst_file *f)
-{
-	return f->ops == &fd_inet_ops && f->kd;
 }
 
 /* Remove every lock named by the tree's connections (once per name). */
@@ -718,6 +748,7 @@ static int inet_linked(struct fs_rst *r, struct rst_file *f)
 	for (size_t i = 0; i < r->nfiles && e == 0; i++)
 		if (is_inet(&r->files[i]) && !((struct inet_kd *)r->files[i].kd)->ie->tcp)
 			e = build_plain(r, &r->files[i]);
+	find_peers(r);
 	for (size_t i = 0; i < r->nfiles && e == 0; i++)
 		if (is_inet(&r->files[i]) && ((struct inet_kd *)r->files[i].kd)->ie->tcp)
 			e = build_established(r, &r->files[i]);

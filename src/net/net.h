@@ -68,13 +68,41 @@ int tcpr_repair(int fd, bool on, bool probe);
  * (te->inq.data and te->outq.data malloc'd, freed with the message). The socket is left
  * in repair mode with no queue selected. 0 or -errno; on error why says what failed. */
 int tcpr_dump(int fd, TcpStreamEntry *te, char *why, size_t whylen);
+/* Are a and b the two ends of one connection (same network namespace)? IPv4 and
+ * IPv4-mapped IPv6 addresses compare equal (a dual-stack socket's peer may be AF_INET). */
+bool tcpr_is_peer(const InetSkEntry *a, const InetSkEntry *b);
+/* The first sequence number of te's send queue (snd_una at the dump). */
+uint32_t tcpr_snd_una(const TcpStreamEntry *te);
+/* peer is the other end of te's connection, dumped with it: how many bytes at the head of
+ * te's send queue peer already holds (sent, received, their ACK not yet processed when
+ * the lock fell: delayed, or dropped by the lock). 0 when the two do not fit together. */
+uint32_t tcpr_peer_received(const TcpStreamEntry *te, const TcpStreamEntry *peer);
+/* How a restored send queue starts. The peer's receive queue may already hold the head
+ * of it (sent, received, the ACK delayed or dropped by the lock). Resent as new data,
+ * such bytes start a stream whose segments (cut by the restored MSS) need not end where
+ * the peer's rcv_nxt is; the peer's ACK then covers bytes the sender has not sent, which
+ * the kernel discards with the data it carries, and with the window closed the
+ * connection stalls both ways. So: */
+struct tcpr_outq {
+	uint32_t acked;	   /* head bytes the peer is known to hold (tcpr_peer_received, peer
+			    * in the tree): dropped, the queue starts after them */
+	uint32_t inflight; /* the next bytes: sent at the dump, the peer may hold some (a
+			    * peer outside the tree): queued in repair mode as sent, so any
+			    * ACK of the peer is valid; what it lacks is retransmitted */
+};
 /* Rebuild an established connection on fd (a fresh socket() of the right family):
  * repair on, sequence numbers, timestamp, MSS, bind(src), connect(dst) (no SYN in repair
- * mode), repair options, the receive queue, the window, repair off (no probe). The send
- * queue is NOT sent: tcpr_send_queue does it once the lock is gone. 0 or -errno with a
- * message in why (not logged). */
-int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src, socklen_t srclen,
-		 const struct sockaddr *dst, socklen_t dstlen, char *why, size_t whylen);
+ * mode), repair options, the receive queue, the in-flight bytes (q), the window (its
+ * right edge as dumped), repair off (no probe). The rest of the send queue (from byte
+ * q->acked + q->inflight on) is NOT sent: tcpr_send_queue does it once the lock is gone.
+ * 0 or -errno with a message in why (not logged). */
+int tcpr_restore(int fd, const TcpStreamEntry *te, const struct tcpr_outq *q,
+		 const struct sockaddr *src, socklen_t srclen, const struct sockaddr *dst,
+		 socklen_t dstlen, char *why, size_t whylen);
+/* After the lock is gone: repair on and off again with a window probe, so the peer
+ * answers at once with its ACK and current window (a window update lost to the lock
+ * would otherwise wait for the persist timer). 0 or -errno (not logged). */
+int tcpr_window_probe(int fd);
 /* Send the saved send queue normally (the socket is out of repair mode). Waits (bounded,
  * 10 s) for room in the send buffer. 0 or -errno with a message in why. */
 int tcpr_send_queue(int fd, const uint8_t *data, size_t len, char *why, size_t whylen);

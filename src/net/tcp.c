@@ -10,12 +10,22 @@
  * TCP_REPAIR_WINDOW.
  *
  * restore: repair on; the sequence number of each queue (its start: seq - queued
- * bytes); TCP_TIMESTAMP; TCP_MAXSEG (the kernel takes at most 32767 here: the real MSS
- * goes in the repair options) before connect; bind; connect (no SYN in repair mode: the
- * socket is ESTABLISHED at once); TCP_REPAIR_OPTIONS; the receive queue written with
- * the receive queue selected; TCP_REPAIR_WINDOW (only after the data: it checks against
- * rcv_nxt); repair off without a window probe. The send queue is then sent normally
- * (written in repair mode it would only leave on retransmit timeouts, seconds).
+ * bytes; the send queue starts later by the bytes its peer already holds, see
+ * struct tcpr_outq); TCP_TIMESTAMP; TCP_MAXSEG (the kernel takes at most 32767 here: the
+ * real MSS goes in the repair options) before connect; bind; connect (no SYN in repair
+ * mode: the socket is ESTABLISHED at once); TCP_REPAIR_OPTIONS; the receive queue
+ * written with the receive queue selected; the in-flight bytes written with the send
+ * queue selected (taken as sent, not transmitted); TCP_REPAIR_WINDOW (only after the
+ * data: it checks against rcv_nxt); repair off without a window probe (the network lock
+ * would drop it). Once the lock is gone: a window probe (repair on and off again), then
+ * the rest of the send queue sent normally (written in repair mode it would only leave
+ * on retransmit timeouts, seconds).
+ *
+ * Invariant of a restored connection: its snd_nxt is not below what the peer has
+ * received (exact for a peer in the tree; a peer outside needs the in-flight count,
+ * which the dump does not record yet). An ACK above snd_nxt is discarded by the kernel
+ * with the data it carries: with the window closed the connection stalls both ways
+ * (docs/net.md, "In-flight data at the dump").
  */
 #include <errno.h>
 #include <linux/sockios.h>
@@ -230,13 +240,13 @@ static int restore_opts(int fd, const TcpStreamEntry *te, char *why, size_t wl)
 }
 
 /* Before connect: queue sequence numbers, timestamp, MSS. */
-static int restore_pre(int fd, const TcpStreamEntry *te, char *why, size_t wl)
+static int restore_pre(int fd, const TcpStreamEntry *te, uint32_t acked, char *why, size_t wl)
 {
 	int r;
 	if ((r = tcpr_repair(fd, true, false)) < 0)
 		return why_set(why, wl, -r, "TCP_REPAIR on");
 	if ((r = sopt(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)) < 0 ||
-	    (r = sopt(fd, TCP_QUEUE_SEQ, (int)(te->outq_seq - (uint32_t)te->outq.len))) < 0)
+	    (r = sopt(fd, TCP_QUEUE_SEQ, (int)(tcpr_snd_una(te) + acked))) < 0)
 		return why_set(why, wl, -r, "send queue sequence");
 	if ((r = sopt(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)) < 0 ||
 	    (r = sopt(fd, TCP_QUEUE_SEQ, (int)(te->inq_seq - (uint32_t)te->inq.len))) < 0)
@@ -256,16 +266,81 @@ static int restore_pre(int fd, const TcpStreamEntry *te, char *why, size_t wl)
 	return 0;
 }
 
-int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src, socklen_t srclen,
-		 const struct sockaddr *dst, socklen_t dstlen, char *why, size_t wl)
+uint32_t tcpr_snd_una(const TcpStreamEntry *te)
 {
+	return te->outq_seq - (uint32_t)te->outq.len;
+}
+
+uint32_t tcpr_peer_received(const TcpStreamEntry *te, const TcpStreamEntry *peer)
+{
+	uint32_t d = peer->inq_seq - tcpr_snd_una(te); /* modulo 2^32, like the kernel's before() */
+	return d <= te->outq.len ? d : 0;
+}
+
+/* An address as 16 bytes, IPv4 as IPv4-mapped IPv6: a dual-stack socket's peer may be an
+ * AF_INET socket. */
+static void addr_norm(const ProtobufCBinaryData *a, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (a->len == 4) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, a->data, 4);
+	} else {
+		memcpy(out, a->data, 16);
+	}
+}
+
+bool tcpr_is_peer(const InetSkEntry *a, const InetSkEntry *b)
+{
+	uint8_t as[16], ad[16], bs[16], bd[16];
+	if (a->src_port != b->dst_port || a->dst_port != b->src_port)
+		return false;
+	addr_norm(&a->src_addr, as);
+	addr_norm(&a->dst_addr, ad);
+	addr_norm(&b->src_addr, bs);
+	addr_norm(&b->dst_addr, bd);
+	return !memcmp(as, bd, 16) && !memcmp(ad, bs, 16);
+}
+
+/* The bytes that were in flight, queued in repair mode with the send queue selected: the
+ * kernel takes them as sent (snd_nxt moves past them, the retransmit timer starts)
+ * without transmitting them. The send buffer was raised by the caller to hold them. */
+static int restore_outq_sent(int fd, const uint8_t *p, size_t len, char *why, size_t wl)
+{
+	int r;
+	if ((r = sopt(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)) < 0)
+		return why_set(why, wl, -r, "select the send queue");
+	while (len) {
+		ssize_t n = send(fd, p, len < TCPR_CHUNK ? len : TCPR_CHUNK,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			return why_set(why, wl, n < 0 ? errno : EIO,
+				       "queue %zu bytes in flight as sent", len);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int tcpr_restore(int fd, const TcpStreamEntry *te, const struct tcpr_outq *q,
+		 const struct sockaddr *src, socklen_t srclen, const struct sockaddr *dst,
+		 socklen_t dstlen, char *why, size_t wl)
+{
+	uint32_t acked = q->acked;
+	/* the window's right edge (snd_una + snd_wnd) stays where the peer put it when the
+	 * queue starts later by the bytes the peer already holds */
 	struct tcp_repair_window w = { .snd_wl1 = te->snd_wl1,
-				       .snd_wnd = te->snd_wnd,
+				       .snd_wnd = te->snd_wnd > acked ? te->snd_wnd - acked : 0,
 				       .max_window = te->max_window,
 				       .rcv_wnd = te->rcv_wnd,
 				       .rcv_wup = te->rcv_wup };
 	int r;
-	if ((r = restore_pre(fd, te, why, wl)) < 0)
+	if (acked > te->outq.len || q->inflight > te->outq.len - acked)
+		return why_set(why, wl, EINVAL,
+			       "%u+%u bytes acknowledged/in flight of a %zu-byte "
+			       "send queue",
+			       acked, q->inflight, te->outq.len);
+	if ((r = restore_pre(fd, te, acked, why, wl)) < 0)
 		return r;
 	/* repair mode sets SK_FORCE_REUSE: the local port may be bound by a listener */
 	if (bind(fd, src, srclen) < 0)
@@ -276,6 +351,9 @@ int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src, s
 		return r;
 	if (te->inq.len && (r = restore_inq(fd, te->inq.data, te->inq.len, why, wl)) < 0)
 		return r;
+	if (q->inflight &&
+	    (r = restore_outq_sent(fd, te->outq.data + acked, q->inflight, why, wl)) < 0)
+		return r;
 	if ((r = sopt(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE)) < 0)
 		return why_set(why, wl, -r, "TCP_REPAIR_QUEUE none");
 	if (setsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) < 0)
@@ -283,6 +361,12 @@ int tcpr_restore(int fd, const TcpStreamEntry *te, const struct sockaddr *src, s
 	if ((r = tcpr_repair(fd, false, false)) < 0)
 		return why_set(why, wl, -r, "TCP_REPAIR off");
 	return 0;
+}
+
+int tcpr_window_probe(int fd)
+{
+	int r = tcpr_repair(fd, true, false);
+	return r < 0 ? r : tcpr_repair(fd, false, true);
 }
 
 int tcpr_send_queue(int fd, const uint8_t *p, size_t len, char *why, size_t wl)
