@@ -1,0 +1,242 @@
+/*
+ * sock_tcp_inflight: a loopback connection (both ends in the process) dumped with data in
+ * flight that the receiver already holds but the sender has not seen acknowledged, the
+ * receiver's window closed behind it (docs/net.md, "In-flight data at the dump").
+ *
+ * Both directions are filled (4 KiB receive buffers, every sender writes until EAGAIN)
+ * and left to settle (no segment unacknowledged); then the server reads part of its
+ * stream: its window update makes the client send into the window, and right after that
+ * an nftables element of our own (table zdtm_inflight_<pid>, timeout 60 s) drops every
+ * packet from the server to the client, so the server's ACK of those bytes is lost
+ * (it is usually still delayed when the element lands). The test makes sure the client
+ * really has unacknowledged bytes the server holds (retrying a few times), then signals
+ * ready: the dump finds that state. After the restore it removes its table and both
+ * streams must complete byte for byte (10 s), then flow again. A restore that resends
+ * those bytes as new data stalls both ways (the receiver's ACK runs ahead of the
+ * sender's snd_nxt and is discarded). Skipped (77) without the nft command.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zdtmtst.h"
+
+#define TRIES 20
+
+struct stream {
+	int fd;
+	uint64_t sent, rcvd;
+	uint8_t seed_tx, seed_rx;
+};
+
+static char table[64];
+
+static uint8_t ctr(uint64_t i, uint8_t seed)
+{
+	return (uint8_t)(i * 7 + seed + (i >> 9));
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Feed script to `nft -f -`; its exit status (or -1). */
+static int nft(const char *script)
+{
+	FILE *f = popen("nft -f - 2>&1", "w");
+	if (!f)
+		return -1;
+	fputs(script, f);
+	return pclose(f);
+}
+
+static void fill(struct stream *s)
+{
+	uint8_t buf[16384];
+	for (;;) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = ctr(s->sent + i, s->seed_tx);
+		ssize_t w = send(s->fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w <= 0)
+			fail("send: %m");
+		s->sent += (uint64_t)w;
+	}
+}
+
+static size_t drain(struct stream *s, size_t n)
+{
+	uint8_t buf[16384];
+	size_t got = 0;
+	while (got < n) {
+		size_t k = n - got < sizeof(buf) ? n - got : sizeof(buf);
+		ssize_t r = recv(s->fd, buf, k, MSG_DONTWAIT);
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r <= 0)
+			fail("recv: %zd: %m", r);
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != ctr(s->rcvd + (uint64_t)i, s->seed_rx))
+				fail("stream byte %llu: got %u want %u",
+				     (unsigned long long)(s->rcvd + (uint64_t)i), buf[i],
+				     ctr(s->rcvd + (uint64_t)i, s->seed_rx));
+		s->rcvd += (uint64_t)r;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static unsigned int unacked(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &l))
+		fail("TCP_INFO: %m");
+	return ti.tcpi_unacked;
+}
+
+static int inq(int fd)
+{
+	int v = 0;
+	if (ioctl(fd, SIOCINQ, &v))
+		fail("SIOCINQ: %m");
+	return v;
+}
+
+/* Until every segment of fd is acknowledged (2 s at most). */
+static void settle(int fd)
+{
+	uint64_t end = now_ms() + 2000;
+	while (unacked(fd) && now_ms() < end)
+		poll(NULL, 0, 5);
+	if (unacked(fd))
+		fail("client: %u segments still unacknowledged after 2 s", unacked(fd));
+}
+
+/* Both streams to their totals (10 s at most). */
+static void finish_streams(struct stream *a, struct stream *b)
+{
+	uint64_t end = now_ms() + 10000;
+	while ((a->rcvd < b->sent || b->rcvd < a->sent) && now_ms() < end) {
+		struct pollfd p[2] = { { .fd = a->fd, .events = POLLIN },
+				       { .fd = b->fd, .events = POLLIN } };
+		drain(a, b->sent - a->rcvd);
+		drain(b, a->sent - b->rcvd);
+		if (a->rcvd < b->sent || b->rcvd < a->sent)
+			poll(p, 2, 10);
+	}
+	if (a->rcvd != b->sent || b->rcvd != a->sent)
+		fail("streams: got %llu/%llu and %llu/%llu bytes", (unsigned long long)a->rcvd,
+		     (unsigned long long)b->sent, (unsigned long long)b->rcvd,
+		     (unsigned long long)a->sent);
+}
+
+/* Remove our table (a missing one is fine); 0 or nft's status. */
+static int table_del(void)
+{
+	char s[256];
+	snprintf(s, sizeof(s), "add table ip %s\ndelete table ip %s\n", table, table);
+	return nft(s);
+}
+
+/* at exit, also after a failure: no table left behind (a process killed by the dump
+ * does not get here: its restored copy removes it) */
+static void table_del_atexit(void)
+{
+	(void)table_del();
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in la = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in ca;
+	socklen_t ll = sizeof(la), cl = sizeof(ca);
+	int v = 4096, one = 1;
+	char s[512];
+
+	test_init(argc, argv);
+	snprintf(table, sizeof(table), "zdtm_inflight_%d", getpid());
+	/* a set of blocked (sport, dport) pairs with timeouts; one drop rule on output */
+	snprintf(s, sizeof(s),
+		 "add table ip %s\n"
+		 "add set ip %s blk { type inet_service . inet_service; flags timeout; }\n"
+		 "add chain ip %s out { type filter hook output priority -310; }\n"
+		 "add rule ip %s out ip saddr 127.0.0.1 tcp sport . tcp dport @blk drop\n",
+		 table, table, table, table);
+	if (nft(s))
+		test_skip("nft cannot make a table (no nft command or no CAP_NET_ADMIN)");
+	atexit(table_del_atexit);
+
+	int lsn = socket(AF_INET, SOCK_STREAM, 0);
+	struct stream c = { .seed_tx = 3, .seed_rx = 4 }, sv = { .seed_tx = 4, .seed_rx = 3 };
+	c.fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lsn < 0 || c.fd < 0 || setsockopt(lsn, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) ||
+	    setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) ||
+	    bind(lsn, (struct sockaddr *)&la, ll) || listen(lsn, 1) ||
+	    getsockname(lsn, (struct sockaddr *)&la, &ll) ||
+	    connect(c.fd, (struct sockaddr *)&la, ll) || (sv.fd = accept(lsn, NULL, NULL)) < 0 ||
+	    setsockopt(c.fd, SOL_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    getsockname(c.fd, (struct sockaddr *)&ca, &cl))
+		fail("connection: %m");
+	close(lsn);
+
+	fill(&c);
+	fill(&sv);
+	check(drain(&c, 3000) > 0);
+	fill(&c);
+	fill(&sv);
+	int tries;
+	for (tries = 1; tries <= TRIES; tries++) {
+		settle(c.fd);
+		int before = inq(sv.fd);
+		/* the server reads: its window update lets the client send; the server's ACK of
+		 * that is delayed (40 ms at least), and dropped once the element is in */
+		check(drain(&sv, 5000) > 0);
+		snprintf(s, sizeof(s), "add element ip %s blk { %u . %u timeout 60s }\n", table,
+			 ntohs(la.sin_port), ntohs(ca.sin_port));
+		if (nft(s))
+			fail("nft: cannot block the server's packets");
+		fill(&c);
+		if (unacked(c.fd) && inq(sv.fd) > before - 5000)
+			break;
+		/* the ACK went through first: unblock and try again */
+		snprintf(s, sizeof(s), "delete element ip %s blk { %u . %u }\n", table,
+			 ntohs(la.sin_port), ntohs(ca.sin_port));
+		if (nft(s))
+			fail("nft: cannot unblock");
+	}
+	if (tries > TRIES)
+		fail("no in-flight state in %d tries (the server's ACK always came first)", TRIES);
+	test_msg("try %d: client %u segments unacknowledged, server %d bytes queued\n", tries,
+		 unacked(c.fd), inq(sv.fd));
+	fill(&sv);
+
+	test_ready();
+	test_wait_sigterm();
+
+	if (table_del())
+		fail("nft: cannot delete table %s", table);
+	finish_streams(&c, &sv);
+	fill(&c);
+	fill(&sv);
+	finish_streams(&c, &sv);
+	test_msg("streams: %llu and %llu bytes\n", (unsigned long long)c.sent,
+		 (unsigned long long)sv.sent);
+	pass();
+}
