@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/engine.h"
+#include "engine/rst-warm.h"
 #include "pageserver/pageserver.h"
 #include "img/img.h"
 #include "migrate/migrate.h"
@@ -38,7 +39,9 @@ static void usage(FILE *f)
 		"             --page-server --port N [--address A] [--auth-key FILE]\n"
 		"             [--compress on|off|auto] [--source-id NAME] [--json]\n"
 		"             (page data goes only to the server; -D keeps the metadata)\n"
-		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns]\n"
+		"  ferry restore -D DIR [-d] [--pidfile FILE] [--shell-job] [--pidns] [--warm]\n"
+		"             (--warm: stage the pre-dump chain first, as a migration's warm\n"
+		"             destination does, and build the memory from it)\n"
 		"  ferry net-unlock -t PID  remove the network lock a dump of the tree of PID\n"
 		"             left for its TCP connections (restore removes it itself)\n"
 		"  ferry check [--json]\n"
@@ -70,6 +73,7 @@ enum {
 	OPT_COMPRESS,
 	OPT_SOURCE_ID,
 	OPT_TCP_ESTABLISHED,
+	OPT_WARM,
 };
 
 /* dump / pre-dump --page-server: the client's options (engine.h knows nothing of it) */
@@ -78,6 +82,7 @@ static bool g_ps_opt_seen; /* a page-server option was given */
 static struct ps_client_opts g_ps = { .compress = PS_COMPRESS_AUTO };
 /* --tcp-established: handed to src/net (net_opts_set) */
 static bool g_tcp_established;
+static bool g_warm; /* restore --warm */
 
 static const struct option long_opts[] = {
 	{ "tree", required_argument, NULL, 't' },
@@ -99,6 +104,7 @@ static const struct option long_opts[] = {
 	{ "compress", required_argument, NULL, OPT_COMPRESS },
 	{ "source-id", required_argument, NULL, OPT_SOURCE_ID },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
+	{ "warm", no_argument, NULL, OPT_WARM },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -200,6 +206,9 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 		case OPT_TCP_ESTABLISHED:
 			g_tcp_established = true;
 			break;
+		case OPT_WARM:
+			g_warm = true;
+			break;
 		case OPT_PAGE_SERVER:
 		case OPT_ADDRESS:
 		case OPT_PORT:
@@ -285,6 +294,19 @@ static int run_dump(const struct ferry_opts *o, bool pre)
 	return exit_code(r < 0 ? r : f);
 }
 
+/* restore; with --warm, the chain is staged first (rst-warm.h): what cannot be staged
+ * restores cold, as without it. */
+static int run_restore(struct ferry_opts *o, int *status)
+{
+	struct rst_warm *w = NULL;
+	if (g_warm && rst_warm_new(&w) == 0 && rst_warm_final(w, o->images_dir) == 0)
+		o->warm = w;
+	int r = restore_main(o, status);
+	o->warm = NULL;
+	rst_warm_free(w);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct ferry_opts o = { .verbosity = LOG_INFO };
@@ -341,7 +363,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ferry: error: restore needs -D DIR\n");
 			return 2;
 		}
-		r = restore_main(&o, &status);
+		r = run_restore(&o, &status);
 		if (r < 0)
 			return 1;
 		if (o.detach)

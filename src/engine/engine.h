@@ -35,6 +35,9 @@ struct ferry_opts {
 	/* restore: a new pid namespace only if a pid of the tree is taken here (migrate);
 	 * with hold, the "ready" line then says which ("ready <pid> <pidns 0|1>") */
 	bool pidns_auto;
+	/* migrate, destination: the memory a warm restorer staged while the rounds arrived
+	 * (rst-warm.h); processes it covers are built from it. NULL: all cold. */
+	struct rst_warm *warm;
 };
 
 /* ferry dump: freeze, write the images, then kill (default) or resume the process.

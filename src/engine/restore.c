@@ -37,6 +37,7 @@
 #include "engine/engine.h"
 #include "engine/proc.h"
 #include "engine/restore.h"
+#include "engine/rst-warm.h"
 #include "fs/fs.h"
 #include "img/img.h"
 
@@ -274,8 +275,10 @@ int rst_gadget_place(struct rst *r, const struct rst_special *own, size_t n_own)
 
 void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2])
 {
-	struct rst_special keep[2] = { { UINT64_MAX, 0 },
-				       { r->gadget, r->gadget + RST_GADGET_LEN } };
+	/* kept: the specials (one span), the gadget, the warm slab (rst-warm.h) */
+	struct rst_special keep[3] = { { UINT64_MAX, 0 },
+				       { r->gadget, r->gadget + RST_GADGET_LEN },
+				       { UINT64_MAX, UINT64_MAX } };
 	uint64_t from = RST_PAGE;
 	size_t k = 0;
 
@@ -284,18 +287,25 @@ void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2])
 			keep[0].start = min_t(uint64_t, keep[0].start, r->own_sp[i].start);
 			keep[0].end = max_t(uint64_t, keep[0].end, r->own_sp[i].end);
 		}
-	if (keep[0].start > keep[1].start) {
-		struct rst_special x = keep[0];
-		keep[0] = keep[1];
-		keep[1] = x;
-	}
-	for (int i = 0; i <= 2; i++) {
-		uint64_t to = i < 2 ? keep[i].start : RST_TASK_SIZE;
+	if (r->warm && r->warm->slab)
+		keep[2] = (struct rst_special){ (uint64_t)r->warm->slab,
+						(uint64_t)r->warm->slab + r->warm->slab_len };
+	for (int i = 0; i < 2; i++) /* sort the three by start */
+		for (int j = 0; j < 2 - i; j++)
+			if (keep[j].start > keep[j + 1].start) {
+				struct rst_special x = keep[j];
+				keep[j] = keep[j + 1];
+				keep[j + 1] = x;
+			}
+	for (int i = 0; i <= 3; i++) {
+		if (i < 3 && keep[i].start == UINT64_MAX)
+			continue;
+		uint64_t to = i < 3 ? keep[i].start : RST_TASK_SIZE;
 		if (to > from) {
 			out[2 * k] = from;
 			out[2 * k++ + 1] = to - from;
 		}
-		if (i < 2 && keep[i].end > from)
+		if (i < 3 && keep[i].end > from)
 			from = keep[i].end;
 	}
 	out[2 * k] = out[2 * k + 1] = 0;
@@ -330,7 +340,7 @@ int rst_mm_clear(struct rst *r, struct rst_batch *b)
 
 	if (!r->own_sp[RST_SP_VVAR].end)
 		return pr_err_ret(-EOPNOTSUPP, "no [vvar] here: unsupported vdso layout");
-	busy = busy_spans(r, RST_SP_NR + 1, &n);
+	busy = busy_spans(r, RST_SP_NR + 2, &n);
 	if (!busy)
 		return -ENOMEM;
 	for (int k = 0; k < RST_SP_NR; k++) {
@@ -341,6 +351,9 @@ int rst_mm_clear(struct rst *r, struct rst_batch *b)
 		hi = max_t(uint64_t, hi, r->own_sp[k].end);
 	}
 	busy[n++] = (struct rst_special){ r->gadget, r->gadget + RST_GADGET_LEN };
+	if (r->warm && r->warm->slab) /* still mapped: the VMAs move out of it later */
+		busy[n++] = (struct rst_special){ (uint64_t)r->warm->slab,
+						  (uint64_t)r->warm->slab + r->warm->slab_len };
 	/* own layout starts at [vvar]: specials_move offsets from it */
 	e = lo != r->own_sp[RST_SP_VVAR].start
 		    ? pr_err_ret(-EOPNOTSUPP, "[vvar] is not the lowest special mapping here")

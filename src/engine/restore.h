@@ -107,6 +107,7 @@ struct rst {
 	size_t n_thr;
 	uint64_t vdso_sc_ip; /* syscall insn in the stub's vdso (moves with it) */
 	uint64_t gadget;     /* 0 until mapped */
+	const struct rst_warm_proc *warm; /* staged by a warm restorer (rst-warm.h), or NULL */
 	int xstate_len;	     /* NT_X86_XSTATE size of the stub (same CPU) */
 };
 
@@ -214,8 +215,8 @@ int rst_pages_from_parents(struct rst *r);
 /* Choose r->gadget: free in the dumped layout and in ours (busy: our n mappings, read
  * just before the stubs, copies of us, are created), with margins. 0 or -errno. */
 int rst_gadget_place(struct rst *r, const struct rst_special *busy, size_t n);
-/* The ranges the stub unmaps itself (everything but the gadget and the special
- * mappings): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs). */
+/* The ranges the stub unmaps itself (everything but the gadget, the special
+ * mappings and its warm slab): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs). */
 #define RST_STUB_RANGES 4
 void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2]);
 /* Read the mappings of pid (/proc/PID/maps): *out freed by the caller. 0 or -errno. */

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/restore.h"
+#include "engine/rst-warm.h"
 #include "img/img.h"
 
 #define RST_BUF	     (8u << 20) /* page data buffer */
@@ -314,16 +315,27 @@ static int vma_advise(struct rst_batch *b, const VmaEntry *v)
  * same kind, share type, prot, file and contiguous offset). In the dumped process they
  * were two VMAs (e.g. distinct anon_vmas); mapping i PROT_NONE until its pages are
  * written (through /proc/PID/mem) keeps them apart: each gets its own anon_vma. */
-static bool vma_would_merge(const struct rst *r, size_t i)
+static bool vma_merges_with(const struct rst *r, size_t i, size_t k)
 {
-	const VmaEntry *v = r->mm->vmas[i], *p = i ? r->mm->vmas[i - 1] : NULL;
-	if (!p || r->vma_wr[i - 1] != 1 || p->end != v->start || p->kind != v->kind ||
-	    p->flags != v->flags || p->prot != v->prot || !vma_writable_for_us(v))
+	const VmaEntry *v = r->mm->vmas[i], *p = r->mm->vmas[k];
+	/* k has its own anon_vma already: its pages written before (1) or moved in from
+	 * the warm staging (3, mapped before every other VMA: rst_vmas_map) */
+	bool anon_vma = r->vma_wr[k] == 3 || (k < i && r->vma_wr[k] == 1);
+	if (!anon_vma || (k < i ? p->end != v->start : v->end != p->start) ||
+	    p->kind != v->kind || p->flags != v->flags || p->prot != v->prot ||
+	    !vma_writable_for_us(v))
 		return false;
 	if (v->kind != VMA_KIND__VMA_FILE)
 		return v->kind == VMA_KIND__VMA_ANON;
+	const VmaEntry *lo = k < i ? p : v, *hi = k < i ? v : p;
 	return p->path && v->path && !strcmp(p->path, v->path) && !p->has_file_id &&
-	       !v->has_file_id && p->pgoff + (p->end - p->start) == v->pgoff;
+	       !v->has_file_id && lo->pgoff + (lo->end - lo->start) == hi->pgoff;
+}
+
+static bool vma_would_merge(const struct rst *r, size_t i)
+{
+	return (i && vma_merges_with(r, i, i - 1)) ||
+	       (i + 1 < r->mm->n_vmas && vma_merges_with(r, i, i + 1));
 }
 
 /* The read-only file of consecutive VMAs, opened once in the task. */
@@ -392,6 +404,10 @@ static int vma_map(struct rst *r, struct rst_batch *b, size_t i, struct fd_cache
 	/* the open, mmap and close of one VMA in the same run */
 	if ((e = rst_batch_room(b, 5, 4096)) < 0)
 		return e;
+	if (r->warm && r->warm->vkind[i] == WARM_MOVE) { /* staged: moved into place */
+		r->vma_wr[i] = 3; /* read/write now: vmas_protect sets its prot */
+		return (e = rst_warm_move(r, b, i)) < 0 ? e : vma_advise(b, v);
+	}
 	if (v->kind == VMA_KIND__VMA_SHMEM_ANON && v->has_shmid) {
 		/* the same object as in an earlier task of the tree: map that one */
 		if ((e = rst_tree_shm_map(r, b, v, prot)) != 0)
@@ -421,11 +437,19 @@ int rst_vmas_map(struct rst *r, struct rst_batch *b)
 	struct fd_cache c = { 0 };
 	int e = 0, i;
 
-	for (size_t k = 0; k < r->mm->n_vmas && e == 0; k++)
-		if (!vma_special(r->mm->vmas[k]))
-			e = vma_map(r, b, k, &c);
+	/* the VMAs staged by a warm restorer first: those mapped next to them see them */
+	for (int pass = r->warm ? 0 : 1; pass < 2; pass++)
+		for (size_t k = 0; k < r->mm->n_vmas && e == 0; k++)
+			if (!vma_special(r->mm->vmas[k]) &&
+			    (r->warm && r->warm->vkind[k] == WARM_MOVE) == (pass == 0))
+				e = vma_map(r, b, k, &c);
 	if (e == 0)
 		e = fd_cache_close(b, &c);
+	/* what is left of the warm slab: reserved space, pieces of VMAs restored cold */
+	if (e == 0 && r->warm && r->warm->slab &&
+	    (i = rst_batch_add(b, "munmap(warm slab)", __NR_munmap, (uint64_t)r->warm->slab,
+			       r->warm->slab_len, 0, 0, 0, 0)) < 0)
+		e = i;
 	/* the exe for PR_SET_MM_MAP (rst_mm_fields), known once this run is done */
 	r->exe_fd = -1;
 	if (e == 0 && (i = rst_open(r, b, r->mm->exe_path, O_RDONLY)) >= 0)
@@ -440,8 +464,11 @@ int rst_vmas_protect(struct rst *r, struct rst_batch *b)
 {
 	for (size_t i = 0; i < r->mm->n_vmas; i++) {
 		const VmaEntry *v = r->mm->vmas[i];
-		if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) ||
-		    ((v->prot & PROT_WRITE) && r->vma_wr[i] != 2))
+		if (r->vma_wr[i] == 3) { /* moved from the warm staging: read/write */
+			if (v->prot == (PROT_READ | PROT_WRITE))
+				continue;
+		} else if (vma_special(v) || !r->vma_wr[i] || !vma_writable_for_us(v) ||
+			   ((v->prot & PROT_WRITE) && r->vma_wr[i] != 2))
 			continue;
 		int k = rst_batch_add(b, "mprotect", __NR_mprotect, v->start, v->end - v->start,
 				      v->prot, 0, 0, 0);
@@ -732,6 +759,8 @@ static int pages_restore(struct rst *r)
 
 int rst_mm_pages(struct rst *r)
 {
+	if (r->warm)
+		return rst_warm_pages(r);
 	int e = pages_restore(r);
 	return e < 0 ? e : rst_pages_from_parents(r);
 }

@@ -43,6 +43,7 @@
 #include "common/util.h"
 #include "engine/proc.h"
 #include "engine/rst-tree.h"
+#include "engine/rst-warm.h"
 #include "fs/fs.h"
 #include "img/img.h"
 #include "inventory.pb-c.h"
@@ -400,6 +401,9 @@ static int tree_load(struct rst_tree *t)
 		r->cur = &r->rt;
 		if (!t->pst[i]->zombie && (e = rst_images_load(r)) < 0)
 			return e;
+		if (!t->pst[i]->zombie && t->o->warm &&
+		    (r->warm = rst_warm_proc(t->o->warm, r->ipid, r->mm->n_vmas)))
+			pr_info("process %d: memory from the warm staging", r->ipid);
 	}
 	return 0;
 }
@@ -691,6 +695,9 @@ int rst_tree_hold(struct rst_tree *t)
 {
 	char line[64], c = 0;
 	ssize_t k;
+	/* the tree holds the staged pages now: ours go, so that its first writes find
+	 * them its own (no copy) */
+	rst_warm_release(t->o->warm);
 	if (!t->o->hold)
 		return 0;
 	int n = snprintf(line, sizeof(line), "ready %d %d\n", t->t[0].pid, t->pidns);

@@ -83,7 +83,7 @@ ssize_t rst_tree_find(const struct rst_tree *t, pid_t pid);
 int rst_tree_collect(struct rst_tree *t, void (*ready)(void *arg, size_t i), void *arg);
 /* migrate (engine.h hold): the tree is complete (every process built, none run yet):
  * report it and wait for the verdict ('g': let it run; anything else or EOF: roll back,
- * -ECANCELED). 0 at once without o->hold. */
+ * -ECANCELED). 0 at once without o->hold. Releases the warm staging (o->warm) first. */
 int rst_tree_hold(struct rst_tree *t);
 /* Write --pidfile (the root's host pid), if asked. 0 or -errno (logged). */
 int rst_tree_pidfile(struct rst_tree *t);

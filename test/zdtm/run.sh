@@ -2,14 +2,16 @@
 # zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
 # restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
 #
-#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|pidns|page-server|migrate|none|all]
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|warm|pidns|page-server|migrate|none|all]
 #                    [--keep] [--timeout SEC] [--pre N] [TEST...]
 #
 # Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
 # original, restore waits for the restored process), detach (restore -d; the restored
 # process is reparented to this runner), leave-running (dump --leave-running, then the
 # original is killed and the images restored), pre (N pre-dump rounds, --pre N, default
-# 2, then a dump on top of them and a restore), pidns (dump kills the original, restore
+# 2, then a dump on top of them and a restore), warm (pre, restored with --warm: the
+# memory staged from the chain first, as a migration's warm destination builds it; a test
+# allowed in pre runs in warm too), pidns (dump kills the original, restore
 # --pidns puts the tree in a new pid namespace under a ferry init: it keeps its PIDs
 # inside, the runner follows the root by its host pid; the tree has its own /proc),
 # page-server (one pageserver per run on a free loopback port; a test that may be
@@ -19,8 +21,8 @@
 # server restores the tree into a new pid namespace (the original still holds the
 # pids) and confirms; the runner follows the root by its host pid; a test expected to
 # fail its dump must fail its migration the same way and keep running, untouched).
-# "all" = plain detach leave-running pre pidns page-server migrate (pre only once ferry
-# implements pre-dump).
+# "all" = plain detach leave-running pre warm pidns page-server migrate (pre and warm
+# only once ferry implements pre-dump).
 # A test's <name>.desc (key: value lines) may say: skip: REASON, opts: EXTRA OPTIONS,
 # flavors: LIST, expect: dump-fail, timeout: SEC, blocked: SYSCALL-NRS, pidns-root: yes
 # (run as PID 1 of its own pid namespace), pre-gap: SEC (pre: rounds SEC s apart),
@@ -61,8 +63,8 @@ ZBIN="$BUILD/test/zdtm"
 SUBREAPER="$ZBIN/tools/subreaper"
 
 case "$FLAVOR" in
-all) FLAVORS=(plain detach leave-running pre pidns page-server migrate) ;;
-plain|detach|leave-running|none|pre|pidns|page-server|migrate) FLAVORS=("$FLAVOR") ;;
+all) FLAVORS=(plain detach leave-running pre warm pidns page-server migrate) ;;
+plain|detach|leave-running|none|pre|warm|pidns|page-server|migrate) FLAVORS=("$FLAVOR") ;;
 *) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
 esac
 
@@ -476,7 +478,8 @@ run_detach() {
 }
 
 # pre: NPRE pre-dump rounds (the process keeps running and must look unchanged after
-# each), then a dump on top of the last round, then a restore as in plain
+# each), then a dump on top of the last round, then a restore as in plain (with the
+# extra restore options given: warm's --warm)
 run_pre() {
 	local k prev=""
 	start_test || return 1
@@ -501,7 +504,7 @@ run_pre() {
 	done
 	do_dump --track-mem --prev-images-dir "$prev" || return 1
 	expect_dumped_and_killed || return 1
-	do_restore || return 1
+	do_restore "$@" || return 1
 	wait_blocked || return 1
 	[ "$(desc_get "$NAME" maps)" = volatile ] || check_state "after restore" || return 1
 	stop_restored
@@ -684,6 +687,7 @@ run_one() {	# NAME FLAVOR
 		detach) run_detach ;;
 		leave-running) run_leave_running ;;
 		pre) run_pre ;;
+		warm) run_pre --warm ;;
 		pidns) run_pidns ;;
 		page-server) run_page_server ;;
 		migrate) run_migrate ;;
@@ -738,7 +742,9 @@ for t in "${TESTS[@]}"; do
 	fi
 	allowed=$(desc_get "$t" flavors | tr ',' ' ')
 	for fl in "${FLAVORS[@]}"; do
-		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $fl "* ]]; then
+		local_fl=$fl
+		[ "$fl" = warm ] && local_fl=pre
+		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $local_fl "* ]]; then
 			continue
 		fi
 		run_one "$t" "$fl"
