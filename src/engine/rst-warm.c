@@ -904,6 +904,8 @@ int rst_warm_pages(struct rst *r)
 		ssize_t vi = rst_vma_find(r->mm, a);
 		if (vi < 0 || p->vkind[vi] != WARM_COPY)
 			continue; /* WARM_MOVE: in place (rst_warm_final made sure of the rest) */
+		if (pe->flags == PE_ZERO && r->mm->vmas[vi]->kind == VMA_KIND__VMA_ANON)
+			continue; /* fresh anonymous memory reads as zero already */
 		for (size_t i = piece_find(p, a); i < p->n && a < end && e == 0; i++) {
 			const struct warm_piece *x = &p->p[i];
 			uint64_t b = min_t(uint64_t, end, x->end);

@@ -3,7 +3,10 @@
  * connection (docs/migrate.md "Hand-over"); registered with the page server as its
  * extension for frame types 32..63.
  *
- *   MIG_RESTORE{round}  -> restore that round held (dest.c), MIG_RESTORED{pid}
+ *   MIG_WARM{round}     -> stage that pre-copy round in the session's warm restorer
+ *                          (started by the first one), MIG_WARMED
+ *   MIG_RESTORE{round}  -> restore that round held (dest.c; by the warm restorer when
+ *                          there is one), MIG_RESTORED{pid}
  *   MIG_HANDOVER        -> decision "running" made durable, tree let run, MIG_RUNNING
  *   anything else, EOF, timeout after RESTORED -> decision "discarded", tree killed
  *   MIG_STATUS{round}   -> MIG_STATE: the decision, "none" while a session still holds
@@ -146,6 +149,49 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 	return r < 0 ? r : -ECONNABORTED;
 }
 
+/* This connection's warm restorer (a connection is a process of its own), started by
+ * its first MIG_WARM; it dies with the connection. */
+static struct mig_dest *g_warm;
+
+#define WARM_TIMEOUT_S 600 /* staging a round runs at memory speed: minutes is a hang */
+
+/* MIG_WARM{round}: stage the committed round now, answer MIG_WARMED when done. A
+ * failure is reported, not fatal: the final restore is cold where it must be. */
+static int on_warm(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
+{
+	ProtobufCMessage *m = NULL;
+	MigWarmed rep = MIG_WARMED__INIT;
+	char dir[PATH_MAX], err[512] = "", round[64];
+	uint64_t bytes = 0, us = 0;
+	int r;
+
+	if ((r = recv_msg(fd, h, &mig_warm__descriptor, &m, timeout_ms)) < 0 || !m)
+		return r < 0 ? r : -EPROTO;
+	snprintf(round, sizeof(round), "%s", ((MigWarm *)m)->round);
+	mig_warm__free_unpacked((MigWarm *)m, NULL);
+	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
+		ps_send_error(fd, EINVAL, timeout_ms, "MIG_WARM of unknown round '%.64s'", round);
+		return -EINVAL;
+	}
+	r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
+	if (r == 0)
+		r = mig_dest_warm_round(g_warm, dir, WARM_TIMEOUT_S, &bytes, &us, err, sizeof(err));
+	if (r < 0 && g_warm && (r == -EPIPE || r == -ETIMEDOUT)) {
+		mig_dest_discard(g_warm); /* gone or hung: the next round starts a new one */
+		g_warm = NULL;
+	}
+	rep.ok = r == 0;
+	rep.bytes = bytes;
+	rep.stage_us = us;
+	if (r < 0) {
+		rep.cause = err;
+		pr_warn("round '%s' not staged: %s", round, err);
+	} else {
+		pr_info("round '%s' staged: %.1f MB in %.1f ms", round, bytes / 1048576.0, us / 1e3);
+	}
+	return ps_send_msg(fd, PS_MIG_WARMED, 0, &rep.base, timeout_ms);
+}
+
 static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 {
 	ProtobufCMessage *m = NULL;
@@ -168,7 +214,7 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 		return -EINVAL;
 	}
 	uint64_t t0 = now_ns();
-	r = mig_dest_restore(dir, &pidns, tmo, &hd, &pid, err, sizeof(err));
+	r = mig_dest_restore(dir, &pidns, tmo, &g_warm, &hd, &pid, err, sizeof(err));
 	if (r < 0) {
 		(void)decision_write(srcfd, round, "discarded %s", err);
 		round_discard(srcfd, round);
@@ -247,6 +293,8 @@ int mig_dest_frame(void *ctx, int fd, const struct ps_hdr *h, const char *source
 		return on_restore(fd, h, srcfd, timeout_ms);
 	case PS_MIG_STATUS:
 		return on_status(fd, h, source, dirfd, timeout_ms);
+	case PS_MIG_WARM:
+		return on_warm(fd, h, srcfd, timeout_ms);
 	default:
 		ps_send_error(fd, EPROTO, timeout_ms, "unexpected %s frame", ps_type_name(h->type));
 		return -EPROTO;

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/engine.h"
+#include "engine/rst-warm.h"
 #include "migrate/dest.h"
 
 struct mig_dest {
@@ -44,7 +45,9 @@ static void close_except(int a, int b)
 	syscall(SYS_close_range, from, ~0U, 0);
 }
 
-static void restorer_main(const char *dir, bool pidns, int sk)
+/* Restore dir held (with what the warm staging holds, if any) and exit. */
+static void __attribute__((noreturn))
+restorer_run(const char *dir, bool pidns, int sk, struct rst_warm *warm)
 {
 	struct ferry_opts o = { .images_dir = dir,
 				.detach = true,
@@ -52,13 +55,10 @@ static void restorer_main(const char *dir, bool pidns, int sk)
 				.pidns_auto = true,
 				.verbosity = log_level,
 				.hold = true,
-				.hold_fd = sk };
+				.hold_fd = sk,
+				.warm = warm };
 	char line[600];
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the session holding the verdict */
-	/* hold nothing of the session (its connection socket, round files) */
-	close_except(sk, log_fd());
-	log_first_error_reset();
 	int r = restore_main(&o, NULL);
 	if (r < 0) {
 		const char *why = log_first_error();
@@ -67,6 +67,61 @@ static void restorer_main(const char *dir, bool pidns, int sk)
 			n = sizeof(line) - 1;
 		(void)write_full(sk, line, n);
 		_exit(1);
+	}
+	_exit(0);
+}
+
+/* The restorer's start: it never outlives the session holding the verdict, and holds
+ * nothing of it (its connection socket, round files). */
+static void restorer_init(int sk)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close_except(sk, log_fd());
+	log_first_error_reset();
+}
+
+static int read_line(int fd, char *buf, size_t len, int timeout_s);
+
+/* The warm restorer: "round DIR" stages a round ("staged BYTES US" or "error CAUSE"),
+ * "final PIDNS DIR" stages the last one and restores held, as restorer_run; EOF ends it. */
+static void __attribute__((noreturn)) warm_main(int sk)
+{
+	struct rst_warm *w = NULL;
+	char line[PATH_MAX + 64], out[600];
+	int pidns;
+
+	restorer_init(sk);
+	if (rst_warm_new(&w) < 0)
+		_exit(1);
+	while (read_line(sk, line, sizeof(line), 1 << 30) == 0) {
+		int n;
+		if (!strncmp(line, "round ", 6)) {
+			uint64_t bytes = 0, t0 = now_ns();
+			log_first_error_reset();
+			int r = rst_warm_round(w, line + 6, &bytes);
+			const char *why = log_first_error();
+			n = r < 0 ? snprintf(out, sizeof(out), "error %.500s\n",
+					     why ? why : strerror(-r))
+				  : snprintf(out, sizeof(out), "staged %llu %llu\n",
+					     (unsigned long long)bytes,
+					     (unsigned long long)(now_ns() - t0) / 1000);
+			if (write_full(sk, out, n) < 0)
+				break;
+			const char *fault = getenv("FERRY_FAULT");
+			if (fault && !strcmp(fault, "warm-exit")) {
+				/* fault injection for the test of a lost warm restorer */
+				pr_warn("FERRY_FAULT=warm-exit: the warm restorer exits");
+				break;
+			}
+		} else if (sscanf(line, "final %d %n", &pidns, &n) == 1) {
+			log_first_error_reset();
+			bool ok = rst_warm_final(w, line + n) == 0; /* else cold: logged */
+			log_first_error_reset();
+			restorer_run(line + n, pidns, sk, ok ? w : NULL);
+		} else {
+			pr_err("warm restorer: unexpected request '%.60s'", line);
+			break;
+		}
 	}
 	_exit(0);
 }
@@ -81,7 +136,8 @@ static int read_line(int fd, char *buf, size_t len, int timeout_s)
 		uint64_t now = now_ns();
 		if (now >= end)
 			return -ETIMEDOUT;
-		int r = poll(&p, 1, (int)((end - now) / 1000000) + 1);
+		uint64_t ms = (end - now) / 1000000 + 1;
+		int r = poll(&p, 1, ms > 60000 ? 60000 : (int)ms);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -106,16 +162,22 @@ static void reap(pid_t pid)
 		;
 }
 
-int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **out,
-		     pid_t *root, char *err, size_t errlen)
+/* Fork a restorer process running fn(sk) on its end of a new socketpair. */
+static int restorer_fork(void (*fn)(int sk), struct mig_dest **out, char *err, size_t errlen)
 {
 	int sk[2];
-	char line[600];
+	struct mig_dest *h = malloc(sizeof(*h));
 
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk) < 0) {
+		int e = -errno;
 		snprintf(err, errlen, "cannot create the restorer's socketpair: %s",
 			 strerror(errno));
-		return -errno;
+		free(h);
+		return e;
 	}
 	fflush(NULL);
 	pid_t pid = fork();
@@ -124,26 +186,91 @@ int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_des
 		snprintf(err, errlen, "cannot fork the restorer: %s", strerror(errno));
 		close(sk[0]);
 		close(sk[1]);
+		free(h);
 		return e;
 	}
 	if (pid == 0) {
 		close(sk[0]);
-		restorer_main(dir, *pidns, sk[1]);
+		fn(sk[1]);
+		_exit(1);
 	}
 	close(sk[1]);
-	int r = read_line(sk[0], line, sizeof(line), timeout_s);
-	int ns = 0;
+	h->restorer = pid;
+	h->sk = sk[0];
+	*out = h;
+	return 0;
+}
+
+static const char *cold_dir; /* the cold restorer's round (set just before its fork) */
+static bool cold_pidns;
+
+static void cold_main(int sk)
+{
+	restorer_init(sk);
+	restorer_run(cold_dir, cold_pidns, sk, NULL);
+}
+
+int mig_dest_warm_start(struct mig_dest **out, char *err, size_t errlen)
+{
+	return restorer_fork(warm_main, out, err, errlen);
+}
+
+int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
+			uint64_t *us, char *err, size_t errlen)
+{
+	char line[600];
+	unsigned long long b, u;
+	int n = snprintf(line, sizeof(line), "round %s\n", dir), r;
+
+	if (n >= (int)sizeof(line) || write_full(h->sk, line, n) < 0) {
+		snprintf(err, errlen, "the warm restorer is gone");
+		return -EPIPE;
+	}
+	if ((r = read_line(h->sk, line, sizeof(line), timeout_s)) < 0) {
+		snprintf(err, errlen, r == -ETIMEDOUT ? "staging took more than %d s"
+						      : "the warm restorer died",
+			 timeout_s);
+		return r;
+	}
+	if (sscanf(line, "staged %llu %llu", &b, &u) == 2) {
+		*bytes = b;
+		*us = u;
+		return 0;
+	}
+	snprintf(err, errlen, "%s", !strncmp(line, "error ", 6) ? line + 6 : line);
+	return -EIO;
+}
+
+int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **warm,
+		     struct mig_dest **out, pid_t *root, char *err, size_t errlen)
+{
+	char line[PATH_MAX + 64];
+	struct mig_dest *h = warm ? *warm : NULL;
+	int r = 0, ns = 0;
+
+	if (warm)
+		*warm = NULL; /* ours now: held on success, discarded on failure */
+	if (h) {
+		int n = snprintf(line, sizeof(line), "final %d %s\n", *pidns, dir);
+		if (n >= (int)sizeof(line) || write_full(h->sk, line, n) < 0) {
+			pr_warn("the warm restorer is gone: restoring cold");
+			mig_dest_discard(h);
+			h = NULL;
+		}
+	}
+	if (!h) {
+		cold_dir = dir;
+		cold_pidns = *pidns;
+		if ((r = restorer_fork(cold_main, &h, err, errlen)) < 0) {
+			pr_err("%s", err);
+			return r;
+		}
+	}
+	r = read_line(h->sk, line, sizeof(line), timeout_s);
 	if (r == 0 && sscanf(line, "ready %d %d", root, &ns) == 2) {
 		*pidns = ns;
-		struct mig_dest *h = malloc(sizeof(*h));
-		if (h) {
-			h->restorer = pid;
-			h->sk = sk[0];
-			*out = h;
-			return 0;
-		}
-		r = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
+		*out = h;
+		return 0;
 	} else if (r == 0 && !strncmp(line, "error ", 6)) {
 		r = -EIO;
 		snprintf(err, errlen, "restore failed: %s", line + 6);
@@ -153,10 +280,11 @@ int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_des
 		r = -EPIPE;
 		snprintf(err, errlen, "the restorer died before reporting");
 	}
-	close(sk[0]); /* EOF: the restorer rolls back */
+	close(h->sk); /* EOF: the restorer rolls back */
 	if (r == -ETIMEDOUT)
-		kill(pid, SIGKILL);
-	reap(pid);
+		kill(h->restorer, SIGKILL);
+	reap(h->restorer);
+	free(h);
 	pr_err("%s", err);
 	return r;
 }

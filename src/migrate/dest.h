@@ -12,16 +12,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct mig_dest;
 
-/* Restore DIR held. *pidns in: force a new pid namespace; out: whether one was used (a
- * pid of the tree taken here makes one too). On success *out and *root (the root's host
- * pid). On failure -errno and the cause in err (one line; also logged by
- * the restorer). timeout_s bounds the build. */
-int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **out,
-		     pid_t *root, char *err, size_t errlen);
+/* Start a warm restorer (rst-warm.h): a process that stages each pre-copy round given
+ * to mig_dest_warm_round and, at mig_dest_restore, builds the tree from that staging.
+ * 0 or -errno with the cause in err. */
+int mig_dest_warm_start(struct mig_dest **out, char *err, size_t errlen);
+/* Stage round DIR (within timeout_s): *bytes staged in *us. 0 or -errno with the cause
+ * in err (the warm restorer goes on: the final restore is cold where it must be). */
+int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
+			uint64_t *us, char *err, size_t errlen);
+/* Restore DIR held: by the warm restorer *warm if there is one (taken: *warm becomes
+ * NULL), else by a new restorer process. *pidns in: force a new pid namespace; out:
+ * whether one was used (a pid of the tree taken here makes one too). On success *out
+ * and *root (the root's host pid). On failure -errno and the cause in err (one line;
+ * also logged by the restorer). timeout_s bounds the build. */
+int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **warm,
+		     struct mig_dest **out, pid_t *root, char *err, size_t errlen);
 /* Let the held tree run; waits for the restorer to detach it. 0 or -errno (logged). */
 int mig_dest_go(struct mig_dest *h);
 /* Kill the held tree (the restorer rolls back) and free h. NULL is fine. */

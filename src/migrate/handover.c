@@ -47,6 +47,28 @@ int mig_stage(struct mig *m, const char *stage)
 	return 0;
 }
 
+int mig_warm(struct mig *m, const char *round)
+{
+	ProtobufCMessage *rep = NULL;
+	MigWarm req = MIG_WARM__INIT;
+	req.round = (char *)round;
+	/* staging runs at memory speed; the destination bounds it at 10 minutes */
+	int r = ps_client_call(m->c, PS_MIG_WARM, &req.base, PS_MIG_WARMED,
+			       &mig_warmed__descriptor, &rep, 660 * 1000);
+	if (r < 0)
+		return r;
+	MigWarmed *w = (MigWarmed *)rep;
+	if (w->ok)
+		pr_info("round %s staged at the destination: %.1f MB in %.1f ms", round,
+			w->bytes / 1048576.0, w->stage_us / 1e3);
+	else
+		pr_warn("round %s not staged at the destination (%s): its final restore will "
+			"be cold",
+			round, w->cause ? w->cause : "no cause given");
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return 0;
+}
+
 /* Ask a new connection what became of the final round's hand-over. 1 running, 0
  * discarded, -EAGAIN not decided yet, -errno unreachable. */
 static int status_once(struct mig *m, const char *round)

@@ -66,6 +66,9 @@ void mig_free(struct mig *m);
 
 /* handover.c: dump's on_frozen hook (arg: struct mig) */
 int mig_handover(void *arg);
+/* A pre-copy round just committed: have the destination stage it (MIG_WARM). 0 (staged
+ * or not: a refusal is only logged) or -errno when the connection failed (logged). */
+int mig_warm(struct mig *m, const char *round);
 /* stage hook for the action script: 0 or -ECANCELED (logged) */
 int mig_stage(struct mig *m, const char *stage);
 

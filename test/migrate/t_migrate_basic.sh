@@ -4,7 +4,8 @@
 # the time, a ledger of every page's generation) migrates with pre-copy rounds; the
 # source is gone afterwards, the destination's tree runs in the destination namespace
 # and verifies every page after the move. migrate --json reports the rounds and a
-# measured downtime.
+# measured downtime. The destination staged the rounds as they came and built the
+# memory from that staging (the warm destination).
 . "$(dirname "$0")/lib.sh"
 
 hosts_up || die "cannot create the namespaces"
@@ -21,5 +22,8 @@ n=$(grep -o '"name"' "$W/mig.json" | wc -l)
 ((n >= 2)) || die "expected pre-copy rounds and a final round, got $n rounds"
 dt=$(json_num "$W/mig.json" downtime_ms)
 awk -v d="$dt" 'BEGIN { exit !(d > 0) }' || die "no measured downtime ($dt)"
+# the destination built the memory from the rounds it staged (docs/warm.md)
+log_has "$W/srv.log" "round 'r0001' staged"
+log_has "$W/srv.log" "memory from the warm staging"
 zdtm_verify predump_ledger "$dpid"
 echo "PASS ($n rounds, downtime $dt ms)"
