@@ -23,7 +23,8 @@
  * prepared by then): listening and closed sockets first (a listener may then share its
  * port with accepted connections, which bind in repair mode), then the established
  * ones (tcpr_restore; a connection whose other end is in the tree too drops the head of
- * its send queue that the other end already received: find_peers), then the network
+ * its send queue that the other end already received, one with a peer outside queues
+ * the bytes that may be in flight as sent: plan_outq), then the network
  * lock is removed, then each connection sends a window probe and its send queue, and
  * the last options are applied. open() in the stub only dups the restorer's socket.
  */
@@ -69,7 +70,7 @@ struct inet_kd {	 /* restore */
 	InetSkEntry *ie; /* own copy of the entry */
 	int fd;		 /* the restorer's socket, -1 before linked */
 	bool built;
-	struct tcpr_outq q; /* how the send queue starts (find_peers) */
+	struct tcpr_outq q; /* how the send queue starts (plan_outq) */
 };
 
 static const char *const tcp_states[] = {
@@ -636,25 +637,30 @@ static bool is_inet(const struct rst_file *f)
 	return f->ops == &fd_inet_ops && f->kd;
 }
 
-/* Connections with both ends in the tree: the bytes of each send queue that the other end
- * already received (their ACK was delayed or dropped by the lock) are dropped from it.
- * Resent, they would start a retransmission whose segments (cut by the restored MSS)
- * need not end where the receiver's rcv_nxt is: its ACK would then cover bytes the
- * sender has not sent yet, which the kernel discards (with the data it carries), and
- * with the window closed the connection stalls both ways (docs/net.md). */
-static void find_peers(struct fs_rst *r)
+/* How each send queue starts (struct tcpr_outq, docs/net.md "In-flight data at the
+ * dump"). Both ends in the tree: the bytes the other end already received are dropped
+ * (exact). A peer outside: it may hold any of the bytes that were in flight, which the
+ * images do not count yet; they lie within the window the peer offered (snd_una +
+ * snd_wnd), so that much is queued as sent: every ACK of the peer stays valid, and
+ * whatever it lacks is retransmitted (after the window probe's ACK, within a few RTTs). */
+static void plan_outq(struct fs_rst *r)
 {
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct inet_kd *a = is_inet(&r->files[i]) ? r->files[i].kd : NULL;
+		const struct inet_kd *peer = NULL;
 		if (!a || !a->ie->tcp)
 			continue;
-		for (size_t j = 0; j < r->nfiles; j++) {
+		for (size_t j = 0; j < r->nfiles && !peer; j++) {
 			const struct inet_kd *b = is_inet(&r->files[j]) ? r->files[j].kd : NULL;
-			if (j == i || !b || !b->ie->tcp || !tcpr_is_peer(a->ie, b->ie))
-				continue;
-			a->q.acked = tcpr_peer_received(a->ie->tcp, b->ie->tcp);
-			break;
+			if (j != i && b && b->ie->tcp && tcpr_is_peer(a->ie, b->ie))
+				peer = b;
 		}
+		const TcpStreamEntry *te = a->ie->tcp;
+		if (peer)
+			a->q = (struct tcpr_outq){ .acked = tcpr_peer_received(te, peer->ie->tcp) };
+		else
+			a->q = (struct tcpr_outq){ .inflight = (uint32_t)min_t(size_t, te->outq.len,
+									       te->snd_wnd) };
 	}
 }
 
@@ -688,9 +694,10 @@ static int build_established(struct fs_rst *r, struct rst_file *f)
 		pr_err("PID %d: %s: tcp repair: %s", f->owner, rst_name(ie, n, sizeof(n)), why);
 		return e;
 	}
-	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send, %u of them already "
-		 "received by the peer)",
-		 f->owner, rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len, kd->q.acked);
+	pr_debug("PID %d: %s: repaired (%zu bytes received, %zu to send: %u of them already "
+		 "received by the peer, %u queued as in flight)",
+		 f->owner, rst_name(ie, n, sizeof(n)), te->inq.len, te->outq.len, kd->q.acked,
+		 kd->q.inflight);
 	return 0;
 }
 
@@ -748,7 +755,7 @@ static int inet_linked(struct fs_rst *r, struct rst_file *f)
 	for (size_t i = 0; i < r->nfiles && e == 0; i++)
 		if (is_inet(&r->files[i]) && !((struct inet_kd *)r->files[i].kd)->ie->tcp)
 			e = build_plain(r, &r->files[i]);
-	find_peers(r);
+	plan_outq(r);
 	for (size_t i = 0; i < r->nfiles && e == 0; i++)
 		if (is_inet(&r->files[i]) && ((struct inet_kd *)r->files[i].kd)->ie->tcp)
 			e = build_established(r, &r->files[i]);
