@@ -460,6 +460,9 @@ int dump_pstree_write(struct dump_tree *t, struct img_dir *d)
 
 void dump_tree_release(struct dump_tree *t, enum seize_end how)
 {
+	proc_snap_free(t->snap, t->n_snap);
+	t->snap = NULL;
+	t->n_snap = 0;
 	/* leaves first: a killed child never finds its parent already gone */
 	for (size_t i = t->n; i-- > 0;) {
 		struct dump_ctx *c = &t->p[i];

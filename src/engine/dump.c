@@ -113,10 +113,22 @@ static int check_args(const struct ferry_opts *o)
 	return 0;
 }
 
-/* Everything read from outside, before any remote session changes registers/mask. */
-static int collect_outside(struct dump_ctx *c)
+/* Everything read from outside, before any remote session changes registers/mask. The
+ * VMAs: the smaps read before the freeze when /proc/PID/maps still shows exactly that
+ * layout (docs/dump.md "Freeze"), else smaps now. */
+static int collect_outside(struct dump_tree *t, struct dump_ctx *c)
 {
-	int r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas);
+	int r = 0;
+	c->vmas = proc_snap_take(t->snap, t->n_snap, c->pid, &c->n_vmas);
+	if (c->vmas && proc_layout_same(c->pid, c->vmas, c->n_vmas) != 1) {
+		pr_debug("process %d: layout changed since the smaps read before the freeze",
+			 c->pid);
+		proc_vmas_free(c->vmas, c->n_vmas);
+		c->vmas = NULL;
+		c->n_vmas = 0;
+	}
+	if (!c->vmas)
+		r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas);
 	if (r == -ESRCH || r == -ENOENT)
 		return pr_err_ret(r, "process %d disappeared during the dump", c->pid);
 	if (r < 0)
@@ -295,7 +307,7 @@ static int dump_procs(struct dump_stage *s)
 	for (size_t i = 0; r == 0 && i < t->n; i++) {
 		t->p[i].d = s->d;
 		t->p[i].freeze_time_ns = s->freeze_time_ns;
-		if (!t->p[i].zombie && (r = collect_outside(&t->p[i])) == 0)
+		if (!t->p[i].zombie && (r = collect_outside(t, &t->p[i])) == 0)
 			restart_fixup(s, &t->p[i]);
 	}
 	for (size_t i = 0; r == 0 && i < t->n; i++)
@@ -427,7 +439,13 @@ int dump_main(const struct ferry_opts *o)
 	if (o->prev_images_dir &&
 	    (r = predump_prev_open(o, s.prev_path, sizeof(s.prev_path), &s.prev)) < 0)
 		goto out;
+	/* over a pre-dump chain the freeze is what counts: smaps (a page-table walk) is
+	 * read now, while the tree runs */
+	if (o->prev_images_dir && (r = proc_snap_tree(o->pid, &s.t.snap, &s.t.n_snap, 4096)) < 0)
+		goto out;
 	s.seize_ns = now_ns();
+	if (o->frozen_at)
+		*o->frozen_at = s.seize_ns;
 	if ((r = dump_tree_seize(&s.t)) < 0)
 		goto out;
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -137,6 +137,10 @@ struct dump_tree {
 	struct dump_ctx *p;
 	size_t n, cap;
 	bool pidns; /* root is PID 1 of its own pid namespace (inventory.pidns) */
+	/* smaps read before the freeze (dump over a pre-dump chain), used where the layout
+	 * is still the same once seized (dump.c collect_outside) */
+	struct proc_snap *snap;
+	size_t n_snap;
 };
 
 /* dump-tree.c */

@@ -27,6 +27,8 @@ struct ferry_opts {
 	 * (rollback: dump_main then fails with that error). NULL: the usual kill/resume. */
 	int (*on_frozen)(void *arg);
 	void *on_frozen_arg;
+	/* dump: where to store the monotonic time (now_ns) at which the tree is frozen */
+	uint64_t *frozen_at;
 	/* migrate, destination: restore builds the tree, writes "ready <root host pid>
 	 * <pidns>\n" to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
 	 * kills it (rollback). Only when hold is set. */

@@ -260,40 +260,23 @@ static int pd_arm(const struct dump_tree *tree, struct dump_ctx *c, struct pd_pr
 #define PD_MAX_SNAP 4096
 
 /* Before the freeze (rounds after the first): the processes of the tree as they are
- * now (children of every thread, breadth first) and their smaps. Best effort: a
+ * now (children of each main thread, breadth first) and their smaps. Best effort: a
  * process missed here is read while seized; one that vanished is simply absent. */
 static int pd_presnap(struct predump *s)
 {
-	size_t cap = 16, done = 0;
-	if (!(s->snap = calloc(cap, sizeof(*s->snap))))
+	struct proc_snap *ps;
+	size_t n;
+	int r = proc_snap_tree(s->o->pid, &ps, &n, PD_MAX_SNAP);
+	if (r < 0)
+		return r;
+	if (!(s->snap = calloc(n, sizeof(*s->snap)))) {
+		proc_snap_free(ps, n);
 		return -ENOMEM;
-	s->snap[s->n_snap++].pid = s->o->pid;
-	for (; done < s->n_snap; done++) {
-		char path[96], *buf, *p, *end;
-		size_t len;
-		struct pd_snap *sn = &s->snap[done];
-		pid_t pid = sn->pid;
-		if (proc_parse_smaps(pid, &sn->vmas, &sn->n) < 0)
-			sn->vmas = NULL, sn->n = 0;
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-		if (read_file(path, &buf, &len, 1u << 20) < 0)
-			continue; /* threads' children: found while seized */
-		for (p = buf;; p = end) {
-			long kid = strtol(p, &end, 10);
-			if (end == p || s->n_snap >= PD_MAX_SNAP)
-				break;
-			if (s->n_snap == cap) {
-				struct pd_snap *x = realloc(s->snap, (cap *= 2) * sizeof(*x));
-				if (!x) {
-					free(buf);
-					return -ENOMEM;
-				}
-				s->snap = x;
-			}
-			s->snap[s->n_snap++] = (struct pd_snap){ .pid = (pid_t)kid };
-		}
-		free(buf);
 	}
+	for (size_t i = 0; i < n; i++) /* the VMA lists move */
+		s->snap[i] = (struct pd_snap){ .pid = ps[i].pid, .vmas = ps[i].vmas, .n = ps[i].n };
+	s->n_snap = n;
+	free(ps);
 	return 0;
 }
 

@@ -213,6 +213,97 @@ err:
 	return r;
 }
 
+int proc_layout_same(pid_t pid, const struct proc_vma *v, size_t n)
+{
+	char *buf, *line, *next;
+	size_t i = 0;
+	bool same = true;
+	int r = proc_read(pid, 0, "maps", &buf, NULL, SMAPS_MAX);
+
+	if (r < 0)
+		return r;
+	for (line = buf; *line && same; line = next, i++) {
+		struct proc_vma x;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		else
+			next = line + strlen(line);
+		if ((r = parse_vma_header(line, &x)) < 0) {
+			free(buf);
+			return r == -ENOMEM ? r : 0;
+		}
+		same = i < n && x.start == v[i].start && x.end == v[i].end &&
+		       x.pgoff == v[i].pgoff && x.prot == v[i].prot && x.shared == v[i].shared &&
+		       x.dev_major == v[i].dev_major && x.dev_minor == v[i].dev_minor &&
+		       x.ino == v[i].ino && x.deleted == v[i].deleted &&
+		       !strcmp(x.path ? x.path : "", v[i].path ? v[i].path : "");
+		free(x.path);
+	}
+	free(buf);
+	return same && i == n;
+}
+
+int proc_snap_tree(pid_t root, struct proc_snap **out, size_t *n, size_t max)
+{
+	size_t cap = 16, done;
+	struct proc_snap *s = calloc(cap, sizeof(*s));
+
+	*out = NULL;
+	*n = 0;
+	if (!s)
+		return -ENOMEM;
+	s[(*n)++].pid = root;
+	for (done = 0; done < *n; done++) {
+		char name[64], *buf, *p, *end;
+		pid_t pid = s[done].pid;
+		if (proc_parse_smaps(pid, &s[done].vmas, &s[done].n) < 0)
+			s[done].vmas = NULL, s[done].n = 0;
+		snprintf(name, sizeof(name), "task/%d/children", pid);
+		if (proc_read(pid, 0, name, &buf, NULL, 1u << 20) < 0)
+			continue; /* threads' children: found while seized */
+		for (p = buf;; p = end) {
+			long kid = strtol(p, &end, 10);
+			if (end == p || *n >= max)
+				break;
+			if (*n == cap) {
+				struct proc_snap *x = realloc(s, (cap *= 2) * sizeof(*x));
+				if (!x) {
+					free(buf);
+					proc_snap_free(s, *n);
+					*n = 0;
+					return -ENOMEM;
+				}
+				s = x;
+			}
+			s[(*n)++] = (struct proc_snap){ .pid = (pid_t)kid };
+		}
+		free(buf);
+	}
+	*out = s;
+	return 0;
+}
+
+struct proc_vma *proc_snap_take(struct proc_snap *s, size_t n, pid_t pid, size_t *nv)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].pid == pid && s[i].vmas) {
+			struct proc_vma *v = s[i].vmas;
+			*nv = s[i].n;
+			s[i].vmas = NULL;
+			s[i].n = 0;
+			return v;
+		}
+	return NULL;
+}
+
+void proc_snap_free(struct proc_snap *s, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		proc_vmas_free(s[i].vmas, s[i].n);
+	free(s);
+}
+
 void proc_vmas_free(struct proc_vma *v, size_t n)
 {
 	if (!v)

@@ -54,6 +54,23 @@ struct proc_vma {
 /* All VMAs of pid from /proc/<pid>/smaps, sorted by address. Free with proc_vmas_free. */
 int proc_parse_smaps(pid_t pid, struct proc_vma **out, size_t *n);
 void proc_vmas_free(struct proc_vma *v, size_t n);
+/* 1 if /proc/<pid>/maps shows exactly the layout of v[] (addresses, prot, offset,
+ * file), 0 if not, -errno. Cheap (no page walk, unlike smaps). */
+int proc_layout_same(pid_t pid, const struct proc_vma *v, size_t n);
+
+/* The smaps of a tree read while it runs (smaps walks the page tables: ~35 ms per GiB
+ * of touched memory here, better spent before a freeze). */
+struct proc_snap {
+	pid_t pid;
+	struct proc_vma *vmas; /* NULL if unreadable (or taken) */
+	size_t n;
+};
+/* root and its descendants (children of each main thread, recursively; at most max
+ * processes; threads' children are not listed). 0 or -ENOMEM. */
+int proc_snap_tree(pid_t root, struct proc_snap **out, size_t *n, size_t max);
+/* The VMAs of pid (ownership moves to the caller; *nv their count), or NULL. */
+struct proc_vma *proc_snap_take(struct proc_snap *s, size_t n, pid_t pid, size_t *nv);
+void proc_snap_free(struct proc_snap *s, size_t n);
 
 struct proc_stat {
 	pid_t pid;

@@ -47,7 +47,7 @@ int mig_stage(struct mig *m, const char *stage)
 	return 0;
 }
 
-int mig_warm(struct mig *m, const char *round)
+int mig_warm(struct mig *m, const char *round, double *stage_s)
 {
 	ProtobufCMessage *rep = NULL;
 	MigWarm req = MIG_WARM__INIT;
@@ -58,6 +58,7 @@ int mig_warm(struct mig *m, const char *round)
 	if (r < 0)
 		return r;
 	MigWarmed *w = (MigWarmed *)rep;
+	*stage_s = w->stage_us / 1e6;
 	if (w->ok)
 		pr_info("round %s staged at the destination: %.1f MB in %.1f ms", round,
 			w->bytes / 1048576.0, w->stage_us / 1e3);

@@ -21,7 +21,8 @@ struct mig_round_rec {
 	bool final;
 	uint64_t bytes;	   /* page bytes streamed */
 	uint64_t wire;	   /* bytes on the wire */
-	double secs;	   /* the round, start to ROUND_DONE */
+	double secs;	   /* the round, start to ROUND_DONE (and MIG_WARMED) */
+	double stage_s;	   /* of which staging at the destination (MIG_WARMED) */
 	double since_prev; /* start of the previous round to this one's start */
 	uint64_t t0_ns;	   /* the round's start (CLOCK_MONOTONIC) */
 	struct mig_estimate est;
@@ -67,8 +68,9 @@ void mig_free(struct mig *m);
 /* handover.c: dump's on_frozen hook (arg: struct mig) */
 int mig_handover(void *arg);
 /* A pre-copy round just committed: have the destination stage it (MIG_WARM). 0 (staged
- * or not: a refusal is only logged) or -errno when the connection failed (logged). */
-int mig_warm(struct mig *m, const char *round);
+ * or not: a refusal is only logged; *stage_s the destination's staging time) or -errno
+ * when the connection failed (logged). */
+int mig_warm(struct mig *m, const char *round, double *stage_s);
 /* stage hook for the action script: 0 or -ECANCELED (logged) */
 int mig_stage(struct mig *m, const char *stage);
 

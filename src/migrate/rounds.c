@@ -132,11 +132,12 @@ static int round_run(struct mig *m, bool final)
 		.verbosity = m->verbosity,
 		.on_frozen = final ? mig_handover : NULL,
 		.on_frozen_arg = m,
+		.frozen_at = final ? &m->t_freeze : NULL, /* the downtime starts there */
 	};
 	if (final) {
 		struct net_opts no = { .tcp_established = m->tcp_established };
 		net_opts_set(&no);
-		m->t_freeze = t0;
+		m->t_freeze = t0; /* until dump freezes the tree */
 	}
 	ps_client_set_kind(m->c, final ? IMG_KIND_DUMP : IMG_KIND_PREDUMP);
 	int r = final ? dump_main(&o) : predump_main(&o);
@@ -144,7 +145,7 @@ static int round_run(struct mig *m, bool final)
 	 * stop rule sees the staging in the round's time); a cron round is not: nothing
 	 * stays at the destination to hold it */
 	if (r == 0 && !final && !m->pre_only)
-		r = mig_warm(m, rr->name);
+		r = mig_warm(m, rr->name, &rr->stage_s);
 	struct ps_round_info ri;
 	/* (the hand-over may have closed the connection: its statistics are gone) */
 	if (m->c && ps_client_last_round(m->c, &ri) == 0 && !strcmp(ri.name, rr->name)) {
@@ -268,10 +269,11 @@ static void summary_json(const struct mig *m, int r)
 	for (int i = 0; i < m->n_rounds; i++) {
 		const struct mig_round_rec *rr = &m->rounds[i];
 		printf("%s{\"name\": \"%s\", \"final\": %s, \"bytes\": %llu, \"wire\": %llu, "
-		       "\"seconds\": %.6f, \"dirty_rate\": %.0f, \"predicted_ms\": %.3f, "
-		       "\"throttle_pct\": %d}",
+		       "\"seconds\": %.6f, \"stage_seconds\": %.6f, \"dirty_rate\": %.0f, "
+		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
+		       rr->stage_s,
 		       rr->est.dirty_rate,
 		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle);
 	}
