@@ -8,15 +8,15 @@
  *
  * The peer (forked through an intermediate child, so it is reparented to the runner and
  * not dumped; setsid, alarm(60)) connects with a 4 KiB receive buffer, then waits on a
- * pipe. The test fills its send queue, settles (nothing unacknowledged), and tells the
- * peer to read 5000 bytes: its window update lets the test's socket send into the
- * window; the peer says so on a second pipe and the test at once adds an nftables
- * element of its own (table zdtm_extinfl_<pid>, timeout 60 s) that drops every packet
- * from the peer, so the peer's ACK is lost (retried until the test's socket really has
- * unacknowledged bytes). The test closes its pipe ends (the peer then reads the whole
- * stream, blocking, and checks every byte) and signals ready. After the restore the
- * test removes its table, writes the rest of its 8 MiB stream and waits for the peer's
- * verdict byte (10 s). Skipped (77) without the nft command.
+ * pipe. The test fills its send queue and settles (nothing unacknowledged); an nftables
+ * rule of its own (sock_tcp_block.h) then drops every packet of the peer acknowledging
+ * more than the test's snd_nxt, and the test tells the peer to read 5000 bytes: the
+ * peer's window update passes and lets the test's socket send into the window, the
+ * peer's ACK of those bytes is dropped. The test closes its pipe ends (the peer then
+ * reads the whole stream, blocking, and checks every byte; its window updates are
+ * dropped too) and signals ready. After the restore the test removes its table, writes
+ * the rest of its 8 MiB stream and waits for the peer's verdict byte (10 s). Skipped
+ * (77) without the nft command.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,12 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sock_tcp_block.h"
 #include "zdtmtst.h"
 
 #define TOTAL (8u << 20)
-#define TRIES 20
-
-static char table[64];
 
 static uint8_t ctr(uint64_t i)
 {
@@ -48,28 +46,6 @@ static uint64_t now_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
-/* Feed script to `nft -f -`; its exit status (or -1). */
-static int nft(const char *script)
-{
-	FILE *f = popen("nft -f - 2>&1", "w");
-	if (!f)
-		return -1;
-	fputs(script, f);
-	return pclose(f);
-}
-
-static int table_del(void)
-{
-	char s[256];
-	snprintf(s, sizeof(s), "add table ip %s\ndelete table ip %s\n", table, table);
-	return nft(s);
-}
-
-static void table_del_atexit(void)
-{
-	(void)table_del();
 }
 
 /* ---- the peer (outside the tree) ---- */
@@ -197,20 +173,11 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in me, him;
 	socklen_t l1 = sizeof(me), l2 = sizeof(him);
-	int go, done, tries, one = 1;
-	char s[512], c;
+	int go, done, one = 1;
+	char c;
 
 	test_init(argc, argv);
-	snprintf(table, sizeof(table), "zdtm_extinfl_%d", getpid());
-	snprintf(s, sizeof(s),
-		 "add table ip %s\n"
-		 "add set ip %s blk { type inet_service . inet_service; flags timeout; }\n"
-		 "add chain ip %s out { type filter hook output priority -310; }\n"
-		 "add rule ip %s out ip saddr 127.0.0.1 tcp sport . tcp dport @blk drop\n",
-		 table, table, table, table);
-	if (nft(s))
-		test_skip("nft cannot make a table (no nft command or no CAP_NET_ADMIN)");
-	atexit(table_del_atexit);
+	blk_init("extinfl");
 
 	int fd = start_peer(&go, &done);
 	if (setsockopt(fd, SOL_TCP, TCP_NODELAY, &one, sizeof(one)) ||
@@ -218,34 +185,25 @@ int main(int argc, char **argv)
 	    getpeername(fd, (struct sockaddr *)&him, &l2))
 		fail("socket: %m");
 	fill(fd);
-	for (tries = 1; tries <= TRIES; tries++) {
-		settle(fd);
-		if (write(go, "r", 1) != 1 || read(done, &c, 1) != 1)
-			fail("peer gone: %m");
-		snprintf(s, sizeof(s), "add element ip %s blk { %u . %u timeout 60s }\n", table,
-			 ntohs(him.sin_port), ntohs(me.sin_port));
-		if (nft(s))
-			fail("nft: cannot block the peer's packets");
-		if (unacked(fd))
-			break;
-		snprintf(s, sizeof(s), "delete element ip %s blk { %u . %u }\n", table,
-			 ntohs(him.sin_port), ntohs(me.sin_port));
-		if (nft(s))
-			fail("nft: cannot unblock");
-		fill(fd);
-	}
-	if (tries > TRIES)
-		fail("no in-flight state in %d tries (the peer's ACK always came first)", TRIES);
-	test_msg("try %d: %u segments unacknowledged, %llu bytes written\n", tries, unacked(fd),
+	settle(fd);
+	blk_acks(ntohs(him.sin_port), ntohs(me.sin_port), blk_snd_nxt(fd));
+	if (write(go, "r", 1) != 1 || read(done, &c, 1) != 1)
+		fail("peer gone: %m");
+	/* the window update went out: our socket sends into the window (2 s at most) */
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && !unacked(fd);)
+		poll(NULL, 0, 5);
+	check(unacked(fd) > 0);
+	test_msg("%u segments unacknowledged, %llu bytes written\n", unacked(fd),
 		 (unsigned long long)sent);
+	fill(fd);
 	close(go);
 	close(done);
 
 	test_ready();
 	test_wait_sigterm();
 
-	if (table_del())
-		fail("nft: cannot delete table %s", table);
+	if (blk_del())
+		fail("nft: cannot delete table %s", blk_table);
 	uint64_t end = now_ms() + 10000;
 	ssize_t r = 0;
 	while (now_ms() < end) {

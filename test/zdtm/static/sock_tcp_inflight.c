@@ -4,16 +4,16 @@
  * receiver's window closed behind it (docs/net.md, "In-flight data at the dump").
  *
  * Both directions are filled (4 KiB receive buffers, every sender writes until EAGAIN)
- * and left to settle (no segment unacknowledged); then the server reads part of its
- * stream: its window update makes the client send into the window, and right after that
- * an nftables element of our own (table zdtm_inflight_<pid>, timeout 60 s) drops every
- * packet from the server to the client, so the server's ACK of those bytes is lost
- * (it is usually still delayed when the element lands). The test makes sure the client
- * really has unacknowledged bytes the server holds (retrying a few times), then signals
- * ready: the dump finds that state. After the restore it removes its table and both
- * streams must complete byte for byte (10 s), then flow again. A restore that resends
- * those bytes as new data stalls both ways (the receiver's ACK runs ahead of the
- * sender's snd_nxt and is discarded). Skipped (77) without the nft command.
+ * and left to settle (no segment unacknowledged). Then an nftables rule of the test's own
+ * (sock_tcp_block.h) drops every packet from the server to the client that acknowledges
+ * more than the client's snd_nxt, and the server reads part of its stream: its window
+ * update passes and makes the client send into the window, the server's ACK of those
+ * bytes is dropped. The test checks the state (the client has unacknowledged bytes, the
+ * server has received them) and signals ready: the dump finds it. After the restore it
+ * removes its table and both streams must complete byte for byte (10 s), then flow
+ * again. A restore that resends those bytes as new data stalls both ways (the
+ * receiver's ACK runs ahead of the sender's snd_nxt and is discarded). Skipped (77)
+ * without the nft command.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,17 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sock_tcp_block.h"
 #include "zdtmtst.h"
-
-#define TRIES 20
 
 struct stream {
 	int fd;
 	uint64_t sent, rcvd;
 	uint8_t seed_tx, seed_rx;
 };
-
-static char table[64];
 
 static uint8_t ctr(uint64_t i, uint8_t seed)
 {
@@ -51,16 +48,6 @@ static uint64_t now_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
-/* Feed script to `nft -f -`; its exit status (or -1). */
-static int nft(const char *script)
-{
-	FILE *f = popen("nft -f - 2>&1", "w");
-	if (!f)
-		return -1;
-	fputs(script, f);
-	return pclose(f);
 }
 
 static void fill(struct stream *s)
@@ -146,21 +133,6 @@ static void finish_streams(struct stream *a, struct stream *b)
 		     (unsigned long long)a->sent);
 }
 
-/* Remove our table (a missing one is fine); 0 or nft's status. */
-static int table_del(void)
-{
-	char s[256];
-	snprintf(s, sizeof(s), "add table ip %s\ndelete table ip %s\n", table, table);
-	return nft(s);
-}
-
-/* at exit, also after a failure: no table left behind (a process killed by the dump
- * does not get here: its restored copy removes it) */
-static void table_del_atexit(void)
-{
-	(void)table_del();
-}
-
 int main(int argc, char **argv)
 {
 	struct sockaddr_in la = { .sin_family = AF_INET,
@@ -168,20 +140,9 @@ int main(int argc, char **argv)
 	struct sockaddr_in ca;
 	socklen_t ll = sizeof(la), cl = sizeof(ca);
 	int v = 4096, one = 1;
-	char s[512];
 
 	test_init(argc, argv);
-	snprintf(table, sizeof(table), "zdtm_inflight_%d", getpid());
-	/* a set of blocked (sport, dport) pairs with timeouts; one drop rule on output */
-	snprintf(s, sizeof(s),
-		 "add table ip %s\n"
-		 "add set ip %s blk { type inet_service . inet_service; flags timeout; }\n"
-		 "add chain ip %s out { type filter hook output priority -310; }\n"
-		 "add rule ip %s out ip saddr 127.0.0.1 tcp sport . tcp dport @blk drop\n",
-		 table, table, table, table);
-	if (nft(s))
-		test_skip("nft cannot make a table (no nft command or no CAP_NET_ADMIN)");
-	atexit(table_del_atexit);
+	blk_init("inflight");
 
 	int lsn = socket(AF_INET, SOCK_STREAM, 0);
 	struct stream c = { .seed_tx = 3, .seed_rx = 4 }, sv = { .seed_tx = 4, .seed_rx = 3 };
@@ -201,37 +162,24 @@ int main(int argc, char **argv)
 	check(drain(&c, 3000) > 0);
 	fill(&c);
 	fill(&sv);
-	int tries;
-	for (tries = 1; tries <= TRIES; tries++) {
-		settle(c.fd);
-		int before = inq(sv.fd);
-		/* the server reads: its window update lets the client send; the server's ACK of
-		 * that is delayed (40 ms at least), and dropped once the element is in */
-		check(drain(&sv, 5000) > 0);
-		snprintf(s, sizeof(s), "add element ip %s blk { %u . %u timeout 60s }\n", table,
-			 ntohs(la.sin_port), ntohs(ca.sin_port));
-		if (nft(s))
-			fail("nft: cannot block the server's packets");
-		fill(&c);
-		if (unacked(c.fd) && inq(sv.fd) > before - 5000)
-			break;
-		/* the ACK went through first: unblock and try again */
-		snprintf(s, sizeof(s), "delete element ip %s blk { %u . %u }\n", table,
-			 ntohs(la.sin_port), ntohs(ca.sin_port));
-		if (nft(s))
-			fail("nft: cannot unblock");
-	}
-	if (tries > TRIES)
-		fail("no in-flight state in %d tries (the server's ACK always came first)", TRIES);
-	test_msg("try %d: client %u segments unacknowledged, server %d bytes queued\n", tries,
-		 unacked(c.fd), inq(sv.fd));
+	settle(c.fd);
+	int before = inq(sv.fd);
+	blk_acks(ntohs(la.sin_port), ntohs(ca.sin_port), blk_snd_nxt(c.fd));
+	check(drain(&sv, 5000) > 0);
+	/* the window update went out: the client sends into the window (2 s at most) */
+	for (uint64_t end = now_ms() + 2000; now_ms() < end && !unacked(c.fd);)
+		poll(NULL, 0, 5);
+	check(unacked(c.fd) > 0 && inq(sv.fd) > before - 5000);
+	test_msg("client %u segments unacknowledged, server %d bytes queued\n", unacked(c.fd),
+		 inq(sv.fd));
+	fill(&c);
 	fill(&sv);
 
 	test_ready();
 	test_wait_sigterm();
 
-	if (table_del())
-		fail("nft: cannot delete table %s", table);
+	if (blk_del())
+		fail("nft: cannot delete table %s", blk_table);
 	finish_streams(&c, &sv);
 	fill(&c);
 	fill(&sv);
