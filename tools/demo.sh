@@ -127,6 +127,9 @@ pid=
 last=$(tail -n 1 "$work/counter.out" | awk '{print $2}')
 mpid=$(awk '/round .* tree restored as pid/ { for (i = 1; i <= NF; i++) if ($i == "pid") print $(i + 1) }' "$work/srv.log" | tail -n 1)
 wait_for "$work/counter.out" "^tick $((last + 5)) " 20 || exit 1
+say "the destination staged each pre-copy round as it arrived, then built the tree from it"
+grep -E "round '[^']*' staged|memory from the warm staging|tree restored as" "$work/srv.log" |
+	sed 's/^.*info: //; s/ (src\/.*//'
 say "it runs on the destination: host pid $mpid, network namespace $(ip netns identify "$mpid")"
 tail -n 3 "$work/counter.out"
 grep -q BAD "$work/counter.out" && { echo "demo: FAILED: checksum mismatch after migration" >&2; exit 1; }

@@ -27,9 +27,10 @@
  *     read returns EOF and the stub exits.
  *
  * The ferry init of --pidns (PID 1 of the new namespace) creates the root like a stub
- * creates a child, then closes every fd, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2
- * to the root, reaps every child and exits with the root's status (128+signal when the
- * root was killed: an init cannot kill itself with a signal).
+ * creates a child, then closes every fd, unmaps the warm staging (rst-warm.h), forwards
+ * SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 to the root, reaps every child and exits with
+ * the root's status (128+signal when the root was killed: an init cannot kill itself
+ * with a signal).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +51,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/rst-tree.h"
+#include "engine/rst-warm.h"
 #include "fs/fs.h"
 
 #ifndef CLONE_NEWPID
@@ -359,6 +361,11 @@ static void __attribute__((noreturn)) init_main(struct rst_tree *t)
 		stub_fail(t, 0, "clone3 of the root in the new pid namespace", (int)-r);
 	init_root = (pid_t)r;
 	syscall(SYS_close_range, 0, ~0U, 0);
+	/* the staged memory is the tree's (rst-warm.h): holding it here too would make the
+	 * tree's every first write a copy */
+	for (size_t i = 0; i < t->n; i++)
+		if (t->t[i].warm && t->t[i].warm->slab)
+			munmap(t->t[i].warm->slab, t->t[i].warm->slab_len);
 	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
 		sigaction(fwd[i], &sa, NULL);
 	for (;;) {

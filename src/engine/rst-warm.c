@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -309,20 +307,6 @@ static int layout_cut(struct rst_warm_proc *p, const MmEntry *mm, struct rst_war
 	return e;
 }
 
-/* First piece ending above a, or p->n. */
-static size_t piece_find(const struct rst_warm_proc *p, uint64_t a)
-{
-	size_t lo = 0, hi = p->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->p[mid].end <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 static int piece_cmp(const void *a, const void *b)
 {
 	const struct warm_piece *x = a, *y = b;
@@ -340,7 +324,7 @@ static int layout_fill(struct rst_warm *w, struct rst_warm_proc *np, const MmEnt
 		if (!vma_stageable(v))
 			continue;
 		qsort(np->p, np->n, sizeof(*np->p), piece_cmp);
-		size_t n0 = np->n, i = piece_find(np, v->start);
+		size_t n0 = np->n, i = warm_piece_find(np, v->start);
 		for (uint64_t a = v->start; a < v->end && e == 0;) {
 			if (i < n0 && np->p[i].start <= a) {
 				a = np->p[i++].end;
@@ -425,7 +409,7 @@ static int entry_apply(struct rst_warm *w, struct rst_warm_proc *p, const Pagema
 	bool data = pe->flags == PE_PRESENT;
 	int e = 0;
 
-	for (size_t i = piece_find(p, a); a < end && e == 0; i++) {
+	for (size_t i = warm_piece_find(p, a); a < end && e == 0; i++) {
 		struct warm_piece *x = i < p->n ? &p->p[i] : NULL;
 		uint64_t ps = x ? max_t(uint64_t, x->start, a) : end;
 		ps = min_t(uint64_t, ps, end);
@@ -711,7 +695,7 @@ int rst_warm_round(struct rst_warm *w, const char *dir, uint64_t *bytes)
 /* Whether the pieces cover [a, b) without a gap. */
 static bool covered(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
 {
-	for (size_t i = piece_find(p, a); i < p->n && a < b; i++) {
+	for (size_t i = warm_piece_find(p, a); i < p->n && a < b; i++) {
 		if (p->p[i].start > a)
 			return false;
 		a = p->p[i].end;
@@ -722,7 +706,7 @@ static bool covered(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
 /* Whether every page of [a, b) is known. */
 static bool known(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
 {
-	for (size_t i = piece_find(p, a); i < p->n && a < b; i++) {
+	for (size_t i = warm_piece_find(p, a); i < p->n && a < b; i++) {
 		const struct warm_piece *x = &p->p[i];
 		uint64_t e = min_t(uint64_t, b, x->end);
 		if (x->start > a || !bits_all(x->known, (a - x->start) / RST_PAGE, (e - a) / RST_PAGE))
@@ -737,7 +721,7 @@ static bool known(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
  * the dumped process had one). */
 static bool movable(const struct rst_warm_proc *p, const VmaEntry *v)
 {
-	size_t i = piece_find(p, v->start);
+	size_t i = warm_piece_find(p, v->start);
 	return v->kind == VMA_KIND__VMA_ANON && !(v->flags & MAP_GROWSDOWN) && i < p->n &&
 	       p->p[i].start <= v->start && p->p[i].end >= v->end;
 }
@@ -792,6 +776,20 @@ static void proc_final(struct rst_warm_proc *p, struct img_dir *d)
 	rst_pagemap_free(h, pm, n);
 }
 
+/* Our anonymous memory in transparent huge pages, MiB (what keeps the stubs' fork
+ * cheap: docs/warm.md), 0 if unknown. */
+static uint64_t huge_mib(void)
+{
+	char *buf, *p;
+	unsigned long long kb = 0;
+	if (read_file("/proc/self/smaps_rollup", &buf, NULL, 1 << 16) < 0)
+		return 0;
+	if ((p = strstr(buf, "AnonHugePages:")))
+		sscanf(p + 14, "%llu", &kb);
+	free(buf);
+	return kb / 1024;
+}
+
 int rst_warm_final(struct rst_warm *w, const char *dir)
 {
 	uint64_t t0 = now_ns(), bytes = 0;
@@ -807,8 +805,10 @@ int rst_warm_final(struct rst_warm *w, const char *dir)
 		reset(w);
 		return pr_err_ret(e, "warm: the final round cannot be staged: restoring cold");
 	}
-	pr_info("warm: final round '%s' staged: %llu bytes in %.1f ms", dir,
-		(unsigned long long)bytes, (now_ns() - t0) / 1e6);
+	pr_info("warm: final round '%s' staged: %llu bytes in %.1f ms; %llu MiB of the staging "
+		"in huge pages",
+		dir, (unsigned long long)bytes, (now_ns() - t0) / 1e6,
+		(unsigned long long)huge_mib());
 	return 0;
 }
 
@@ -853,68 +853,4 @@ void rst_warm_free(struct rst_warm *w)
 	reset(w);
 	free(w->discard);
 	free(w);
-}
-
-/* ---- restore side ---------------------------------------------------------------- */
-
-int rst_warm_move(struct rst *r, struct rst_batch *b, size_t vi)
-{
-	const struct rst_warm_proc *p = r->warm;
-	const VmaEntry *v = r->mm->vmas[vi];
-	uint64_t a = v->start;
-
-	for (size_t i = piece_find(p, a); i < p->n && a < v->end; i++) {
-		const struct warm_piece *x = &p->p[i];
-		uint64_t e = min_t(uint64_t, v->end, x->end), len = e - a;
-		int k = rst_batch_add(b, "mremap", __NR_mremap, (uint64_t)x->w + (a - x->start),
-				      len, len, MREMAP_MAYMOVE | MREMAP_FIXED, a, 0);
-		if (k < 0)
-			return k;
-		rst_batch_expect(b, k, (long)a);
-		rst_batch_whatf(b, k, "mremap of staged memory to %#llx-%#llx",
-				(unsigned long long)a, (unsigned long long)e);
-		a = e;
-	}
-	return 0;
-}
-
-/* Write [a, a+len) of the task from src: process_vm_writev, /proc/PID/mem for what it
- * may not write (read-only). */
-static int copy_out(struct rst *r, uint64_t a, const uint8_t *src, uint64_t len)
-{
-	struct iovec l = { (void *)src, len }, rv = { (void *)a, len };
-	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
-	size_t done = n > 0 ? (size_t)n : 0;
-	int e = done < len ? remote_write(&r->rt, a + done, src + done, len - done) : 0;
-	return e < 0 ? pr_err_ret(e, "cannot write %llu staged bytes at %#llx in task %d",
-				  (unsigned long long)(len - done), (unsigned long long)(a + done),
-				  r->pid)
-		     : 0;
-}
-
-int rst_warm_pages(struct rst *r)
-{
-	const struct rst_warm_proc *p = r->warm;
-	uint64_t t0 = now_ns(), bytes = 0;
-	int e = 0;
-
-	for (size_t k = 0; k < r->n_pm && e == 0; k++) {
-		const PagemapEntry *pe = r->pm[k];
-		uint64_t a = pe->vaddr, end = a + (uint64_t)pe->nr_pages * RST_PAGE;
-		ssize_t vi = rst_vma_find(r->mm, a);
-		if (vi < 0 || p->vkind[vi] != WARM_COPY)
-			continue; /* WARM_MOVE: in place (rst_warm_final made sure of the rest) */
-		if (pe->flags == PE_ZERO && r->mm->vmas[vi]->kind == VMA_KIND__VMA_ANON)
-			continue; /* fresh anonymous memory reads as zero already */
-		for (size_t i = piece_find(p, a); i < p->n && a < end && e == 0; i++) {
-			const struct warm_piece *x = &p->p[i];
-			uint64_t b = min_t(uint64_t, end, x->end);
-			e = copy_out(r, a, x->w + (a - x->start), b - a);
-			bytes += b - a;
-			a = b;
-		}
-	}
-	pr_debug("warm: process %d: %llu bytes copied from the staging in %.2f ms", r->ipid,
-		 (unsigned long long)bytes, (now_ns() - t0) / 1e6);
-	return e;
 }

@@ -50,6 +50,20 @@ struct rst_warm_proc {
 
 struct rst_warm;
 
+/* The first piece of p ending above a, or p->n. */
+static inline size_t warm_piece_find(const struct rst_warm_proc *p, uint64_t a)
+{
+	size_t lo = 0, hi = p->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->p[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* A warm restorer's state. 0 or -ENOMEM. */
 int rst_warm_new(struct rst_warm **out);
 /* Stage round DIR (a pre-dump round of the migration). The first round (or one that
