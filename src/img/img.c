@@ -1,6 +1,10 @@
 /*
  * img: image directory, writers, verified readers. See img.h for the format and
- * invariants. Hashing is XXH64 (seed 0) over each whole file, header included.
+ * invariants. Each file is hashed whole, header included, seed 0: XXH64 (the manifest's
+ * xxh64) for every file, except page data written to a local directory without a sink,
+ * which is hashed with XXH3_64bits (the manifest's xxh3, xxh64 then 0): about 4x less
+ * CPU on the dump's critical thread. A sink (the page server) always gets XXH64, which
+ * is what its peer verifies. Readers verify whichever hash the manifest entry carries.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +16,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__)
+/* XXH3_64bits(_update) become the library's runtime-dispatched versions (AVX2 where the
+ * CPU has it: ~2.5x the baseline SSE2 build's speed here); same results on every CPU. */
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "common/log.h"
 #include "common/util.h"
@@ -23,7 +32,53 @@ struct manifest_item {
 	char name[64];
 	uint64_t size;
 	uint64_t hash;
+	bool xxh3; /* hash is XXH3_64bits, else XXH64 */
 };
+
+/* A streaming whole-file hash of either kind (seed 0). */
+struct fhash {
+	bool xxh3;
+	XXH64_state_t *s64;
+	XXH3_state_t *s3;
+};
+
+static int fhash_init(struct fhash *h, bool xxh3)
+{
+	h->xxh3 = xxh3;
+	h->s64 = NULL;
+	h->s3 = NULL;
+	if (xxh3) {
+		if (!(h->s3 = XXH3_createState()))
+			return -ENOMEM;
+		XXH3_64bits_reset(h->s3);
+	} else {
+		if (!(h->s64 = XXH64_createState()))
+			return -ENOMEM;
+		XXH64_reset(h->s64, 0);
+	}
+	return 0;
+}
+
+static void fhash_update(struct fhash *h, const void *buf, size_t len)
+{
+	if (h->xxh3)
+		XXH3_64bits_update(h->s3, buf, len);
+	else
+		XXH64_update(h->s64, buf, len);
+}
+
+static uint64_t fhash_digest(const struct fhash *h)
+{
+	return h->xxh3 ? XXH3_64bits_digest(h->s3) : XXH64_digest(h->s64);
+}
+
+static void fhash_fini(struct fhash *h)
+{
+	XXH64_freeState(h->s64);
+	XXH3_freeState(h->s3);
+	h->s64 = NULL;
+	h->s3 = NULL;
+}
 
 struct img_dir {
 	int dirfd;
@@ -43,7 +98,7 @@ struct img_writer {
 	void *fh;  /* the sink's handle, NULL without a sink */
 	bool sunk; /* fh is valid */
 	char name[64];
-	XXH64_state_t *xs;
+	struct fhash h;
 	uint64_t size;
 	uint8_t *buf;
 	size_t blen;
@@ -53,7 +108,7 @@ struct img_stream {
 	int fd;
 	char name[64];
 	uint64_t size, pos, want_hash;
-	XXH64_state_t *xs;
+	struct fhash h;
 };
 
 const char *img_name(char buf[64], const char *fmt, ...)
@@ -266,6 +321,14 @@ static const ManifestEntry *manifest_find(const struct img_dir *d, const char *n
 	return NULL;
 }
 
+/* Does DATA match the entry's hash (XXH3 when the entry has one, else XXH64)? */
+static bool manifest_hash_ok(const ManifestEntry *me, const void *data, size_t len)
+{
+	if (me->has_xxh3)
+		return XXH3_64bits(data, len) == me->xxh3;
+	return XXH64(data, len, 0) == me->xxh64;
+}
+
 bool img_dir_has(const struct img_dir *d, const char *name)
 {
 	return manifest_find(d, name) != NULL;
@@ -281,14 +344,12 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 	if (!w)
 		return -ENOMEM;
 	w->buf = malloc(WBUF_SIZE);
-	w->xs = XXH64_createState();
-	if (!w->buf || !w->xs) {
+	if (!w->buf || fhash_init(&w->h, !d->sink_ops && is_page_data(name, magic)) < 0) {
 		free(w->buf);
-		XXH64_freeState(w->xs);
+		fhash_fini(&w->h);
 		free(w);
 		return -ENOMEM;
 	}
-	XXH64_reset(w->xs, 0);
 	w->d = d;
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	w->fd = -1;
@@ -298,7 +359,8 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 		w->sunk = r == 0;
 	}
 	if (r == 0 && !(d->sink_ops && is_page_data(name, magic))) {
-		w->fd = openat(d->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* O_RDWR: the page writer may map the file (dump-mem.c direct batches) */
+		w->fd = openat(d->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd < 0)
 			r = pr_perror("cannot create image '%s/%s'", d->path, name);
 	}
@@ -306,7 +368,7 @@ int img_writer_open(struct img_dir *d, const char *name, uint32_t magic, struct 
 		if (w->sunk && d->sink_ops)
 			d->sink_ops->abort(d->sink, w->fh);
 		free(w->buf);
-		XXH64_freeState(w->xs);
+		fhash_fini(&w->h);
 		free(w);
 		return r;
 	}
@@ -351,7 +413,7 @@ int img_writer_put(struct img_writer *w, const void *buf, size_t len)
 
 int img_write_raw(struct img_writer *w, const void *buf, size_t len)
 {
-	XXH64_update(w->xs, buf, len);
+	fhash_update(&w->h, buf, len);
 	w->size += len;
 	if (w->blen + len > WBUF_SIZE) {
 		int r = writer_flush(w);
@@ -394,7 +456,7 @@ int img_writer_fd(struct img_writer *w)
 
 void img_writer_account(struct img_writer *w, const void *buf, size_t len)
 {
-	XXH64_update(w->xs, buf, len);
+	fhash_update(&w->h, buf, len);
 	w->size += len;
 }
 
@@ -403,7 +465,8 @@ uint64_t img_writer_size(const struct img_writer *w)
 	return w->size;
 }
 
-static int dir_add_item(struct img_dir *d, const char *name, uint64_t size, uint64_t hash)
+static int dir_add_item(struct img_dir *d, const char *name, uint64_t size, uint64_t hash,
+			bool xxh3)
 {
 	if (d->n_items == d->cap_items) {
 		size_t cap = d->cap_items ? d->cap_items * 2 : 32;
@@ -417,12 +480,13 @@ static int dir_add_item(struct img_dir *d, const char *name, uint64_t size, uint
 	snprintf(it->name, sizeof(it->name), "%s", name);
 	it->size = size;
 	it->hash = hash;
+	it->xxh3 = xxh3;
 	return 0;
 }
 
 int img_writer_close(struct img_writer *w)
 {
-	uint64_t hash = XXH64_digest(w->xs);
+	uint64_t hash = fhash_digest(&w->h);
 	int r = writer_flush(w);
 	if (r == 0 && w->fd >= 0 && fsync(w->fd) < 0)
 		r = pr_perror("cannot sync image '%s/%s'", w->d->path, w->name);
@@ -434,14 +498,14 @@ int img_writer_close(struct img_writer *w)
 		w->sunk = false;
 	}
 	if (r == 0)
-		r = dir_add_item(w->d, w->name, w->size, hash);
+		r = dir_add_item(w->d, w->name, w->size, hash, w->h.xxh3);
 	if (w->fd >= 0 && close(w->fd) < 0 && r == 0)
 		r = pr_perror("cannot close image '%s/%s'", w->d->path, w->name);
 	if (r < 0 && w->fd >= 0)
 		(void)unlinkat(w->d->dirfd, w->name, 0);
 	w->fd = -1;
 	free(w->buf);
-	XXH64_freeState(w->xs);
+	fhash_fini(&w->h);
 	free(w);
 	return r;
 }
@@ -457,7 +521,7 @@ void img_writer_abort(struct img_writer *w)
 		(void)unlinkat(w->d->dirfd, w->name, 0);
 	}
 	free(w->buf);
-	XXH64_freeState(w->xs);
+	fhash_fini(&w->h);
 	free(w);
 }
 
@@ -494,7 +558,12 @@ int img_dir_commit(struct img_dir *d, InventoryEntry *inv)
 		manifest_entry__init(&ents[i]);
 		ents[i].name = d->items[i].name;
 		ents[i].size = d->items[i].size;
-		ents[i].xxh64 = d->items[i].hash;
+		if (d->items[i].xxh3) {
+			ents[i].has_xxh3 = 1;
+			ents[i].xxh3 = d->items[i].hash;
+		} else {
+			ents[i].xxh64 = d->items[i].hash;
+		}
 		ptrs[i] = &ents[i];
 	}
 	inv->n_manifest = d->n_items;
@@ -620,7 +689,7 @@ int img_load(struct img_dir *d, const char *name, uint32_t magic, struct img_buf
 		r = -EBADMSG;
 		goto fail;
 	}
-	if (XXH64(data, me->size, 0) != me->xxh64) {
+	if (!manifest_hash_ok(me, data, me->size)) {
 		pr_err("image '%s/%s' is corrupt: checksum mismatch", d->path, name);
 		r = -EBADMSG;
 		goto fail;
@@ -675,12 +744,12 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	struct img_stream *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->xs = XXH64_createState();
-	if (!s->xs) {
+	s->fd = -1;
+	if (fhash_init(&s->h, me->has_xxh3) < 0) {
+		fhash_fini(&s->h);
 		free(s);
 		return -ENOMEM;
 	}
-	XXH64_reset(s->xs, 0);
 	s->fd = openat(d->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
 		int e = errno;
@@ -688,7 +757,7 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 		pr_err("image '%s/%s' listed in the inventory is missing: %s", d->path, name,
 		       strerror(e));
 		int r = e == ENOENT ? -EBADMSG : -e;
-		XXH64_freeState(s->xs);
+		fhash_fini(&s->h);
 		free(s);
 		return r;
 	}
@@ -703,7 +772,7 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 	(void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	s->size = me->size;
-	s->want_hash = me->xxh64;
+	s->want_hash = me->has_xxh3 ? me->xxh3 : me->xxh64;
 	*out = s;
 	return 0;
 }
@@ -721,7 +790,7 @@ int img_stream_read(struct img_stream *s, void *buf, size_t len)
 		pr_err("image '%s' is truncated", s->name);
 		return -EBADMSG;
 	}
-	XXH64_update(s->xs, buf, len);
+	fhash_update(&s->h, buf, len);
 	s->pos += len;
 	return 0;
 }
@@ -738,7 +807,7 @@ int img_stream_finish(struct img_stream *s)
 		pr_err("image '%s' has %llu bytes more than its pagemap describes", s->name,
 		       (unsigned long long)(s->size - s->pos));
 		r = -EBADMSG;
-	} else if (XXH64_digest(s->xs) != s->want_hash) {
+	} else if (fhash_digest(&s->h) != s->want_hash) {
 		pr_err("image '%s' is corrupt: checksum mismatch", s->name);
 		r = -EBADMSG;
 	}
@@ -752,6 +821,6 @@ void img_stream_free(struct img_stream *s)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	XXH64_freeState(s->xs);
+	fhash_fini(&s->h);
 	free(s);
 }

@@ -4,8 +4,9 @@
  * Format (docs/images.md): every image file except raw page data starts with a u32
  * magic (little endian) identifying its type, followed by records: u32 length + a
  * protobuf message of that length. pages-<id>.img is raw page data, no header.
- * inventory.img is written last and lists every other file with its size and xxh64
- * (the manifest), plus its own trailing u64 xxh64: a directory without a valid
+ * inventory.img is written last and lists every other file with its size and hash
+ * (the manifest: XXH64, or XXH3_64bits for page data written to a local directory
+ * without a sink), plus its own trailing u64 xxh64: a directory without a valid
  * inventory is incomplete, and a file whose size or hash differs is corrupt.
  *
  * Invariants:
@@ -135,7 +136,8 @@ struct img_sink_ops {
 	int (*open)(void *sink, const char *name, uint32_t magic, void **fh);
 	/* Bytes of the file, in order (magic header and records included). */
 	int (*write)(void *sink, void *fh, const void *buf, size_t len);
-	/* The file is complete: its size and xxh64 (as in the manifest). */
+	/* The file is complete: its size and xxh64 (as in the manifest: with a sink every
+	 * file, page data included, is hashed with XXH64). */
 	int (*close)(void *sink, void *fh, uint64_t size, uint64_t hash);
 	/* The file is dropped (error path). fh is freed. */
 	void (*abort)(void *sink, void *fh);

@@ -593,6 +593,181 @@ static void test_stream_hash(void)
 	img_dir_free(d);
 }
 
+/* Encode INV with its XXH64 trailer into DIR/inventory.img (hand-made inventories). */
+static void inventory_put(const char *dir, InventoryEntry *inv)
+{
+	char file[600];
+	size_t plen = protobuf_c_message_get_packed_size(&inv->base);
+	uint8_t *out = malloc(8 + plen + 8);
+	CHECK(out);
+	uint32_t im = IMG_MAGIC_INVENTORY, l32 = plen;
+	memcpy(out, &im, 4);
+	memcpy(out + 4, &l32, 4);
+	protobuf_c_message_pack(&inv->base, out + 8);
+	uint64_t h = XXH64(out, 8 + plen, 0);
+	memcpy(out + 8 + plen, &h, 8);
+	path_of(file, sizeof(file), dir, "inventory.img");
+	write_whole(file, out, 8 + plen + 8);
+	free(out);
+}
+
+/* Read the whole pages-1.img of DIR through the stream reader: img_stream_finish's code. */
+static int stream_all(const char *dir)
+{
+	struct img_dir *d;
+	struct img_stream *s;
+	uint8_t page[4096];
+	CHECK_EQ(img_dir_open(dir, &d), 0);
+	CHECK_EQ(img_stream_open(d, "pages-1.img", &s), 0);
+	while (img_stream_left(s))
+		CHECK_EQ(img_stream_read(s, page, sizeof(page)), 0);
+	int r = img_stream_finish(s);
+	img_dir_free(d);
+	return r;
+}
+
+/* Which hash each manifest entry carries: local page data XXH3 (xxh64 0), every other
+ * file XXH64; an entry in the older form (XXH64 only, as every ferry wrote before xxh3)
+ * still verifies; a hash of the wrong kind is refused. */
+static void test_hash_kinds(void)
+{
+	char dir[512], file[600];
+	uint8_t *data, *pages;
+	size_t len, plen;
+	make_dir("kinds", dir, sizeof(dir));
+	write_sample_dir(dir);
+	path_of(file, sizeof(file), dir, "inventory.img");
+	read_whole(file, &data, &len);
+	InventoryEntry *inv;
+	CHECK_EQ(img_inventory_decode(data, len, &inv), 0);
+	free(data);
+	ManifestEntry *pe = NULL;
+	for (size_t i = 0; i < inv->n_manifest; i++) {
+		ManifestEntry *me = inv->manifest[i];
+		path_of(file, sizeof(file), dir, me->name);
+		read_whole(file, &data, &len);
+		if (!strcmp(me->name, "pages-1.img")) {
+			pe = me;
+			CHECK(me->has_xxh3);
+			CHECK_EQ(me->xxh3, XXH3_64bits(data, len));
+			CHECK_EQ(me->xxh64, 0);
+		} else {
+			CHECK(!me->has_xxh3);
+			CHECK_EQ(me->xxh64, XXH64(data, len, 0));
+		}
+		free(data);
+	}
+	CHECK(pe);
+	CHECK_EQ(stream_all(dir), 0);
+
+	path_of(file, sizeof(file), dir, "pages-1.img");
+	read_whole(file, &pages, &plen);
+	uint64_t x3 = pe->xxh3, x64 = XXH64(pages, plen, 0);
+	free(pages);
+	/* the older form: XXH64 only */
+	pe->has_xxh3 = 0;
+	pe->xxh64 = x64;
+	inventory_put(dir, inv);
+	CHECK_EQ(stream_all(dir), 0);
+	/* a claimed XXH64 that is in fact the XXH3 value, and the reverse */
+	pe->xxh64 = x3;
+	inventory_put(dir, inv);
+	CHECK_EQ(stream_all(dir), -EBADMSG);
+	pe->has_xxh3 = 1;
+	pe->xxh3 = x64;
+	pe->xxh64 = 0;
+	inventory_put(dir, inv);
+	CHECK_EQ(stream_all(dir), -EBADMSG);
+	/* XXH3 form again, then one flipped bit in the data */
+	pe->xxh3 = x3;
+	inventory_put(dir, inv);
+	CHECK_EQ(stream_all(dir), 0);
+	int fd = open(file, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(pwrite_full(fd, "\xa4", 1, 2 * 4096 + 7), 0); /* 0xa2 ^ 0x06 */
+	close(fd);
+	CHECK_EQ(stream_all(dir), -EBADMSG);
+	inventory_entry__free_unpacked(inv, NULL);
+}
+
+/* A sink that keeps what it is told (test_sink_hash). */
+struct rec_sink {
+	uint64_t close_hash, close_size;
+	int closes;
+	uint8_t *inv;
+	size_t inv_len;
+};
+static int rs_begin(void *s, const char *p) { (void)s; (void)p; return 0; }
+static int rs_open(void *s, const char *n, uint32_t m, void **fh)
+{
+	(void)n; (void)m;
+	*fh = s;
+	return 0;
+}
+static int rs_write(void *s, void *fh, const void *b, size_t l)
+{
+	(void)s; (void)fh; (void)b; (void)l;
+	return 0;
+}
+static int rs_close(void *s, void *fh, uint64_t size, uint64_t hash)
+{
+	struct rec_sink *r = s;
+	(void)fh;
+	r->close_hash = hash;
+	r->close_size = size;
+	r->closes++;
+	return 0;
+}
+static void rs_abort(void *s, void *fh) { (void)s; (void)fh; }
+static int rs_commit(void *s, const void *inv, size_t len)
+{
+	struct rec_sink *r = s;
+	r->inv = malloc(len);
+	CHECK(r->inv);
+	memcpy(r->inv, inv, len);
+	r->inv_len = len;
+	return 0;
+}
+static void rs_discard(void *s) { (void)s; }
+
+/* With a sink (the page server verifies XXH64), page data keeps XXH64 everywhere: the
+ * close hash and the manifest the peer receives. */
+static void test_sink_hash(void)
+{
+	static const struct img_sink_ops ops = { rs_begin, rs_open, rs_write, rs_close,
+						 rs_abort, rs_commit, rs_discard };
+	struct rec_sink rs = { 0 };
+	char dir[512];
+	uint8_t page[3 * 4096];
+	struct img_dir *d;
+	struct img_writer *w;
+	make_dir("sink", dir, sizeof(dir));
+	for (size_t i = 0; i < sizeof(page); i++)
+		page[i] = (uint8_t)(i * 7 + 1);
+	img_set_sink(&ops, &rs);
+	CHECK_EQ(img_dir_create(dir, &d), 0);
+	CHECK_EQ(img_writer_open(d, "pages-1.img", IMG_MAGIC_RAW, &w), 0);
+	CHECK_EQ(img_writer_fd(w), -1);
+	img_writer_account(w, page, sizeof(page));
+	CHECK_EQ(img_writer_put(w, page, sizeof(page)), 0);
+	CHECK_EQ(img_writer_close(w), 0);
+	CHECK_EQ(rs.closes, 1);
+	CHECK_EQ(rs.close_size, sizeof(page));
+	CHECK_EQ(rs.close_hash, XXH64(page, sizeof(page), 0));
+	InventoryEntry inv, *got;
+	img_inventory_init(&inv);
+	inv.root_pid = 1;
+	CHECK_EQ(img_dir_commit(d, &inv), 0);
+	img_dir_free(d);
+	img_set_sink(NULL, NULL);
+	CHECK_EQ(img_inventory_decode(rs.inv, rs.inv_len, &got), 0);
+	CHECK_EQ(got->n_manifest, 1);
+	CHECK(!got->manifest[0]->has_xxh3);
+	CHECK_EQ(got->manifest[0]->xxh64, XXH64(page, sizeof(page), 0));
+	inventory_entry__free_unpacked(got, NULL);
+	free(rs.inv);
+}
+
 static void test_buf_one(void)
 {
 	uint8_t buf[256];
@@ -640,6 +815,8 @@ static const struct {
 	{ "create_rules", test_create_rules },
 	{ "stream_hash", test_stream_hash },
 	{ "buf_one", test_buf_one },
+	{ "hash_kinds", test_hash_kinds },
+	{ "sink_hash", test_sink_hash },
 };
 
 /* `test_img --write-sample DIR` only writes the sample directory (for trying
