@@ -3,6 +3,9 @@
 # memory, to a tmpfs images directory, next to baselines measured in the same run:
 #   dump    vs process_vm_readv into a preallocated buffer   (target: ratio >= 0.60)
 #   restore vs memcpy into freshly mapped memory               (target: ratio >= 0.70)
+# plus, for information, write() of the same bytes into a new file of the images
+# directory's filesystem (file_write): what storing them costs one thread; its ratio
+# is the best a dump with a single writer could reach.
 # Sizes: BENCH_SIZES="1024 4096" (MiB) by default. Not part of `make test`: timings on a
 # shared machine are noisy, so each figure is the best of BENCH_REPS runs (default 2).
 set -u
@@ -34,9 +37,10 @@ want() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
 if want mem; then
 printf '%-8s %-10s %10s %10s %10s %8s\n' size what seconds GB/s baseline ratio
 for size in $SIZES; do
-	bl=$("$BASELINE" "$size") || exit 1
+	bl=$("$BASELINE" "$size" "$work") || exit 1
 	memcpy_fresh=$(echo "$bl" | awk '$1 == "memcpy_fresh" { print $2 }')
 	pvr=$(echo "$bl" | awk '$1 == "pvr_prealloc" { print $2 }')
+	fwrite=$(echo "$bl" | awk '$1 == "file_write" { print $2 }')
 	dumps=() restores=()
 	for ((rep = 0; rep < REPS; rep++)); do
 		rm -rf "$work/img" "$work/ready" "$work/rpid"
@@ -74,10 +78,14 @@ for size in $SIZES; do
 		"$(gbps "$size" "$pvr")" "$(ratio "$pvr" "$d")"
 	printf '%-8s %-10s %10.3f %10s %10s %8s\n' "${size}M" restore "$r" "$(gbps "$size" "$r")" \
 		"$(gbps "$size" "$memcpy_fresh")" "$(ratio "$memcpy_fresh" "$r")"
+	printf '%-8s %-10s %10.3f %10s %10s %8s\n' "${size}M" file_write "$fwrite" \
+		"$(gbps "$size" "$fwrite")" "$(gbps "$size" "$pvr")" "$(ratio "$pvr" "$fwrite")"
 	rm -rf "$work/img"
 done
 echo "(dump baseline: process_vm_readv into a preallocated buffer; restore baseline: memcpy"
-echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better)"
+echo " into freshly mapped memory; ratio = baseline time / ferry time, higher is better;"
+echo " file_write: write() of the same bytes into a new file in the images directory's"
+echo " filesystem, one thread, against the dump baseline: not ferry, a bound on it)"
 fi
 
 # Process trees: a root and TREE_PROCS-1 children with TREE_THREADS threads each.

@@ -19,10 +19,23 @@
  * /proc/PID/pagemap read in 512 KiB chunks); pages are pulled with process_vm_readv (up
  * to 1024 remote iovecs, BATCH_BYTES per call) straight into a slot of a small ring,
  * zero pages are squeezed out in place, the slot is hashed (img_writer_account) and
- * handed to a writer thread that writes it with one img_writer_put() (a write() to the
- * local file, whose writeback it starts with sync_file_range so the final fsync is
- * short, or the page server's sender when the images are streamed). Ranges process_vm_readv cannot
- * read (PROT_NONE: EFAULT) are read through /proc/PID/mem.
+ * handed to a writer thread that writes it at its offset (a pwrite() to the local file,
+ * whose writeback it starts with sync_file_range so the final fsync is short, or
+ * img_writer_put() to the page server's sender when the images are streamed). Ranges
+ * process_vm_readv cannot read (PROT_NONE: EFAULT) are read through /proc/PID/mem.
+ *
+ * Direct batches (local tmpfs file only): writing into tmpfs costs more than reading
+ * (each new page-cache page is allocated and charged: ~2.5x the process_vm_readv time
+ * on the benchmark VM), and writes to one inode serialize on its lock. So when the ring
+ * is full (the writer thread is behind), the reading thread does not wait: it maps the
+ * file's next range, populates it (MADV_POPULATE_WRITE: pages allocated without the
+ * inode lock, an error instead of SIGBUS when tmpfs is full, which then falls back to
+ * the ring) and reads the batch straight into the file. Both cores then fill the file;
+ * the data lands at the same offsets, in the same order, hashed in order by the reader.
+ * The file is grown with ftruncate ahead of direct batches and cut to its real length at
+ * the end. FERRY_DUMP_DIRECT=0 turns direct batches off; FERRY_DUMP_DIRECT=always
+ * makes every batch direct, on any filesystem (tests: zdtm writes to ext4 and dumps
+ * small processes, which would never take this path).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +50,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -56,6 +70,10 @@
 #define BATCH_BYTES (8u << 20) /* page data per process_vm_readv */
 #define BATCH_IOV   1024
 #define MAX_RUN	    UINT32_MAX /* pages per PagemapEntry */
+#define TMPFS_MAGIC_ 0x01021994 /* linux/magic.h TMPFS_MAGIC */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 /* PAGEMAP_SCAN, uapi of Linux 6.7 (include/uapi/linux/fs.h); our headers are 6.1. */
 #define PAGE_IS_FILE	(1ULL << 2)
@@ -97,6 +115,7 @@ struct wring {
 	bool started, done;
 	uint8_t *mem; /* NBUF * BATCH_BYTES */
 	size_t len[NBUF];
+	uint64_t off[NBUF]; /* file offset of each slot's data */
 	uint64_t head, tail;
 	int err; /* first write error (logged by the writer) */
 };
@@ -107,8 +126,13 @@ struct pages_ctx {
 	struct img_writer *w;
 	int wfd;
 	char wname[64]; /* pages-<pid>.img, for error lines */
-	uint8_t *buf;	/* the batch being filled (a slot of the ring) */
+	uint8_t *buf;	/* the batch being filled (a slot of the ring, or a direct map) */
 	struct wring ring;
+	uint64_t file_off;  /* page data bytes submitted so far: the next batch's offset */
+	uint64_t file_size; /* the local file's size as grown for direct batches */
+	bool direct_ok;	    /* direct batches allowed (local tmpfs file) */
+	bool direct_all;    /* every batch direct (FERRY_DUMP_DIRECT=always) */
+	uint64_t n_direct;  /* direct batches done */
 	struct run runs[BATCH_IOV];
 	size_t n_runs;
 	uint64_t batch_len;
@@ -554,6 +578,16 @@ static int batch_read(struct pages_ctx *p)
 	return 0;
 }
 
+/* One slot's data to the file at its offset, or to the sink (sequential: no direct
+ * batches then). 0 or -errno (logged). */
+static int slot_write(struct pages_ctx *p, const uint8_t *buf, size_t len, uint64_t off)
+{
+	if (p->wfd < 0)
+		return img_writer_put(p->w, buf, len); /* logs its own errors */
+	int r = pwrite_full(p->wfd, buf, len, (off_t)off);
+	return r < 0 ? pr_err_ret(r, "cannot write image '%s'", p->wname) : 0;
+}
+
 /* Writer thread: writes full slots in order, starts their writeback every 64 MiB. */
 static void *writer_main(void *arg)
 {
@@ -570,13 +604,13 @@ static void *writer_main(void *arg)
 		unsigned slot = q->tail % NBUF;
 		bool skip = q->err != 0;
 		pthread_mutex_unlock(&q->lock);
-		/* img_writer_put logs its own errors (local file or page server) */
 		int r = skip ? 0
-			     : img_writer_put(p->w, q->mem + (size_t)slot * BATCH_BYTES,
-					      q->len[slot]);
+			     : slot_write(p, q->mem + (size_t)slot * BATCH_BYTES, q->len[slot],
+					  q->off[slot]);
 		written += skip ? 0 : q->len[slot];
 		if (p->wfd >= 0 && written - synced >= (64u << 20)) {
-			(void)sync_file_range(p->wfd, synced, written - synced,
+			/* everything up to this slot (direct batches write none on disk) */
+			(void)sync_file_range(p->wfd, 0, q->off[slot] + q->len[slot],
 					      SYNC_FILE_RANGE_WRITE);
 			synced = written;
 		}
@@ -608,10 +642,56 @@ static int ring_start(struct pages_ctx *p)
 	return 0;
 }
 
-/* A free slot for the next batch (waits for the writer); the write error if any. */
-static int ring_acquire(struct pages_ctx *p)
+/* Map the file's range for the next batch (p->batch_len bytes at p->file_off), its
+ * pages populated: p->buf then points into the file. 0, or -1 when it cannot (logged
+ * at debug level; direct batches are then off for this file and the ring is used). */
+static int direct_begin(struct pages_ctx *p)
+{
+	uint64_t end = p->file_off + p->batch_len;
+	const char *why = "ftruncate";
+	if (end > p->file_size) {
+		if (ftruncate(p->wfd, (off_t)end) < 0)
+			goto off;
+		p->file_size = end;
+	}
+	why = "mmap";
+	void *m = mmap(NULL, p->batch_len, PROT_READ | PROT_WRITE, MAP_SHARED, p->wfd,
+		       (off_t)p->file_off);
+	if (m == MAP_FAILED)
+		goto off;
+	/* every page present before process_vm_readv writes it: a full tmpfs is an
+	 * error here (EFAULT/ENOMEM), never a SIGBUS in the copy */
+	why = "MADV_POPULATE_WRITE";
+	if (madvise(m, p->batch_len, MADV_POPULATE_WRITE) < 0) {
+		int e = errno;
+		munmap(m, p->batch_len);
+		errno = e;
+		goto off;
+	}
+	p->buf = m;
+	return 0;
+off:
+	pr_debug("'%s': no more direct batches (%s at %llu: %s)", p->wname, why,
+		 (unsigned long long)p->file_off, strerror(errno));
+	p->direct_ok = false;
+	return -1;
+}
+
+/* A free slot for the next batch; the write error if any. When the ring is full and
+ * direct batches are allowed, *direct is set and p->buf maps the file instead of
+ * waiting for the writer. */
+static int ring_acquire(struct pages_ctx *p, bool *direct)
 {
 	struct wring *q = &p->ring;
+	*direct = false;
+	pthread_mutex_lock(&q->lock);
+	bool full = (q->head - q->tail == NBUF || p->direct_all) && !q->err;
+	pthread_mutex_unlock(&q->lock);
+	if (full && p->direct_ok && direct_begin(p) == 0) {
+		*direct = true;
+		p->n_direct++;
+		return 0;
+	}
 	pthread_mutex_lock(&q->lock);
 	while (q->head - q->tail == NBUF && !q->err)
 		pthread_cond_wait(&q->cond, &q->lock);
@@ -621,12 +701,13 @@ static int ring_acquire(struct pages_ctx *p)
 	return r;
 }
 
-/* Hand the filled slot (len bytes, already hashed) to the writer. */
-static void ring_submit(struct pages_ctx *p, size_t len)
+/* Hand the filled slot (len bytes at file offset off, already hashed) to the writer. */
+static void ring_submit(struct pages_ctx *p, size_t len, uint64_t off)
 {
 	struct wring *q = &p->ring;
 	pthread_mutex_lock(&q->lock);
 	q->len[q->head % NBUF] = len;
+	q->off[q->head % NBUF] = off;
 	q->head++;
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);
@@ -652,19 +733,11 @@ static int ring_stop(struct pages_ctx *p)
 	return q->err;
 }
 
-/* Read the batch, drop zero pages where asked, record entries, write the data. */
-static int batch_flush(struct pages_ctx *p)
+/* Drop zero pages of the batch in p->buf where asked, record the entries, hash the
+ * rest and hand it to the writer (unless it is already in the file: direct). */
+static int batch_squeeze(struct pages_ctx *p, bool direct)
 {
-	if (!p->n_runs)
-		return 0;
-	if (ferry_cancel) /* every 8 MiB: a cancelled migrate rolls back promptly */
-		return pr_err_ret(-EINTR, "memory copy of %d interrupted by signal %d", p->c->pid,
-				  (int)ferry_cancel);
-	int r = ring_acquire(p);
-	if (r == 0)
-		r = batch_read(p);
-	if (r < 0)
-		return r;
+	int r;
 	uint8_t *src = p->buf, *dst = p->buf;
 	for (size_t i = 0; i < p->n_runs; i++) {
 		const struct run *ru = &p->runs[i];
@@ -682,9 +755,32 @@ static int batch_flush(struct pages_ctx *p)
 	p->batch_len = 0;
 	if (dst != p->buf) {
 		img_writer_account(p->w, p->buf, dst - p->buf);
-		ring_submit(p, dst - p->buf);
+		if (!direct)
+			ring_submit(p, dst - p->buf, p->file_off);
+		p->file_off += dst - p->buf;
 	}
 	return 0;
+}
+
+/* Read the batch (into a ring slot, or straight into the file: direct), then squeeze,
+ * record, hash and hand it on (batch_squeeze). */
+static int batch_flush(struct pages_ctx *p)
+{
+	if (!p->n_runs)
+		return 0;
+	if (ferry_cancel) /* every 8 MiB: a cancelled migrate rolls back promptly */
+		return pr_err_ret(-EINTR, "memory copy of %d interrupted by signal %d", p->c->pid,
+				  (int)ferry_cancel);
+	bool direct;
+	size_t maplen = p->batch_len;
+	int r = ring_acquire(p, &direct);
+	if (r == 0)
+		r = batch_read(p);
+	if (r == 0)
+		r = batch_squeeze(p, direct);
+	if (direct)
+		munmap(p->buf, maplen);
+	return r;
 }
 
 /* Queue page vaddr of VMA vi; merges with the previous run when contiguous. */
@@ -1009,6 +1105,21 @@ static int pagemap_write(struct pages_ctx *p)
 	return img_writer_close(w);
 }
 
+/* Direct batches: only for a local file on tmpfs (where allocating page-cache pages is
+ * the bound; on a disk filesystem mmap writes would only add page faults), unless
+ * FERRY_DUMP_DIRECT is 0 (never) or "always" (every batch, any filesystem). */
+static void direct_setup(struct pages_ctx *p)
+{
+	const char *env = getenv("FERRY_DUMP_DIRECT");
+	struct statfs sf;
+	p->direct_all = env && !strcmp(env, "always");
+	if (p->wfd < 0 || (env && !strcmp(env, "0")))
+		p->direct_ok = false;
+	else
+		p->direct_ok = p->direct_all ||
+			       (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC_);
+}
+
 int dump_pages_write(struct dump_ctx *c)
 {
 	struct pages_ctx p = { .c = c, .pm_fd = -1, .mem_fd = -1 };
@@ -1025,6 +1136,7 @@ int dump_pages_write(struct dump_ctx *c)
 	if (r < 0)
 		goto out;
 	p.wfd = img_writer_fd(p.w);
+	direct_setup(&p);
 	r = ring_start(&p);
 	for (size_t i = 0; r == 0 && i < c->n_vmas; i++)
 		r = vma_pages(&p, i, pm);
@@ -1033,6 +1145,9 @@ int dump_pages_write(struct dump_ctx *c)
 	int wr = ring_stop(&p);
 	if (r == 0)
 		r = wr;
+	/* direct batches grew the file ahead of the data: cut it to the data's length */
+	if (r == 0 && p.file_size > p.file_off && ftruncate(p.wfd, (off_t)p.file_off) < 0)
+		r = pr_perror("cannot truncate image '%s'", p.wname);
 	if (r < 0) {
 		img_writer_abort(p.w);
 		goto out;
@@ -1046,10 +1161,11 @@ int dump_pages_write(struct dump_ctx *c)
 		c->pages_parent = p.nr_parent;
 		c->bytes_written = p.nr_pages * page_size;
 		pr_debug("memory of %d: %llu pages in %zu runs, %llu in the parent chain, %.1f ms "
-			 "(%.0f MiB/s)",
+			 "(%.0f MiB/s), %llu batches read straight into the file",
 			 c->pid, (unsigned long long)p.nr_pages, p.n_ents,
 			 (unsigned long long)p.nr_parent, dt / 1e6,
-			 dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0);
+			 dt ? (double)c->bytes_written / (1 << 20) / (dt / 1e9) : 0.0,
+			 (unsigned long long)p.n_direct);
 	}
 out:
 	if (p.pm_fd >= 0)

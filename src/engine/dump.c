@@ -18,10 +18,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -366,6 +368,29 @@ static void dump_json(const struct dump_stage *s, size_t nprocs)
 	fflush(stdout);
 }
 
+#ifndef __NR_process_mrelease
+#define __NR_process_mrelease 448 /* Linux 5.15 */
+#endif
+
+/* The images are complete and synced; the tree is to be killed. dump_tree_release kills
+ * it and waits for every thread's exit, and that exit is mostly the kernel freeing the
+ * address space (exit_mmap, on the dying thread's core: ~0.15-0.25 s per GiB of touched
+ * memory here, ~1 s for 4 GiB). So the SIGKILLs go out here first (leaves first, like the
+ * release), then this thread frees each address space too (process_mrelease, Linux
+ * 5.15, what low-memory killers use): the two cores share that work. The release then
+ * finds the processes dying and waits for their exit as before: ferry still returns only
+ * once they are gone. process_mrelease failing (the process got past the point where
+ * its mm is reachable, an old kernel) only means no help. */
+static void dump_kill_early(struct dump_tree *t)
+{
+	for (size_t i = t->n; i-- > 0;)
+		if (t->p[i].seized && !t->p[i].zombie)
+			(void)kill(t->p[i].pid, SIGKILL);
+	for (size_t i = t->n; i-- > 0;)
+		if (t->p[i].seized && !t->p[i].zombie && t->p[i].sz.pidfd > 0)
+			(void)syscall(__NR_process_mrelease, t->p[i].sz.pidfd, 0);
+}
+
 /* The one exit of the stage: undo everything on failure, release the tree. */
 static int dump_finish(struct dump_stage *s, int r)
 {
@@ -402,6 +427,8 @@ static int dump_finish(struct dump_stage *s, int r)
 	/* a tree that resumes after its fds were finished gets its sockets back as they were */
 	if (how == SEIZE_RESUME && r < 0)
 		fs_dump_resume(s->fsd);
+	if (how == SEIZE_KILL)
+		dump_kill_early(&s->t);
 	dump_tree_release(&s->t, how);
 	if (r == 0 && s->o->json)
 		dump_json(s, n);

@@ -1,12 +1,17 @@
 /*
- * baseline SIZE_MB: the reference speeds the benchmark compares ferry against, measured
- * in the same run on the same machine. Prints "name seconds GB/s" lines for:
+ * baseline SIZE_MB [DIR]: the reference speeds the benchmark compares ferry against,
+ * measured in the same run on the same machine. Prints "name seconds GB/s" lines for:
  *   memcpy_fresh   memcpy of SIZE_MB into freshly mapped memory (pays first-touch faults,
  *                  like a restore does)
  *   memcpy_warm    memcpy into already-touched memory (the copy alone)
  *   pvr_prealloc   process_vm_readv of SIZE_MB from a child into a preallocated, touched
  *                  buffer, 1024-iovec batches of 64 KiB (the dump's reading ceiling)
+ *   file_write     (with DIR) write() of SIZE_MB from a warm 8 MiB buffer into a new
+ *                  file in DIR, then fsync: what storing the same bytes in the images
+ *                  directory costs one thread, whatever reads them (not a baseline of
+ *                  the targets: it shows what bounds a dump there)
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +43,37 @@ static void *map(size_t len)
 static void report(const char *name, double t, size_t len)
 {
 	printf("%s %.4f %.3f\n", name, t, len / t / 1e9);
+}
+
+/* file_write: see the header. The file is removed afterwards (not timed). */
+static void file_write(const char *dir, size_t len)
+{
+	enum { CHUNK = 8 << 20 };
+	char path[4096];
+	char *buf = map(CHUNK);
+	memset(buf, 0x6b, CHUNK);
+	snprintf(path, sizeof(path), "%s/baseline-write.tmp", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		perror(path);
+		exit(1);
+	}
+	double t = now();
+	for (size_t off = 0; off < len; off += CHUNK) {
+		size_t n = len - off < CHUNK ? len - off : CHUNK;
+		if (write(fd, buf, n) != (ssize_t)n) {
+			perror("write");
+			exit(1);
+		}
+	}
+	if (fsync(fd) < 0) {
+		perror("fsync");
+		exit(1);
+	}
+	report("file_write", now() - t, len);
+	close(fd);
+	unlink(path);
+	munmap(buf, CHUNK);
 }
 
 int main(int argc, char **argv)
@@ -101,5 +137,8 @@ int main(int argc, char **argv)
 	report("pvr_prealloc", now() - t, len);
 	close(pfd[1]);
 	waitpid(child, NULL, 0);
+	munmap(dst, len);
+	if (argc > 2)
+		file_write(argv[2], len);
 	return 0;
 }
