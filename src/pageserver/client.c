@@ -55,6 +55,7 @@ struct ps_client {
 	uint32_t next_id;
 	bool in_round;
 	bool sink; /* this client installed the image sink */
+	bool progress; /* the progress line is shown (stderr is a terminal) */
 	uint64_t t_begin;
 	uint32_t files;
 	char round[64];
@@ -364,6 +365,49 @@ static void sink_discard(void *sink)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- progress total ------------------------------------------------------------- */
+
+/* The client whose sink is installed, for ps_progress_expect (one per process). */
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ps_client *g_live;
+
+/* VmRSS + VmSwap of pid in bytes, or UINT64_MAX when unreadable. From
+ * /proc/pid/status: the mm's counters, O(1) (smaps_rollup walks the page tables: ~0.1 s
+ * for 4 GiB, which a dump would add to the freeze). */
+static uint64_t proc_resident(pid_t pid)
+{
+	char path[64], line[256];
+	uint64_t kib = 0;
+	bool got = false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v;
+		if (sscanf(line, "VmRSS: %llu kB", &v) == 1 || sscanf(line, "VmSwap: %llu kB", &v) == 1) {
+			kib += v;
+			got = true;
+		}
+	}
+	fclose(f);
+	return got ? kib << 10 : UINT64_MAX;
+}
+
+void ps_progress_expect(pid_t pid, uint64_t bytes)
+{
+	pthread_mutex_lock(&g_live_lock);
+	struct ps_client *c = g_live;
+	if (c && c->progress) {
+		uint64_t res = proc_resident(pid);
+		pthread_mutex_lock(&c->lock);
+		if (c->in_round)
+			ps_sender_expect(c->snd, bytes < res ? bytes : res);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_unlock(&g_live_lock);
+}
+
 static const struct img_sink_ops sink_ops = {
 	.begin = sink_begin,
 	.open = sink_open,
@@ -515,11 +559,15 @@ int ps_client_start(const struct ps_client_opts *o, struct ps_client **out)
 	if (r < 0)
 		goto fail;
 	ps_sender_progress(c->snd, o->progress, 0);
+	c->progress = o->progress && isatty(STDERR_FILENO);
 	pr_info("page server %s: connected, source '%s', compression %s", c->peer, c->source,
 		ps_compress_name(o->compress));
 	if (!o->no_sink) {
 		img_set_sink(&sink_ops, c);
 		c->sink = true;
+		pthread_mutex_lock(&g_live_lock);
+		g_live = c;
+		pthread_mutex_unlock(&g_live_lock);
 	}
 	*out = c;
 	return 0;
@@ -579,7 +627,7 @@ static const char *decision(const struct ps_client *c, const struct ps_send_stat
 	if (c->mode != PS_COMPRESS_AUTO)
 		return st->lz4_chunks ? "on" : "off";
 	if (!st->lz4_chunks)
-		return "auto: off";
+		return st->same_host && !st->probes ? "auto: off (same host)" : "auto: off";
 	return st->lz4_chunks == st->chunks ? "auto: on" : "auto: mixed";
 }
 
@@ -602,12 +650,14 @@ static void round_print(const struct ps_client *c, const struct round_stat *rs, 
 	       "\"wire_bytes\":%llu,\"seconds\":%.6f,\"rate\":%.0f,"
 	       "\"compression\":{\"decision\":\"%s\",\"chunks\":%llu,\"lz4_chunks\":%llu,"
 	       "\"ratio\":%.4f,\"probes\":%llu,\"switches\":%llu,\"lz4_seconds\":%.6f,"
-	       "\"est_link_rate\":%.0f,\"est_lz4_rate\":%.0f,\"est_ratio\":%.4f}}",
+	       "\"est_link_rate\":%.0f,\"est_lz4_rate\":%.0f,\"est_ratio\":%.4f,"
+	       "\"est_idle\":%.3f},\"send_wait_seconds\":%.6f}",
 	       first ? "" : ",", rs->name, rs->committed ? "true" : "false", rs->files,
 	       (unsigned long long)st->bytes, (unsigned long long)st->wire, rs->secs, rate,
 	       decision(c, st), (unsigned long long)st->chunks, (unsigned long long)st->lz4_chunks,
 	       ratio, (unsigned long long)st->probes, (unsigned long long)st->switches,
-	       st->lz4_ns / 1e9, st->est_link, st->est_lz4, st->est_ratio);
+	       st->lz4_ns / 1e9, st->est_link, st->est_lz4, st->est_ratio, st->est_idle,
+	       st->send_ns / 1e9);
 }
 
 int ps_client_finish(struct ps_client *c, bool ok)
@@ -616,6 +666,10 @@ int ps_client_finish(struct ps_client *c, bool ok)
 		return 0;
 	if (c->sink)
 		img_set_sink(NULL, NULL);
+	pthread_mutex_lock(&g_live_lock);
+	if (g_live == c)
+		g_live = NULL;
+	pthread_mutex_unlock(&g_live_lock);
 	int r = c->in_round ? -EBUSY : 0;
 	if (c->in_round)
 		sink_discard(c);

@@ -14,6 +14,7 @@
 #define FERRY_PS_CLIENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct ps_client_opts {
@@ -59,6 +60,15 @@ struct ProtobufCMessage;
 int ps_client_call(struct ps_client *c, unsigned type, const struct ProtobufCMessage *req,
 		   unsigned want, const struct ProtobufCMessageDescriptor *desc,
 		   struct ProtobufCMessage **reply, int timeout_ms);
+
+/* For the progress line's total and ETA (shown when stderr is a terminal): the pages of
+ * process pid are about to be copied into the round in progress, at most `bytes` of
+ * them (UINT64_MAX: not known, every populated page). The figure is capped by the
+ * process's VmRSS + VmSwap (/proc/pid/status: O(1), read only when the line is shown)
+ * and added to the round's expected total. Called by the dump engine once per process,
+ * after it selected the pages and before it copies them; with several processes the
+ * total grows as each is announced. Thread-safe; a no-op without a streaming client. */
+void ps_progress_expect(pid_t pid, uint64_t bytes);
 
 /* Remove the sink, print statistics (ok: the command succeeded), close and free.
  * Returns 0, or -errno if a round was left open (NULL c is fine). */

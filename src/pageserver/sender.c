@@ -11,6 +11,8 @@
  * than one linked SQE per frame (docs/transport.md).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <lz4.h>
 #include <poll.h>
@@ -48,6 +50,7 @@ struct ps_sender {
 	int fd, mode, timeout_ms;
 	bool lz4_ok;
 	bool zc; /* SENDMSG_ZC (see ps_sender_new) */
+	bool same_host; /* the peer is on this host (loopback, own address, unix) */
 	struct io_uring ring;
 	bool ring_ok;
 	int err; /* sticky */
@@ -56,11 +59,14 @@ struct ps_sender {
 	struct iovec ciov[2 * HALF]; /* its iovecs, in frame order */
 	struct msghdr cmh;
 	uint64_t fl_t0, fl_wire; /* its submit time and bytes */
+	uint64_t fl_cpu, fl_delay, fl_lz4; /* at submit (auto): thread CPU, run delay, lz4 ns */
+	bool fl_sched;			   /* fl_cpu and fl_delay were read */
 	bool fl_overlap;	 /* something was compressed while it was in flight */
 	bool fl_paid;		 /* its bytes were taken from the rate limiter */
 	uint8_t *probe;		 /* scratch for samples */
 	uint64_t probe_next_ns;	 /* auto: time of the next sample */
 	struct ps_send_stats st;
+	double est_idle; /* auto: share of a chain's time the thread sleeps (EWMA, 0..1) */
 	/* progress */
 	bool prog;
 	uint64_t prog_total, prog_last_ns, prog_t0;
@@ -90,17 +96,24 @@ static void ewma(double *est, double v)
 	*est = *est > 0 ? *est + EWMA * (v - *est) : v;
 }
 
-/* Per raw byte, off costs 1/link; on costs max(1/lz4, ratio/link) while compression
- * overlaps the chain in flight. On only when that wins by ON_MARGIN: estimation error
- * must not make a round slower than off. */
+/* Per raw byte, off costs 1/link. On costs the compression (1/lz4) and the smaller
+ * chain (ratio/link), and they overlap only where the sending thread would sleep: a
+ * chain's time is its CPU part (the copy into the socket runs in this thread: inline at
+ * submit or as io_uring task work when it waits) plus its idle part (share est_idle:
+ * waiting for the peer, the NIC or the rate limiter), and compression can only fill the
+ * idle part: on = (1 - idle) * wire + max(lz4, idle * wire). On a CPU-bound link
+ * (loopback) idle ~ 0 and compression must pay for itself serially; on a limited link
+ * idle ~ 1 and it overlaps. On only when that wins by ON_MARGIN: estimation error must
+ * not make a round slower than off. */
 static void auto_decide(struct ps_sender *s)
 {
 	struct ps_send_stats *st = &s->st;
 	if (st->est_link <= 0 || st->est_lz4 <= 0 || st->est_ratio <= 0)
 		return;
-	double t_off = 1.0 / st->est_link;
+	double t_off = 1.0 / st->est_link, idle = s->est_idle;
 	double t_lz = 1.0 / st->est_lz4, t_wire = st->est_ratio / st->est_link;
-	bool on = (t_lz > t_wire ? t_lz : t_wire) * ON_MARGIN < t_off;
+	double t_on = (1 - idle) * t_wire + (t_lz > idle * t_wire ? t_lz : idle * t_wire);
+	bool on = t_on * ON_MARGIN < t_off;
 	if (on != st->on) {
 		st->switches++;
 		pr_debug("lz4 %s: link %.0f MB/s, lz4 %.0f MB/s, ratio %.2f", on ? "on" : "off",
@@ -123,6 +136,19 @@ static size_t lz4_run(struct ps_sender *s, const uint8_t *src, size_t len, uint8
 		ewma(&s->st.est_ratio, n > 0 ? (double)n / len : 1.0);
 	}
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+static bool rate_limited(void);
+
+/* Auto is held off (no compression, no samples) while the peer is on this host and the
+ * link is not rate limited: the "link" is then a memory copy on the same CPUs, and
+ * compressing (and the server decompressing) can only add work to them. Measured on
+ * this 2-core machine, auto's estimates (a link slowed by the CPUs it shares) turned
+ * lz4 on now and then, and each chunk compressed made the round slower
+ * (docs/transport.md). */
+static bool auto_held(const struct ps_sender *s)
+{
+	return s->same_host && !rate_limited();
 }
 
 /* Auto while off: compress the head of a chunk now and then, to follow the data. The
@@ -169,11 +195,15 @@ static void slot_set(struct slot *sl, unsigned type, uint16_t flags, uint32_t fi
 static int slot_data(struct ps_sender *s, struct slot *sl, uint32_t file, const uint8_t *buf,
 		     size_t len, bool overlap)
 {
-	bool try = s->lz4_ok &&
-		   (s->mode == PS_COMPRESS_ON || (s->mode == PS_COMPRESS_AUTO && s->st.on));
+	bool aut = s->lz4_ok && s->mode == PS_COMPRESS_AUTO;
+	if (aut && auto_held(s)) {
+		aut = false;
+		s->st.on = false;
+	}
+	bool try = s->lz4_ok && (s->mode == PS_COMPRESS_ON || (aut && s->st.on));
 	s->st.chunks++;
 	s->st.bytes += len;
-	if (s->lz4_ok && s->mode == PS_COMPRESS_AUTO && !s->st.on)
+	if (aut && !s->st.on)
 		auto_probe(s, buf, len);
 	if (try) {
 		int cap = LZ4_compressBound(PS_MAX_CHUNK);
@@ -181,7 +211,7 @@ static int slot_data(struct ps_sender *s, struct slot *sl, uint32_t file, const 
 			return -ENOMEM;
 		size_t n = lz4_run(s, buf, len, sl->z, cap);
 		s->fl_overlap |= overlap;
-		if (s->mode == PS_COMPRESS_AUTO)
+		if (aut)
 			auto_decide(s);
 		if (n) {
 			s->st.lz4_chunks++;
@@ -280,6 +310,26 @@ static int send_rest(struct ps_sender *s, size_t done)
 	}
 }
 
+/* This thread's CPU time and time spent runnable waiting for a CPU, in ns
+ * (/proc/thread-self/schedstat); false when unreadable. */
+static bool thread_sched(uint64_t *cpu, uint64_t *delay)
+{
+	char buf[96];
+	int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	unsigned long long c, d;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	if (sscanf(buf, "%llu %llu", &c, &d) != 2)
+		return false;
+	*cpu = c;
+	*delay = d;
+	return true;
+}
+
 /* Submit slots [first, first + n) as one SENDMSG of their iovecs (headers and
  * payloads in order): one operation in flight keeps the stream in order. */
 static int chain_submit(struct ps_sender *s, int first, int n)
@@ -314,6 +364,9 @@ static int chain_submit(struct ps_sender *s, int first, int n)
 	s->fl_wire = wire;
 	s->fl_overlap = false;
 	s->fl_paid = false;
+	s->fl_sched = s->mode == PS_COMPRESS_AUTO && s->lz4_ok && !auto_held(s) &&
+		      thread_sched(&s->fl_cpu, &s->fl_delay);
+	s->fl_lz4 = s->st.lz4_ns;
 	return 0;
 }
 
@@ -328,7 +381,15 @@ static void chain_measure(struct ps_sender *s, bool blocked)
 	double rate = s->fl_wire * 1e9 / dt;
 	if (blocked || !s->fl_overlap || rate > s->st.est_link)
 		ewma(&s->st.est_link, rate);
-	if (s->mode == PS_COMPRESS_AUTO && s->lz4_ok)
+	uint64_t cpu, delay;
+	if ((blocked || !s->fl_overlap) && s->fl_sched && thread_sched(&cpu, &delay)) {
+		/* idle: neither running (minus the compression done meanwhile, which
+		 * filled idle time) nor waiting for a CPU (preempted: no CPU to fill) */
+		double busy = (double)(cpu - s->fl_cpu) - (double)(s->st.lz4_ns - s->fl_lz4);
+		double idle = (dt - (busy > 0 ? busy : 0) - (double)(delay - s->fl_delay)) / dt;
+		s->est_idle += EWMA * ((idle < 0 ? 0 : idle > 1 ? 1 : idle) - s->est_idle);
+	}
+	if (s->mode == PS_COMPRESS_AUTO && s->lz4_ok && !auto_held(s))
 		auto_decide(s);
 }
 
@@ -425,11 +486,15 @@ static void progress_tick(struct ps_sender *s, bool force)
 	char b[32], r[32];
 	human(b, sizeof(b), s->st.bytes);
 	human(r, sizeof(r), rate);
-	if (s->prog_total && rate > 0 && s->prog_total > s->st.bytes) {
-		char t[32];
+	if (s->prog_total > s->st.bytes) {
+		/* the total is the dump's announcement (an upper bound): past it, the plain
+		 * line below */
+		char t[32], eta[32] = "";
 		human(t, sizeof(t), s->prog_total);
-		fprintf(stderr, "\r\033[Kpage server: %s of %s, %s/s, ETA %.0f s", b, t, r,
-			(s->prog_total - s->st.bytes) / rate);
+		if (rate > 0)
+			snprintf(eta, sizeof(eta), ", ETA %.0f s", (s->prog_total - s->st.bytes) / rate);
+		fprintf(stderr, "\r\033[Kpage server: %s of %s (%.0f%%), %s/s%s", b, t,
+			100.0 * s->st.bytes / s->prog_total, r, eta);
 	} else {
 		fprintf(stderr, "\r\033[Kpage server: %s sent, %s/s", b, r);
 	}
@@ -443,6 +508,13 @@ void ps_sender_progress(struct ps_sender *s, bool on, uint64_t total)
 	s->prog_t0 = s->prog_last_ns = now_ns();
 }
 
+void ps_sender_expect(struct ps_sender *s, uint64_t bytes)
+{
+	uint64_t base = s->prog_total > s->st.bytes ? s->prog_total : s->st.bytes;
+	s->prog_total = bytes > UINT64_MAX - base ? UINT64_MAX : base + bytes;
+	progress_tick(s, true);
+}
+
 void ps_sender_progress_end(struct ps_sender *s)
 {
 	if (s->prog_shown)
@@ -451,6 +523,28 @@ void ps_sender_progress_end(struct ps_sender *s)
 }
 
 /* ---- public calls --------------------------------------------------------------------- */
+
+/* Whether the peer of the connected socket fd is on this host: a unix socket, a
+ * loopback address (127/8, ::1, ::ffff:127/104), or the socket's own address. */
+static bool peer_same_host(int fd)
+{
+	struct sockaddr_storage a, b;
+	socklen_t al = sizeof(a), bl = sizeof(b);
+	if (getpeername(fd, (struct sockaddr *)&a, &al) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&b, &bl) < 0 || a.ss_family != b.ss_family)
+		return false;
+	if (a.ss_family == AF_INET) {
+		uint32_t p = ntohl(((struct sockaddr_in *)&a)->sin_addr.s_addr);
+		return p >> 24 == 127 || p == ntohl(((struct sockaddr_in *)&b)->sin_addr.s_addr);
+	}
+	if (a.ss_family == AF_INET6) {
+		const struct in6_addr *p = &((struct sockaddr_in6 *)&a)->sin6_addr;
+		const struct in6_addr *l = &((struct sockaddr_in6 *)&b)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(p) || !memcmp(p, l, sizeof(*p)) ||
+		       (IN6_IS_ADDR_V4MAPPED(p) && p->s6_addr[12] == 127);
+	}
+	return a.ss_family == AF_UNIX;
+}
 
 int ps_sender_new(int fd, int mode, bool lz4_ok, int timeout_ms, struct ps_sender **out)
 {
@@ -471,6 +565,7 @@ int ps_sender_new(int fd, int mode, bool lz4_ok, int timeout_ms, struct ps_sende
 	/* SENDMSG_ZC measured slower than SENDMSG on loopback here (docs/transport.md):
 	 * off by default; FERRY_SEND_ZC=1 turns it on to measure it on a real NIC */
 	s->zc = getenv("FERRY_SEND_ZC") != NULL;
+	s->same_host = s->st.same_host = peer_same_host(fd);
 	if (s->lz4_ok && !(s->probe = malloc(LZ4_compressBound(PROBE_LEN)))) {
 		ps_sender_free(s);
 		return -ENOMEM;
@@ -540,6 +635,7 @@ int ps_sender_data(struct ps_sender *s, uint32_t file, const void *buf, size_t l
 void ps_sender_stats(const struct ps_sender *s, struct ps_send_stats *st)
 {
 	*st = s->st;
+	st->est_idle = s->est_idle;
 }
 
 void ps_sender_stats_reset(struct ps_sender *s)
@@ -549,4 +645,5 @@ void ps_sender_stats_reset(struct ps_sender *s)
 	st->lz4_in = st->lz4_out = st->probes = st->switches = 0;
 	st->send_ns = st->lz4_ns = 0;
 	s->prog_t0 = now_ns();
+	s->prog_total = 0;
 }

@@ -11,7 +11,9 @@
  * bytes/s), of lz4's speed (input bytes/s) and ratio, refreshed by compressing a sample
  * chunk now and then while off and every chunk while on, and compresses only when
  * compress-then-send of a chunk is estimated faster than sending it raw (with a margin):
- * on a fast link (loopback) it stays off, on a slow or rate-limited one it turns on.
+ * on a fast link it stays off, on a slow or rate-limited one it turns on. With the peer
+ * on the same host (loopback) and no rate limit, auto stays off without sampling: the
+ * link is then a copy on the same CPUs that compression would only add to.
  *
  * Invariants: one thread at a time per sender (the client holds its connection lock);
  * every call returns only once its bytes were handed to the kernel (the caller may reuse
@@ -45,6 +47,8 @@ struct ps_send_stats {
 	double est_link;     /* estimates (auto): link bytes/s, lz4 input bytes/s, ratio */
 	double est_lz4;
 	double est_ratio;
+	double est_idle; /* auto: share of a chain's time the sending thread was idle */
+	bool same_host;	 /* the peer is on this host: auto stays off unless rate limited */
 };
 
 struct ps_sender;
@@ -61,7 +65,8 @@ int ps_sender_frame(struct ps_sender *s, unsigned type, uint32_t file, const voi
 /* Send len bytes of file `file` as FILE_DATA frames (compressed or not). 0 or -errno. */
 int ps_sender_data(struct ps_sender *s, uint32_t file, const void *buf, size_t len);
 
-/* Statistics since the last reset; reset zeroes the counters (estimates are kept). */
+/* Statistics since the last reset; reset zeroes the counters and the progress total
+ * (estimates are kept): a new round. */
 void ps_sender_stats(const struct ps_sender *s, struct ps_send_stats *st);
 void ps_sender_stats_reset(struct ps_sender *s);
 
@@ -70,6 +75,10 @@ void ps_sender_stats_reset(struct ps_sender *s);
  * is updated at most 4 times a second and cleared by ps_sender_progress_end. */
 void ps_sender_progress(struct ps_sender *s, bool on, uint64_t total);
 void ps_sender_progress_end(struct ps_sender *s);
+/* The current round is about to send `bytes` more file bytes (an estimate, e.g. the
+ * pages the dump selected: an upper bound): total = max(total, bytes so far) + bytes,
+ * so announcements made one after another (one per process) add up. */
+void ps_sender_expect(struct ps_sender *s, uint64_t bytes);
 
 /* Process-wide rate limit (token bucket on wire bytes) for every sender: bytes/s, 0 =
  * unlimited. For migrate --bandwidth. */

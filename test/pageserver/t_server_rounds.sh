@@ -72,7 +72,7 @@ check_no_round peer/m3
 # memory: a 256 MiB round, the connection's peak RSS stays under 64 MiB
 peer --source big hello round huge - $((256 << 20)) >/dev/null || fail "256 MiB round"
 wait_log "client 'big' closed the connection"
-rss=$(sed -n "s/.*client 'big' closed the connection (peak RSS \([0-9]*\) KiB).*/\1/p" "$PS_LOG")
+rss=$(sed -n "s/.*client 'big' closed the connection (peak RSS \([0-9]*\) KiB[,)].*/\1/p" "$PS_LOG")
 echo "peak RSS of a 256 MiB round: $rss KiB"
 ((rss > 0 && rss < 65536)) || fail "peak RSS $rss KiB"
 rm -rf "$T/box/srv/big" "$T/loc/huge"

@@ -1,11 +1,16 @@
 /*
  * sendloop: loopback transport baselines for the page-server bench (tools/bench/pageserver.sh).
  *
- *   sendloop baseline MIB
+ *   sendloop baseline MIB [DIR]
  *     A plain send() loop: MIB MiB of non-zero bytes (a 256 MiB buffer at most, cycled)
  *     in 1 MiB writes, each preceded by a
  *     24-byte header as a FILE_DATA frame would be, over a loopback TCP connection to a
- *     forked receiver that reads and discards. Prints "send_loop SECONDS BYTES_PER_S".
+ *     forked receiver that reads and discards; with DIR, a receiver that stores them
+ *     instead: each 1 MiB payload read into one buffer and written to a new file in DIR
+ *     with write() (no hash, no check: the least a receiver that keeps the bytes does),
+ *     the file removed at the end. The time ends when the receiver has read (and
+ *     written) the last byte. Prints "send_loop SECONDS BYTES_PER_S SENDER_CPU_S
+ *     RECEIVER_CPU_S" (CPU seconds, user + system, of the send loop and the receiver).
  *   sendloop sender MIB MODE RATE_MBPS random|heap
  *     The same bytes through the page-server sender (src/pageserver/sender.c: io_uring
  *     chains, lz4 per --compress MODE off|on|auto) to a forked discarding receiver,
@@ -13,7 +18,11 @@
  *     dump's page writer makes them. Data: random (incompressible) or heap (heap-like
  *     objects, lz4 ratio ~0.38). Prints "sender SECONDS BYTES_PER_S WIRE_BYTES
  *     LZ4_CHUNKS CHUNKS SWITCHES ON
- *     LINK_EST LZ4_EST RATIO_EST PROBES" (the auto estimates: bytes/s, bytes/s, out/in).
+ *     LINK_EST LZ4_EST RATIO_EST PROBES IDLE_EST" (the auto estimates: bytes/s, bytes/s,
+ *     out/in, the sending thread's idle share of a chain's time).
+ *     With SENDLOOP_PROGRESS=1 in the environment the sender's progress line is on
+ *     (shown when stderr is a terminal); SENDLOOP_EXPECT=BYTES also announces BYTES as
+ *     the expected total (ps_sender_expect).
  *   sendloop zc MIB
  *     Like baseline, but each frame is sent with io_uring SEND_ZC (header and payload
  *     linked): the zero-copy variant the sender does not use (see docs/transport.md).
@@ -28,12 +37,14 @@
  *     the sender from the page server's disk writes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lz4.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +85,15 @@ static int connect_lo(int port)
 	return fd;
 }
 
+/* CPU seconds (user + system) of RUSAGE_SELF or RUSAGE_CHILDREN (the waited-for ones). */
+static double cpu_s(int who)
+{
+	struct rusage ru;
+	getrusage(who, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -81,13 +101,42 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A connection to a forked receiver that reads and discards everything; *pid its pid. */
-static int discard_peer(pid_t *pid)
+/* The storing receiver: frames of a 24-byte header and a payload of `len` bytes;
+ * each payload read whole into one buffer, then written to the file. */
+static int store_frames(int c, int fd)
+{
+	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
+	struct ps_hdr h;
+	const char *why;
+	if (!buf)
+		return 1;
+	while (ps_recv_full(c, hdr, sizeof(hdr), 60000) == 0) {
+		if (ps_hdr_decode(hdr, &h, &why) < 0 || h.len > CHUNK ||
+		    ps_recv_full(c, buf, h.len, 60000) < 0 || write_full(fd, buf, h.len) < 0) {
+			perror("sendloop: storing receiver");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A connection to a forked receiver that reads and discards everything, or with dir
+ * stores the frames' payloads in a file there; *pid its pid. */
+static int discard_peer_in(pid_t *pid, const char *dir)
 {
 	int port, lfd = listen_lo(&port);
 	*pid = fork();
 	if (*pid == 0) {
-		int c = accept(lfd, NULL, NULL);
+		int c = accept(lfd, NULL, NULL), st = 0;
+		if (dir) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/sendloop-%d.data", dir, (int)getpid());
+			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			st = fd < 0 || store_frames(c, fd);
+			if (fd >= 0)
+				unlink(path);
+			_exit(st);
+		}
 		char *buf = malloc(CHUNK);
 		while (buf && read(c, buf, CHUNK) > 0)
 			;
@@ -97,6 +146,11 @@ static int discard_peer(pid_t *pid)
 	int fd = connect_lo(port), v = 8 << 20;
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
 	return fd;
+}
+
+static int discard_peer(pid_t *pid)
+{
+	return discard_peer_in(pid, NULL);
 }
 
 /* The bytes the baselines send: min(mib, 256) MiB of non-zero data, cycled, so that
@@ -119,10 +173,10 @@ static uint8_t *src_chunk(size_t mib, size_t i)
 	return src + (i % n) * CHUNK;
 }
 
-static int baseline(size_t mib)
+static int baseline(size_t mib, const char *dir)
 {
 	pid_t pid;
-	int fd = discard_peer(&pid);
+	int fd = discard_peer_in(&pid, dir);
 	uint8_t hdr[PS_HDR_SIZE];
 	(void)src_chunk(mib, 0);
 	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
@@ -131,7 +185,7 @@ static int baseline(size_t mib)
 			    .file = 1,
 			    .raw_len = CHUNK };
 	ps_hdr_encode(&h, hdr);
-	double t0 = now_s();
+	double t0 = now_s(), c0 = cpu_s(RUSAGE_SELF);
 	for (size_t i = 0; i < mib; i++) {
 		if (write_full(fd, hdr, sizeof(hdr)) < 0 ||
 		    write_full(fd, src_chunk(mib, i), CHUNK) < 0) {
@@ -141,9 +195,14 @@ static int baseline(size_t mib)
 	}
 	shutdown(fd, SHUT_WR);
 	int st;
-	waitpid(pid, &st, 0); /* the receiver read everything */
-	double dt = now_s() - t0;
-	printf("send_loop %.6f %.0f\n", dt, mib * (double)CHUNK / dt);
+	waitpid(pid, &st, 0); /* the receiver read (and stored) everything */
+	double dt = now_s() - t0, c1 = cpu_s(RUSAGE_SELF);
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		fprintf(stderr, "sendloop: the receiver failed\n");
+		return 1;
+	}
+	printf("send_loop %.6f %.0f %.2f %.2f\n", dt, mib * (double)CHUNK / dt, c1 - c0,
+	       cpu_s(RUSAGE_CHILDREN));
 	return 0;
 }
 
@@ -286,6 +345,10 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	if (ps_sender_new(fd, m, true, 60000, &s) < 0)
 		return 1;
 	ps_sender_set_rate((uint64_t)(mbps * 1e6));
+	if (getenv("SENDLOOP_PROGRESS"))
+		ps_sender_progress(s, true, 0);
+	if (getenv("SENDLOOP_PROGRESS") && getenv("SENDLOOP_EXPECT"))
+		ps_sender_expect(s, strtoull(getenv("SENDLOOP_EXPECT"), NULL, 10));
 	double t0 = now_s();
 	for (size_t off = 0; off < len; off += put)
 		if (ps_sender_data(s, 1, buf + off, len - off < put ? len - off : put) < 0) {
@@ -298,10 +361,10 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	double dt = now_s() - t0;
 	struct ps_send_stats ss;
 	ps_sender_stats(s, &ss);
-	printf("sender %.6f %.0f %llu %llu %llu %llu %d %.0f %.0f %.3f %llu\n", dt, len / dt,
+	printf("sender %.6f %.0f %llu %llu %llu %llu %d %.0f %.0f %.3f %llu %.3f\n", dt, len / dt,
 	       (unsigned long long)ss.wire, (unsigned long long)ss.lz4_chunks,
 	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on, ss.est_link,
-	       ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes);
+	       ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes, ss.est_idle);
 	ps_sender_free(s);
 	return 0;
 }
@@ -365,8 +428,8 @@ static int sink(const char *portfile)
 int main(int argc, char **argv)
 {
 	util_init();
-	if (argc == 3 && !strcmp(argv[1], "baseline"))
-		return baseline(strtoull(argv[2], NULL, 10));
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "baseline"))
+		return baseline(strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL);
 	if (argc == 3 && !strcmp(argv[1], "uring"))
 		return uring(strtoull(argv[2], NULL, 10));
 	if (argc == 3 && !strcmp(argv[1], "zc"))
@@ -375,7 +438,7 @@ int main(int argc, char **argv)
 		return sender(strtoull(argv[2], NULL, 10), argv[3], atof(argv[4]), argv[5]);
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
-	fprintf(stderr, "usage: sendloop baseline MIB | uring MIB | zc MIB | sink PORTFILE |\n"
+	fprintf(stderr, "usage: sendloop baseline MIB [DIR] | uring MIB | zc MIB | sink PORTFILE |\n"
 			"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
 	return 2;
 }
