@@ -352,9 +352,12 @@ static int inet_repair(struct inet_dump *s, struct inet_conn *c)
 	c->ie->netlock = strdup(s->lock);
 	if (!c->ie->netlock)
 		return -ENOMEM;
-	/* not in the image yet (docs/net.md, "In-flight data at the dump"): logged only */
+	/* what of the send queue was never sent (docs/net.md, "In-flight data at the dump") */
 	int unsent = -1;
-	(void)ioctl(c->fd, SIOCOUTQNSD, &unsent);
+	if (ioctl(c->fd, SIOCOUTQNSD, &unsent) == 0 && unsent >= 0) {
+		te->has_outq_notsent = true;
+		te->outq_notsent = (uint32_t)unsent;
+	}
 	pr_debug("PID %d fd %d: repair: rcv_nxt %u (%zu queued) write_seq %u (%zu queued, %d "
 		 "not sent yet) snd_wnd %u mss %u/%u opts %#x",
 		 c->pid, c->tfd, te->inq_seq, te->inq.len, te->outq_seq, te->outq.len, unsent,
@@ -644,10 +647,11 @@ static bool is_inet(const struct rst_file *f)
 
 /* How each send queue starts (struct tcpr_outq, docs/net.md "In-flight data at the
  * dump"). Both ends in the tree: the bytes the other end already received are dropped
- * (exact). A peer outside: it may hold any of the bytes that were in flight, which the
- * images do not count yet; they lie within the window the peer offered (snd_una +
- * snd_wnd), so that much is queued as sent: every ACK of the peer stays valid, and
- * whatever it lacks is retransmitted (after the window probe's ACK, within a few RTTs). */
+ * (exact). A peer outside: it may hold any of the bytes that were in flight: the send
+ * queue but its never-sent tail (TcpStreamEntry.outq_notsent, SIOCOUTQNSD at the dump;
+ * older images: as much as the window the peer offered, snd_una + snd_wnd); those are
+ * queued as sent: every ACK of the peer stays valid, and whatever it lacks is
+ * retransmitted (after the window probe's ACK, within a few RTTs). */
 static void plan_outq(struct fs_rst *r)
 {
 	for (size_t i = 0; i < r->nfiles; i++) {
@@ -663,7 +667,11 @@ static void plan_outq(struct fs_rst *r)
 		const TcpStreamEntry *te = a->ie->tcp;
 		if (peer)
 			a->q = (struct tcpr_outq){ .acked = tcpr_peer_received(te, peer->ie->tcp) };
-		else
+		else if (te->has_outq_notsent && te->outq_notsent <= te->outq.len)
+			/* exact: what was sent and not acknowledged */
+			a->q = (struct tcpr_outq){ .inflight = (uint32_t)(te->outq.len -
+									  te->outq_notsent) };
+		else /* images without the count: bounded by the window */
 			a->q = (struct tcpr_outq){ .inflight = (uint32_t)min_t(size_t, te->outq.len,
 									       te->snd_wnd) };
 	}
