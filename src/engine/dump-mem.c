@@ -70,6 +70,7 @@
 #define BATCH_BYTES (8u << 20) /* page data per process_vm_readv */
 #define BATCH_IOV   1024
 #define MAX_RUN	    UINT32_MAX /* pages per PagemapEntry */
+
 #define TMPFS_MAGIC_ 0x01021994 /* linux/magic.h TMPFS_MAGIC */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -1116,8 +1117,8 @@ static void direct_setup(struct pages_ctx *p)
 	if (p->wfd < 0 || (env && !strcmp(env, "0")))
 		p->direct_ok = false;
 	else
-		p->direct_ok = p->direct_all ||
-			       (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC_);
+		p->direct_ok =
+			p->direct_all || (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC_);
 }
 
 int dump_pages_write(struct dump_ctx *c)
