@@ -210,6 +210,9 @@ int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR]);
 int rst_chain_validate(struct rst *r);
 /* Index of the VMA of mm containing addr (VMAs validated sorted), or -1. */
 ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr);
+/* A round's pagemap entries in bounds with known flags, PRESENT ones counting what the
+ * head says (dir names the round in the error). 0 or -EINVAL (logged). */
+int rst_pagemap_check(const PagemapHead *h, PagemapEntry **pm, size_t n, const char *dir);
 /* rst-chain.c: fill PE_PARENT runs from the older rounds (after the top round's pages). */
 int rst_pages_from_parents(struct rst *r);
 /* Choose r->gadget: free in the dumped layout and in ours (busy: our n mappings, read

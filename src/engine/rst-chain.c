@@ -165,7 +165,7 @@ static int want_write(struct rst *r, struct want *w, uint64_t addr, const uint8_
 	return 0;
 }
 
-static int round_check(const PagemapHead *h, PagemapEntry **pm, size_t n, const char *dir)
+int rst_pagemap_check(const PagemapHead *h, PagemapEntry **pm, size_t n, const char *dir)
 {
 	uint64_t present = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -194,7 +194,7 @@ static int round_apply(struct rst *r, struct img_dir *d, struct want *w, uint8_t
 	int e = rst_pagemap_load(d, r->ipid, &h, &pm, &n);
 
 	if (e == 0)
-		e = round_check(h, pm, n, img_dir_path(d));
+		e = rst_pagemap_check(h, pm, n, img_dir_path(d));
 	if (e == 0 && h->nr_pages &&
 	    (e = img_stream_open(d, img_name(name, "pages-%u.img", h->pages_id), &s)) == 0 &&
 	    img_stream_left(s) != h->nr_pages * RST_PAGE)
@@ -257,7 +257,7 @@ int rst_chain_validate(struct rst *r)
 		char name[64];
 		if ((e = parent_open(d, r->ipid, &p)) == 0 &&
 		    (e = rst_pagemap_load(p, r->ipid, &h, &pm, &n)) == 0 &&
-		    (e = round_check(h, pm, n, img_dir_path(p))) == 0 && h->nr_pages &&
+		    (e = rst_pagemap_check(h, pm, n, img_dir_path(p))) == 0 && h->nr_pages &&
 		    !img_dir_has(p, img_name(name, "pages-%u.img", h->pages_id)))
 			e = pr_err_ret(-ENOENT, "'%s' lacks '%s'", img_dir_path(p), name);
 		more = false;

@@ -434,20 +434,6 @@ static int entry_apply(struct rst_warm *w, struct rst_warm_proc *p, const Pagema
 	return e;
 }
 
-static int pagemap_check(const PagemapHead *h, PagemapEntry **pm, size_t n)
-{
-	uint64_t present = 0;
-	for (size_t i = 0; i < n; i++) {
-		const PagemapEntry *pe = pm[i];
-		if (pe->vaddr % RST_PAGE || !pe->nr_pages || pe->vaddr >= RST_TASK_SIZE ||
-		    (uint64_t)pe->nr_pages * RST_PAGE > RST_TASK_SIZE - pe->vaddr ||
-		    (pe->flags != PE_PRESENT && pe->flags != PE_ZERO && pe->flags != PE_PARENT))
-			return -EINVAL;
-		present += pe->flags == PE_PRESENT ? pe->nr_pages : 0;
-	}
-	return present == h->nr_pages ? 0 : -EINVAL;
-}
-
 /* The final round: pages it does not mention are absent in the dumped process. */
 static void holes_drop(struct rst_warm_proc *p, uint64_t **mark)
 {
@@ -481,9 +467,8 @@ static int pages_apply(struct rst_warm *w, struct rst_warm_proc *p, struct img_d
 	for (size_t i = 0; e == 0 && mark && i < p->n; i++)
 		if (!(mark[i] = bits_new(piece_pages(&p->p[i]))))
 			e = -ENOMEM;
-	if (e == 0 && pagemap_check(h, pm, n) < 0)
-		e = pr_err_ret(-EINVAL, "warm: '%s': pagemap of %d is invalid", img_dir_path(d),
-			       p->pid);
+	if (e == 0)
+		e = rst_pagemap_check(h, pm, n, img_dir_path(d));
 	if (e == 0 && h->nr_pages &&
 	    (e = img_stream_open(d, img_name(name, "pages-%u.img", h->pages_id), &s)) == 0 &&
 	    img_stream_left(s) != h->nr_pages * RST_PAGE)
