@@ -82,7 +82,7 @@ static void test_hdr_bounds(void)
 	CHECK_EQ(decode(h, &why), -EPROTO);
 	CHECK(strstr(why, "magic"));
 	/* unknown types, including the unassigned part of the migrate range */
-	unsigned unknown[] = { 0, 5, 7, 16, 30, 38, 63, 65535 };
+	unsigned unknown[] = { 0, 5, 7, 16, 30, 40, 63, 65535 };
 	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
 		CHECK_EQ(decode(hdr(unknown[i], 0), &why), -EPROTO);
 		CHECK(strstr(why, "unknown frame type"));
@@ -103,6 +103,8 @@ static void test_hdr_bounds(void)
 	CHECK_EQ(decode(hdr(PS_MIG_HANDOVER, 1), &why), -EPROTO);
 	CHECK_EQ(decode(hdr(PS_MIG_RESTORE, PS_MAX_CTRL), &why), 0);
 	CHECK_EQ(decode(hdr(PS_MIG_STATE, PS_MAX_CTRL + 1), &why), -EPROTO);
+	CHECK_EQ(decode(hdr(PS_MIG_WARM, PS_MAX_CTRL), &why), 0);
+	CHECK_EQ(decode(hdr(PS_MIG_WARMED, PS_MAX_CTRL + 1), &why), -EPROTO);
 	CHECK(!strcmp(ps_type_name(PS_MIG_RUNNING), "MIG_RUNNING"));
 	/* flags only on FILE_DATA, only known ones */
 	h = hdr(PS_FILE_CLOSE, 10);
