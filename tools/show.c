@@ -186,7 +186,7 @@ static bool field_is_hex(const char *name)
 	static const char *const exact[] = { "start",	    "end",  "vaddr",   "rip",
 					     "sp",	    "brk",  "handler", "restorer",
 					     "robust_list", "mask", "sigmask", "fs_base",
-					     "gs_base",	    "xxh64" };
+					     "gs_base",	    "xxh64", "xxh3" };
 	for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
 		if (!strcmp(name, exact[i]))
 			return true;
