@@ -39,6 +39,8 @@
 #define SLAB_MARGIN  (1UL << 30)     /* away from any mapping */
 #define ROOM_MAX     (256UL << 20)   /* in-place growth reserved after a piece */
 #define MAX_ROUNDS   64		     /* chain applied at the start, like rst-chain.c */
+#define MAX_STAGE    (1UL << 40)     /* private memory staged per process at most (the
+				      * known bits: 32 MiB; beyond: cold) */
 #define DISCARD_BUF  (1UL << 20)
 
 struct rst_warm {
@@ -202,6 +204,8 @@ static int slab_init(struct rst_warm_proc *p, const MmEntry *mm)
 	for (size_t i = 0; i < mm->n_vmas; i++)
 		if (vma_stageable(mm->vmas[i]))
 			sum += mm->vmas[i]->end - mm->vmas[i]->start;
+	if (sum > MAX_STAGE)
+		return -EFBIG;
 	uint64_t len = ROUND_UP(2 * sum + (4UL << 30), 1UL << 30);
 	if (slab_place(mm, len, &at) < 0)
 		return -ENOMEM;
@@ -544,7 +548,9 @@ static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_di
 		return 0;
 	}
 	if ((e = layout_apply(w, p, mm)) < 0)
-		proc_cold(p, e == -ENOSPC ? "its staging area is full" : "its layout cannot be staged");
+		proc_cold(p, e == -ENOSPC  ? "its staging area is full"
+			     : e == -EFBIG ? "more than 1 TiB of private memory (reserved ranges)"
+					   : "its layout cannot be staged");
 	else if ((e = pages_apply(w, p, d, final, bytes)) < 0)
 		proc_cold(p, "a round's pages could not be staged");
 	mm_entry__free_unpacked(mm, NULL);
