@@ -8,6 +8,11 @@ out=$(peer --source keep hello round done-1 - 10000) || fail "first round: $out"
 peer --timeout-ms 15000 hello begin mid open 1 pages-1.img data 1 300000 hold 10000 >"$T/mid.out" 2>&1 &
 EXTRA_PIDS+=($!)
 wait_log "round 'peer/mid' begins"
+# FILE_OPEN follows ROUND_BEGIN's log line: wait for the file (bounded), not just the line
+for _ in $(seq 100); do
+	[[ -e $T/box/srv/peer/mid/pages-1.img ]] && break
+	sleep 0.05
+done
 [[ -e $T/box/srv/peer/mid/pages-1.img ]] || fail "round not started"
 kids=$(cat /proc/"$PS_PID"/task/*/children)
 [[ -n $kids ]] || fail "no child serving the connection"

@@ -366,6 +366,8 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	       (unsigned long long)ss.chunks, (unsigned long long)ss.switches, ss.on, ss.est_link,
 	       ss.est_lz4, ss.est_ratio, (unsigned long long)ss.probes, ss.est_idle);
 	ps_sender_free(s);
+	free(buf);
+	close(fd);
 	return 0;
 }
 
