@@ -70,6 +70,7 @@ struct ps_sender {
 	/* progress */
 	bool prog;
 	uint64_t prog_total, prog_last_ns, prog_t0;
+	uint64_t prog_mark_ns, prog_mark_bytes; /* the last ps_sender_expect: rate since then */
 	bool prog_shown;
 };
 
@@ -482,7 +483,10 @@ static void progress_tick(struct ps_sender *s, bool force)
 	if (!force && now - s->prog_last_ns < 250000000ull)
 		return;
 	s->prog_last_ns = now;
-	double dt = (now - s->prog_t0) / 1e9, rate = dt > 0 ? s->st.bytes / dt : 0;
+	/* the rate since the last announcement (the copy's), else since the round began */
+	uint64_t t0 = s->prog_mark_ns ? s->prog_mark_ns : s->prog_t0;
+	uint64_t b0 = s->prog_mark_ns ? s->prog_mark_bytes : 0;
+	double dt = (now - t0) / 1e9, rate = dt > 0 ? (s->st.bytes - b0) / dt : 0;
 	char b[32], r[32];
 	human(b, sizeof(b), s->st.bytes);
 	human(r, sizeof(r), rate);
@@ -491,7 +495,7 @@ static void progress_tick(struct ps_sender *s, bool force)
 		 * line below */
 		char t[32], eta[32] = "";
 		human(t, sizeof(t), s->prog_total);
-		if (rate > 0)
+		if (rate > 0 && dt >= 0.2) /* a rate over a few updates, not a first blip */
 			snprintf(eta, sizeof(eta), ", ETA %.0f s", (s->prog_total - s->st.bytes) / rate);
 		fprintf(stderr, "\r\033[Kpage server: %s of %s (%.0f%%), %s/s%s", b, t,
 			100.0 * s->st.bytes / s->prog_total, r, eta);
@@ -512,6 +516,8 @@ void ps_sender_expect(struct ps_sender *s, uint64_t bytes)
 {
 	uint64_t base = s->prog_total > s->st.bytes ? s->prog_total : s->st.bytes;
 	s->prog_total = bytes > UINT64_MAX - base ? UINT64_MAX : base + bytes;
+	s->prog_mark_ns = now_ns();
+	s->prog_mark_bytes = s->st.bytes;
 	progress_tick(s, true);
 }
 
@@ -646,4 +652,5 @@ void ps_sender_stats_reset(struct ps_sender *s)
 	st->send_ns = st->lz4_ns = 0;
 	s->prog_t0 = now_ns();
 	s->prog_total = 0;
+	s->prog_mark_ns = s->prog_mark_bytes = 0;
 }
