@@ -79,6 +79,10 @@ static int reg_prepare(struct fs_rst *r, const FileEntry *fe, struct rst_file *f
 		f->ghost_fd = fs_ghost_prepare(r, fe->id, f->path, re->mode & 07777);
 		return f->ghost_fd < 0 ? f->ghost_fd : 0;
 	}
+	/* /proc/<pid>/... of the tree's own processes exists only once the stub has that
+	 * pid (a dumped original may be reaped already): the stub's open decides */
+	if (!strncmp(f->path, "/proc/", 6))
+		return 0;
 	if (stat(f->path, &st) < 0)
 		return pr_perror("PID %d: file '%s' (id %u) cannot be reopened", r->pid, f->path,
 				 fe->id);

@@ -173,12 +173,20 @@ static int on_warm(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 		ps_send_error(fd, EINVAL, timeout_ms, "MIG_WARM of unknown round '%.64s'", round);
 		return -EINVAL;
 	}
-	r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
-	if (r == 0)
-		r = mig_dest_warm_round(g_warm, dir, WARM_TIMEOUT_S, &bytes, &us, err, sizeof(err));
-	if (r < 0 && g_warm && (r == -EPIPE || r == -ETIMEDOUT)) {
-		mig_dest_discard(g_warm); /* gone or hung: the next round starts a new one */
-		g_warm = NULL;
+	/* a warm restorer that is gone is replaced at once (the new one stages the chain);
+	 * one that hangs is dropped (the next round starts a new one) */
+	for (int tries = 0; tries < 2; tries++) {
+		r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
+		if (r == 0)
+			r = mig_dest_warm_round(g_warm, dir, WARM_TIMEOUT_S, &bytes, &us, err,
+						sizeof(err));
+		if (r < 0 && g_warm && (r == -EPIPE || r == -ETIMEDOUT)) {
+			mig_dest_discard(g_warm);
+			g_warm = NULL;
+		}
+		if (r != -EPIPE)
+			break;
+		pr_warn("the warm restorer is gone (%s): starting a new one", err);
 	}
 	rep.ok = r == 0;
 	rep.bytes = bytes;

@@ -114,6 +114,12 @@ static void __attribute__((noreturn)) warm_main(int sk)
 				break;
 			}
 		} else if (sscanf(line, "final %d %n", &pidns, &n) == 1) {
+			const char *fault = getenv("FERRY_FAULT");
+			if (fault && !strcmp(fault, "warm-final-exit")) {
+				/* fault injection: a warm restorer lost at the final round */
+				pr_warn("FERRY_FAULT=warm-final-exit: the warm restorer exits");
+				break;
+			}
 			log_first_error_reset();
 			bool ok = rst_warm_final(w, line + n) == 0; /* else cold: logged */
 			log_first_error_reset();
@@ -241,35 +247,16 @@ int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint
 	return -EIO;
 }
 
-int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **warm,
-		     struct mig_dest **out, pid_t *root, char *err, size_t errlen)
+/* The restorer h's report within timeout_s: 0 with *root and *pidns ("ready"), else
+ * -errno with the cause in err, h rolled back and freed. */
+static int await_ready(struct mig_dest *h, int timeout_s, pid_t *root, bool *pidns, char *err,
+		       size_t errlen)
 {
-	char line[PATH_MAX + 64];
-	struct mig_dest *h = warm ? *warm : NULL;
-	int r = 0, ns = 0;
+	char line[600];
+	int ns = 0, r = read_line(h->sk, line, sizeof(line), timeout_s);
 
-	if (warm)
-		*warm = NULL; /* ours now: held on success, discarded on failure */
-	if (h) {
-		int n = snprintf(line, sizeof(line), "final %d %s\n", *pidns, dir);
-		if (n >= (int)sizeof(line) || write_full(h->sk, line, n) < 0) {
-			pr_warn("the warm restorer is gone: restoring cold");
-			mig_dest_discard(h);
-			h = NULL;
-		}
-	}
-	if (!h) {
-		cold_dir = dir;
-		cold_pidns = *pidns;
-		if ((r = restorer_fork(cold_main, &h, err, errlen)) < 0) {
-			pr_err("%s", err);
-			return r;
-		}
-	}
-	r = read_line(h->sk, line, sizeof(line), timeout_s);
 	if (r == 0 && sscanf(line, "ready %d %d", root, &ns) == 2) {
 		*pidns = ns;
-		*out = h;
 		return 0;
 	} else if (r == 0 && !strncmp(line, "error ", 6)) {
 		r = -EIO;
@@ -285,8 +272,44 @@ int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_des
 		kill(h->restorer, SIGKILL);
 	reap(h->restorer);
 	free(h);
-	pr_err("%s", err);
 	return r;
+}
+
+int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_dest **warm,
+		     struct mig_dest **out, pid_t *root, char *err, size_t errlen)
+{
+	char line[PATH_MAX + 64];
+	struct mig_dest *h = warm ? *warm : NULL;
+	int r;
+
+	if (warm)
+		*warm = NULL; /* ours now: held on success, discarded on failure */
+	if (h) {
+		int n = snprintf(line, sizeof(line), "final %d %s\n", *pidns, dir);
+		if (n >= (int)sizeof(line) || write_full(h->sk, line, n) < 0) {
+			pr_warn("the warm restorer is gone: restoring cold");
+			mig_dest_discard(h);
+		} else if ((r = await_ready(h, timeout_s, root, pidns, err, errlen)) == 0) {
+			*out = h;
+			return 0;
+		} else if (r == -ETIMEDOUT) {
+			pr_err("%s", err);
+			return r;
+		} else {
+			/* staging is an optimization: whatever failed there, a cold restore of the
+			 * same images decides (the stubs it made died with it) */
+			pr_warn("the warm restorer failed (%s): restoring cold", err);
+		}
+	}
+	cold_dir = dir;
+	cold_pidns = *pidns;
+	if ((r = restorer_fork(cold_main, &h, err, errlen)) < 0 ||
+	    (r = await_ready(h, timeout_s, root, pidns, err, errlen)) < 0) {
+		pr_err("%s", err);
+		return r;
+	}
+	*out = h;
+	return 0;
 }
 
 int mig_dest_go(struct mig_dest *h)
