@@ -543,8 +543,11 @@ static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_di
 		return 0;
 	e = img_read_one(d, img_name(name, final ? "mm-%d.img" : "vmas-%d.img", p->pid),
 			 IMG_MAGIC_MM, &mm_entry__descriptor, (ProtobufCMessage **)&mm);
-	if (e < 0) {
-		proc_cold(p, "a round without its layout");
+	if (e < 0) { /* pages of this round and older ones cannot be placed: forget them
+		      * (later rounds may cover what the final needs; decide() checks) */
+		pr_info("warm: process %d: '%s' has no %s: its staging starts over", p->pid,
+			img_dir_path(d), name);
+		proc_clear(p);
 		return 0;
 	}
 	if ((e = layout_apply(w, p, mm)) < 0)
