@@ -1121,6 +1121,18 @@ static void direct_setup(struct pages_ctx *p)
 			p->direct_all || (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC_);
 }
 
+/* Bytes this process's copy takes at most, for the page server's progress line: the
+ * dirty ranges of a delta round, else unknown (UINT64_MAX: capped by its RSS there). */
+static uint64_t pages_expected(const struct dump_ctx *c)
+{
+	if (!c->delta)
+		return UINT64_MAX;
+	uint64_t n = 0;
+	for (size_t i = 0; i < c->n_dirty; i++)
+		n += c->dirty[i].end - c->dirty[i].start;
+	return n;
+}
+
 int dump_pages_write(struct dump_ctx *c)
 {
 	struct pages_ctx p = { .c = c, .pm_fd = -1, .mem_fd = -1 };
@@ -1137,6 +1149,7 @@ int dump_pages_write(struct dump_ctx *c)
 	if (r < 0)
 		goto out;
 	p.wfd = img_writer_fd(p.w);
+	img_sink_expect(c->pid, pages_expected(c)); /* a streamed round's progress line */
 	direct_setup(&p);
 	r = ring_start(&p);
 	for (size_t i = 0; r == 0 && i < c->n_vmas; i++)

@@ -129,6 +129,12 @@ void img_set_sink(const struct img_sink_ops *ops, void *sink)
 	g_sink = ops ? sink : NULL;
 }
 
+void img_sink_expect(pid_t pid, uint64_t bytes)
+{
+	if (g_sink_ops && g_sink_ops->expect)
+		g_sink_ops->expect(g_sink, pid, bytes);
+}
+
 /* Page data (pages-*.img) is the only kind a sink keeps alone: the other raw files
  * (dirty-*.state, sysc-*.img) are read back by the next round and stay local too. */
 static bool is_page_data(const char *name, uint32_t magic)

@@ -146,11 +146,17 @@ struct img_sink_ops {
 	int (*commit)(void *sink, const void *inv, size_t len);
 	/* The round is dropped: a directory freed without a successful commit. */
 	void (*discard)(void *sink);
+	/* Optional: about `bytes` of page data of process pid come next (UINT64_MAX: not
+	 * known), for the sink's progress line. */
+	void (*expect)(void *sink, pid_t pid, uint64_t bytes);
 };
 
 /* Every writable directory created from now on in this process (img_dir_create) also
  * goes to SINK (NULL: none). Set once by the command before it dumps. */
 void img_set_sink(const struct img_sink_ops *ops, void *sink);
+/* Tell the sink, if any, what the next page data of process pid amounts to (see
+ * img_sink_ops.expect). */
+void img_sink_expect(pid_t pid, uint64_t bytes);
 
 /* ---- reading metadata files ----------------------------------------------------- */
 /* A verified, in-memory image: the pure decoder works on this. */

@@ -408,6 +408,12 @@ void ps_progress_expect(pid_t pid, uint64_t bytes)
 	pthread_mutex_unlock(&g_live_lock);
 }
 
+static void sink_expect(void *sink, pid_t pid, uint64_t bytes)
+{
+	(void)sink;
+	ps_progress_expect(pid, bytes);
+}
+
 static const struct img_sink_ops sink_ops = {
 	.begin = sink_begin,
 	.open = sink_open,
@@ -416,6 +422,7 @@ static const struct img_sink_ops sink_ops = {
 	.abort = sink_abort,
 	.commit = sink_commit,
 	.discard = sink_discard,
+	.expect = sink_expect,
 };
 
 /* ---- connection ------------------------------------------------------------------ */

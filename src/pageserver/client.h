@@ -65,8 +65,9 @@ int ps_client_call(struct ps_client *c, unsigned type, const struct ProtobufCMes
  * process pid are about to be copied into the round in progress, at most `bytes` of
  * them (UINT64_MAX: not known, every populated page). The figure is capped by the
  * process's VmRSS + VmSwap (/proc/pid/status: O(1), read only when the line is shown)
- * and added to the round's expected total. Called by the dump engine once per process,
- * after it selected the pages and before it copies them; with several processes the
+ * and added to the round's expected total. Called (through img_sink_expect, the image
+ * sink's expect op) by the dump engine once per process, after it selected the pages
+ * and before it copies them; with several processes the
  * total grows as each is announced. Thread-safe; a no-op without a streaming client. */
 void ps_progress_expect(pid_t pid, uint64_t bytes);
 
