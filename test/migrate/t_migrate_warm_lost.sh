@@ -1,21 +1,35 @@
 #!/bin/bash
-# Fault: the destination's warm restorer (the process that stages each pre-copy round,
-# docs/warm.md) dies after each round it staged (the page server's fault injection
-# FERRY_FAULT=warm-exit). The next round starts a new one, which stages the chain again;
-# at the final round it is gone too: the destination must restore cold, and the
-# migration succeed as without staging: the source gone, the destination's tree
-# verifying every page.
+# Faults of the destination's warm restorer (the process that stages each pre-copy
+# round, docs/warm.md), injected by the page server (FERRY_FAULT), each a migration of
+# zdtm predump_ledger that must succeed as without staging: the source gone, the
+# destination's tree verifying every page.
+#  - warm-exit: each warm restorer dies after the first round it staged; the next round
+#    starts a new one (which stages the chain again); at the final round it is gone
+#    too: the destination restores cold.
+#  - warm-final-exit: it dies when the final round is handed to it, before reporting
+#    anything: the destination restores the same round cold.
 . "$(dirname "$0")/lib.sh"
 
+# one FAULT EXPECTED-LOG-LINE
+one() {
+	FERRY_FAULT=$1 dst_server
+	src_zdtm predump_ledger
+	migrate_src --json -v4 -o "$W/mig-$1.log" "$T" >"$W/mig-$1.json" ||
+		die "$1: migrate failed"
+	grep -q '"ok": true' "$W/mig-$1.json" || die "$1: migrate did not report success"
+	log_has "$W/srv.log" "round 'r[0-9]*' staged"
+	log_has "$W/srv.log" "$2"
+	WAIT_S=10 wait_for gone "$T" || die "$1: the source process $T still runs"
+	local dpid
+	dpid=$(json_num "$W/mig-$1.json" dest_pid)
+	[ -n "$dpid" ] && alive "$dpid" || die "$1: no running destination pid ($dpid)"
+	zdtm_verify predump_ledger "$dpid"
+	cp "$W/srv.log" "$W/srv-$1.log"
+	srv_kill
+	rm -f "$W/srv.log"
+}
+
 hosts_up || die "cannot create the namespaces"
-FERRY_FAULT=warm-exit dst_server
-src_zdtm predump_ledger
-migrate_src --json -v4 -o "$W/mig.log" "$T" >"$W/mig.json" || die "migrate failed"
-grep -q '"ok": true' "$W/mig.json" || die "migrate did not report success"
-log_has "$W/srv.log" "warm restorer exits"
-log_has "$W/srv.log" "warm restorer is gone: restoring cold"
-WAIT_S=10 wait_for gone "$T" || die "the source process $T still runs"
-dpid=$(json_num "$W/mig.json" dest_pid)
-[ -n "$dpid" ] && alive "$dpid" || die "no running destination pid ($dpid)"
-zdtm_verify predump_ledger "$dpid"
+one warm-exit "warm restorer is gone: restoring cold"
+one warm-final-exit "warm restorer failed .*: restoring cold"
 echo PASS
