@@ -26,7 +26,8 @@ int mig_dest_warm_start(struct mig_dest **out, char *err, size_t errlen);
 int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
 			uint64_t *us, char *err, size_t errlen);
 /* Restore DIR held: by the warm restorer *warm if there is one (taken: *warm becomes
- * NULL), else by a new restorer process. *pidns in: force a new pid namespace; out:
+ * NULL; if it is gone or fails, short of a timeout, by a cold one after all), else by a
+ * new restorer process. *pidns in: force a new pid namespace; out:
  * whether one was used (a pid of the tree taken here makes one too). On success *out
  * and *root (the root's host pid). On failure -errno and the cause in err (one line;
  * also logged by the restorer). timeout_s bounds the build. */
