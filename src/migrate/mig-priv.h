@@ -67,10 +67,11 @@ void mig_free(struct mig *m);
 
 /* handover.c: dump's on_frozen hook (arg: struct mig) */
 int mig_handover(void *arg);
-/* A pre-copy round just committed: have the destination stage it (MIG_WARM). 0 (staged
+/* A pre-copy round just committed (bytes of pages): have the destination stage it
+ * (MIG_WARM), within --timeout plus the round at 50 MB/s. 0 (staged
  * or not: a refusal is only logged; *stage_s the destination's staging time) or -errno
  * when the connection failed (logged). */
-int mig_warm(struct mig *m, const char *round, double *stage_s);
+int mig_warm(struct mig *m, const char *round, uint64_t bytes, double *stage_s);
 /* stage hook for the action script: 0 or -ECANCELED (logged) */
 int mig_stage(struct mig *m, const char *stage);
 

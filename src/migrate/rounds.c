@@ -141,17 +141,17 @@ static int round_run(struct mig *m, bool final)
 	}
 	ps_client_set_kind(m->c, final ? IMG_KIND_DUMP : IMG_KIND_PREDUMP);
 	int r = final ? dump_main(&o) : predump_main(&o);
-	/* a pre-copy round is staged at the destination before the next one starts (the
-	 * stop rule sees the staging in the round's time); a cron round is not: nothing
-	 * stays at the destination to hold it */
-	if (r == 0 && !final && !m->pre_only)
-		r = mig_warm(m, rr->name, &rr->stage_s);
 	struct ps_round_info ri;
 	/* (the hand-over may have closed the connection: its statistics are gone) */
 	if (m->c && ps_client_last_round(m->c, &ri) == 0 && !strcmp(ri.name, rr->name)) {
 		rr->bytes = ri.bytes;
 		rr->wire = ri.wire;
 	}
+	/* a pre-copy round is staged at the destination before the next one starts (the
+	 * stop rule sees the staging in the round's time); a cron round is not: nothing
+	 * stays at the destination to hold it */
+	if (r == 0 && !final && !m->pre_only)
+		r = mig_warm(m, rr->name, rr->bytes, &rr->stage_s);
 	rr->secs = (now_ns() - t0) / 1e9;
 	rr->throttle = mig_throttle_pct(m->thr);
 	if (m->n_rounds)
