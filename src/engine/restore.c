@@ -226,11 +226,16 @@ static int span_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+void rst_spans_sort(struct rst_special *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), span_cmp);
+}
+
 /* Highest address for len bytes, GAP_MARGIN away from every busy span. */
 static int gap_find(struct rst_special *busy, size_t n, uint64_t len, uint64_t *out)
 {
 	uint64_t top = RST_TASK_SIZE - GAP_MARGIN;
-	qsort(busy, n, sizeof(*busy), span_cmp);
+	rst_spans_sort(busy, n);
 	for (size_t i = n + 1; i-- > 0;) {
 		uint64_t lo = i ? busy[i - 1].end + GAP_MARGIN : (1UL << 32);
 		uint64_t hi = i < n ? busy[i].start : top;

@@ -213,11 +213,19 @@ ssize_t rst_vma_find(const MmEntry *mm, uint64_t addr);
 /* A round's pagemap entries in bounds with known flags, PRESENT ones counting what the
  * head says (dir names the round in the error). 0 or -EINVAL (logged). */
 int rst_pagemap_check(const PagemapHead *h, PagemapEntry **pm, size_t n, const char *dir);
+/* rst-chain.c: write len bytes at addr of r's task: process_vm_writev, /proc/PID/mem for
+ * what it may not write (read-only pages). 0 or -errno (logged). */
+int rst_write(struct rst *r, uint64_t addr, const void *src, size_t len);
+/* The path of d's parent round (its inventory's `parent`, relative to d). 0, -ENOENT
+ * (none named) or -ENAMETOOLONG; not logged. */
+int rst_parent_path(struct img_dir *d, char *out, size_t len);
 /* rst-chain.c: fill PE_PARENT runs from the older rounds (after the top round's pages). */
 int rst_pages_from_parents(struct rst *r);
 /* Choose r->gadget: free in the dumped layout and in ours (busy: our n mappings, read
  * just before the stubs, copies of us, are created), with margins. 0 or -errno. */
 int rst_gadget_place(struct rst *r, const struct rst_special *busy, size_t n);
+/* Sort spans by start address. */
+void rst_spans_sort(struct rst_special *v, size_t n);
 /* The ranges the stub unmaps itself (everything but the gadget, the special
  * mappings and its warm slab): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs). */
 #define RST_STUB_RANGES 4

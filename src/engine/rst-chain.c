@@ -102,7 +102,7 @@ static size_t want_find(const struct want *w, uint64_t addr)
 	return lo;
 }
 
-static int write_one(struct rst *r, uint64_t addr, const void *src, size_t len)
+int rst_write(struct rst *r, uint64_t addr, const void *src, size_t len)
 {
 	struct iovec l = { (void *)src, len }, rv = { (void *)addr, len };
 	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
@@ -120,12 +120,12 @@ static int write_one(struct rst *r, uint64_t addr, const void *src, size_t len)
 static int span_write(struct rst *r, uint64_t base, const uint8_t *data, uint64_t a, uint64_t b)
 {
 	if (data)
-		return write_one(r, a, data + (a - base), b - a);
+		return rst_write(r, a, data + (a - base), b - a);
 	ssize_t vi = rst_vma_find(r->mm, a);
 	if (vi >= 0 && vma_anon(r->mm->vmas[vi]))
 		return 0;
 	for (; a < b; a += sizeof(zero_buf)) {
-		int e = write_one(r, a, zero_buf, min_t(uint64_t, b - a, sizeof(zero_buf)));
+		int e = rst_write(r, a, zero_buf, min_t(uint64_t, b - a, sizeof(zero_buf)));
 		if (e < 0)
 			return e;
 	}
@@ -217,20 +217,29 @@ static int round_apply(struct rst *r, struct img_dir *d, struct want *w, uint8_t
 	return e;
 }
 
+int rst_parent_path(struct img_dir *d, char *out, size_t len)
+{
+	const InventoryEntry *inv = img_dir_inventory(d);
+	if (!inv->parent || !inv->parent[0])
+		return -ENOENT;
+	if (snprintf(out, len, "%s/%s", inv->parent[0] == '/' ? "" : img_dir_path(d),
+		     inv->parent) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
 /* Directory of the parent of d: its inventory's `parent`, relative to d. */
 static int parent_open(struct img_dir *d, pid_t pid, struct img_dir **out)
 {
-	const InventoryEntry *inv = img_dir_inventory(d);
 	char path[4096];
 	int e;
 
 	*out = NULL;
-	if (!inv->parent || !inv->parent[0])
+	if ((e = rst_parent_path(d, path, sizeof(path))) == -ENOENT)
 		return pr_err_ret(-ENOENT, "'%s' has pages in a parent round but names no parent",
 				  img_dir_path(d));
-	if (snprintf(path, sizeof(path), "%s/%s", inv->parent[0] == '/' ? "" : img_dir_path(d),
-		     inv->parent) >= (int)sizeof(path))
-		return pr_err_ret(-ENAMETOOLONG, "parent path of '%s'", img_dir_path(d));
+	if (e < 0)
+		return pr_err_ret(e, "parent path of '%s'", img_dir_path(d));
 	if ((e = img_dir_open(path, out)) < 0)
 		return e;
 	/* every round of a chain dumps the same tree: its root names it */

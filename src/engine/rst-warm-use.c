@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -36,20 +35,6 @@ int rst_warm_move(struct rst *r, struct rst_batch *b, size_t vi)
 	return 0;
 }
 
-/* Write [a, a+len) of the task from src: process_vm_writev, /proc/PID/mem for what it
- * may not write (read-only). */
-static int copy_out(struct rst *r, uint64_t a, const uint8_t *src, uint64_t len)
-{
-	struct iovec l = { (void *)src, len }, rv = { (void *)a, len };
-	ssize_t n = process_vm_writev(r->pid, &l, 1, &rv, 1, 0);
-	size_t done = n > 0 ? (size_t)n : 0;
-	int e = done < len ? remote_write(&r->rt, a + done, src + done, len - done) : 0;
-	return e < 0 ? pr_err_ret(e, "cannot write %llu staged bytes at %#llx in task %d",
-				  (unsigned long long)(len - done), (unsigned long long)(a + done),
-				  r->pid)
-		     : 0;
-}
-
 int rst_warm_pages(struct rst *r)
 {
 	const struct rst_warm_proc *p = r->warm;
@@ -67,7 +52,7 @@ int rst_warm_pages(struct rst *r)
 		for (size_t i = warm_piece_find(p, a); i < p->n && a < end && e == 0; i++) {
 			const struct warm_piece *x = &p->p[i];
 			uint64_t b = min_t(uint64_t, end, x->end);
-			e = copy_out(r, a, x->w + (a - x->start), b - a);
+			e = rst_write(r, a, x->w + (a - x->start), b - a);
 			bytes += b - a;
 			a = b;
 		}

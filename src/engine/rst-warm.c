@@ -158,12 +158,6 @@ static void proc_cold(struct rst_warm_proc *p, const char *why)
 
 /* ---- slab ------------------------------------------------------------------------ */
 
-static int span_cmp(const void *a, const void *b)
-{
-	const struct rst_special *x = a, *y = b;
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* Lowest address >= SLAB_LOW for len bytes, SLAB_MARGIN away from our mappings and from
  * every VMA of mm. */
 static int slab_place(const MmEntry *mm, uint64_t len, uint64_t *out)
@@ -181,7 +175,7 @@ static int slab_place(const MmEntry *mm, uint64_t len, uint64_t *out)
 	busy = nw;
 	for (size_t i = 0; i < mm->n_vmas; i++)
 		busy[n++] = (struct rst_special){ mm->vmas[i]->start, mm->vmas[i]->end };
-	qsort(busy, n, sizeof(*busy), span_cmp);
+	rst_spans_sort(busy, n);
 	uint64_t at = SLAB_LOW;
 	e = -ENOMEM;
 	for (size_t i = 0; i <= n; i++) {
@@ -457,16 +451,15 @@ static void holes_drop(struct rst_warm_proc *p, uint64_t **mark)
 	}
 }
 
+/* The round's pages (its pagemap h, pm[n]) into the pieces. */
 static int pages_apply(struct rst_warm *w, struct rst_warm_proc *p, struct img_dir *d,
-		       bool final, uint64_t *bytes)
+		       const PagemapHead *h, PagemapEntry **pm, size_t n, bool final,
+		       uint64_t *bytes)
 {
-	PagemapHead *h = NULL;
-	PagemapEntry **pm = NULL;
 	struct img_stream *s = NULL;
 	uint64_t **mark = final ? calloc(p->n + 1, sizeof(*mark)) : NULL;
-	size_t n = 0;
 	char name[64];
-	int e = final && !mark ? -ENOMEM : rst_pagemap_load(d, p->pid, &h, &pm, &n);
+	int e = final && !mark ? -ENOMEM : 0;
 
 	for (size_t i = 0; e == 0 && mark && i < p->n; i++)
 		if (!(mark[i] = bits_new(piece_pages(&p->p[i]))))
@@ -487,7 +480,6 @@ static int pages_apply(struct rst_warm *w, struct rst_warm_proc *p, struct img_d
 	for (size_t i = 0; mark && i < p->n; i++)
 		free(mark[i]);
 	free(mark);
-	rst_pagemap_free(h, pm, n);
 	return e;
 }
 
@@ -532,11 +524,19 @@ static int pids_load(struct img_dir *d, pid_t **out, size_t *n)
 }
 
 /* One process of round d. */
+static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm,
+			  size_t n);
+
+/* One process of round d; the final round also decides it (warm or cold). */
 static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_dir *d,
 		      bool final, uint64_t *bytes)
 {
 	char name[64];
 	MmEntry *mm = NULL;
+	PagemapHead *h = NULL;
+	PagemapEntry **pm = NULL;
+	size_t n = 0;
+	const char *why;
 	int e;
 
 	if (p->cold)
@@ -554,8 +554,12 @@ static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_di
 		proc_cold(p, e == -ENOSPC  ? "its staging area is full"
 			     : e == -EFBIG ? "more than 1 TiB of private memory (reserved ranges)"
 					   : "its layout cannot be staged");
-	else if ((e = pages_apply(w, p, d, final, bytes)) < 0)
+	else if ((e = rst_pagemap_load(d, p->pid, &h, &pm, &n)) < 0 ||
+		 (e = pages_apply(w, p, d, h, pm, n, final, bytes)) < 0)
 		proc_cold(p, "a round's pages could not be staged");
+	else if (final && (why = decide(p, mm, pm, n)))
+		proc_cold(p, why);
+	rst_pagemap_free(h, pm, n);
 	mm_entry__free_unpacked(mm, NULL);
 	return 0;
 }
@@ -588,18 +592,6 @@ static int round_apply(struct rst_warm *w, struct img_dir *d, bool final, uint64
 	return e;
 }
 
-/* The parent round of d (its inventory's `parent`, relative to d), or -ENOENT. */
-static int parent_path(struct img_dir *d, char *out, size_t len)
-{
-	const InventoryEntry *inv = img_dir_inventory(d);
-	if (!inv->parent || !inv->parent[0])
-		return -ENOENT;
-	if (snprintf(out, len, "%s/%s", inv->parent[0] == '/' ? "" : img_dir_path(d),
-		     inv->parent) >= (int)len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 static void reset(struct rst_warm *w)
 {
 	for (size_t i = 0; i < w->n; i++)
@@ -619,7 +611,7 @@ static int chain_collect(struct rst_warm *w, const char *dir, char (*out)[PATH_M
 	*n = 0;
 	snprintf(cur, sizeof(cur), "%s", dir);
 	while (*n < MAX_ROUNDS && img_dir_open(cur, &d) == 0) {
-		int e = parent_path(d, par, sizeof(par));
+		int e = rst_parent_path(d, par, sizeof(par));
 		img_dir_free(d);
 		if (e < 0 || !realpath(par, out[*n]))
 			break;
@@ -746,30 +738,6 @@ static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEnt
 	return NULL;
 }
 
-static void proc_final(struct rst_warm_proc *p, struct img_dir *d)
-{
-	char name[64];
-	MmEntry *mm = NULL;
-	PagemapHead *h = NULL;
-	PagemapEntry **pm = NULL;
-	size_t n = 0;
-	const char *why = NULL;
-
-	if (p->cold)
-		return;
-	if (img_read_one(d, img_name(name, "mm-%d.img", p->pid), IMG_MAGIC_MM,
-			 &mm_entry__descriptor, (ProtobufCMessage **)&mm) < 0 ||
-	    rst_pagemap_load(d, p->pid, &h, &pm, &n) < 0)
-		why = "its final images cannot be read";
-	else
-		why = decide(p, mm, pm, n);
-	if (why)
-		proc_cold(p, why);
-	if (mm)
-		mm_entry__free_unpacked(mm, NULL);
-	rst_pagemap_free(h, pm, n);
-}
-
 /* Our anonymous memory in transparent huge pages, MiB (what keeps the stubs' fork
  * cheap: docs/warm.md), 0 if unknown. */
 static uint64_t huge_mib(void)
@@ -787,14 +755,8 @@ static uint64_t huge_mib(void)
 int rst_warm_final(struct rst_warm *w, const char *dir)
 {
 	uint64_t t0 = now_ns(), bytes = 0;
-	struct img_dir *d;
-	int e = warm_apply(w, dir, true, &bytes);
+	int e = warm_apply(w, dir, true, &bytes); /* each process decided there */
 
-	if (e == 0 && (e = img_dir_open(dir, &d)) == 0) {
-		for (size_t i = 0; i < w->n; i++)
-			proc_final(&w->pr[i], d);
-		img_dir_free(d);
-	}
 	if (e < 0) {
 		reset(w);
 		return pr_err_ret(e, "warm: the final round cannot be staged: restoring cold");
