@@ -173,18 +173,24 @@ static uint8_t *src_chunk(size_t mib, size_t i)
 	return src + (i % n) * CHUNK;
 }
 
-static int baseline(size_t mib, const char *dir)
+/* The frame header the baselines send before every 1 MiB chunk (the source primed). */
+static void chunk_hdr(size_t mib, uint8_t hdr[PS_HDR_SIZE])
 {
-	pid_t pid;
-	int fd = discard_peer_in(&pid, dir);
-	uint8_t hdr[PS_HDR_SIZE];
-	(void)src_chunk(mib, 0);
 	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
 			    .type = PS_FILE_DATA,
 			    .len = CHUNK,
 			    .file = 1,
 			    .raw_len = CHUNK };
+	(void)src_chunk(mib, 0);
 	ps_hdr_encode(&h, hdr);
+}
+
+static int baseline(size_t mib, const char *dir)
+{
+	pid_t pid;
+	int fd = discard_peer_in(&pid, dir);
+	uint8_t hdr[PS_HDR_SIZE];
+	chunk_hdr(mib, hdr);
 	double t0 = now_s(), c0 = cpu_s(RUSAGE_SELF);
 	for (size_t i = 0; i < mib; i++) {
 		if (write_full(fd, hdr, sizeof(hdr)) < 0 ||
@@ -215,13 +221,7 @@ static int zc(size_t mib)
 	uint8_t hdr[PS_HDR_SIZE];
 	if (io_uring_queue_init(16, &ring, 0) < 0)
 		return 1;
-	(void)src_chunk(mib, 0);
-	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
-			    .type = PS_FILE_DATA,
-			    .len = CHUNK,
-			    .file = 1,
-			    .raw_len = CHUNK };
-	ps_hdr_encode(&h, hdr);
+	chunk_hdr(mib, hdr);
 	double t0 = now_s();
 	for (size_t i = 0; i < mib; i++) {
 		struct io_uring_sqe *a = io_uring_get_sqe(&ring), *b;
@@ -269,13 +269,7 @@ static int uring(size_t mib)
 	struct iovec iov[16];
 	if (io_uring_queue_init(16, &ring, 0) < 0)
 		return 1;
-	(void)src_chunk(mib, 0);
-	struct ps_hdr h = { .magic = PS_FRAME_MAGIC,
-			    .type = PS_FILE_DATA,
-			    .len = CHUNK,
-			    .file = 1,
-			    .raw_len = CHUNK };
-	ps_hdr_encode(&h, hdr);
+	chunk_hdr(mib, hdr);
 	double t0 = now_s();
 	for (size_t i = 0; i < mib; i += 8) {
 		int n = mib - i < 8 ? (int)(mib - i) : 8;
