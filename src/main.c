@@ -167,16 +167,9 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 			o->log_file = optarg;
 			break;
 		case 'v':
-			if (optarg) {
-				if (optarg[0] == 'v') {
-					o->verbosity = 3 + (int)strspn(optarg, "v");
-				} else if (parse_int(optarg, &o->verbosity) < 0) {
-					fprintf(stderr, "ferry: error: bad verbosity '%s'\n",
-						optarg);
-					return 2;
-				}
-			} else {
-				o->verbosity = o->verbosity < 3 ? 3 : o->verbosity + 1;
+			if (log_verbosity_arg(optarg, &o->verbosity) < 0) {
+				fprintf(stderr, "ferry: error: bad verbosity '%s'\n", optarg);
+				return 2;
 			}
 			break;
 		case 'd':
@@ -234,8 +227,6 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 			return 2;
 		}
 	}
-	if (o->verbosity > 4)
-		o->verbosity = 4;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 int log_level = LOG_INFO;
 static int log_out = STDERR_FILENO;
@@ -98,4 +99,17 @@ void log_printf(int level, const char *file, int line, const char *fmt, ...)
 	ssize_t w = write(log_out, buf, n);
 	(void)w;
 	errno = saved;
+}
+
+int log_verbosity_arg(const char *arg, int *v)
+{
+	if (!arg)
+		*v = *v < 3 ? 3 : *v + 1;
+	else if (arg[0] == 'v')
+		*v = 3 + (int)strspn(arg, "v");
+	else if (parse_int(arg, v) < 0)
+		return -EINVAL;
+	if (*v > 4)
+		*v = 4;
+	return 0;
 }

@@ -20,6 +20,9 @@ extern int log_level;
 
 /* Opens FILE for the log (append); returns 0 or -errno. NULL means stderr. */
 int log_init(const char *file, int level);
+/* The -v option: none (NULL) raises *v to 3 or by one, "v..." (from -vv...) sets 3 + the
+ * count, a number sets it; at most 4. 0, or -EINVAL when arg is no number (not logged). */
+int log_verbosity_arg(const char *arg, int *v);
 void log_fini(void);
 /* Prefix for every line ("ferry", "pageserver", ...). Not copied. */
 void log_set_prefix(const char *prefix);

@@ -245,11 +245,7 @@ static int parse_args(int argc, char **argv, struct mig *m)
 			m->log_file = optarg;
 			break;
 		case 'v':
-			if (!optarg)
-				m->verbosity = m->verbosity < 3 ? 3 : m->verbosity + 1;
-			else if (optarg[0] == 'v')
-				m->verbosity = 3 + (int)strspn(optarg, "v");
-			else if (parse_int(optarg, &m->verbosity) < 0)
+			if (log_verbosity_arg(optarg, &m->verbosity) < 0)
 				return bad("bad verbosity '%s'", optarg);
 			break;
 		case 'h':
@@ -277,8 +273,6 @@ static int parse_args(int argc, char **argv, struct mig *m)
 		return bad("%s", "--to HOST:PORT is required");
 	if (!m->pid)
 		return bad("%s", "the PID of the tree to migrate is required");
-	if (m->verbosity > 4)
-		m->verbosity = 4;
 	return 0;
 }
 

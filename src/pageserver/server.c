@@ -103,19 +103,6 @@ static int int_opt(const char *name, const char *arg, int lo, int hi, int *out)
 	return 0;
 }
 
-static int verbosity_opt(const char *arg, int *v)
-{
-	if (!arg)
-		*v = *v < 3 ? 3 : *v + 1;
-	else if (arg[0] == 'v')
-		*v = 3 + (int)strspn(arg, "v");
-	else if (parse_int(arg, v) < 0)
-		return int_opt("-v", arg, 0, 4, v);
-	if (*v > 4)
-		*v = 4;
-	return 0;
-}
-
 /* 0, 1 (--help printed) or 2 (usage error printed). */
 static int srv_parse(int argc, char **argv, struct srv_opts *o)
 {
@@ -152,7 +139,8 @@ static int srv_parse(int argc, char **argv, struct srv_opts *o)
 			o->log_file = optarg;
 			break;
 		case 'v':
-			r = verbosity_opt(optarg, &o->verbosity);
+			if (log_verbosity_arg(optarg, &o->verbosity) < 0)
+				r = int_opt("-v", optarg, 0, 4, &o->verbosity);
 			break;
 		case 'h':
 			srv_usage(stdout);
