@@ -1,5 +1,10 @@
 # tools/bench-lib.sh: helpers shared by tools/bench.sh and its sections
 # (tools/bench/<name>.sh), sourced after setting BENCH_NAME. Not a section itself.
+# Sets BUILD (the caller's first argument, default build), top (the repository) and
+# FERRY.
+BUILD=${1:-build}
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FERRY=$top/$BUILD/ferry
 
 # The workloads must not inherit a pipe our caller leaked to us (the dump would find an
 # unsupported fd): keep 0-2 and bash's own script fd (255).

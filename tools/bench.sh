@@ -11,9 +11,6 @@
 set -u
 BENCH_NAME=
 . "$(dirname "$0")/bench-lib.sh"
-BUILD=${1:-build}
-top=$(cd "$(dirname "$0")/.." && pwd)
-FERRY=$top/$BUILD/ferry
 MEMHOG=$top/$BUILD/tools/bench/memhog
 BASELINE=$top/$BUILD/tools/bench/baseline
 SIZES=${BENCH_SIZES:-1024 4096}

@@ -15,9 +15,6 @@
 set -u
 BENCH_NAME=migrate
 . "$(dirname "$0")/../bench-lib.sh"
-BUILD=${1:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-FERRY=$top/$BUILD/ferry
 DIRTIER=$top/$BUILD/tools/bench/dirtier
 SIZES=${BENCH_MIG_SIZES:-256 1024 4096}
 RATES=${BENCH_MIG_RATES:-0 1 50}

@@ -23,9 +23,6 @@
 set -u
 BENCH_NAME=pageserver
 . "$(dirname "$0")/../bench-lib.sh"
-BUILD=${1:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-FERRY=$top/$BUILD/ferry
 TOOLS=$top/$BUILD/tools/bench
 SIZE=${BENCH_PS_SIZE:-4096}
 REPS=${BENCH_REPS:-3}

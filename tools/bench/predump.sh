@@ -19,9 +19,6 @@
 set -u
 BENCH_NAME=predump
 . "$(dirname "$0")/../bench-lib.sh"
-BUILD=${1:-build}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-FERRY=$top/$BUILD/ferry
 DIRTIER=$top/$BUILD/tools/bench/dirtier
 SIZES=${BENCH_PD_SIZES:-1024 4096}
 RATES=${BENCH_PD_RATES:-0 1 50 round:1}
