@@ -15,15 +15,49 @@
 
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zdtmtst.h"
 
 static char blk_table[64];
+
+/* CLOCK_MONOTONIC in ms. */
+static uint64_t blk_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Segments fd sent that its peer has not acknowledged yet. */
+static unsigned int blk_unacked(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &l))
+		fail("TCP_INFO: %m");
+	return ti.tcpi_unacked;
+}
+
+/* Wait (2 s at most) until everything fd sent is acknowledged; who prefixes the
+ * failure. */
+static void blk_settle(int fd, const char *who)
+{
+	uint64_t end = blk_now_ms() + 2000;
+	while (blk_unacked(fd) && blk_now_ms() < end)
+		poll(NULL, 0, 5);
+	if (blk_unacked(fd))
+		fail("%s%u segments still unacknowledged after 2 s", who, blk_unacked(fd));
+}
 
 /* Feed script to `nft -f -`; its exit status (or -1). */
 static int blk_nft(const char *script)

@@ -41,13 +41,6 @@ static uint8_t ctr(uint64_t i)
 	return (uint8_t)(i * 11 + 9 + (i >> 10));
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* ---- the peer (outside the tree) ---- */
 
 /* Read n bytes of the stream from *done on, checking them; 0 when all matched. */
@@ -115,25 +108,6 @@ static void fill(int fd)
 	}
 }
 
-static unsigned int unacked(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &l))
-		fail("TCP_INFO: %m");
-	return ti.tcpi_unacked;
-}
-
-static void settle(int fd)
-{
-	uint64_t end = now_ms() + 2000;
-	while (unacked(fd) && now_ms() < end)
-		poll(NULL, 0, 5);
-	if (unacked(fd))
-		fail("%u segments still unacknowledged after 2 s", unacked(fd));
-}
-
 /* Start the peer; the listener is closed once it is accepted. */
 static int start_peer(int *go, int *done)
 {
@@ -185,15 +159,15 @@ int main(int argc, char **argv)
 	    getpeername(fd, (struct sockaddr *)&him, &l2))
 		fail("socket: %m");
 	fill(fd);
-	settle(fd);
+	blk_settle(fd, "");
 	blk_acks(ntohs(him.sin_port), ntohs(me.sin_port), blk_snd_nxt(fd));
 	if (write(go, "r", 1) != 1 || read(done, &c, 1) != 1)
 		fail("peer gone: %m");
 	/* the window update went out: our socket sends into the window (2 s at most) */
-	for (uint64_t end = now_ms() + 2000; now_ms() < end && !unacked(fd);)
+	for (uint64_t end = blk_now_ms() + 2000; blk_now_ms() < end && !blk_unacked(fd);)
 		poll(NULL, 0, 5);
-	check(unacked(fd) > 0);
-	test_msg("%u segments unacknowledged, %llu bytes written\n", unacked(fd),
+	check(blk_unacked(fd) > 0);
+	test_msg("%u segments unacknowledged, %llu bytes written\n", blk_unacked(fd),
 		 (unsigned long long)sent);
 	fill(fd);
 	close(go);
@@ -204,9 +178,9 @@ int main(int argc, char **argv)
 
 	if (blk_del())
 		fail("nft: cannot delete table %s", blk_table);
-	uint64_t end = now_ms() + 10000;
+	uint64_t end = blk_now_ms() + 10000;
 	ssize_t r = 0;
-	while (now_ms() < end) {
+	while (blk_now_ms() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < TOTAL ? POLLOUT : 0) };
 		fill(fd);
 		if ((r = recv(fd, &c, 1, MSG_DONTWAIT)) == 1 || (r < 0 && errno != EAGAIN) || !r)

@@ -43,13 +43,6 @@ static uint8_t ctr(uint64_t i, uint8_t seed)
 	return (uint8_t)(i * 7 + seed + (i >> 9));
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static void fill(struct stream *s)
 {
 	uint8_t buf[16384];
@@ -87,16 +80,6 @@ static size_t drain(struct stream *s, size_t n)
 	return got;
 }
 
-static unsigned int unacked(int fd)
-{
-	struct tcp_info ti;
-	socklen_t l = sizeof(ti);
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &l))
-		fail("TCP_INFO: %m");
-	return ti.tcpi_unacked;
-}
-
 static int inq(int fd)
 {
 	int v = 0;
@@ -106,20 +89,11 @@ static int inq(int fd)
 }
 
 /* Until every segment of fd is acknowledged (2 s at most). */
-static void settle(int fd)
-{
-	uint64_t end = now_ms() + 2000;
-	while (unacked(fd) && now_ms() < end)
-		poll(NULL, 0, 5);
-	if (unacked(fd))
-		fail("client: %u segments still unacknowledged after 2 s", unacked(fd));
-}
-
 /* Both streams to their totals (10 s at most). */
 static void finish_streams(struct stream *a, struct stream *b)
 {
-	uint64_t end = now_ms() + 10000;
-	while ((a->rcvd < b->sent || b->rcvd < a->sent) && now_ms() < end) {
+	uint64_t end = blk_now_ms() + 10000;
+	while ((a->rcvd < b->sent || b->rcvd < a->sent) && blk_now_ms() < end) {
 		struct pollfd p[2] = { { .fd = a->fd, .events = POLLIN },
 				       { .fd = b->fd, .events = POLLIN } };
 		drain(a, b->sent - a->rcvd);
@@ -162,15 +136,15 @@ int main(int argc, char **argv)
 	check(drain(&c, 3000) > 0);
 	fill(&c);
 	fill(&sv);
-	settle(c.fd);
+	blk_settle(c.fd, "client: ");
 	int before = inq(sv.fd);
 	blk_acks(ntohs(la.sin_port), ntohs(ca.sin_port), blk_snd_nxt(c.fd));
 	check(drain(&sv, 5000) > 0);
 	/* the window update went out: the client sends into the window (2 s at most) */
-	for (uint64_t end = now_ms() + 2000; now_ms() < end && !unacked(c.fd);)
+	for (uint64_t end = blk_now_ms() + 2000; blk_now_ms() < end && !blk_unacked(c.fd);)
 		poll(NULL, 0, 5);
-	check(unacked(c.fd) > 0 && inq(sv.fd) > before - 5000);
-	test_msg("client %u segments unacknowledged, server %d bytes queued\n", unacked(c.fd),
+	check(blk_unacked(c.fd) > 0 && inq(sv.fd) > before - 5000);
+	test_msg("client %u segments unacknowledged, server %d bytes queued\n", blk_unacked(c.fd),
 		 inq(sv.fd));
 	fill(&c);
 	fill(&sv);
