@@ -761,10 +761,12 @@ int rst_warm_final(struct rst_warm *w, const char *dir)
 		reset(w);
 		return pr_err_ret(e, "warm: the final round cannot be staged: restoring cold");
 	}
-	pr_info("warm: final round '%s' staged: %llu bytes in %.1f ms; %llu MiB of the staging "
-		"in huge pages",
-		dir, (unsigned long long)bytes, (now_ns() - t0) / 1e6,
-		(unsigned long long)huge_mib());
+	pr_info("warm: final round '%s' staged: %llu bytes in %.1f ms", dir,
+		(unsigned long long)bytes, (now_ns() - t0) / 1e6);
+	/* smaps_rollup walks our page tables: only when asked, this is the freeze */
+	if (log_level >= LOG_DEBUG)
+		pr_debug("warm: %llu MiB of the staging in huge pages",
+			 (unsigned long long)huge_mib());
 	return 0;
 }
 
