@@ -25,10 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "img/img.h"
 #include "migrate.pb-c.h"
 #include "migrate/dest.h"
 #include "migrate/migrate.h"
@@ -91,10 +93,15 @@ static void round_discard(int srcfd, const char *round)
 		pr_info("round '%s' of the discarded attempt removed", round);
 }
 
-/* The round's path, for restore_main (it takes a path; our fds resolve it). */
+/* The path of a committed round (its inventory.img is the commit), for restore_main
+ * (it takes a path; our fds resolve it); -ENOENT for a round that is not (yet) one. */
 static int round_path(int srcfd, const char *round, char *out, size_t len)
 {
 	char link[64], base[PATH_MAX];
+	struct stat st;
+	if (snprintf(base, sizeof(base), "%s/inventory.img", round) >= (int)sizeof(base) ||
+	    fstatat(srcfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return -ENOENT;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", srcfd);
 	ssize_t n = readlink(link, base, sizeof(base) - 1);
 	if (n < 0)
@@ -103,6 +110,18 @@ static int round_path(int srcfd, const char *round, char *out, size_t len)
 	if ((size_t)snprintf(out, len, "%s/%s", base, round) >= len)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* The round at DIR is a final dump (not a pre-dump round), by its inventory. */
+static bool round_is_dump(const char *dir)
+{
+	struct img_dir *d;
+	bool dump;
+	if (img_dir_open(dir, &d) < 0)
+		return false;
+	dump = img_dir_inventory(d)->kind == IMG_KIND_DUMP;
+	img_dir_free(d);
+	return dump;
 }
 
 /* After RESTORED: HANDOVER lets the tree run; anything else discards it. */
@@ -170,6 +189,7 @@ static int on_warm(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	snprintf(round, sizeof(round), "%s", ((MigWarm *)m)->round);
 	mig_warm__free_unpacked((MigWarm *)m, NULL);
 	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
+		pr_err("MIG_WARM of unknown round '%.64s'", round);
 		ps_send_error(fd, EINVAL, timeout_ms, "MIG_WARM of unknown round '%.64s'", round);
 		return -EINVAL;
 	}
@@ -217,7 +237,16 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	int tmo = req->has_timeout_s && req->timeout_s ? (int)req->timeout_s : DEFAULT_RESTORE_S;
 	mig_restore__free_unpacked(req, NULL);
 	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
+		pr_err("MIG_RESTORE of unknown round '%.64s'", round);
 		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of unknown round '%.64s'",
+			      round);
+		return -EINVAL;
+	}
+	/* only a final dump is restored (and discarded on failure): never a round of the
+	 * pre-dump chain, whatever the peer asks */
+	if (!round_is_dump(dir)) {
+		pr_err("MIG_RESTORE of round '%.64s': not a final dump", round);
+		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of round '%.64s': not a final dump",
 			      round);
 		return -EINVAL;
 	}

@@ -25,6 +25,9 @@
  *   close ID              FILE_CLOSE with the size and xxh64 of what was sent
  *   close-bad ID          the same with a size one byte too large
  *   commit-garbage        ROUND_COMMIT of bytes that are no inventory
+ *   mig-warm NAME         MIG_WARM of round NAME (migrate's staging request)
+ *   mig-restore NAME      MIG_RESTORE of round NAME
+ *   expect-warmed         read until MIG_WARMED; prints "WARMED ok B bytes [cause]"
  *   round NAME PARENT N   a whole valid round written through img_* with a sink that
  *                         streams it (local metadata in --local DIR/NAME): pstree.img,
  *                         files.img, pages-1.img of N bytes; PARENT "../X" or "-";
@@ -56,6 +59,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "img/img.h"
+#include "migrate.pb-c.h"
 #include "pageserver/wire.h"
 #include "pstree.pb-c.h"
 
@@ -428,6 +432,36 @@ static void expect_error(const char *text)
 	}
 }
 
+/* MIG_WARMED must come (an ERROR or a close fails): the staging answered. */
+static void expect_warmed(void)
+{
+	for (;;) {
+		struct ps_hdr h;
+		const char *why = NULL;
+		ProtobufCMessage *m;
+		uint8_t *buf;
+		if (ps_recv_hdr(sock(), &h, &why, g.timeout_ms) < 0)
+			die("expect-warmed: no frame");
+		buf = malloc(h.len + 1);
+		if (!buf || ps_recv_full(sock(), buf, h.len, g.timeout_ms) < 0)
+			die("reading a frame payload");
+		if (h.type == PS_ERROR)
+			die("expect-warmed: ERROR instead");
+		if (h.type != PS_MIG_WARMED) {
+			free(buf);
+			continue;
+		}
+		if (ps_unpack(&mig_warmed__descriptor, buf, h.len, &m) < 0)
+			die("undecodable MIG_WARMED");
+		MigWarmed *w = (MigWarmed *)m;
+		printf("WARMED %s %llu bytes%s%s\n", w->ok ? "ok" : "failed",
+		       (unsigned long long)w->bytes, w->cause ? ": " : "", w->cause ? w->cause : "");
+		protobuf_c_message_free_unpacked(m, NULL);
+		free(buf);
+		return;
+	}
+}
+
 static void expect_close(void)
 {
 	uint8_t b[4096];
@@ -613,6 +647,26 @@ static int action(int argc, char **argv, int i)
 		if (do_round(argv[i + 1], argv[i + 2], num(argv[i + 3])) < 0)
 			die("round");
 		return 4;
+	}
+	if (!strcmp(a, "mig-warm")) {
+		NEED(1);
+		MigWarm mw = MIG_WARM__INIT;
+		mw.round = argv[i + 1];
+		if (ps_send_msg(sock(), PS_MIG_WARM, 0, &mw.base, g.timeout_ms) < 0)
+			die("send MIG_WARM");
+		return 2;
+	}
+	if (!strcmp(a, "mig-restore")) {
+		NEED(1);
+		MigRestore mr = MIG_RESTORE__INIT;
+		mr.round = argv[i + 1];
+		if (ps_send_msg(sock(), PS_MIG_RESTORE, 0, &mr.base, g.timeout_ms) < 0)
+			die("send MIG_RESTORE");
+		return 2;
+	}
+	if (!strcmp(a, "expect-warmed")) {
+		expect_warmed();
+		return 1;
 	}
 	if (!strcmp(a, "hold")) {
 		NEED(1);
