@@ -281,7 +281,8 @@ void dump_vma_fill(const struct proc_vma *v, VmaEntry *e)
 	e->prot = v->prot;
 	e->flags = (v->shared ? MAP_SHARED : MAP_PRIVATE) |
 		   (kind_is_anon(v->kind) ? MAP_ANONYMOUS : 0) |
-		   ((v->vmflags & VMF_GROWSDOWN) ? MAP_GROWSDOWN : 0);
+		   ((v->vmflags & VMF_GROWSDOWN) ? MAP_GROWSDOWN : 0) |
+		   ((v->vmflags & VMF_NORESERVE) ? MAP_NORESERVE : 0);
 	switch (v->kind) {
 	case PVMA_HEAP:
 		e->kind = VMA_KIND__VMA_ANON;

@@ -53,6 +53,7 @@ static const struct {
 	{ "mg", VMF_MERGEABLE },  { "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP },
 	{ "sh", VMF_SHARED },	  { "io", VMF_IO },	      { "lo", VMF_LOCKED },
 	{ "wf", VMF_WIPEONFORK },
+	{ "nr", VMF_NORESERVE },
 };
 
 static uint32_t parse_vmflags(const char *s)

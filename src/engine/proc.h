@@ -24,6 +24,7 @@
 #define VMF_IO		 (1u << 10) /* io: VM_IO/PFNMAP, cannot be dumped */
 #define VMF_LOCKED	 (1u << 11) /* lo */
 #define VMF_WIPEONFORK	 (1u << 12) /* wf */
+#define VMF_NORESERVE	 (1u << 13) /* nr: mapped MAP_NORESERVE (no commit accounting) */
 
 enum proc_vma_kind {
 	PVMA_ANON = 0,

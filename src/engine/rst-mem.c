@@ -62,7 +62,8 @@ static bool vma_writable_for_us(const VmaEntry *v)
 
 static int vma_check(const VmaEntry *v, size_t i)
 {
-	const uint32_t fl_ok = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN;
+	const uint32_t fl_ok = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN |
+			       MAP_NORESERVE;
 	uint32_t share = v->flags & (MAP_SHARED | MAP_PRIVATE);
 
 	if (v->kind == VMA_KIND__VMA_VSYSCALL)
@@ -390,7 +391,8 @@ static int vma_map(struct rst *r, struct rst_batch *b, size_t i, struct fd_cache
 {
 	const VmaEntry *v = r->mm->vmas[i];
 	uint32_t prot = v->prot;
-	unsigned long flags = MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN));
+	unsigned long flags =
+		MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE));
 	bool rw = !vma_anon(v) && (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE), fresh = false;
 	struct rst_bval fd = { 0 };
 	int e, k;

@@ -6,7 +6,8 @@
  * private VMA of the current round has a piece: an anonymous read/write mapping whose
  * byte k is the page at the VMA's start + k, with a known bit per page. Pieces start
  * at the VMA's address modulo 2 MiB, so that transparent huge pages line up with the
- * target's and a move is a move of page-middle-directory entries.
+ * target's and a move is a move of page-middle-directory entries, and are mapped
+ * MAP_NORESERVE exactly when their VMA is (a move keeps the VMA's flags).
  *
  * A round: (1) layout: pieces are cut to the round's private VMAs (what fell out is
  * released), VMAs not covered get new pieces (or grow the piece before them in place,
@@ -107,10 +108,12 @@ static void release(uint8_t *a, uint64_t len)
 			strerror(errno));
 }
 
-static int map_rw(struct rst_warm *w, uint8_t *a, uint64_t len)
+/* Pieces are mapped with their VMA's MAP_NORESERVE: a moved piece keeps its flags. */
+static int map_rw(struct rst_warm *w, uint8_t *a, uint64_t len, bool noreserve)
 {
 	if (mmap(a, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (noreserve ? MAP_NORESERVE : 0), -1,
+		 0) == MAP_FAILED)
 		return pr_perror("warm: cannot map %llu bytes of staging", (unsigned long long)len);
 	if (w->thp)
 		(void)madvise(a, len, MADV_HUGEPAGE);
@@ -215,7 +218,7 @@ static int slab_init(struct rst_warm_proc *p, const MmEntry *mm)
 
 /* A new piece for [a, b) in the slab. */
 static int piece_new(struct rst_warm *w, struct rst_warm_proc *p, uint64_t a, uint64_t b,
-		     struct warm_piece *out)
+		     bool noreserve, struct warm_piece *out)
 {
 	uint64_t len = b - a, room = min_t(uint64_t, max_t(uint64_t, len, HUGE_SZ), ROOM_MAX);
 	uint64_t at = ROUND_UP(p->cursor, HUGE_SZ) + a % HUGE_SZ;
@@ -223,9 +226,11 @@ static int piece_new(struct rst_warm *w, struct rst_warm_proc *p, uint64_t a, ui
 
 	if (at + len + room > p->slab_len)
 		return -ENOSPC;
-	if ((e = map_rw(w, p->slab + at, len)) < 0)
+	if ((e = map_rw(w, p->slab + at, len, noreserve)) < 0)
 		return e;
-	*out = (struct warm_piece){ .start = a, .end = b, .w = p->slab + at, .room = room };
+	*out = (struct warm_piece){
+		.start = a, .end = b, .w = p->slab + at, .room = room, .noreserve = noreserve
+	};
 	if (!(out->known = bits_new(len / RST_PAGE))) {
 		release(out->w, len);
 		return -ENOMEM;
@@ -242,7 +247,7 @@ static int piece_grow(struct rst_warm *w, struct warm_piece *x, uint64_t b)
 	int e;
 	if (!k)
 		return -ENOMEM;
-	if ((e = map_rw(w, x->w + (x->end - x->start), add)) < 0) {
+	if ((e = map_rw(w, x->w + (x->end - x->start), add, x->noreserve)) < 0) {
 		free(k);
 		return e;
 	}
@@ -260,7 +265,11 @@ static int piece_cut(const struct warm_piece *o, uint64_t a, uint64_t b, uint64_
 		     struct warm_piece *out)
 {
 	uint64_t n = (b - a) / RST_PAGE, off = (a - o->start) / RST_PAGE;
-	*out = (struct warm_piece){ .start = a, .end = b, .w = o->w + (a - o->start), .room = room };
+	*out = (struct warm_piece){ .start = a,
+				    .end = b,
+				    .w = o->w + (a - o->start),
+				    .room = room,
+				    .noreserve = o->noreserve };
 	if (!(out->known = bits_new(n)))
 		return -ENOMEM;
 	for (uint64_t i = 0; i < n; i++)
@@ -330,9 +339,11 @@ static int layout_fill(struct rst_warm *w, struct rst_warm_proc *np, const MmEnt
 			}
 			uint64_t b = i < n0 ? min_t(uint64_t, np->p[i].start, v->end) : v->end;
 			struct warm_piece *prev = i ? &np->p[i - 1] : NULL, x;
-			if (prev && prev->end == a && prev->start >= v->start && prev->room >= b - a)
+			bool nr = v->flags & MAP_NORESERVE;
+			if (prev && prev->end == a && prev->start >= v->start && prev->room >= b - a &&
+			    prev->noreserve == nr)
 				e = piece_grow(w, prev, b);
-			else if ((e = piece_new(w, np, a, b, &x)) == 0 && (e = push(np, &x)) < 0)
+			else if ((e = piece_new(w, np, a, b, nr, &x)) == 0 && (e = push(np, &x)) < 0)
 				free(x.known);
 			a = b;
 		}
@@ -704,12 +715,13 @@ static bool known(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
 
 /* VMA v moves into place: private anonymous, not growing down, and in one piece (the
  * pieces are distinct mappings here: moved side by side they would stay two VMAs where
- * the dumped process had one). */
+ * the dumped process had one) mapped with its MAP_NORESERVE (a move keeps the flag). */
 static bool movable(const struct rst_warm_proc *p, const VmaEntry *v)
 {
 	size_t i = warm_piece_find(p, v->start);
 	return v->kind == VMA_KIND__VMA_ANON && !(v->flags & MAP_GROWSDOWN) && i < p->n &&
-	       p->p[i].start <= v->start && p->p[i].end >= v->end;
+	       p->p[i].start <= v->start && p->p[i].end >= v->end &&
+	       p->p[i].noreserve == !!(v->flags & MAP_NORESERVE);
 }
 
 static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm,

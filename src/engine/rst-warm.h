@@ -34,6 +34,7 @@ struct warm_piece {
 	uint8_t *w;	     /* its pages here, at the same offsets */
 	uint64_t room;	     /* reserved bytes after it in the slab (grows in place) */
 	uint64_t *known;     /* one bit per page */
+	bool noreserve;	     /* mapped MAP_NORESERVE, as its VMA was (moves keep it) */
 };
 
 struct rst_warm_proc {

@@ -8,9 +8,8 @@
  * (MADV_DONTNEED: reads as zero afterwards, must not come back from the chain). After
  * the restore every page holds its last generation or zero, untouched pages read
  * zero, the reservation is still there whole, and VmPTE stayed small while the rounds
- * ran (sampled every 20 ms in the original). (4 GiB, not 64:
- * restore maps it without MAP_NORESERVE, and 64 GiB fails there; test_dirty covers
- * 64 GiB for the tracker.)
+ * ran (sampled every 20 ms in the original). (4 GiB: test_dirty covers 64 GiB for
+ * the tracker, maps_noreserve a 64 GiB reservation through dump and restore.)
  */
 #include <stdio.h>
 #include <stdlib.h>
