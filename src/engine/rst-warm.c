@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/rst-place.h"
 #include "engine/rst-warm.h"
 #include "img/img.h"
 #include "pstree.pb-c.h"
@@ -409,38 +410,111 @@ static int discard(struct rst_warm *w, struct img_stream *s, uint64_t len)
 	return 0;
 }
 
-/* One pagemap entry: PRESENT read into the pieces, ZERO dropped; both known. mark: the
- * final round's bitmap of mentioned pages per piece (NULL otherwise). */
-static int entry_apply(struct rst_warm *w, struct rst_warm_proc *p, const PagemapEntry *pe,
-		       struct img_stream *s, uint64_t **mark, uint64_t *bytes)
+/* A part of a pagemap entry: [a, b) of piece x (index i), or a hole (x NULL). */
+typedef int (*part_fn)(void *ctx, size_t i, struct warm_piece *x, uint64_t a, uint64_t b);
+
+/* fn for every part of pe, in address order. */
+static int entry_walk(struct rst_warm_proc *p, const PagemapEntry *pe, part_fn fn, void *ctx)
 {
 	uint64_t a = pe->vaddr, end = pe->vaddr + (uint64_t)pe->nr_pages * RST_PAGE;
-	bool data = pe->flags == PE_PRESENT;
 	int e = 0;
 
 	for (size_t i = warm_piece_find(p, a); a < end && e == 0; i++) {
 		struct warm_piece *x = i < p->n ? &p->p[i] : NULL;
-		uint64_t ps = x ? max_t(uint64_t, x->start, a) : end;
-		ps = min_t(uint64_t, ps, end);
-		if (ps > a && data) /* no piece there */
-			e = discard(w, s, ps - a);
+		uint64_t ps = x ? min_t(uint64_t, max_t(uint64_t, x->start, a), end) : end;
+		if (ps > a)
+			e = fn(ctx, i, NULL, a, ps);
 		a = ps;
 		if (!x || a >= end || e < 0)
 			break;
-		uint64_t b = min_t(uint64_t, x->end, end), off = a - x->start;
-		if (pe->flags == PE_PRESENT) {
-			e = img_stream_read(s, x->w + off, b - a);
-			*bytes += b - a;
-		} else if (pe->flags == PE_ZERO) {
-			(void)madvise(x->w + off, b - a, MADV_DONTNEED);
-		}
-		if (pe->flags != PE_PARENT)
-			bits_set(x->known, off / RST_PAGE, (b - a) / RST_PAGE, true);
-		if (mark)
-			bits_set(mark[i], off / RST_PAGE, (b - a) / RST_PAGE, true);
+		uint64_t b = min_t(uint64_t, x->end, end);
+		e = fn(ctx, i, x, a, b);
 		a = b;
 	}
 	return e;
+}
+
+struct apply_ctx {
+	struct rst_warm *w;
+	struct img_stream *s;
+	const PagemapEntry *pe;
+	uint64_t **mark; /* the final round's bitmap of mentioned pages per piece, or NULL */
+	uint64_t *bytes;
+	uint64_t pos;	 /* offset in the stream */
+	uint64_t split;	 /* stream bytes from here on are placed by helpers: only hashed */
+};
+
+/* One part: PRESENT read into its piece (or only hashed: a hole, or the helpers' share),
+ * ZERO dropped; both known. */
+static int apply_part(void *ctx, size_t i, struct warm_piece *x, uint64_t a, uint64_t b)
+{
+	struct apply_ctx *c = ctx;
+	uint64_t len = b - a, off = x ? a - x->start : 0;
+	int e = 0;
+
+	if (c->pe->flags == PE_PRESENT) {
+		uint64_t own = !x || c->pos >= c->split ? 0 : min_t(uint64_t, len, c->split - c->pos);
+		if (own)
+			e = img_stream_read(c->s, x->w + off, own);
+		if (e == 0 && len > own)
+			e = discard(c->w, c->s, len - own);
+		c->pos += len;
+		if (x)
+			*c->bytes += len;
+	} else if (x && c->pe->flags == PE_ZERO) {
+		(void)madvise(x->w + off, len, MADV_DONTNEED);
+	}
+	if (x && c->pe->flags != PE_PARENT)
+		bits_set(x->known, off / RST_PAGE, len / RST_PAGE, true);
+	if (x && c->mark)
+		bits_set(c->mark[i], off / RST_PAGE, len / RST_PAGE, true);
+	return e;
+}
+
+struct plan_ctx {
+	struct rst_place *pl;
+	uint64_t pos, split;
+};
+
+/* One part of a PRESENT entry: what lies past the split goes to the helpers. */
+static int plan_part(void *ctx, size_t i, struct warm_piece *x, uint64_t a, uint64_t b)
+{
+	struct plan_ctx *c = ctx;
+	uint64_t len = b - a, from = c->pos;
+	c->pos += len;
+	if (!x || from + len <= c->split)
+		return 0;
+	uint64_t skip = from < c->split ? c->split - from : 0;
+	return rst_place_add(c->pl, from + skip, x->w + (a - x->start) + skip, len - skip);
+}
+
+/* Helpers for the pages of the round past its first share (docs/warm.md "Staging in
+ * parallel"): the staging's thread places the first 1/T and hashes the whole stream.
+ * Sets *split (UINT64_MAX: no helper) and *out. */
+static int helpers_start(struct rst_warm_proc *p, struct img_stream *s, PagemapEntry **pm,
+			 size_t n, uint64_t total, struct rst_place **out, uint64_t *split)
+{
+	int t = rst_place_threads(total), e;
+	struct plan_ctx c = { .split = total / t / RST_PAGE * RST_PAGE };
+
+	*out = NULL;
+	*split = UINT64_MAX;
+	if (t < 2)
+		return 0;
+	if ((e = rst_place_new(img_stream_fd(s), &c.pl)) < 0)
+		return e;
+	for (size_t i = 0; i < n && e == 0; i++)
+		if (pm[i]->flags == PE_PRESENT)
+			e = entry_walk(p, pm[i], plan_part, &c);
+	if (e < 0 || rst_place_start(c.pl, t - 1) == 0) {
+		(void)rst_place_join(c.pl, "", true);
+		return e;
+	}
+	pr_debug("warm: %d helper threads place %llu of the round's %llu bytes", t - 1,
+		 (unsigned long long)(total - c.split), (unsigned long long)total);
+	*out = c.pl;
+	*split = c.split;
+	return 0;
 }
 
 /* The final round: pages it does not mention are absent in the dumped process. */
@@ -482,8 +556,18 @@ static int pages_apply(struct rst_warm *w, struct rst_warm_proc *p, struct img_d
 	    img_stream_left(s) != h->nr_pages * RST_PAGE)
 		e = pr_err_ret(-EBADMSG, "warm: '%s/%s' does not match its pagemap",
 			       img_dir_path(d), name);
-	for (size_t i = 0; i < n && e == 0; i++)
-		e = entry_apply(w, p, pm[i], s, mark, bytes);
+	struct apply_ctx c = { .w = w, .s = s, .mark = mark, .bytes = bytes, .split = UINT64_MAX };
+	struct rst_place *pl = NULL;
+	if (e == 0 && s)
+		e = helpers_start(p, s, pm, n, h->nr_pages * RST_PAGE, &pl, &c.split);
+	for (size_t i = 0; i < n && e == 0; i++) {
+		c.pe = pm[i];
+		e = entry_walk(p, pm[i], apply_part, &c);
+	}
+	if (pl) {
+		int he = rst_place_join(pl, name, e < 0);
+		e = e < 0 ? e : he;
+	}
 	if (s)
 		e = e == 0 ? img_stream_finish(s) : (img_stream_free(s), e);
 	if (e == 0 && final)

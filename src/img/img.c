@@ -806,6 +806,11 @@ uint64_t img_stream_left(const struct img_stream *s)
 	return s->size - s->pos;
 }
 
+int img_stream_fd(const struct img_stream *s)
+{
+	return s->fd;
+}
+
 int img_stream_finish(struct img_stream *s)
 {
 	int r = 0;

@@ -196,6 +196,9 @@ int img_stream_open(struct img_dir *d, const char *name, struct img_stream **out
 /* Read exactly len bytes; -EBADMSG if the file is shorter (logged). */
 int img_stream_read(struct img_stream *s, void *buf, size_t len);
 uint64_t img_stream_left(const struct img_stream *s);
+/* Its file, for pread()s of other threads alongside the stream (its position is the
+ * stream's: never read() or lseek() it). */
+int img_stream_fd(const struct img_stream *s);
 /* All bytes read and the hash matches: 0; else -EBADMSG (logged). Frees s. */
 int img_stream_finish(struct img_stream *s);
 void img_stream_free(struct img_stream *s);
