@@ -365,7 +365,8 @@ static int batch_run(struct rst_batch *b, uint64_t tab, size_t *done)
 	return pr_err_ret(-EAGAIN, "task %d: too many foreign stops during remote calls", tid);
 }
 
-/* Check the results of the entries run: the first real failure is logged and returned. */
+/* Check the results of the entries run (and of the one it stopped at, entry `done`):
+ * the first real failure is logged and returned. */
 static int batch_check(struct rst_batch *b, size_t done)
 {
 	int e = 0;
@@ -385,9 +386,15 @@ static int batch_check(struct rst_batch *b, size_t done)
 			e = pr_err_ret(-EFAULT, "%s in task %d returned %ld, wanted %ld", m->what,
 				       b->tid, res, m->want);
 	}
-	if (e == 0 && done < b->n)
-		e = pr_err_ret(-EIO, "task %d stopped after %zu of %zu remote calls", b->tid, done,
-			       b->n);
+	if (e == 0 && done < b->n) {
+		/* the interpreter stopped at entry `done`: its result is stored */
+		long res = (long)b->ent[done][7];
+		if (res < 0 && res >= -4095)
+			e = pr_err_ret((int)res, "%s in task %d failed", b->meta[done].what, b->tid);
+		else
+			e = pr_err_ret(-EIO, "task %d stopped after %zu of %zu remote calls",
+				       b->tid, done, b->n);
+	}
 	return e;
 }
 
@@ -410,8 +417,9 @@ int rst_batch_flush(struct rst_batch *b)
 	if (e < 0)
 		return pr_err_ret(e, "cannot write remote calls into task %d", r->pid);
 	b->n = n;
+	/* the results, and the entry it stopped at (its result tells why) */
 	if ((e = batch_run(b, tab, &done)) == 0 &&
-	    (e = remote_read(&r->rt, tab, b->ent, done * 64)) < 0)
+	    (e = remote_read(&r->rt, tab, b->ent, (done < n ? done + 1 : done) * 64)) < 0)
 		pr_err("cannot read the results of remote calls in task %d: %s", r->pid,
 		       strerror(-e));
 	if (e == 0)

@@ -314,6 +314,30 @@ case_restore_pid_taken() {
 	fi
 }
 
+# a mapping the restorer cannot create (a 64 GiB reservation under a 16 GiB soft
+# address space limit; the hard limit stays what the image asks): the error names the
+# mmap and its errno, nothing is left running
+nomem_images() {	# (stderr muted by the caller: bash's note of the dumped target's death)
+	start_target maps_noreserve || { WHY="target not ready"; return 1; }
+	timeout -k 5 60 "$FERRY" dump -t "$TPID" -D "$W/nomem" >"$W/nomem.log" 2>&1
+	local rc=$?
+	[ $rc = 0 ] || kill -9 "$TPID"
+	wait "$TPID"
+	[ $rc = 0 ] || { WHY="cannot make images: $(tail -n1 "$W/nomem.log")"; return 1; }
+}
+case_restore_nomem() {
+	nomem_images 2>/dev/null || { fail "$WHY"; return; }
+	run_ferry bash -c 'ulimit -S -v 16777216 && exec "$0" restore -d -D "$1" --pidfile "$2"' \
+		"$FERRY" "$W/nomem" "$W/$CASE.pid"
+	if alive "$TPID"; then
+		kill -9 "$TPID"
+		wait_gone "$TPID" 5
+		fail "exit $RC but the process was restored beyond the limit"
+		return
+	fi
+	judge "mmap 0x[0-9a-f]+-0x[0-9a-f]+ .*failed: Cannot allocate memory" && pass "$LINE"
+}
+
 # restore_tolerant DIR: a damaged but consistently hashed image: restore -d may fail
 # (one error line, exit 1..127) or succeed when the byte was harmless (then the restored
 # process is killed); it must never crash nor hang
@@ -395,7 +419,7 @@ case_dump_enospc() {
 
 CASES=(dump_nopid dump_self dump_kthread dump_unprivileged dump_enospc restore_missing_dir
 	restore_empty_dir restore_truncated restore_corrupted restore_version restore_pid_taken
-	restore_rehashed)
+	restore_rehashed restore_nomem)
 # a case runs when a selector is a prefix of its name, or names one of its sub-cases
 selected() {
 	local p
