@@ -126,19 +126,39 @@ int rst_images_load(struct rst *r)
 				 &mm_entry__descriptor, (ProtobufCMessage **)&r->mm);
 	if (e < 0)
 		return e == -ENOENT ? pr_err_ret(e, "'%s' is missing", name) : e;
+	/* a process the warm staging covers takes its pages from there, never from the
+	 * older rounds: their pagemaps are not read (tens of ms for a large delta chain,
+	 * inside a migration's freeze) */
+	if (r->o && r->o->warm)
+		r->warm = rst_warm_proc(r->o->warm, r->ipid, r->mm->n_vmas);
 	if ((e = rst_threads_load(r)) < 0 ||
 	    (e = rst_pagemap_load(r->d, r->ipid, &r->pm_head, &r->pm, &r->n_pm)) < 0 ||
 	    (!r->own_sp[RST_SP_VDSO].end && (e = rst_own_specials(getpid(), r->own_sp)) < 0) ||
 	    (e = rst_core_validate(r)) < 0 || (e = rst_mem_validate(r)) < 0 ||
-	    (e = rst_chain_validate(r)) < 0)
+	    (!r->warm && (e = rst_chain_validate(r)) < 0))
 		return e;
 	return 0;
 }
+
+/* Ours never move (we do not remap our own vdso): read once per process. smaps walks
+ * the page tables of everything mapped, which in a warm restorer holding gigabytes of
+ * staging costs tens of ms, inside the migration's freeze (rst_warm_new reads it while
+ * the staging is empty). */
+static struct {
+	pid_t pid;
+	int e;
+	struct rst_special sp[RST_SP_NR];
+} own_cache;
 
 int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR])
 {
 	struct proc_vma *v;
 	size_t n;
+	bool self = pid == getpid();
+	if (self && own_cache.pid == pid) {
+		memcpy(sp, own_cache.sp, sizeof(own_cache.sp));
+		return own_cache.e;
+	}
 	int e = proc_parse_smaps(pid, &v, &n);
 	if (e < 0)
 		return pr_err_ret(e, "cannot read the mappings of %d", pid);
@@ -157,6 +177,11 @@ int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR])
 				       "[vdso] is sealed on this kernel: it cannot be moved");
 	}
 	proc_vmas_free(v, n);
+	if (self) {
+		own_cache.pid = pid;
+		own_cache.e = e;
+		memcpy(own_cache.sp, sp, sizeof(own_cache.sp));
+	}
 	return e;
 }
 

@@ -112,7 +112,8 @@ struct rst {
 };
 
 /* ---- restore.c --------------------------------------------------------------------- */
-/* Load and validate the images of one live process r->ipid (r->d, r->o set). */
+/* Load and validate the images of one live process r->ipid (r->d, r->o set); sets
+ * r->warm when the warm staging covers it (its older rounds are then not read). */
 int rst_images_load(struct rst *r);
 /* Free what rst_images_load and the restore of r allocated (not r->d). */
 void rst_free(struct rst *r);
@@ -204,7 +205,8 @@ void rst_pagemap_free(PagemapHead *head, PagemapEntry **pm, size_t n);
 /* ---- rst-mem.c: address space ---------------------------------------------------- */
 /* Validate mm + pagemap images against each other and the vdso layout. */
 int rst_mem_validate(struct rst *r);
-/* Read the special mappings of pid (the stub has ours) into sp. */
+/* Read the special mappings of pid (the stub has ours) into sp; our own (pid ==
+ * getpid()) are read once per process and cached (they never move). */
 int rst_own_specials(pid_t pid, struct rst_special sp[RST_SP_NR]);
 /* Open every older round a PE_PARENT run needs and check its pagemap (before the stub). */
 int rst_chain_validate(struct rst *r);

@@ -401,8 +401,7 @@ static int tree_load(struct rst_tree *t)
 		r->cur = &r->rt;
 		if (!t->pst[i]->zombie && (e = rst_images_load(r)) < 0)
 			return e;
-		if (!t->pst[i]->zombie && t->o->warm &&
-		    (r->warm = rst_warm_proc(t->o->warm, r->ipid, r->mm->n_vmas)))
+		if (r->warm) /* (rst_images_load asked the staging) */
 			pr_info("process %d: memory from the warm staging", r->ipid);
 	}
 	return 0;

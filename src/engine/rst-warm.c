@@ -877,6 +877,10 @@ int rst_warm_new(struct rst_warm **out)
 		return -ENOMEM;
 	}
 	w->thp = !thp || strcmp(thp, "0");
+	/* our specials, read now while nothing is staged (the restore would walk the
+	 * staging's page tables in /proc/self/smaps, inside the freeze) */
+	struct rst_special own[RST_SP_NR];
+	(void)rst_own_specials(getpid(), own);
 	*out = w;
 	return 0;
 }
