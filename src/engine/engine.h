@@ -29,6 +29,9 @@ struct ferry_opts {
 	void *on_frozen_arg;
 	/* dump: where to store the monotonic time (now_ns) at which the tree is frozen */
 	uint64_t *frozen_at;
+	/* pre-dump: where to store the time its dirty scans took (ns; migrate's stop rule:
+	 * the final dump scans as much, inside the freeze) */
+	uint64_t *scan_ns;
 	/* migrate, destination: restore builds the tree, writes "ready <root host pid>
 	 * <pidns>\n" to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
 	 * kills it (rollback). Only when hold is set. */

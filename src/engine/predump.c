@@ -649,6 +649,8 @@ static int pd_finish(struct predump *s, int r)
 	}
 	if (r < 0 && s->d && !s->dir_existed)
 		pd_rmdir(s);
+	if (r == 0 && s->o->scan_ns)
+		*s->o->scan_ns = s->scan_ns;
 	if (r == 0)
 		pr_info("pre-dump of %d (%zu processes) into '%s': %llu pages copied, %llu in "
 			"the parent chain; freeze %.2f ms, scan %.2f ms, copy %.1f ms, total "

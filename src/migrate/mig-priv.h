@@ -23,6 +23,7 @@ struct mig_round_rec {
 	uint64_t wire;	   /* bytes on the wire */
 	double secs;	   /* the round, start to ROUND_DONE (and MIG_WARMED) */
 	double stage_s;	   /* of which staging at the destination (MIG_WARMED) */
+	uint64_t scan_ns;  /* its dirty scans (pre-copy rounds) */
 	double since_prev; /* start of the previous round to this one's start */
 	uint64_t t0_ns;	   /* the round's start (CLOCK_MONOTONIC) */
 	struct mig_estimate est;

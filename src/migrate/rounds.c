@@ -133,6 +133,7 @@ static int round_run(struct mig *m, bool final)
 		.on_frozen = final ? mig_handover : NULL,
 		.on_frozen_arg = m,
 		.frozen_at = final ? &m->t_freeze : NULL, /* the downtime starts there */
+		.scan_ns = final ? NULL : &rr->scan_ns,
 	};
 	if (final) {
 		struct net_opts no = { .tcp_established = m->tcp_established };
@@ -197,7 +198,8 @@ static int precopy(struct mig *m)
 		for (int i = 0; i < m->n_rounds; i++)
 			rs[i] = (struct mig_round){ .bytes = m->rounds[i].bytes,
 						    .copy_s = m->rounds[i].secs,
-						    .since_prev_s = m->rounds[i].since_prev };
+						    .since_prev_s = m->rounds[i].since_prev,
+						    .scan_s = m->rounds[i].scan_ns / 1e9 };
 		rr->verdict = mig_stop_rule(&m->rule, rs, m->n_rounds, &rr->est);
 		pr_info("round %s: %.1f MB in %.3f s (%.0f MB/s), dirty rate %.1f MB/s, predicted "
 			"downtime %.0f ms: %s",

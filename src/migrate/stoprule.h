@@ -14,13 +14,14 @@ struct mig_round {
 	uint64_t bytes;	     /* page bytes the round sent (after zero-page squeeze) */
 	double copy_s;	     /* seconds from the round's scan to its last byte acknowledged */
 	double since_prev_s; /* seconds between the previous round's scan and this one's */
+	double scan_s;	     /* its dirty scan (0: unknown); the final one runs frozen */
 };
 
 struct mig_rule {
 	double max_downtime_s; /* --max-downtime */
 	int max_iters;	       /* --max-iters: pre-copy rounds at most (>= 1) */
 	double min_shrink;     /* a round must be this fraction smaller than the one before */
-	double fixed_s;	       /* the freeze's cost that does not depend on memory */
+	double fixed_s;	       /* the freeze's cost that depends on neither memory nor delta */
 };
 
 enum mig_verdict {

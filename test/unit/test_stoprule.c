@@ -84,6 +84,27 @@ static void test_tiny(void)
 	CHECK(e.predicted_s <= r.max_downtime_s);
 }
 
+/* A last round of scattered pages, slower per byte than the bulk first round: its own
+ * rate is the bandwidth (the final delta looks like it), and the final dump's frozen
+ * scan (as long as the last round's) is part of the prediction. */
+static void test_scattered(void)
+{
+	struct mig_rule r = rule();
+	struct mig_round rs[] = {
+		{ .bytes = 4096 * MB, .copy_s = 4.0, .scan_s = 0.06 },
+		{ .bytes = 400 * MB, .copy_s = 1.6, .since_prev_s = 4.0, .scan_s = 0.04 },
+	};
+	struct mig_estimate e;
+	CHECK(mig_stop_rule(&r, rs, 2, &e) != MIG_STOP_FITS);
+	CHECK(e.bw > 240 * MB && e.bw < 260 * MB); /* 400 MB in 1.6 s, not 4.5 GB in 5.6 s */
+	/* 100 MB/s dirty for 1.6 s: 160 MB at 250 MB/s + 30 ms fixed + 40 ms scan */
+	CHECK(e.predicted_s > 0.70 && e.predicted_s < 0.72);
+	/* a small last round is not timed alone */
+	rs[1] = (struct mig_round){ .bytes = 8 * MB, .copy_s = 0.1, .since_prev_s = 4.0 };
+	CHECK(mig_stop_rule(&r, rs, 2, &e) == MIG_STOP_FITS);
+	CHECK(e.bw > 700 * MB);
+}
+
 /* A big delta with no usable bandwidth figure never fits. */
 static void test_unknown_bw(void)
 {
@@ -104,6 +125,7 @@ int main(void)
 	test_max_iters();
 	test_tiny();
 	test_unknown_bw();
+	test_scattered();
 	CHECK(mig_verdict_name(MIG_STOP_STALLED)[0] == 's');
 	printf("test_stoprule: all passed\n");
 	return 0;
