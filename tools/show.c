@@ -183,9 +183,9 @@ static bool name_has_suffix(const char *name, const char *suffix)
 /* The hex rule: addresses and bit masks read better in hex (docs/show.md). */
 static bool field_is_hex(const char *name)
 {
-	static const char *const exact[] = { "start",	    "end",  "vaddr",   "rip",
-					     "sp",	    "brk",  "handler", "restorer",
-					     "robust_list", "mask", "sigmask", "fs_base",
+	static const char *const exact[] = { "start",	    "end",   "vaddr",	"rip",
+					     "sp",	    "brk",   "handler", "restorer",
+					     "robust_list", "mask",  "sigmask", "fs_base",
 					     "gs_base",	    "xxh64", "xxh3" };
 	for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
 		if (!strcmp(name, exact[i]))

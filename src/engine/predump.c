@@ -490,8 +490,7 @@ static int pd_vmas_write(struct predump *s, const struct pd_proc *pp)
 		}
 		mm.n_vmas = pp->n_vmas;
 		mm.vmas = vp;
-		r = img_writer_open(s->d, img_name(name, "vmas-%d.img", pp->pid), IMG_MAGIC_MM,
-				    &w);
+		r = img_writer_open(s->d, img_name(name, "vmas-%d.img", pp->pid), IMG_MAGIC_MM, &w);
 		if (r == 0 && (r = img_write_pb(w, &mm.base)) < 0)
 			img_writer_abort(w);
 		else if (r == 0)

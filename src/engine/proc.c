@@ -52,8 +52,7 @@ static const struct {
 	{ "dc", VMF_DONTCOPY },	  { "hg", VMF_HUGEPAGE },     { "nh", VMF_NOHUGEPAGE },
 	{ "mg", VMF_MERGEABLE },  { "um", VMF_UFFD_MISSING }, { "uw", VMF_UFFD_WP },
 	{ "sh", VMF_SHARED },	  { "io", VMF_IO },	      { "lo", VMF_LOCKED },
-	{ "wf", VMF_WIPEONFORK },
-	{ "nr", VMF_NORESERVE },
+	{ "wf", VMF_WIPEONFORK }, { "nr", VMF_NORESERVE },
 };
 
 static uint32_t parse_vmflags(const char *s)

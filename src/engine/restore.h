@@ -105,10 +105,10 @@ struct rst {
 	long exe_fd;		/* the exe opened in the task for PR_SET_MM_MAP */
 	struct rst_thread *thr; /* non-leader threads, pstree order */
 	size_t n_thr;
-	uint64_t vdso_sc_ip; /* syscall insn in the stub's vdso (moves with it) */
-	uint64_t gadget;     /* 0 until mapped */
+	uint64_t vdso_sc_ip;		  /* syscall insn in the stub's vdso (moves with it) */
+	uint64_t gadget;		  /* 0 until mapped */
 	const struct rst_warm_proc *warm; /* staged by a warm restorer (rst-warm.h), or NULL */
-	int xstate_len;	     /* NT_X86_XSTATE size of the stub (same CPU) */
+	int xstate_len;			  /* NT_X86_XSTATE size of the stub (same CPU) */
 };
 
 /* ---- restore.c --------------------------------------------------------------------- */
@@ -229,7 +229,8 @@ int rst_gadget_place(struct rst *r, const struct rst_special *busy, size_t n);
 /* Sort spans by start address. */
 void rst_spans_sort(struct rst_special *v, size_t n);
 /* The ranges the stub unmaps itself (everything but the gadget, the special
- * mappings and its warm slab): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs). */
+ * mappings and its warm slab): { start, len } pairs, a 0 len last (at most RST_STUB_RANGES pairs).
+ */
 #define RST_STUB_RANGES 4
 void rst_stub_ranges(const struct rst *r, uint64_t out[2 * RST_STUB_RANGES + 2]);
 /* Read the mappings of pid (/proc/PID/maps): *out freed by the caller. 0 or -errno. */

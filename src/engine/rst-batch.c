@@ -390,7 +390,8 @@ static int batch_check(struct rst_batch *b, size_t done)
 		/* the interpreter stopped at entry `done`: its result is stored */
 		long res = (long)b->ent[done][7];
 		if (res < 0 && res >= -4095)
-			e = pr_err_ret((int)res, "%s in task %d failed", b->meta[done].what, b->tid);
+			e = pr_err_ret((int)res, "%s in task %d failed", b->meta[done].what,
+				       b->tid);
 		else
 			e = pr_err_ret(-EIO, "task %d stopped after %zu of %zu remote calls",
 				       b->tid, done, b->n);

@@ -62,8 +62,8 @@ static bool vma_writable_for_us(const VmaEntry *v)
 
 static int vma_check(const VmaEntry *v, size_t i)
 {
-	const uint32_t fl_ok = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN |
-			       MAP_NORESERVE;
+	const uint32_t fl_ok =
+		MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE;
 	uint32_t share = v->flags & (MAP_SHARED | MAP_PRIVATE);
 
 	if (v->kind == VMA_KIND__VMA_VSYSCALL)
@@ -322,9 +322,8 @@ static bool vma_merges_with(const struct rst *r, size_t i, size_t k)
 	/* k has its own anon_vma already: its pages written before (1) or moved in from
 	 * the warm staging (3, mapped before every other VMA: rst_vmas_map) */
 	bool anon_vma = r->vma_wr[k] == 3 || (k < i && r->vma_wr[k] == 1);
-	if (!anon_vma || (k < i ? p->end != v->start : v->end != p->start) ||
-	    p->kind != v->kind || p->flags != v->flags || p->prot != v->prot ||
-	    !vma_writable_for_us(v))
+	if (!anon_vma || (k < i ? p->end != v->start : v->end != p->start) || p->kind != v->kind ||
+	    p->flags != v->flags || p->prot != v->prot || !vma_writable_for_us(v))
 		return false;
 	if (v->kind != VMA_KIND__VMA_FILE)
 		return v->kind == VMA_KIND__VMA_ANON;

@@ -36,14 +36,15 @@
 #include "img/img.h"
 #include "pstree.pb-c.h"
 
-#define HUGE_SZ	     (2UL << 20)
-#define SLAB_LOW     (1UL << 40)     /* slabs live above 1 TiB, below the usual layouts */
-#define SLAB_MARGIN  (1UL << 30)     /* away from any mapping */
-#define ROOM_MAX     (256UL << 20)   /* in-place growth reserved after a piece */
-#define MAX_ROUNDS   64		     /* chain applied at the start, like rst-chain.c */
-#define MAX_STAGE    (1UL << 40)     /* private memory staged per process at most (the
-				      * known bits: 32 MiB; beyond: cold) */
-#define DISCARD_BUF  (1UL << 20)
+#define HUGE_SZ	    (2UL << 20)
+#define SLAB_LOW    (1UL << 40)	  /* slabs live above 1 TiB, below the usual layouts */
+#define SLAB_MARGIN (1UL << 30)	  /* away from any mapping */
+#define ROOM_MAX    (256UL << 20) /* in-place growth reserved after a piece */
+#define MAX_ROUNDS  64		  /* chain applied at the start, like rst-chain.c */
+#define MAX_STAGE                                                                                  \
+	(1UL << 40) /* private memory staged per process at most (the                              \
+		     * known bits: 32 MiB; beyond: cold) */
+#define DISCARD_BUF (1UL << 20)
 
 struct rst_warm {
 	struct rst_warm_proc *pr;
@@ -302,9 +303,10 @@ static int layout_cut(struct rst_warm_proc *p, const MmEntry *mm, struct rst_war
 					next = max_t(uint64_t, mm->vmas[j]->start, b);
 					break;
 				}
-			uint64_t room = next == o->end
-						? o_end_w - ((uint64_t)(o->w - p->slab) + (b - o->start))
-						: next - b;
+			uint64_t room =
+				next == o->end
+					? o_end_w - ((uint64_t)(o->w - p->slab) + (b - o->start))
+					: next - b;
 			struct warm_piece x;
 			if ((e = piece_cut(o, a, b, room, &x)) == 0 && (e = push(np, &x)) < 0)
 				free(x.known);
@@ -331,7 +333,8 @@ static int layout_fill(struct rst_warm *w, struct rst_warm_proc *np, const MmEnt
 		const VmaEntry *v = mm->vmas[k];
 		if (!vma_stageable(v))
 			continue;
-		qsort(np->p, np->n, sizeof(*np->p), piece_cmp);
+		if (np->n)
+			qsort(np->p, np->n, sizeof(*np->p), piece_cmp);
 		size_t n0 = np->n, i = warm_piece_find(np, v->start);
 		for (uint64_t a = v->start; a < v->end && e == 0;) {
 			if (i < n0 && np->p[i].start <= a) {
@@ -341,15 +344,17 @@ static int layout_fill(struct rst_warm *w, struct rst_warm_proc *np, const MmEnt
 			uint64_t b = i < n0 ? min_t(uint64_t, np->p[i].start, v->end) : v->end;
 			struct warm_piece *prev = i ? &np->p[i - 1] : NULL, x;
 			bool nr = v->flags & MAP_NORESERVE;
-			if (prev && prev->end == a && prev->start >= v->start && prev->room >= b - a &&
-			    prev->noreserve == nr)
+			if (prev && prev->end == a && prev->start >= v->start &&
+			    prev->room >= b - a && prev->noreserve == nr)
 				e = piece_grow(w, prev, b);
-			else if ((e = piece_new(w, np, a, b, nr, &x)) == 0 && (e = push(np, &x)) < 0)
+			else if ((e = piece_new(w, np, a, b, nr, &x)) == 0 &&
+				 (e = push(np, &x)) < 0)
 				free(x.known);
 			a = b;
 		}
 	}
-	qsort(np->p, np->n, sizeof(*np->p), piece_cmp);
+	if (np->n)
+		qsort(np->p, np->n, sizeof(*np->p), piece_cmp);
 	return e;
 }
 
@@ -440,8 +445,8 @@ struct apply_ctx {
 	const PagemapEntry *pe;
 	uint64_t **mark; /* the final round's bitmap of mentioned pages per piece, or NULL */
 	uint64_t *bytes;
-	uint64_t pos;	 /* offset in the stream */
-	uint64_t split;	 /* stream bytes from here on are placed by helpers: only hashed */
+	uint64_t pos;	/* offset in the stream */
+	uint64_t split; /* stream bytes from here on are placed by helpers: only hashed */
 };
 
 /* One part: PRESENT read into its piece (or only hashed: a hole, or the helpers' share),
@@ -453,7 +458,8 @@ static int apply_part(void *ctx, size_t i, struct warm_piece *x, uint64_t a, uin
 	int e = 0;
 
 	if (c->pe->flags == PE_PRESENT) {
-		uint64_t own = !x || c->pos >= c->split ? 0 : min_t(uint64_t, len, c->split - c->pos);
+		uint64_t own =
+			!x || c->pos >= c->split ? 0 : min_t(uint64_t, len, c->split - c->pos);
 		if (own)
 			e = img_stream_read(c->s, x->w + off, own);
 		if (e == 0 && len > own)
@@ -491,8 +497,8 @@ static int plan_part(void *ctx, size_t i, struct warm_piece *x, uint64_t a, uint
 /* Helpers for the pages of the round past its first share (docs/warm.md "Staging in
  * parallel"): the staging's thread places the first 1/T and hashes the whole stream.
  * Sets *split (UINT64_MAX: no helper) and *out. */
-static int helpers_start(struct rst_warm_proc *p, struct img_stream *s, PagemapEntry **pm,
-			 size_t n, uint64_t total, struct rst_place **out, uint64_t *split)
+static int helpers_start(struct rst_warm_proc *p, struct img_stream *s, PagemapEntry **pm, size_t n,
+			 uint64_t total, struct rst_place **out, uint64_t *split)
 {
 	int t = rst_place_threads(total), e;
 	struct plan_ctx c = { .split = total / t / RST_PAGE * RST_PAGE };
@@ -528,7 +534,8 @@ static void holes_drop(struct rst_warm_proc *p, uint64_t **mark)
 			while (j < n && !bit_get(mark[i], j))
 				j++;
 			if (j > k) {
-				(void)madvise(x->w + k * RST_PAGE, (j - k) * RST_PAGE, MADV_DONTNEED);
+				(void)madvise(x->w + k * RST_PAGE, (j - k) * RST_PAGE,
+					      MADV_DONTNEED);
 				bits_set(x->known, k, j - k, true);
 			}
 			k = j + 1;
@@ -619,12 +626,11 @@ static int pids_load(struct img_dir *d, pid_t **out, size_t *n)
 }
 
 /* One process of round d. */
-static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm,
-			  size_t n);
+static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm, size_t n);
 
 /* One process of round d; the final round also decides it (warm or cold). */
-static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_dir *d,
-		      bool final, uint64_t *bytes)
+static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_dir *d, bool final,
+		      uint64_t *bytes)
 {
 	char name[64];
 	MmEntry *mm = NULL;
@@ -649,8 +655,8 @@ static int proc_round(struct rst_warm *w, struct rst_warm_proc *p, struct img_di
 		proc_cold(p, e == -ENOSPC  ? "its staging area is full"
 			     : e == -EFBIG ? "more than 1 TiB of private memory (reserved ranges)"
 					   : "its layout cannot be staged");
-	else if ((e = rst_pagemap_load(d, p->pid, &h, &pm, &n)) < 0 ||
-		 (e = pages_apply(w, p, d, h, pm, n, final, bytes)) < 0)
+	else if (rst_pagemap_load(d, p->pid, &h, &pm, &n) < 0 ||
+		 pages_apply(w, p, d, h, pm, n, final, bytes) < 0)
 		proc_cold(p, "a round's pages could not be staged");
 	else if (final && (why = decide(p, mm, pm, n)))
 		proc_cold(p, why);
@@ -739,7 +745,7 @@ static int apply_dir(struct rst_warm *w, const char *dir, bool final, uint64_t *
 
 static int warm_apply(struct rst_warm *w, const char *dir, bool final, uint64_t *bytes)
 {
-	char (*chain)[PATH_MAX] = calloc(MAX_ROUNDS, PATH_MAX);
+	char(*chain)[PATH_MAX] = calloc(MAX_ROUNDS, PATH_MAX);
 	int n = 0, e = 0;
 
 	*bytes = 0;
@@ -790,7 +796,8 @@ static bool known(const struct rst_warm_proc *p, uint64_t a, uint64_t b)
 	for (size_t i = warm_piece_find(p, a); i < p->n && a < b; i++) {
 		const struct warm_piece *x = &p->p[i];
 		uint64_t e = min_t(uint64_t, b, x->end);
-		if (x->start > a || !bits_all(x->known, (a - x->start) / RST_PAGE, (e - a) / RST_PAGE))
+		if (x->start > a ||
+		    !bits_all(x->known, (a - x->start) / RST_PAGE, (e - a) / RST_PAGE))
 			return false;
 		a = e;
 	}
@@ -808,8 +815,7 @@ static bool movable(const struct rst_warm_proc *p, const VmaEntry *v)
 	       p->p[i].noreserve == !!(v->flags & MAP_NORESERVE);
 }
 
-static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm,
-			  size_t n)
+static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm, size_t n)
 {
 	uint64_t s = (uint64_t)p->slab, se = s + p->slab_len;
 

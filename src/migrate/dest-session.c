@@ -215,7 +215,8 @@ static int on_warm(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 		rep.cause = err;
 		pr_warn("round '%s' not staged: %s", round, err);
 	} else {
-		pr_info("round '%s' staged: %.1f MB in %.1f ms", round, bytes / 1048576.0, us / 1e3);
+		pr_info("round '%s' staged: %.1f MB in %.1f ms", round, bytes / 1048576.0,
+			us / 1e3);
 	}
 	return ps_send_msg(fd, PS_MIG_WARMED, 0, &rep.base, timeout_ms);
 }
@@ -246,8 +247,8 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 	 * pre-dump chain, whatever the peer asks */
 	if (!round_is_dump(dir)) {
 		pr_err("MIG_RESTORE of round '%.64s': not a final dump", round);
-		ps_send_error(fd, EINVAL, timeout_ms, "MIG_RESTORE of round '%.64s': not a final dump",
-			      round);
+		ps_send_error(fd, EINVAL, timeout_ms,
+			      "MIG_RESTORE of round '%.64s': not a final dump", round);
 		return -EINVAL;
 	}
 	uint64_t t0 = now_ns();

@@ -233,8 +233,8 @@ int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint
 		return -EPIPE;
 	}
 	if ((r = read_line(h->sk, line, sizeof(line), timeout_s)) < 0) {
-		snprintf(err, errlen, r == -ETIMEDOUT ? "staging took more than %d s"
-						      : "the warm restorer died",
+		snprintf(err, errlen,
+			 r == -ETIMEDOUT ? "staging took more than %d s" : "the warm restorer died",
 			 timeout_s);
 		return r;
 	}
@@ -280,7 +280,7 @@ int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_des
 {
 	char line[PATH_MAX + 64];
 	struct mig_dest *h = warm ? *warm : NULL;
-	int r;
+	int r = 0;
 
 	if (warm)
 		*warm = NULL; /* ours now: held on success, discarded on failure */
@@ -303,10 +303,11 @@ int mig_dest_restore(const char *dir, bool *pidns, int timeout_s, struct mig_des
 	}
 	cold_dir = dir;
 	cold_pidns = *pidns;
-	if ((r = restorer_fork(cold_main, &h, err, errlen)) < 0 ||
+	h = NULL;
+	if ((r = restorer_fork(cold_main, &h, err, errlen)) < 0 || !h ||
 	    (r = await_ready(h, timeout_s, root, pidns, err, errlen)) < 0) {
 		pr_err("%s", err);
-		return r;
+		return r < 0 ? r : -EIO;
 	}
 	*out = h;
 	return 0;

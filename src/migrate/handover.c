@@ -55,9 +55,8 @@ int mig_warm(struct mig *m, const char *round, uint64_t bytes, double *stage_s)
 	/* staging writes the round into fresh memory: --timeout, plus the round at a
 	 * pessimistic 50 MB/s (the destination gives up at 10 minutes) */
 	uint64_t tmo_s = (uint64_t)m->timeout_s + bytes / (50u << 20);
-	int r = ps_client_call(m->c, PS_MIG_WARM, &req.base, PS_MIG_WARMED,
-			       &mig_warmed__descriptor, &rep,
-			       (int)(tmo_s > 660 ? 660 : tmo_s) * 1000);
+	int r = ps_client_call(m->c, PS_MIG_WARM, &req.base, PS_MIG_WARMED, &mig_warmed__descriptor,
+			       &rep, (int)(tmo_s > 660 ? 660 : tmo_s) * 1000);
 	if (r < 0)
 		return r;
 	MigWarmed *w = (MigWarmed *)rep;

@@ -275,8 +275,7 @@ static void summary_json(const struct mig *m, int r)
 		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
-		       rr->stage_s,
-		       rr->est.dirty_rate,
+		       rr->stage_s, rr->est.dirty_rate,
 		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle);
 	}
 	printf("]}}\n");

@@ -54,7 +54,7 @@ struct ps_client {
 	int err; /* sticky: the connection is gone (logged) */
 	uint32_t next_id;
 	bool in_round;
-	bool sink; /* this client installed the image sink */
+	bool sink;     /* this client installed the image sink */
 	bool progress; /* the progress line is shown (stderr is a terminal) */
 	uint64_t t_begin;
 	uint32_t files;
@@ -322,7 +322,7 @@ static int commit_reply(struct ps_client *c, const char *what)
 	ProtobufCMessage *m = NULL;
 	int r = call_reply(c, PS_ROUND_DONE, &ps_round_done__descriptor, &m, c->timeout_ms * 5,
 			   what);
-	if (r == 0) {
+	if (r == 0 && m) {
 		PsRoundDone *d = (PsRoundDone *)m;
 		pr_info("page server %s: round stored as '%s' (%llu bytes, %u files)", c->peer,
 			d->path, (unsigned long long)d->bytes, d->files);
@@ -385,7 +385,8 @@ static uint64_t proc_resident(pid_t pid)
 		return UINT64_MAX;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long v;
-		if (sscanf(line, "VmRSS: %llu kB", &v) == 1 || sscanf(line, "VmSwap: %llu kB", &v) == 1) {
+		if (sscanf(line, "VmRSS: %llu kB", &v) == 1 ||
+		    sscanf(line, "VmSwap: %llu kB", &v) == 1) {
 			kib += v;
 			got = true;
 		}

@@ -49,7 +49,7 @@ struct slot {
 struct ps_sender {
 	int fd, mode, timeout_ms;
 	bool lz4_ok;
-	bool zc; /* SENDMSG_ZC (see ps_sender_new) */
+	bool zc;	/* SENDMSG_ZC (see ps_sender_new) */
 	bool same_host; /* the peer is on this host (loopback, own address, unix) */
 	struct io_uring ring;
 	bool ring_ok;
@@ -58,13 +58,13 @@ struct ps_sender {
 	int fl_first, fl_n;	     /* in-flight chain: slots [fl_first, fl_first + fl_n) */
 	struct iovec ciov[2 * HALF]; /* its iovecs, in frame order */
 	struct msghdr cmh;
-	uint64_t fl_t0, fl_wire; /* its submit time and bytes */
+	uint64_t fl_t0, fl_wire;	   /* its submit time and bytes */
 	uint64_t fl_cpu, fl_delay, fl_lz4; /* at submit (auto): thread CPU, run delay, lz4 ns */
 	bool fl_sched;			   /* fl_cpu and fl_delay were read */
-	bool fl_overlap;	 /* something was compressed while it was in flight */
-	bool fl_paid;		 /* its bytes were taken from the rate limiter */
-	uint8_t *probe;		 /* scratch for samples */
-	uint64_t probe_next_ns;	 /* auto: time of the next sample */
+	bool fl_overlap;		   /* something was compressed while it was in flight */
+	bool fl_paid;			   /* its bytes were taken from the rate limiter */
+	uint8_t *probe;			   /* scratch for samples */
+	uint64_t probe_next_ns;		   /* auto: time of the next sample */
 	struct ps_send_stats st;
 	double est_idle; /* auto: share of a chain's time the thread sleeps (EWMA, 0..1) */
 	/* progress */
@@ -496,7 +496,8 @@ static void progress_tick(struct ps_sender *s, bool force)
 		char t[32], eta[32] = "";
 		human(t, sizeof(t), s->prog_total);
 		if (rate > 0 && dt >= 0.2) /* a rate over a few updates, not a first blip */
-			snprintf(eta, sizeof(eta), ", ETA %.0f s", (s->prog_total - s->st.bytes) / rate);
+			snprintf(eta, sizeof(eta), ", ETA %.0f s",
+				 (s->prog_total - s->st.bytes) / rate);
 		fprintf(stderr, "\r\033[Kpage server: %s of %s (%.0f%%), %s/s%s", b, t,
 			100.0 * s->st.bytes / s->prog_total, r, eta);
 	} else {
@@ -534,7 +535,7 @@ void ps_sender_progress_end(struct ps_sender *s)
  * loopback address (127/8, ::1, ::ffff:127/104), or the socket's own address. */
 static bool peer_same_host(int fd)
 {
-	struct sockaddr_storage a, b;
+	struct sockaddr_storage a = { 0 }, b = { 0 };
 	socklen_t al = sizeof(a), bl = sizeof(b);
 	if (getpeername(fd, (struct sockaddr *)&a, &al) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&b, &bl) < 0 || a.ss_family != b.ss_family)

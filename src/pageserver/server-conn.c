@@ -341,8 +341,8 @@ static int file_open(struct conn *c, const struct ps_hdr *h)
 	for (unsigned i = 0; i < PS_MAX_OPEN && !f; i++)
 		if (!c->files[i].used)
 			f = &c->files[i];
-	f->sf.fd = openat(c->rdfd, fo->name,
-			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	f->sf.fd = openat(c->rdfd, fo->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0644);
 	if (f->sf.fd < 0) {
 		r = conn_fail(c, errno == EEXIST ? EEXIST : io_code(-errno),
 			      "cannot create '%s/%s/%s': %m", c->source, c->round, fo->name);
@@ -393,8 +393,8 @@ static int file_data(struct conn *c, const struct ps_hdr *h)
 	if (r < 0)
 		return conn_fail(c, -r, "reading data of '%s' (%llu bytes in): %s", f->name,
 				 (unsigned long long)f->size, recv_cause(c, r));
-	if (lz4 && LZ4_decompress_safe((const char *)c->comp, (char *)buf, (int)h->len,
-				       PS_MAX_CHUNK) != n)
+	if (lz4 &&
+	    LZ4_decompress_safe((const char *)c->comp, (char *)buf, (int)h->len, PS_MAX_CHUNK) != n)
 		return conn_fail(c, EBADMSG, "bad lz4 block for '%s' (%llu bytes in)", f->name,
 				 (unsigned long long)f->size);
 	f->size += n;

@@ -27,7 +27,7 @@ struct ps_store {
 	uint64_t head, tail;
 	bool stop;
 	uint64_t busy_ns; /* writing and hashing */
-	int err; /* sticky */
+	int err;	  /* sticky */
 	struct ps_store_file *err_file;
 };
 

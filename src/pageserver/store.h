@@ -31,9 +31,9 @@
 struct ps_store_file {
 	int fd;
 	XXH64_state_t *xs;
-	const char *name;  /* for the caller's error message */
-	uint64_t written;  /* bytes written (writer) */
-	uint64_t flushed;  /* writeback started up to here (writer) */
+	const char *name; /* for the caller's error message */
+	uint64_t written; /* bytes written (writer) */
+	uint64_t flushed; /* writeback started up to here (writer) */
 };
 
 struct ps_store;

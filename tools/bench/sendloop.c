@@ -341,8 +341,9 @@ static int sender(size_t mib, const char *mode, double mbps, const char *data)
 	ps_sender_set_rate((uint64_t)(mbps * 1e6));
 	if (getenv("SENDLOOP_PROGRESS"))
 		ps_sender_progress(s, true, 0);
-	if (getenv("SENDLOOP_PROGRESS") && getenv("SENDLOOP_EXPECT"))
-		ps_sender_expect(s, strtoull(getenv("SENDLOOP_EXPECT"), NULL, 10));
+	const char *expect = getenv("SENDLOOP_EXPECT");
+	if (getenv("SENDLOOP_PROGRESS") && expect)
+		ps_sender_expect(s, strtoull(expect, NULL, 10));
 	double t0 = now_s();
 	for (size_t off = 0; off < len; off += put)
 		if (ps_sender_data(s, 1, buf + off, len - off < put ? len - off : put) < 0) {
@@ -434,7 +435,8 @@ int main(int argc, char **argv)
 		return sender(strtoull(argv[2], NULL, 10), argv[3], atof(argv[4]), argv[5]);
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
-	fprintf(stderr, "usage: sendloop baseline MIB [DIR] | uring MIB | zc MIB | sink PORTFILE |\n"
-			"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
+	fprintf(stderr,
+		"usage: sendloop baseline MIB [DIR] | uring MIB | zc MIB | sink PORTFILE |\n"
+		"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
 	return 2;
 }
