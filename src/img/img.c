@@ -575,22 +575,15 @@ int img_dir_commit(struct img_dir *d, InventoryEntry *inv)
 	inv->n_manifest = d->n_items;
 	inv->manifest = ptrs;
 
-	size_t len = protobuf_c_message_get_packed_size(&inv->base);
-	uint8_t *buf = malloc(4 + 4 + len + 8);
-	if (!buf)
+	uint8_t *buf;
+	size_t len;
+	if ((r = img_inventory_encode(inv, &buf, &len)) < 0)
 		goto out;
-	uint32_t magic = IMG_MAGIC_INVENTORY, l32 = len;
-	memcpy(buf, &magic, 4);
-	memcpy(buf + 4, &l32, 4);
-	protobuf_c_message_pack(&inv->base, buf + 8);
-	uint64_t h = XXH64(buf, 8 + len, 0);
-	memcpy(buf + 8 + len, &h, 8);
-
-	r = inventory_write(d, buf, 8 + len + 8);
+	r = inventory_write(d, buf, len);
 	/* The peer commits last: local metadata first, so a round the peer holds always
 	 * has its local half (the next pre-dump reads it). */
 	if (r == 0 && d->sink_ops) {
-		r = d->sink_ops->commit(d->sink, buf, 8 + len + 8);
+		r = d->sink_ops->commit(d->sink, buf, len);
 		if (r < 0)
 			(void)unlinkat(d->dirfd, "inventory.img", 0);
 	}
@@ -605,7 +598,24 @@ out:
 	return r;
 }
 
-/* ---- pure decoder ---- */
+/* ---- pure codec ---- */
+
+int img_inventory_encode(const InventoryEntry *inv, uint8_t **out, size_t *len)
+{
+	size_t plen = protobuf_c_message_get_packed_size(&inv->base);
+	uint8_t *buf = malloc(4 + 4 + plen + 8);
+	if (!buf)
+		return -ENOMEM;
+	uint32_t magic = IMG_MAGIC_INVENTORY, l32 = plen;
+	memcpy(buf, &magic, 4);
+	memcpy(buf + 4, &l32, 4);
+	protobuf_c_message_pack(&inv->base, buf + 8);
+	uint64_t h = XXH64(buf, 8 + plen, 0);
+	memcpy(buf + 8 + plen, &h, 8);
+	*out = buf;
+	*len = 8 + plen + 8;
+	return 0;
+}
 
 int img_buf_init(struct img_buf *b, const void *data, size_t len, uint32_t magic)
 {

@@ -203,6 +203,9 @@ int img_stream_fd(const struct img_stream *s);
 int img_stream_finish(struct img_stream *s);
 void img_stream_free(struct img_stream *s);
 
+/* Encode inv as the whole inventory file (magic, length, record, XXH64 of them): *out
+ * (malloc'ed, freed by the caller) of *len bytes. 0 or -ENOMEM. Pure. */
+int img_inventory_encode(const InventoryEntry *inv, uint8_t **out, size_t *len);
 /* Decode the whole inventory file from bytes (pure; used by img_dir_open and fuzzing). */
 int img_inventory_decode(const void *data, size_t len, InventoryEntry **out);
 

@@ -416,17 +416,11 @@ static void test_oversized(void)
 	me.size = 1ull << 40;
 	inv.manifest = &mp;
 	inv.n_manifest = 1;
-	size_t plen = protobuf_c_message_get_packed_size(&inv.base);
-	uint8_t *out = malloc(8 + plen + 8);
-	CHECK(out);
-	uint32_t im = IMG_MAGIC_INVENTORY, l32 = plen;
-	memcpy(out, &im, 4);
-	memcpy(out + 4, &l32, 4);
-	protobuf_c_message_pack(&inv.base, out + 8);
-	uint64_t h = XXH64(out, 8 + plen, 0);
-	memcpy(out + 8 + plen, &h, 8);
+	uint8_t *out;
+	size_t olen;
+	CHECK_EQ(img_inventory_encode(&inv, &out, &olen), 0);
 	path_of(file, sizeof(file), dir, "inventory.img");
-	write_whole(file, out, 8 + plen + 8);
+	write_whole(file, out, olen);
 	free(out);
 
 #ifndef __SANITIZE_ADDRESS__	/* ASan reserves terabytes of address space */
@@ -597,17 +591,11 @@ static void test_stream_hash(void)
 static void inventory_put(const char *dir, InventoryEntry *inv)
 {
 	char file[600];
-	size_t plen = protobuf_c_message_get_packed_size(&inv->base);
-	uint8_t *out = malloc(8 + plen + 8);
-	CHECK(out);
-	uint32_t im = IMG_MAGIC_INVENTORY, l32 = plen;
-	memcpy(out, &im, 4);
-	memcpy(out + 4, &l32, 4);
-	protobuf_c_message_pack(&inv->base, out + 8);
-	uint64_t h = XXH64(out, 8 + plen, 0);
-	memcpy(out + 8 + plen, &h, 8);
+	uint8_t *out;
+	size_t olen;
+	CHECK_EQ(img_inventory_encode(inv, &out, &olen), 0);
 	path_of(file, sizeof(file), dir, "inventory.img");
-	write_whole(file, out, 8 + plen + 8);
+	write_whole(file, out, olen);
 	free(out);
 }
 

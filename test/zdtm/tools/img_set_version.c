@@ -108,26 +108,19 @@ static int rehash(const char *dir, InventoryEntry *inv)
 /* Encode INV as an inventory file and replace PATH with it atomically. 0 or -errno. */
 static int write_inventory(const char *path, InventoryEntry *inv)
 {
-	size_t len = protobuf_c_message_get_packed_size(&inv->base);
-	uint8_t *buf = malloc(8 + len + 8);
-	uint32_t magic = IMG_MAGIC_INVENTORY, l32 = len;
+	uint8_t *buf;
+	size_t len;
 	char tmp[4300];
-	uint64_t h;
-	int fd, r = 0;
+	int fd, r = img_inventory_encode(inv, &buf, &len);
 
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, &magic, 4);
-	memcpy(buf + 4, &l32, 4);
-	protobuf_c_message_pack(&inv->base, buf + 8);
-	h = XXH64(buf, 8 + len, 0);
-	memcpy(buf + 8 + len, &h, 8);
+	if (r < 0)
+		return r;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
 	} else {
-		if (write(fd, buf, 16 + len) != (ssize_t)(16 + len) || fsync(fd) < 0)
+		if (write(fd, buf, len) != (ssize_t)len || fsync(fd) < 0)
 			r = -errno ? -errno : -EIO;
 		close(fd);
 		if (!r && rename(tmp, path) < 0)
