@@ -55,14 +55,11 @@ struct pd_proc {
 	size_t sysc_len;
 };
 
-/* VMA list of a process read before the tree is seized (later rounds): smaps walks
- * the page tables (~25 ms per GiB here), too slow to read inside the freeze. */
-struct pd_snap {
-	pid_t pid;
-	struct proc_vma *vmas;
-	size_t n;
-	/* later rounds: the tracker attached before the freeze (dirty_attach needs no
-	 * stopped target), the chain's held ranges, or the attach error */
+/* Later rounds, per process of the snapshot read before the tree is seized (smaps
+ * walks the page tables, ~25 ms per GiB here: too slow inside the freeze): the tracker
+ * attached before the freeze (dirty_attach needs no stopped target), the chain's held
+ * ranges, or the attach error. */
+struct pd_att {
 	struct dirty_tracker *t;
 	int attach_err;
 	struct dirty_range *held;
@@ -71,7 +68,8 @@ struct pd_snap {
 
 struct predump {
 	const struct ferry_opts *o;
-	struct pd_snap *snap;
+	struct proc_snap *snap; /* the tree's VMA lists before the freeze (later rounds) */
+	struct pd_att *att;	/* att[i]: for snap[i].pid */
 	size_t n_snap;
 	struct img_dir *d;
 	struct img_dir *prev; /* the previous round, or NULL */
@@ -264,27 +262,17 @@ static int pd_arm(const struct dump_tree *tree, struct dump_ctx *c, struct pd_pr
  * process missed here is read while seized; one that vanished is simply absent. */
 static int pd_presnap(struct predump *s)
 {
-	struct proc_snap *ps;
-	size_t n;
-	int r = proc_snap_tree(s->o->pid, &ps, &n, PD_MAX_SNAP);
-	if (r < 0)
-		return r;
-	if (!(s->snap = calloc(n, sizeof(*s->snap)))) {
-		proc_snap_free(ps, n);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) /* the VMA lists move */
-		s->snap[i] = (struct pd_snap){ .pid = ps[i].pid, .vmas = ps[i].vmas, .n = ps[i].n };
-	s->n_snap = n;
-	free(ps);
-	return 0;
+	int r = proc_snap_tree(s->o->pid, &s->snap, &s->n_snap, PD_MAX_SNAP);
+	if (r == 0 && !(s->att = calloc(s->n_snap + 1, sizeof(*s->att))))
+		r = -ENOMEM;
+	return r;
 }
 
-static struct pd_snap *pd_snap_find(struct predump *s, pid_t pid)
+static struct pd_att *pd_att_find(struct predump *s, pid_t pid)
 {
 	for (size_t i = 0; i < s->n_snap; i++)
 		if (s->snap[i].pid == pid)
-			return &s->snap[i];
+			return &s->att[i];
 	return NULL;
 }
 
@@ -298,15 +286,16 @@ static int pd_preattach(struct predump *s)
 	char path[4200];
 
 	for (size_t i = 0; s->prev && i < s->n_snap; i++) {
-		struct pd_snap *sn = &s->snap[i];
-		int pidfd = sys_pidfd_open(sn->pid, 0), r;
+		struct pd_att *sn = &s->att[i];
+		pid_t pid = s->snap[i].pid;
+		int pidfd = sys_pidfd_open(pid, 0), r;
 		if (pidfd < 0)
 			continue; /* gone, or attached while seized */
-		snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, sn->pid);
-		r = dirty_attach(sn->pid, pidfd, path, &sn->t);
+		snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, pid);
+		r = dirty_attach(pid, pidfd, path, &sn->t);
 		close(pidfd);
 		if (r == 0) {
-			r = dump_held_ranges(s->prev, sn->pid, &sn->held, &sn->n_held);
+			r = dump_held_ranges(s->prev, pid, &sn->held, &sn->n_held);
 			if (r == -ENOENT)
 				r = 0; /* nothing held: every page is copied */
 		}
@@ -319,22 +308,6 @@ static int pd_preattach(struct predump *s)
 		sn->attach_err = r;
 	}
 	return 0;
-}
-
-/* The snapshot's VMA list of pid (ownership moves to the caller), or NULL. */
-static struct proc_vma *pd_snap_take(struct predump *s, pid_t pid, size_t *n)
-{
-	for (size_t i = 0; i < s->n_snap; i++) {
-		struct pd_snap *sn = &s->snap[i];
-		if (sn->pid != pid || !sn->vmas)
-			continue;
-		struct proc_vma *v = sn->vmas;
-		*n = sn->n;
-		sn->vmas = NULL;
-		sn->n = 0;
-		return v;
-	}
-	return NULL;
 }
 
 /* The VMAs of a snapshot list whose bounds /proc/PID/maps still shows exactly (target
@@ -396,7 +369,7 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, b
 	int r = -ENOENT;
 
 	if (s->prev) {
-		struct pd_snap *sn = pd_snap_find(s, c->pid);
+		struct pd_att *sn = pd_att_find(s, c->pid);
 		if (sn && (sn->t || sn->attach_err)) { /* attached before the freeze */
 			pp->t = sn->t;
 			pp->held = sn->held;
@@ -442,7 +415,7 @@ static int pd_seized(struct predump *s)
 		uint64_t t0 = now_ns(), t1, t2;
 		bool snap;
 		pp->pid = c->pid;
-		c->vmas = pd_snap_take(s, c->pid, &c->n_vmas);
+		c->vmas = proc_snap_take(s->snap, s->n_snap, c->pid, &c->n_vmas);
 		snap = c->vmas != NULL;
 		if (!snap && (r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
 			break;
@@ -658,12 +631,12 @@ static int pd_finish(struct predump *s, int r)
 			(unsigned long long)parent, s->freeze_ns / 1e6, s->scan_ns / 1e6,
 			s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6);
 	free(s->p);
-	for (size_t i = 0; i < s->n_snap; i++) {
-		proc_vmas_free(s->snap[i].vmas, s->snap[i].n);
-		dirty_free(s->snap[i].t); /* attached, never used: its state is still exact */
-		free(s->snap[i].held);
+	for (size_t i = 0; s->att && i < s->n_snap; i++) {
+		dirty_free(s->att[i].t); /* attached, never used: its state is still exact */
+		free(s->att[i].held);
 	}
-	free(s->snap);
+	free(s->att);
+	proc_snap_free(s->snap, s->n_snap);
 	img_dir_free(s->prev);
 	img_dir_free(s->d);
 	return r;
