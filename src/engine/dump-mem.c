@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,11 +71,6 @@
 #define BATCH_BYTES (8u << 20) /* page data per process_vm_readv */
 #define BATCH_IOV   1024
 #define MAX_RUN	    UINT32_MAX /* pages per PagemapEntry */
-
-#define TMPFS_MAGIC_ 0x01021994 /* linux/magic.h TMPFS_MAGIC */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 /* PAGEMAP_SCAN, uapi of Linux 6.7 (include/uapi/linux/fs.h); our headers are 6.1. */
 #define PAGE_IS_FILE	(1ULL << 2)
@@ -1119,7 +1115,7 @@ static void direct_setup(struct pages_ctx *p)
 		p->direct_ok = false;
 	else
 		p->direct_ok =
-			p->direct_all || (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC_);
+			p->direct_all || (fstatfs(p->wfd, &sf) == 0 && sf.f_type == TMPFS_MAGIC);
 }
 
 /* Bytes this process's copy takes at most, for the page server's progress line: the
