@@ -42,7 +42,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +55,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wring.h"
 #include "engine/dump.h"
 #include "fs/fs.h"
 #include "img/img.h"
@@ -102,20 +102,8 @@ struct pe { /* one PagemapEntry in memory */
 	uint32_t vma;
 };
 
-/* Reader -> writer hand-off: NBUF batch buffers; slots [tail, head) are full and
- * belong to the writer thread, the others to the reader. */
+/* Reader -> writer hand-off: NBUF batch buffers (common/wring.h). */
 #define NBUF 4
-struct wring {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool started, done;
-	uint8_t *mem; /* NBUF * BATCH_BYTES */
-	size_t len[NBUF];
-	uint64_t off[NBUF]; /* file offset of each slot's data */
-	uint64_t head, tail;
-	int err; /* first write error (logged by the writer) */
-};
 
 struct pages_ctx {
 	struct dump_ctx *c;
@@ -124,12 +112,16 @@ struct pages_ctx {
 	int wfd;
 	char wname[64]; /* pages-<pid>.img, for error lines */
 	uint8_t *buf;	/* the batch being filled (a slot of the ring, or a direct map) */
-	struct wring ring;
-	uint64_t file_off;  /* page data bytes submitted so far: the next batch's offset */
-	uint64_t file_size; /* the local file's size as grown for direct batches */
-	bool direct_ok;	    /* direct batches allowed (local tmpfs file) */
-	bool direct_all;    /* every batch direct (FERRY_DUMP_DIRECT=always) */
-	uint64_t n_direct;  /* direct batches done */
+	struct wring *ring;
+	unsigned slot;	       /* the ring slot p->buf is (when not direct) */
+	size_t slot_len[NBUF]; /* each queued slot's data: bytes, file offset */
+	uint64_t slot_off[NBUF];
+	uint64_t written, synced; /* writer thread: bytes written, writeback started */
+	uint64_t file_off;	  /* page data bytes submitted so far: the next batch's offset */
+	uint64_t file_size;	  /* the local file's size as grown for direct batches */
+	bool direct_ok;		  /* direct batches allowed (local tmpfs file) */
+	bool direct_all;	  /* every batch direct (FERRY_DUMP_DIRECT=always) */
+	uint64_t n_direct;	  /* direct batches done */
 	struct run runs[BATCH_IOV];
 	size_t n_runs;
 	uint64_t batch_len;
@@ -586,58 +578,30 @@ static int slot_write(struct pages_ctx *p, const uint8_t *buf, size_t len, uint6
 	return r < 0 ? pr_err_ret(r, "cannot write image '%s'", p->wname) : 0;
 }
 
-/* Writer thread: writes full slots in order, starts their writeback every 64 MiB. */
-static void *writer_main(void *arg)
+/* Writer thread, one full slot (its write error is sticky in the ring): written at its
+ * offset, writeback started every 64 MiB. */
+static int slot_consume(void *arg, unsigned slot, uint8_t *buf)
 {
 	struct pages_ctx *p = arg;
-	struct wring *q = &p->ring;
-	uint64_t written = 0, synced = 0;
-
-	pthread_mutex_lock(&q->lock);
-	for (;;) {
-		while (q->tail == q->head && !q->done)
-			pthread_cond_wait(&q->cond, &q->lock);
-		if (q->tail == q->head)
-			break;
-		unsigned slot = q->tail % NBUF;
-		bool skip = q->err != 0;
-		pthread_mutex_unlock(&q->lock);
-		int r = skip ? 0
-			     : slot_write(p, q->mem + (size_t)slot * BATCH_BYTES, q->len[slot],
-					  q->off[slot]);
-		written += skip ? 0 : q->len[slot];
-		if (p->wfd >= 0 && written - synced >= (64u << 20)) {
-			/* everything up to this slot (direct batches write none on disk) */
-			(void)sync_file_range(p->wfd, 0, q->off[slot] + q->len[slot],
-					      SYNC_FILE_RANGE_WRITE);
-			synced = written;
-		}
-		pthread_mutex_lock(&q->lock);
-		if (r < 0 && !q->err)
-			q->err = r;
-		q->tail++;
-		pthread_cond_broadcast(&q->cond);
+	int r = slot_write(p, buf, p->slot_len[slot], p->slot_off[slot]);
+	if (r < 0)
+		return r;
+	p->written += p->slot_len[slot];
+	if (p->wfd >= 0 && p->written - p->synced >= (64u << 20)) {
+		/* everything up to this slot (direct batches write none on disk) */
+		(void)sync_file_range(p->wfd, 0, p->slot_off[slot] + p->slot_len[slot],
+				      SYNC_FILE_RANGE_WRITE);
+		p->synced = p->written;
 	}
-	pthread_mutex_unlock(&q->lock);
-	return NULL;
+	return 0;
 }
 
 static int ring_start(struct pages_ctx *p)
 {
-	struct wring *q = &p->ring;
-	q->mem = mmap(NULL, (size_t)NBUF * BATCH_BYTES, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (q->mem == MAP_FAILED) {
-		q->mem = NULL;
-		return pr_perror("cannot map %u MiB of page buffers", NBUF * (BATCH_BYTES >> 20));
-	}
-	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->cond, NULL);
-	int r = pthread_create(&q->thread, NULL, writer_main, p);
-	if (r)
-		return pr_err_ret(-r, "cannot start the page writer thread");
-	q->started = true;
-	return 0;
+	int r = wring_start(NBUF, BATCH_BYTES, slot_consume, p, &p->ring);
+	return r < 0 ? pr_err_ret(r, "cannot start the page writer (%u MiB of buffers)",
+				  NBUF * (BATCH_BYTES >> 20))
+		     : 0;
 }
 
 /* Map the file's range for the next batch (p->batch_len bytes at p->file_off), its
@@ -680,55 +644,22 @@ off:
  * waiting for the writer. */
 static int ring_acquire(struct pages_ctx *p, bool *direct)
 {
-	struct wring *q = &p->ring;
 	*direct = false;
-	pthread_mutex_lock(&q->lock);
-	bool full = (q->head - q->tail == NBUF || p->direct_all) && !q->err;
-	pthread_mutex_unlock(&q->lock);
+	bool full = (p->direct_all || wring_full(p->ring)) && !wring_error(p->ring);
 	if (full && p->direct_ok && direct_begin(p) == 0) {
 		*direct = true;
 		p->n_direct++;
 		return 0;
 	}
-	pthread_mutex_lock(&q->lock);
-	while (q->head - q->tail == NBUF && !q->err)
-		pthread_cond_wait(&q->cond, &q->lock);
-	int r = q->err;
-	pthread_mutex_unlock(&q->lock);
-	p->buf = q->mem + (size_t)(q->head % NBUF) * BATCH_BYTES;
-	return r;
+	return wring_get(p->ring, &p->slot, &p->buf);
 }
 
 /* Hand the filled slot (len bytes at file offset off, already hashed) to the writer. */
 static void ring_submit(struct pages_ctx *p, size_t len, uint64_t off)
 {
-	struct wring *q = &p->ring;
-	pthread_mutex_lock(&q->lock);
-	q->len[q->head % NBUF] = len;
-	q->off[q->head % NBUF] = off;
-	q->head++;
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->lock);
-}
-
-/* Wait until everything submitted is written; stop the thread. The write error or 0. */
-static int ring_stop(struct pages_ctx *p)
-{
-	struct wring *q = &p->ring;
-	if (q->started) {
-		pthread_mutex_lock(&q->lock);
-		q->done = true;
-		pthread_cond_broadcast(&q->cond);
-		pthread_mutex_unlock(&q->lock);
-		pthread_join(q->thread, NULL);
-		q->started = false;
-		pthread_mutex_destroy(&q->lock);
-		pthread_cond_destroy(&q->cond);
-	}
-	if (q->mem)
-		munmap(q->mem, (size_t)NBUF * BATCH_BYTES);
-	q->mem = NULL;
-	return q->err;
+	p->slot_len[p->slot] = len;
+	p->slot_off[p->slot] = off;
+	(void)wring_put(p->ring); /* an error comes back from the next acquire or the stop */
 }
 
 /* Drop zero pages of the batch in p->buf where asked, record the entries, hash the
@@ -1153,7 +1084,7 @@ int dump_pages_write(struct dump_ctx *c)
 		r = vma_pages(&p, i, pm);
 	if (r == 0)
 		r = batch_flush(&p);
-	int wr = ring_stop(&p);
+	int wr = wring_stop(p.ring); /* everything queued written, or the write error */
 	if (r == 0)
 		r = wr;
 	/* direct batches grew the file ahead of the data: cut it to the data's length */

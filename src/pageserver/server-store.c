@@ -1,34 +1,25 @@
 /*
  * server-store: the page server's writer thread (store.h): FILE_DATA chunks are written
- * and hashed here while the connection's thread receives the next ones.
- *
- * A ring of PS_STORE_SLOTS chunk buffers: slots [tail, head) are queued, the writer
- * takes them in order. One mutex and one condition variable for both directions (the
- * hand-offs are per MiB: contention is negligible).
+ * and hashed here while the connection's thread receives the next ones, through a ring
+ * of PS_STORE_SLOTS chunk buffers (common/wring.h: order, sticky error, signals
+ * blocked in the writer).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "common/util.h"
+#include "common/wring.h"
 #include "pageserver/store.h"
 #include "pageserver/wire.h"
 
 struct ps_store {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t thread;
-	uint8_t *mem; /* PS_STORE_SLOTS * PS_MAX_CHUNK */
+	struct wring *q;
+	unsigned slot; /* the one ps_store_buf gave */
 	struct ps_store_file *file[PS_STORE_SLOTS];
 	size_t len[PS_STORE_SLOTS];
-	uint64_t head, tail;
-	bool stop;
-	uint64_t busy_ns; /* writing and hashing */
-	int err;	  /* sticky */
-	struct ps_store_file *err_file;
+	struct ps_store_file *err_file; /* the file of the first write error (writer) */
 };
 
 /* Start writeback of every FLUSH_STEP written and wait for the step before it, so the
@@ -49,63 +40,33 @@ static void flush_behind(struct ps_store_file *f)
 	f->flushed = f->written;
 }
 
-static void *writer_main(void *arg)
+/* The writer thread's work on one chunk: write, hash, start writeback. */
+static int chunk_store(void *arg, unsigned k, uint8_t *buf)
 {
 	struct ps_store *s = arg;
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (s->tail == s->head && !s->stop)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->tail == s->head)
-			break;
-		unsigned k = s->tail % PS_STORE_SLOTS;
-		struct ps_store_file *f = s->file[k];
-		bool skip = s->err != 0;
-		pthread_mutex_unlock(&s->lock);
-		const uint8_t *buf = s->mem + (size_t)k * PS_MAX_CHUNK;
-		uint64_t t0 = now_ns();
-		int r = skip ? 0 : write_full(f->fd, buf, s->len[k]);
-		if (!skip && r == 0) {
-			XXH64_update(f->xs, buf, s->len[k]);
-			f->written += s->len[k];
-			flush_behind(f);
-		}
-		uint64_t dt = now_ns() - t0;
-		pthread_mutex_lock(&s->lock);
-		s->busy_ns += dt;
-		if (r < 0 && !s->err) {
-			s->err = r;
+	struct ps_store_file *f = s->file[k];
+	int r = write_full(f->fd, buf, s->len[k]);
+	if (r < 0) {
+		if (!s->err_file)
 			s->err_file = f;
-		}
-		s->tail++;
-		pthread_cond_broadcast(&s->cond);
+		return r;
 	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
+	XXH64_update(f->xs, buf, s->len[k]);
+	f->written += s->len[k];
+	flush_behind(f);
+	return 0;
 }
 
 int ps_store_new(struct ps_store **out)
 {
 	struct ps_store *s = calloc(1, sizeof(*s));
-	sigset_t all, old;
 	int r;
 
-	if (!s || !(s->mem = malloc((size_t)PS_STORE_SLOTS * PS_MAX_CHUNK))) {
-		free(s);
+	if (!s)
 		return -ENOMEM;
-	}
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the thread */
-	r = pthread_create(&s->thread, NULL, writer_main, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r) {
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->cond);
-		free(s->mem);
+	if ((r = wring_start(PS_STORE_SLOTS, PS_MAX_CHUNK, chunk_store, s, &s->q)) < 0) {
 		free(s);
-		return -r;
+		return r;
 	}
 	*out = s;
 	return 0;
@@ -115,57 +76,35 @@ void ps_store_free(struct ps_store *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
-	s->stop = true;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cond);
-	free(s->mem);
+	(void)wring_stop(s->q);
 	free(s);
 }
 
 uint8_t *ps_store_buf(struct ps_store *s)
 {
-	pthread_mutex_lock(&s->lock);
-	while (s->head - s->tail == PS_STORE_SLOTS)
-		pthread_cond_wait(&s->cond, &s->lock);
-	unsigned k = s->head % PS_STORE_SLOTS;
-	pthread_mutex_unlock(&s->lock);
-	return s->mem + (size_t)k * PS_MAX_CHUNK;
+	uint8_t *buf;
+	(void)wring_get(s->q, &s->slot, &buf); /* an error comes back from ps_store_put */
+	return buf;
 }
 
 int ps_store_put(struct ps_store *s, struct ps_store_file *f, size_t len,
 		 struct ps_store_file **failed)
 {
-	pthread_mutex_lock(&s->lock);
-	unsigned k = s->head % PS_STORE_SLOTS;
-	s->file[k] = f;
-	s->len[k] = len;
-	s->head++;
-	pthread_cond_broadcast(&s->cond);
-	int r = s->err;
+	s->file[s->slot] = f;
+	s->len[s->slot] = len;
+	int r = wring_put(s->q);
 	*failed = s->err_file;
-	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
 uint64_t ps_store_busy_ns(struct ps_store *s)
 {
-	pthread_mutex_lock(&s->lock);
-	uint64_t v = s->busy_ns;
-	pthread_mutex_unlock(&s->lock);
-	return v;
+	return wring_busy_ns(s->q);
 }
 
 int ps_store_drain(struct ps_store *s, struct ps_store_file **failed)
 {
-	pthread_mutex_lock(&s->lock);
-	while (s->tail != s->head)
-		pthread_cond_wait(&s->cond, &s->lock);
-	int r = s->err;
+	int r = wring_drain(s->q);
 	*failed = s->err_file;
-	pthread_mutex_unlock(&s->lock);
 	return r;
 }
