@@ -625,7 +625,7 @@ static int pids_load(struct img_dir *d, pid_t **out, size_t *n)
 	return e < 0 ? -EBADMSG : 0;
 }
 
-/* One process of round d. */
+/* The final round's verdict on a process (below): NULL = warm, else why cold. */
 static const char *decide(struct rst_warm_proc *p, const MmEntry *mm, PagemapEntry **pm, size_t n);
 
 /* One process of round d; the final round also decides it (warm or cold). */
