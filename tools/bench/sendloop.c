@@ -11,6 +11,13 @@
  *     the file removed at the end. The time ends when the receiver has read (and
  *     written) the last byte. Prints "send_loop SECONDS BYTES_PER_S SENDER_CPU_S
  *     RECEIVER_CPU_S" (CPU seconds, user + system, of the send loop and the receiver).
+ *   sendloop baseline MIB DIR|- place
+ *     The least a migration's destination does with the bytes: with DIR, stored as
+ *     above and also placed into fresh anonymous memory (the tree's, transparent huge
+ *     pages as the warm staging maps them) by a second thread that follows the file as
+ *     it grows (pread of what the writer has written: the two copies perfectly
+ *     overlapped); with "-", received straight into fresh anonymous memory (no file).
+ *     The time ends when the last byte is placed. Same output.
  *   sendloop sender MIB MODE RATE_MBPS random|heap
  *     The same bytes through the page-server sender (src/pageserver/sender.c: io_uring
  *     chains, lz4 per --compress MODE off|on|auto) to a forked discarding receiver,
@@ -41,9 +48,12 @@
 #include <lz4.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -120,19 +130,112 @@ static int store_frames(int c, int fd)
 	return 0;
 }
 
+/* The placing receiver's memory: the tree's fresh anonymous memory, and for the
+ * follower the file and how much of it the writer has written. */
+struct place {
+	uint8_t *mem;
+	size_t len;
+	int fd;
+	_Atomic size_t written;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static uint8_t *place_mem(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	return p;
+}
+
+static void place_publish(struct place *pl, size_t written)
+{
+	pthread_mutex_lock(&pl->mu);
+	atomic_store(&pl->written, written);
+	pthread_cond_signal(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+/* The follower: copies what the writer has written from the file into the memory. */
+static void *place_follow(void *arg)
+{
+	struct place *pl = arg;
+	size_t done = 0;
+	while (done < pl->len) {
+		pthread_mutex_lock(&pl->mu);
+		while (atomic_load(&pl->written) == done)
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		size_t to = atomic_load(&pl->written);
+		pthread_mutex_unlock(&pl->mu);
+		if (to == SIZE_MAX)
+			return (void *)1; /* the writer failed */
+		if (pread_full(pl->fd, pl->mem + done, to - done, (off_t)done) < 0)
+			return (void *)1;
+		done = to;
+	}
+	return NULL;
+}
+
+/* The receiver of "place": len bytes of frames stored in fd (if >= 0) and placed. */
+static int place_frames(int c, int fd, size_t len)
+{
+	struct place pl = { .mem = place_mem(len), .len = len, .fd = fd };
+	uint8_t *buf = malloc(CHUNK), hdr[PS_HDR_SIZE];
+	pthread_t th;
+	struct ps_hdr h;
+	const char *why;
+	size_t off = 0;
+	if (!pl.mem || !buf)
+		return 1;
+	pthread_mutex_init(&pl.mu, NULL);
+	pthread_cond_init(&pl.cv, NULL);
+	if (fd >= 0 && pthread_create(&th, NULL, place_follow, &pl))
+		return 1;
+	while (off < len && ps_recv_full(c, hdr, sizeof(hdr), 60000) == 0) {
+		if (ps_hdr_decode(hdr, &h, &why) < 0 || h.len > CHUNK || h.len > len - off)
+			break;
+		if (fd < 0) { /* straight into the tree */
+			if (ps_recv_full(c, pl.mem + off, h.len, 60000) < 0)
+				break;
+		} else if (ps_recv_full(c, buf, h.len, 60000) < 0 || write_full(fd, buf, h.len) < 0) {
+			break;
+		}
+		off += h.len;
+		if (fd >= 0)
+			place_publish(&pl, off);
+	}
+	void *r = NULL;
+	if (fd >= 0) {
+		if (off < len)
+			place_publish(&pl, SIZE_MAX);
+		pthread_join(th, &r);
+	}
+	if (off < len || r) {
+		perror("sendloop: placing receiver");
+		return 1;
+	}
+	return 0;
+}
+
 /* A connection to a forked receiver that reads and discards everything, or with dir
- * stores the frames' payloads in a file there; *pid its pid. */
-static int discard_peer_in(pid_t *pid, const char *dir)
+ * stores the frames' payloads in a file there (dir "-": none), and with place_len
+ * also places them into fresh memory; *pid its pid. */
+static int discard_peer_in(pid_t *pid, const char *dir, size_t place_len)
 {
 	int port, lfd = listen_lo(&port);
 	*pid = fork();
 	if (*pid == 0) {
 		int c = accept(lfd, NULL, NULL), st = 0;
+		if (place_len && !strcmp(dir, "-"))
+			_exit(place_frames(c, -1, place_len));
 		if (dir) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/sendloop-%d.data", dir, (int)getpid());
-			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			st = fd < 0 || store_frames(c, fd);
+			int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			st = fd < 0 || (place_len ? place_frames(c, fd, place_len) : store_frames(c, fd));
 			if (fd >= 0)
 				unlink(path);
 			_exit(st);
@@ -150,7 +253,7 @@ static int discard_peer_in(pid_t *pid, const char *dir)
 
 static int discard_peer(pid_t *pid)
 {
-	return discard_peer_in(pid, NULL);
+	return discard_peer_in(pid, NULL, 0);
 }
 
 /* The bytes the baselines send: min(mib, 256) MiB of non-zero data, cycled, so that
@@ -185,10 +288,10 @@ static void chunk_hdr(size_t mib, uint8_t hdr[PS_HDR_SIZE])
 	ps_hdr_encode(&h, hdr);
 }
 
-static int baseline(size_t mib, const char *dir)
+static int baseline(size_t mib, const char *dir, bool place)
 {
 	pid_t pid;
-	int fd = discard_peer_in(&pid, dir);
+	int fd = discard_peer_in(&pid, dir, place ? mib * CHUNK : 0);
 	uint8_t hdr[PS_HDR_SIZE];
 	chunk_hdr(mib, hdr);
 	double t0 = now_s(), c0 = cpu_s(RUSAGE_SELF);
@@ -426,7 +529,9 @@ int main(int argc, char **argv)
 {
 	util_init();
 	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "baseline"))
-		return baseline(strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL);
+		return baseline(strtoull(argv[2], NULL, 10), argc == 4 ? argv[3] : NULL, false);
+	if (argc == 5 && !strcmp(argv[1], "baseline") && !strcmp(argv[4], "place"))
+		return baseline(strtoull(argv[2], NULL, 10), argv[3], true);
 	if (argc == 3 && !strcmp(argv[1], "uring"))
 		return uring(strtoull(argv[2], NULL, 10));
 	if (argc == 3 && !strcmp(argv[1], "zc"))
@@ -436,7 +541,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
 	fprintf(stderr,
-		"usage: sendloop baseline MIB [DIR] | uring MIB | zc MIB | sink PORTFILE |\n"
+		"usage: sendloop baseline MIB [DIR] | baseline MIB DIR|- place | uring MIB | zc MIB | sink PORTFILE |\n"
 		"       sendloop sender MIB off|on|auto RATE_MBPS random|heap\n");
 	return 2;
 }
