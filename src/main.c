@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		"Usage:\n"
 		"  ferry dump -t PID -D DIR [--leave-running] [--shell-job] [--tcp-established]\n"
 		"             [--prev-images-dir REL [--track-mem]]\n"
-		"  ferry pre-dump -t PID -D DIR [--prev-images-dir REL]\n"
+		"  ferry pre-dump -t PID -D DIR [--prev-images-dir REL] [--max-bytes SIZE]\n"
+		"             (--max-bytes: copy at most SIZE of pages, the next round the rest)\n"
 		"  dump and pre-dump stream to a page server with:\n"
 		"             --page-server --port N [--address A] [--auth-key FILE]\n"
 		"             [--compress on|off|auto] [--source-id NAME] [--json]\n"
@@ -74,6 +75,7 @@ enum {
 	OPT_SOURCE_ID,
 	OPT_TCP_ESTABLISHED,
 	OPT_WARM,
+	OPT_MAX_BYTES,
 };
 
 /* dump / pre-dump --page-server: the client's options (engine.h knows nothing of it) */
@@ -105,6 +107,7 @@ static const struct option long_opts[] = {
 	{ "source-id", required_argument, NULL, OPT_SOURCE_ID },
 	{ "tcp-established", no_argument, NULL, OPT_TCP_ESTABLISHED },
 	{ "warm", no_argument, NULL, OPT_WARM },
+	{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -201,6 +204,15 @@ static int parse_opts(int argc, char **argv, struct ferry_opts *o)
 			break;
 		case OPT_WARM:
 			g_warm = true;
+			break;
+		case OPT_MAX_BYTES:
+			if (parse_size(optarg, &o->max_bytes) < 0) {
+				fprintf(stderr,
+					"ferry: error: --max-bytes needs a size such as 256M, got "
+					"'%s'\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case OPT_PAGE_SERVER:
 		case OPT_ADDRESS:
@@ -334,6 +346,10 @@ int main(int argc, char **argv)
 	r = check_ps_opts(cmd);
 	if (r)
 		return r;
+	if (o.max_bytes && strcmp(cmd, "pre-dump")) {
+		fprintf(stderr, "ferry: error: --max-bytes is a pre-dump option\n");
+		return 2;
+	}
 	r = log_init(o.log_file, o.verbosity);
 	if (r < 0) {
 		fprintf(stderr, "ferry: error: cannot open log file '%s': %s\n", o.log_file,

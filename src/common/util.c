@@ -187,6 +187,38 @@ int parse_int(const char *s, int *out)
 	return 0;
 }
 
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v <= 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v *= 1024;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1024 * 1024;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end || v > 1e15)
+		return -EINVAL;
+	*out = (uint64_t)v;
+	return 0;
+}
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;

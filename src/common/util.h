@@ -41,6 +41,9 @@ int write_file(const char *path, const char *s);
 /* Strict unsigned/signed parse of a whole string; -EINVAL on junk or overflow. */
 int parse_u64(const char *s, int base, uint64_t *out);
 int parse_int(const char *s, int *out);
+/* A size with an optional K/M/G suffix (powers of 1024; fractions allowed: "1.5G"), > 0
+ * and at most 10^15. 0 or -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
 
 uint64_t now_ns(void); /* CLOCK_MONOTONIC */
 

@@ -129,7 +129,8 @@ struct pages_ctx {
 	struct pe *ents;
 	size_t n_ents, cap_ents;
 	uint64_t nr_pages;
-	struct pe *par; /* PE_PARENT runs (delta mode), in address order */
+	uint64_t selected; /* pages queued for copy (zero ones included): the budget's count */
+	struct pe *par;	   /* PE_PARENT runs (delta mode), in address order */
 	size_t n_par, cap_par;
 	uint64_t nr_parent;
 };
@@ -725,6 +726,7 @@ static int page_queue(struct pages_ctx *p, uint64_t vaddr, uint32_t vi, bool che
 		merge = false;
 	}
 	p->batch_len += page_size;
+	p->selected++;
 	if (merge)
 		last->len += page_size;
 	else
@@ -945,31 +947,31 @@ static int parent_span(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b)
 	return 0;
 }
 
-/* Delta mode, one VMA: pages inside the dirty ranges are selected as usual; the gaps
- * between them become PE_PARENT where the chain holds them. */
-static int vma_pages_delta(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+/* Delta mode, [a, b) of one VMA: pages inside the dirty ranges are selected as usual;
+ * the gaps between them become PE_PARENT where the chain holds them. */
+static int vma_pages_delta(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b, uint64_t *pm)
 {
-	const struct proc_vma *v = &p->c->vmas[vi];
 	const struct dirty_range *d = p->c->dirty;
-	uint64_t pos = v->start;
+	uint64_t pos = a;
 	int r = 0;
 
-	for (size_t i = ranges_find(d, p->c->n_dirty, v->start);
-	     r == 0 && i < p->c->n_dirty && d[i].start < v->end; i++) {
-		uint64_t s = max_t(uint64_t, v->start, d[i].start);
-		uint64_t e = min_t(uint64_t, v->end, d[i].end);
+	for (size_t i = ranges_find(d, p->c->n_dirty, a);
+	     r == 0 && i < p->c->n_dirty && d[i].start < b; i++) {
+		uint64_t s = max_t(uint64_t, a, d[i].start);
+		uint64_t e = min_t(uint64_t, b, d[i].end);
 		if (pos < s)
 			r = parent_span(p, vi, pos, s);
 		if (r == 0)
 			r = range_pages(p, vi, s, e, pm);
 		pos = e;
 	}
-	if (r == 0 && pos < v->end)
-		r = parent_span(p, vi, pos, v->end);
+	if (r == 0 && pos < b)
+		r = parent_span(p, vi, pos, b);
 	return r;
 }
 
-static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
+/* The wanted pages of [a, b) of VMA vi (a shared anonymous VMA: always all of it). */
+static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b, uint64_t *pm)
 {
 	const struct proc_vma *v = &p->c->vmas[vi];
 	if (vma_policy(v) == POL_NONE)
@@ -979,11 +981,65 @@ static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t *pm)
 		int r = vma_pages_shmem(p, vi);
 		if (r <= 0)
 			return r;
+		a = v->start, b = v->end;
 	}
 	/* PROT_NONE VMAs are not write-tracked (docs/dirty.md): stored whole */
 	if (p->c->delta && v->kind != PVMA_SHMEM_ANON && v->prot != 0)
-		return vma_pages_delta(p, vi, pm);
-	return range_pages(p, vi, v->start, v->end, pm);
+		return vma_pages_delta(p, vi, a, b, pm);
+	return range_pages(p, vi, a, b, pm);
+}
+
+#define SLICE (64ull << 20) /* a budgeted copy checks its budget this often (address space) */
+
+/* Every VMA's pages; with a budget (pages, shared by the tree's processes), the copy
+ * stops at the first SLICE boundary (or VMA end) after it ran out and c->cut says
+ * where: the pages from there on are left to the next round. */
+static int pages_select(struct pages_ctx *p, uint64_t *pm)
+{
+	struct dump_ctx *c = p->c;
+	int r = 0;
+
+	c->cut = UINT64_MAX;
+	for (size_t i = 0; r == 0 && i < c->n_vmas; i++) {
+		const struct proc_vma *v = &c->vmas[i];
+		if (!c->budget) {
+			r = vma_pages(p, i, v->start, v->end, pm);
+			continue;
+		}
+		/* shared anonymous memory is copied whole or not at all */
+		uint64_t step = v->kind == PVMA_SHMEM_ANON ? v->end - v->start : SLICE;
+		for (uint64_t a = v->start, b; r == 0 && a < v->end; a = b) {
+			b = v->end - a > step ? a + step : v->end; /* (no overflow at the top) */
+			if (*c->budget == 0) {
+				c->cut = a;
+				return 0;
+			}
+			uint64_t before = p->selected;
+			r = vma_pages(p, i, a, b, pm);
+			uint64_t used = p->selected - before;
+			*c->budget -= min_t(uint64_t, *c->budget, used);
+		}
+	}
+	return r;
+}
+
+int dump_dirty_from(struct dirty_range **d, size_t *n, uint64_t from)
+{
+	size_t k = ranges_find(*d, *n, from); /* the first range ending above from */
+	if (from == UINT64_MAX)
+		return 0;
+	if (k < *n && (*d)[k].start <= from) { /* it holds from: it extends to the end */
+		(*d)[k].end = UINT64_MAX;
+		*n = k + 1;
+		return 0;
+	}
+	struct dirty_range *x = realloc(*d, (k + 1) * sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x[k] = (struct dirty_range){ from, UINT64_MAX };
+	*d = x;
+	*n = k + 1;
+	return 0;
 }
 
 static int open_proc(pid_t pid, const char *what, int *fd)
@@ -1022,6 +1078,10 @@ static int pagemap_write(struct pages_ctx *p)
 	pagemap_head__init(&h);
 	h.pages_id = p->c->pid;
 	h.nr_pages = p->nr_pages;
+	if (p->c->cut != UINT64_MAX) {
+		h.has_partial_from = true;
+		h.partial_from = p->c->cut;
+	}
 	r = img_write_pb(w, &h.base);
 	if (r == 0)
 		r = pagemap_write_runs(w, p->ents, p->n_ents, PE_PRESENT);
@@ -1056,8 +1116,11 @@ static uint64_t pages_expected(const struct dump_ctx *c)
 	if (!c->delta)
 		return UINT64_MAX;
 	uint64_t n = 0;
-	for (size_t i = 0; i < c->n_dirty; i++)
+	for (size_t i = 0; i < c->n_dirty; i++) {
+		if (c->dirty[i].end == UINT64_MAX)
+			return UINT64_MAX; /* the rest of a partial round: unknown */
 		n += c->dirty[i].end - c->dirty[i].start;
+	}
 	return n;
 }
 
@@ -1080,8 +1143,8 @@ int dump_pages_write(struct dump_ctx *c)
 	img_sink_expect(c->pid, pages_expected(c)); /* a streamed round's progress line */
 	direct_setup(&p);
 	r = ring_start(&p);
-	for (size_t i = 0; r == 0 && i < c->n_vmas; i++)
-		r = vma_pages(&p, i, pm);
+	if (r == 0)
+		r = pages_select(&p, pm);
 	if (r == 0)
 		r = batch_flush(&p);
 	int wr = wring_stop(p.ring); /* everything queued written, or the write error */
@@ -1155,7 +1218,8 @@ static int held_collect(struct img_buf *b, struct dirty_range **v, size_t *n)
 	return r;
 }
 
-int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n)
+int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n,
+		     uint64_t *from)
 {
 	char name[64];
 	struct img_buf *b = NULL;
@@ -1166,11 +1230,15 @@ int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, siz
 
 	*out = NULL;
 	*n = 0;
+	*from = UINT64_MAX;
 	if (r < 0)
 		return r;
 	if ((r = img_buf_next(b, &pagemap_head__descriptor, &h)) == 1) {
+		PagemapHead *ph = (PagemapHead *)h;
+		if (ph->has_partial_from)
+			*from = ph->partial_from;
 		protobuf_c_message_free_unpacked(h, NULL);
-		r = held_collect(b, &v, &cnt);
+		r = *from != UINT64_MAX && *from % page_size ? -EBADMSG : held_collect(b, &v, &cnt);
 	} else if (r == 0) {
 		r = -EBADMSG;
 	}

@@ -183,8 +183,12 @@ static int dump_track(struct dump_stage *s, struct dump_ctx *c, struct dirty_ran
 	else if ((r = dirty_scan(c->tracker, c->vmas, c->n_vmas, dirty, nd)) < 0)
 		why = "the scan failed";
 	s->scan_ns += now_ns() - t0;
-	if (!why && (r = dump_held_ranges(s->prev, c->pid, held, nh)) < 0)
+	uint64_t from;
+	if (!why && (r = dump_held_ranges(s->prev, c->pid, held, nh, &from)) < 0)
 		why = "the last round has no pagemap for it";
+	/* a partial last round (--max-bytes): what it did not copy is new to the chain */
+	else if (!why && (r = dump_dirty_from(dirty, nd, from)) < 0)
+		why = "no memory";
 	if (r == -ENOMEM)
 		return r;
 	if (!why && s->o->track_mem && s->o->leave_running &&

@@ -127,6 +127,11 @@ struct dump_ctx {
 					* any new memory there whole next round */
 	uint64_t pages_parent;	       /* PE_PARENT pages written (statistics) */
 	struct dirty_tracker *tracker; /* final dump: attached tracker, or NULL */
+	/* pre-dump --max-bytes: pages left to copy in this round (shared by the tree's
+	 * processes), or NULL (no limit); cut: set by dump_pages_write to where this
+	 * process's copy stopped (UINT64_MAX: complete), stored in its pagemap */
+	uint64_t *budget;
+	uint64_t cut;
 	bool track_new; /* dump --track-mem --leave-running without a chain: tracker armed
 			 * by this dump, its state saved (tracking goes on) */
 };
@@ -193,9 +198,16 @@ void dump_vma_fill(const struct proc_vma *v, VmaEntry *e);
 /* Write pagemap-<pid>.img and pages-<pid>.img. 0 or -errno (logged). */
 int dump_pages_write(struct dump_ctx *c);
 /* Pages the images directory d holds for pid (PE_PRESENT and PE_PARENT runs of
- * pagemap-<pid>.img) as sorted merged ranges in *out (malloc'd, NULL when *n == 0).
- * -ENOENT (not logged) when d has no pagemap for pid; 0 or -errno (logged). */
-int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n);
+ * pagemap-<pid>.img) as sorted merged ranges in *out (malloc'd, NULL when *n == 0),
+ * and in *from where that round stopped copying (a partial round, --max-bytes; else
+ * UINT64_MAX): the next round must treat everything from there on as dirty
+ * (dump_dirty_from). -ENOENT (not logged) when d has no pagemap for pid; 0 or -errno
+ * (logged). */
+int dump_held_ranges(struct img_dir *d, pid_t pid, struct dirty_range **out, size_t *n,
+		     uint64_t *from);
+/* Sorted disjoint ranges *d[0..*n) united with [from, UINT64_MAX) (from UINT64_MAX:
+ * unchanged); *d may be reallocated. 0 or -ENOMEM. */
+int dump_dirty_from(struct dirty_range **d, size_t *n, uint64_t from);
 /* predump.c, shared with the final dump */
 /* Open the previous round o->prev_images_dir (relative to o->images_dir unless
  * absolute): must be a pre-dump round of o->pid. Its path goes to path. 0 or -errno

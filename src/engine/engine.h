@@ -7,6 +7,7 @@
 #define FERRY_ENGINE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct ferry_opts {
@@ -32,6 +33,11 @@ struct ferry_opts {
 	/* pre-dump: where to store the time its dirty scans took (ns; migrate's stop rule:
 	 * the final dump scans as much, inside the freeze) */
 	uint64_t *scan_ns;
+	/* pre-dump --max-bytes: copy at most this many bytes of pages (0: no limit); the
+	 * round then stops at a 64 MiB boundary and the next round copies the rest. partial:
+	 * where to store whether it did (NULL: not wanted) */
+	uint64_t max_bytes;
+	bool *partial;
 	/* migrate, destination: restore builds the tree, writes "ready <root host pid>
 	 * <pidns>\n" to hold_fd and waits for one byte: 'g' lets the tree run, anything else or EOF
 	 * kills it (rollback). Only when hold is set. */

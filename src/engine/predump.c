@@ -49,6 +49,8 @@ struct pd_proc {
 	bool scanned;		  /* the tracker's state moved past the saved one */
 	struct dirty_range *held; /* what the chain holds (previous round's pagemap) */
 	size_t n_held;
+	uint64_t from; /* the previous round stopped copying there (UINT64_MAX: no) */
+	uint64_t cut;  /* this round stopped copying there (UINT64_MAX: no) */
 	uint64_t pages, parent;
 	uint64_t track_ns; /* attach or arm + registration, inside the freeze */
 	char *sysc;	   /* sysc-<pid>.img text, built in the freeze, written after it */
@@ -64,6 +66,7 @@ struct pd_att {
 	int attach_err;
 	struct dirty_range *held;
 	size_t n_held;
+	uint64_t from;
 };
 
 struct predump {
@@ -79,6 +82,7 @@ struct predump {
 	struct pd_proc *p;
 	size_t n;
 	uint64_t t0, freeze_ns, scan_ns, copy_ns;
+	uint64_t budget;	       /* --max-bytes: pages this round may still copy */
 	uint64_t seize_ns, release_ns; /* parts of the freeze */
 };
 
@@ -295,7 +299,7 @@ static int pd_preattach(struct predump *s)
 		r = dirty_attach(pid, pidfd, path, &sn->t);
 		close(pidfd);
 		if (r == 0) {
-			r = dump_held_ranges(s->prev, pid, &sn->held, &sn->n_held);
+			r = dump_held_ranges(s->prev, pid, &sn->held, &sn->n_held, &sn->from);
 			if (r == -ENOENT)
 				r = 0; /* nothing held: every page is copied */
 		}
@@ -374,6 +378,7 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, b
 			pp->t = sn->t;
 			pp->held = sn->held;
 			pp->n_held = sn->n_held;
+			pp->from = sn->from;
 			r = sn->attach_err;
 			sn->t = NULL;
 			sn->held = NULL;
@@ -383,7 +388,8 @@ static int pd_track(struct predump *s, struct dump_ctx *c, struct pd_proc *pp, b
 			snprintf(path, sizeof(path), "%s/dirty-%d.state", s->prev_path, c->pid);
 			r = dirty_attach(c->pid, c->sz.pidfd, path, &pp->t);
 			if (r == 0) {
-				r = dump_held_ranges(s->prev, c->pid, &pp->held, &pp->n_held);
+				r = dump_held_ranges(s->prev, c->pid, &pp->held, &pp->n_held,
+						     &pp->from);
 				if (r == -ENOENT)
 					r = 0; /* nothing held: every page is copied */
 				return r;
@@ -415,6 +421,7 @@ static int pd_seized(struct predump *s)
 		uint64_t t0 = now_ns(), t1, t2;
 		bool snap;
 		pp->pid = c->pid;
+		pp->from = pp->cut = UINT64_MAX;
 		c->vmas = proc_snap_take(s->snap, s->n_snap, c->pid, &c->n_vmas);
 		snap = c->vmas != NULL;
 		if (!snap && (r = proc_parse_smaps(c->pid, &c->vmas, &c->n_vmas)) < 0)
@@ -484,6 +491,9 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 
 	pp->scanned = true;
 	s->scan_ns += now_ns() - t0;
+	/* the previous round stopped copying at pp->from: the rest is new to the chain */
+	if (r == 0 && pp->held && (r = dump_dirty_from(&dirty, &nd, pp->from)) < 0)
+		free(dirty);
 	if (r < 0)
 		return r;
 	struct dump_ctx c = { .o = s->o,
@@ -498,7 +508,8 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 			      .dirty = dirty,
 			      .n_dirty = nd,
 			      .held = pp->held,
-			      .n_held = pp->n_held };
+			      .n_held = pp->n_held,
+			      .budget = s->o->max_bytes ? &s->budget : NULL };
 	t0 = now_ns();
 	r = pd_sc_write(s, pp);
 	if (r == 0)
@@ -509,6 +520,7 @@ static int pd_copy(struct predump *s, struct pd_proc *pp)
 	free(dirty);
 	pp->pages = c.pages_written;
 	pp->parent = c.pages_parent;
+	pp->cut = c.cut;
 	if (r == 0)
 		r = predump_state_store(s->d, pp->t, pp->pid);
 	if (r == 0 && dirty_tracker_untracked_pages(pp->t))
@@ -570,6 +582,15 @@ static int pd_commit(struct predump *s)
 	return img_dir_commit(s->d, &inv);
 }
 
+/* Did the round stop at its byte budget (some process not copied to its end)? */
+static bool pd_partial(const struct predump *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->p[i].cut != UINT64_MAX)
+			return true;
+	return false;
+}
+
 /* --json: one line {"round": {...}} on stdout for the round (docs/predump.md). */
 static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
 {
@@ -581,11 +602,11 @@ static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
 	       "\"freeze_ms\": %.3f, \"seize_ms\": %.3f, \"track_ms\": %.3f, \"release_ms\": %.3f, "
 	       "\"scan_ms\": %.3f, \"copy_ms\": %.3f, "
 	       "\"total_ms\": %.3f, \"pages_written\": %llu, \"pages_parent\": %llu, "
-	       "\"bytes\": %llu, \"procs\": [",
+	       "\"bytes\": %llu, \"partial\": %s, \"procs\": [",
 	       s->o->pid, s->prev ? "false" : "true", s->freeze_ns / 1e6, s->seize_ns / 1e6,
 	       track / 1e6, s->release_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
 	       (now_ns() - s->t0) / 1e6, (unsigned long long)pages, (unsigned long long)parent,
-	       (unsigned long long)pages * page_size);
+	       (unsigned long long)pages * page_size, pd_partial(s) ? "true" : "false");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pd_proc *pp = &s->p[i];
 		printf("%s{\"pid\": %d, \"armed\": %s, \"mode\": \"%s\", \"track_ms\": %.3f, "
@@ -623,13 +644,19 @@ static int pd_finish(struct predump *s, int r)
 		pd_rmdir(s);
 	if (r == 0 && s->o->scan_ns)
 		*s->o->scan_ns = s->scan_ns;
+	if (r == 0 && s->o->partial)
+		*s->o->partial = pd_partial(s);
 	if (r == 0)
 		pr_info("pre-dump of %d (%zu processes) into '%s': %llu pages copied, %llu in "
-			"the parent chain; freeze %.2f ms, scan %.2f ms, copy %.1f ms, total "
+			"the parent chain%s; freeze %.2f ms, scan %.2f ms, copy %.1f ms, total "
 			"%.1f ms",
 			s->o->pid, s->n, s->o->images_dir, (unsigned long long)pages,
-			(unsigned long long)parent, s->freeze_ns / 1e6, s->scan_ns / 1e6,
-			s->copy_ns / 1e6, (now_ns() - s->t0) / 1e6);
+			(unsigned long long)parent,
+			pd_partial(s) ? " (partial: --max-bytes reached, the next round copies "
+					"the rest)"
+				      : "",
+			s->freeze_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
+			(now_ns() - s->t0) / 1e6);
 	free(s->p);
 	for (size_t i = 0; s->att && i < s->n_snap; i++) {
 		dirty_free(s->att[i].t); /* attached, never used: its state is still exact */
@@ -647,6 +674,9 @@ int predump_main(const struct ferry_opts *o)
 	struct predump s = { .o = o, .tree = { .o = o }, .t0 = now_ns() };
 	struct stat sb;
 	int r;
+
+	/* at least one page: a round always makes progress */
+	s.budget = o->max_bytes ? max_t(uint64_t, 1, o->max_bytes / page_size) : 0;
 
 	if (o->pid <= 0 || o->pid == getpid())
 		return pr_err_ret(-EINVAL, "pre-dump: invalid pid %d", o->pid);

@@ -46,6 +46,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/dirty.h"
+#include "engine/dump.h"
 #include "engine/proc.h"
 #include "engine/remote.h"
 #include "engine/seize.h"
@@ -1725,6 +1726,39 @@ static void test_e2e(bool hash, bool from_dump)
 	}
 }
 
+/* dump_dirty_from: the dirty set of the round after a partial one (pre-dump
+ * --max-bytes) is the scan's ranges united with everything from the cut on. */
+static void test_dirty_from(void)
+{
+	struct dirty_range *d = NULL;
+	size_t n = 0;
+	/* nothing dirty: one open range */
+	CHECK(dump_dirty_from(&d, &n, 0x5000) == 0);
+	CHECK(n == 1 && d[0].start == 0x5000 && d[0].end == UINT64_MAX);
+	free(d);
+	/* ranges below, one holding the cut, one above: below kept, the holder extended */
+	d = malloc(3 * sizeof(*d));
+	d[0] = (struct dirty_range){ 0x1000, 0x2000 };
+	d[1] = (struct dirty_range){ 0x4000, 0x6000 };
+	d[2] = (struct dirty_range){ 0x8000, 0x9000 };
+	n = 3;
+	CHECK(dump_dirty_from(&d, &n, 0x5000) == 0);
+	CHECK(n == 2 && d[0].start == 0x1000 && d[0].end == 0x2000);
+	CHECK(d[1].start == 0x4000 && d[1].end == UINT64_MAX);
+	/* a cut in a gap: ranges above dropped, an open range appended */
+	d[1] = (struct dirty_range){ 0x4000, 0x6000 };
+	CHECK(dump_dirty_from(&d, &n, 0x3000) == 0);
+	CHECK(n == 2 && d[0].end == 0x2000 && d[1].start == 0x3000 && d[1].end == UINT64_MAX);
+	/* a cut at a range's end: that range ends above nothing, the new one starts there */
+	d[1] = (struct dirty_range){ 0x4000, 0x6000 };
+	CHECK(dump_dirty_from(&d, &n, 0x6000) == 0);
+	CHECK(n == 3 && d[1].end == 0x6000 && d[2].start == 0x6000 && d[2].end == UINT64_MAX);
+	/* no cut: unchanged */
+	CHECK(dump_dirty_from(&d, &n, UINT64_MAX) == 0);
+	CHECK(n == 3);
+	free(d);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/test_dirty.XXXXXX", cmd[64];
@@ -1747,6 +1781,7 @@ int main(int argc, char **argv)
 		test_threads();
 		goto done;
 	}
+	test_dirty_from();
 	test_rounds();
 	test_arm_failure();
 	test_dontneed();

@@ -52,6 +52,21 @@ static void test_parse(void)
 	CHECK_EQ(parse_int("99999999999999999999", &i), -EINVAL);
 	CHECK_EQ(parse_int("4a", &i), -EINVAL);
 	CHECK_EQ(parse_int("", &i), -EINVAL);
+
+	CHECK_EQ(parse_size("4096", &v), 0);
+	CHECK_EQ(v, 4096);
+	CHECK_EQ(parse_size("4K", &v), 0);
+	CHECK_EQ(v, 4096);
+	CHECK_EQ(parse_size("256m", &v), 0);
+	CHECK_EQ(v, 256ull << 20);
+	CHECK_EQ(parse_size("1.5G", &v), 0);
+	CHECK_EQ(v, 3ull << 29);
+	CHECK_EQ(parse_size("0", &v), -EINVAL);
+	CHECK_EQ(parse_size("-1K", &v), -EINVAL);
+	CHECK_EQ(parse_size("12X", &v), -EINVAL);
+	CHECK_EQ(parse_size("1KB", &v), -EINVAL);
+	CHECK_EQ(parse_size("", &v), -EINVAL);
+	CHECK_EQ(parse_size("2e15", &v), -EINVAL);
 }
 
 static void test_is_zero(void)

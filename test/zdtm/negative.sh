@@ -183,6 +183,14 @@ case_dump_unprivileged() {
 	pass "$LINE"
 }
 
+case_predump_max_bytes() {	# a bad size, and the option where it does not belong
+	run_ferry "$FERRY" pre-dump -t 1 -D "$W/$CASE.img" --max-bytes 12X
+	judge "max-bytes.*12X" || return
+	[ "$RC" = 2 ] || { fail "exit $RC for a usage error, expected 2"; return; }
+	run_ferry "$FERRY" dump -t 1 -D "$W/$CASE.img" --max-bytes 1M
+	judge "max-bytes is a pre-dump option" && pass "$LINE"
+}
+
 # ---- restore cases ------------------------------------------------------------------
 case_restore_missing_dir() {
 	run_ferry "$FERRY" restore -d -D "$W/does-not-exist"
@@ -417,7 +425,7 @@ case_dump_enospc() {
 	umount "$MNT" && MNT=""
 }
 
-CASES=(dump_nopid dump_self dump_kthread dump_unprivileged dump_enospc restore_missing_dir
+CASES=(dump_nopid dump_self dump_kthread dump_unprivileged dump_enospc predump_max_bytes restore_missing_dir
 	restore_empty_dir restore_truncated restore_corrupted restore_version restore_pid_taken
 	restore_rehashed restore_nomem)
 # a case runs when a selector is a prefix of its name, or names one of its sub-cases

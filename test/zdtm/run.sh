@@ -2,7 +2,7 @@
 # zdtm runner: drive each test program of test/zdtm/static through a checkpoint and a
 # restore with ferry, in one or more flavours, and report PASS/FAIL per test+flavour.
 #
-#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|warm|pidns|page-server|migrate|none|all]
+#   test/zdtm/run.sh [--build DIR] [--flavor plain|detach|leave-running|pre|warm|partial|pidns|page-server|migrate|none|all]
 #                    [--keep] [--timeout SEC] [--pre N] [TEST...]
 #
 # Flavours: none (no checkpoint: start, ready, SIGTERM, PASS), plain (dump kills the
@@ -63,8 +63,8 @@ ZBIN="$BUILD/test/zdtm"
 SUBREAPER="$ZBIN/tools/subreaper"
 
 case "$FLAVOR" in
-all) FLAVORS=(plain detach leave-running pre warm pidns page-server migrate) ;;
-plain|detach|leave-running|none|pre|warm|pidns|page-server|migrate) FLAVORS=("$FLAVOR") ;;
+all) FLAVORS=(plain detach leave-running pre warm partial pidns page-server migrate) ;;
+plain|detach|leave-running|none|pre|warm|partial|pidns|page-server|migrate) FLAVORS=("$FLAVOR") ;;
 *) echo "run.sh: unknown flavour '$FLAVOR'" >&2; exit 2 ;;
 esac
 
@@ -479,13 +479,15 @@ run_detach() {
 
 # pre: NPRE pre-dump rounds (the process keeps running and must look unchanged after
 # each), then a dump on top of the last round, then a restore as in plain (with the
-# extra restore options given: warm's --warm)
+# extra restore options given: warm's --warm). partial: the same with every pre-dump
+# stopped by --max-bytes 4K (PRE_OPTS) after its first page: the rounds are partial
+# (pagemap partial_from), the next round and the final dump copy what they left
 run_pre() {
 	local k prev=""
 	start_test || return 1
 	for ((k = 1; k <= NPRE; k++)); do
 		"$FERRY" pre-dump -t "$PID" -D "$DIR/pre$k" -v4 -o "$DIR/pre$k.log" --track-mem \
-			${prev:+--prev-images-dir "$prev"} $OPTS >"$DIR/pre$k.stdout" 2>&1 &
+			${prev:+--prev-images-dir "$prev"} $OPTS ${PRE_OPTS:-} >"$DIR/pre$k.stdout" 2>&1 &
 		local d=$!
 		LIVE_PIDS+=("$d")
 		reap "$d" "$TTIME" || { failed "pre-dump $k hung (killed after ${TTIME} s)"; return 1; }
@@ -688,6 +690,7 @@ run_one() {	# NAME FLAVOR
 		leave-running) run_leave_running ;;
 		pre) run_pre ;;
 		warm) run_pre --warm ;;
+		partial) PRE_OPTS="--max-bytes 4K" run_pre --warm ;;
 		pidns) run_pidns ;;
 		page-server) run_page_server ;;
 		migrate) run_migrate ;;
@@ -743,7 +746,7 @@ for t in "${TESTS[@]}"; do
 	allowed=$(desc_get "$t" flavors | tr ',' ' ')
 	for fl in "${FLAVORS[@]}"; do
 		local_fl=$fl
-		[ "$fl" = warm ] && local_fl=pre
+		[ "$fl" = warm ] || [ "$fl" = partial ] && local_fl=pre
 		if [ -n "$allowed" ] && [ "$fl" != none ] && ! [[ " $allowed " == *" $local_fl "* ]]; then
 			continue
 		fi
