@@ -4,7 +4,9 @@
  * extension for frame types 32..63.
  *
  *   MIG_WARM{round}     -> stage that pre-copy round in the session's warm restorer
- *                          (started by the first one), MIG_WARMED
+ *                          (started by the first one), MIG_WARMED; with queue, answered
+ *                          at once and staged in the background (at most WARM_QUEUE_MAX
+ *                          rounds ahead; the next one without queue waits for them)
  *   MIG_RESTORE{round}  -> restore that round held (dest.c; by the warm restorer when
  *                          there is one), MIG_RESTORED{pid}
  *   MIG_HANDOVER        -> decision "running" made durable, tree let run, MIG_RUNNING
@@ -169,44 +171,112 @@ static int await_handover(int fd, int srcfd, const char *round, struct mig_dest 
 }
 
 /* This connection's warm restorer (a connection is a process of its own), started by
- * its first MIG_WARM; it dies with the connection. */
+ * its first MIG_WARM; it dies with the connection. g_queued: rounds handed to it whose
+ * answer was not read yet (MIG_WARM with queue). */
 static struct mig_dest *g_warm;
+static int g_queued;
 
 #define WARM_TIMEOUT_S 600 /* staging a round runs at memory speed: minutes is a hang */
+#define WARM_QUEUE_MAX 8   /* queued rounds ahead of the source at most */
 
-/* MIG_WARM{round}: stage the committed round now, answer MIG_WARMED when done. A
- * failure is reported, not fatal: the final restore is cold where it must be. */
+static void warm_drop(void)
+{
+	mig_dest_discard(g_warm);
+	g_warm = NULL;
+	g_queued = 0;
+}
+
+/* Collect the answers of the queued rounds (adding their bytes and time). 0, -EIO when
+ * one failed to stage (cause in err; the warm restorer goes on), or -EPIPE / -ETIMEDOUT:
+ * the warm restorer is gone or hangs (dropped). */
+static int warm_drain(uint64_t *bytes, uint64_t *us, char *err, size_t errlen)
+{
+	int r = 0;
+	while (g_warm && g_queued > 0) {
+		uint64_t b = 0, u = 0;
+		char e[512];
+		int x = mig_dest_warm_reply(g_warm, WARM_TIMEOUT_S, &b, &u, e, sizeof(e));
+		g_queued--;
+		*bytes += b;
+		*us += u;
+		if (x < 0 && r == 0) {
+			r = x;
+			snprintf(err, errlen, "%s", e);
+		}
+		if (x == -EPIPE || x == -ETIMEDOUT) {
+			warm_drop();
+			return x;
+		}
+	}
+	return r;
+}
+
+/* MIG_WARM{round, queue}: hand the committed round to the warm restorer; without queue
+ * (or with WARM_QUEUE_MAX rounds queued already) wait until it and every round queued
+ * before are staged, and answer MIG_WARMED then. A failure is reported, not fatal: the
+ * final restore is cold where it must be. */
 static int on_warm(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 {
 	ProtobufCMessage *m = NULL;
 	MigWarmed rep = MIG_WARMED__INIT;
 	char dir[PATH_MAX], err[512] = "", round[64];
 	uint64_t bytes = 0, us = 0;
+	bool queue;
 	int r;
 
 	if ((r = recv_msg(fd, h, &mig_warm__descriptor, &m, timeout_ms)) < 0 || !m)
 		return r < 0 ? r : -EPROTO;
 	snprintf(round, sizeof(round), "%s", ((MigWarm *)m)->round);
+	queue = ((MigWarm *)m)->has_queue && ((MigWarm *)m)->queue && g_queued < WARM_QUEUE_MAX;
 	mig_warm__free_unpacked((MigWarm *)m, NULL);
 	if (srcfd < 0 || !ps_name_ok(round) || round_path(srcfd, round, dir, sizeof(dir)) < 0) {
 		pr_err("MIG_WARM of unknown round '%.64s'", round);
 		ps_send_error(fd, EINVAL, timeout_ms, "MIG_WARM of unknown round '%.64s'", round);
 		return -EINVAL;
 	}
+	if (queue) {
+		r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
+		if (r == 0 && (r = mig_dest_warm_send(g_warm, dir, err, sizeof(err))) == 0)
+			g_queued++;
+		else if (g_warm)
+			warm_drop(); /* the next round without queue starts a new one */
+		rep.ok = r == 0;
+		rep.has_queued = true;
+		rep.queued = r == 0;
+		if (r < 0) {
+			rep.cause = err;
+			pr_warn("round '%s' not queued for staging: %s", round, err);
+		} else {
+			pr_info("round '%s' queued for staging (%d queued)", round, g_queued);
+		}
+		return ps_send_msg(fd, PS_MIG_WARMED, 0, &rep.base, timeout_ms);
+	}
 	/* a warm restorer that is gone is replaced at once (the new one stages the chain);
 	 * one that hangs is dropped (the next round starts a new one) */
+	int qr = 0;
+	char qerr[512] = "";
 	for (int tries = 0; tries < 2; tries++) {
+		uint64_t b = 0, u = 0;
 		r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
-		if (r == 0)
-			r = mig_dest_warm_round(g_warm, dir, WARM_TIMEOUT_S, &bytes, &us, err,
-						sizeof(err));
-		if (r < 0 && g_warm && (r == -EPIPE || r == -ETIMEDOUT)) {
-			mig_dest_discard(g_warm);
-			g_warm = NULL;
+		if (r == 0 && g_queued && (r = warm_drain(&bytes, &us, err, sizeof(err))) < 0) {
+			qr = r; /* a queued round failed: this one is staged all the same */
+			snprintf(qerr, sizeof(qerr), "%s", err);
+			r = g_warm ? 0 : mig_dest_warm_start(&g_warm, err, sizeof(err));
 		}
+		if (r == 0)
+			r = mig_dest_warm_round(g_warm, dir, WARM_TIMEOUT_S, &b, &u, err,
+						sizeof(err));
+		bytes += b;
+		us += u;
+		if (r < 0 && g_warm && (r == -EPIPE || r == -ETIMEDOUT))
+			warm_drop();
 		if (r != -EPIPE)
 			break;
 		pr_warn("the warm restorer is gone (%s): starting a new one", err);
+	}
+	if (r == 0 && qr < 0 && qr != -EPIPE) { /* (a lost one was replaced: no loss) */
+		r = qr;
+		snprintf(err, sizeof(err), "%s", qerr);
 	}
 	rep.ok = r == 0;
 	rep.bytes = bytes;
@@ -252,6 +322,13 @@ static int on_restore(int fd, const struct ps_hdr *h, int srcfd, int timeout_ms)
 		return -EINVAL;
 	}
 	uint64_t t0 = now_ns();
+	if (g_queued) { /* the answers of rounds still queued come first */
+		uint64_t b = 0, u = 0;
+		if (warm_drain(&b, &u, err, sizeof(err)) < 0)
+			pr_warn("a queued round was not staged (%s): its processes restore cold "
+				"where they must",
+				err);
+	}
 	r = mig_dest_restore(dir, &pidns, tmo, &g_warm, &hd, &pid, err, sizeof(err));
 	if (r < 0) {
 		(void)decision_write(srcfd, round, "discarded %s", err);

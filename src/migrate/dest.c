@@ -221,17 +221,32 @@ int mig_dest_warm_start(struct mig_dest **out, char *err, size_t errlen)
 	return restorer_fork(warm_main, out, err, errlen);
 }
 
-int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
-			uint64_t *us, char *err, size_t errlen)
+int mig_dest_warm_send(struct mig_dest *h, const char *dir, char *err, size_t errlen)
 {
-	char line[600];
-	unsigned long long b, u;
-	int n = snprintf(line, sizeof(line), "round %s\n", dir), r;
+	char line[PATH_MAX + 16];
+	int n = snprintf(line, sizeof(line), "round %s\n", dir);
 
 	if (n >= (int)sizeof(line) || write_full(h->sk, line, n) < 0) {
 		snprintf(err, errlen, "the warm restorer is gone");
 		return -EPIPE;
 	}
+	return 0;
+}
+
+int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
+			uint64_t *us, char *err, size_t errlen)
+{
+	int r = mig_dest_warm_send(h, dir, err, errlen);
+	return r < 0 ? r : mig_dest_warm_reply(h, timeout_s, bytes, us, err, errlen);
+}
+
+int mig_dest_warm_reply(struct mig_dest *h, int timeout_s, uint64_t *bytes, uint64_t *us, char *err,
+			size_t errlen)
+{
+	char line[600];
+	unsigned long long b, u;
+	int r;
+
 	if ((r = read_line(h->sk, line, sizeof(line), timeout_s)) < 0) {
 		snprintf(err, errlen,
 			 r == -ETIMEDOUT ? "staging took more than %d s" : "the warm restorer died",

@@ -22,9 +22,15 @@ struct mig_dest;
  * 0 or -errno with the cause in err. */
 int mig_dest_warm_start(struct mig_dest **out, char *err, size_t errlen);
 /* Stage round DIR (within timeout_s): *bytes staged in *us. 0 or -errno with the cause
- * in err (the warm restorer goes on: the final restore is cold where it must be). */
+ * in err (the warm restorer goes on: the final restore is cold where it must be):
+ * -EPIPE the warm restorer is gone, -ETIMEDOUT it hangs, -EIO staging failed. */
 int mig_dest_warm_round(struct mig_dest *h, const char *dir, int timeout_s, uint64_t *bytes,
 			uint64_t *us, char *err, size_t errlen);
+/* The same in two halves: hand round DIR over (the warm restorer stages requests in
+ * order, in the background), then later collect one answer per request sent, in order. */
+int mig_dest_warm_send(struct mig_dest *h, const char *dir, char *err, size_t errlen);
+int mig_dest_warm_reply(struct mig_dest *h, int timeout_s, uint64_t *bytes, uint64_t *us, char *err,
+			size_t errlen);
 /* Restore DIR held: by the warm restorer *warm if there is one (taken: *warm becomes
  * NULL; if it is gone or fails, short of a timeout, by a cold one after all), else by a
  * new restorer process. *pidns in: force a new pid namespace; out:

@@ -47,21 +47,26 @@ int mig_stage(struct mig *m, const char *stage)
 	return 0;
 }
 
-int mig_warm(struct mig *m, const char *round, uint64_t bytes, double *stage_s)
+int mig_warm(struct mig *m, const char *round, uint64_t bytes, bool queue, double *stage_s)
 {
 	ProtobufCMessage *rep = NULL;
 	MigWarm req = MIG_WARM__INIT;
 	req.round = (char *)round;
+	req.has_queue = queue;
+	req.queue = queue;
 	/* staging writes the round into fresh memory: --timeout, plus the round at a
-	 * pessimistic 50 MB/s (the destination gives up at 10 minutes) */
-	uint64_t tmo_s = (uint64_t)m->timeout_s + bytes / (50u << 20);
+	 * pessimistic 50 MB/s (the destination gives up at 10 minutes); a queued round is
+	 * answered at once, the next wait covers it (bytes: everything queued) */
+	uint64_t tmo_s = (uint64_t)m->timeout_s + (queue ? 0 : bytes / (50u << 20));
 	int r = ps_client_call(m->c, PS_MIG_WARM, &req.base, PS_MIG_WARMED, &mig_warmed__descriptor,
 			       &rep, (int)(tmo_s > 660 ? 660 : tmo_s) * 1000);
 	if (r < 0)
 		return r;
 	MigWarmed *w = (MigWarmed *)rep;
 	*stage_s = w->stage_us / 1e6;
-	if (w->ok)
+	if (w->ok && w->has_queued && w->queued)
+		pr_debug("round %s queued for staging at the destination", round);
+	else if (w->ok)
 		pr_info("round %s staged at the destination: %.1f MB in %.1f ms", round,
 			w->bytes / 1048576.0, w->stage_us / 1e3);
 	else

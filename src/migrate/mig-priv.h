@@ -29,6 +29,7 @@ struct mig_round_rec {
 	struct mig_estimate est;
 	enum mig_verdict verdict;
 	int throttle; /* --auto-converge: the tree's throttle during the round, % */
+	int parts;    /* pre-dump rounds it took (round 0 in parts: rounds.c) */
 };
 
 struct mig {
@@ -40,6 +41,8 @@ struct mig {
 	const char *auth_key, *action, *work_arg, *source_id, *log_file;
 	int compress, verbosity, timeout_s;
 	uint64_t bandwidth;
+	uint64_t part_size; /* --part-size (part_set: given; 0 = round 0 in one piece) */
+	bool part_set;
 	struct mig_rule rule;
 
 	/* state */
@@ -72,7 +75,7 @@ int mig_handover(void *arg);
  * (MIG_WARM), within --timeout plus the round at 50 MB/s. 0 (staged
  * or not: a refusal is only logged; *stage_s the destination's staging time) or -errno
  * when the connection failed (logged). */
-int mig_warm(struct mig *m, const char *round, uint64_t bytes, double *stage_s);
+int mig_warm(struct mig *m, const char *round, uint64_t bytes, bool queue, double *stage_s);
 /* stage hook for the action script: 0 or -ECANCELED (logged) */
 int mig_stage(struct mig *m, const char *stage);
 

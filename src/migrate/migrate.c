@@ -49,6 +49,9 @@ static void usage(FILE *f)
 		"  --max-downtime MS    stop pre-copying when the freeze is predicted to fit (300)\n"
 		"  --max-iters N        at most N pre-copy rounds (10)\n"
 		"  --bandwidth RATE     cap the stream, bytes/s with K/M/G suffixes (unlimited)\n"
+		"  --part-size SIZE     copy round 0 in parts of SIZE, each staged at the\n"
+		"                       destination while the next is sent; 0: in one piece\n"
+		"                       (default: a quarter of the tree's memory above 128 MiB)\n"
 		"  --auto-converge      throttle a tree that dirties faster than the link (cpu quota)\n"
 		"  --compress on|off|auto   lz4 on the wire (auto)\n"
 		"  --pidns              restore into a new pid namespace at the destination\n"
@@ -78,6 +81,7 @@ enum {
 	O_JSON,
 	O_TCP,
 	O_CONVERGE,
+	O_PART,
 };
 
 static const struct option mig_long[] = {
@@ -96,45 +100,13 @@ static const struct option mig_long[] = {
 	{ "json", no_argument, NULL, O_JSON },
 	{ "tcp-established", no_argument, NULL, O_TCP },
 	{ "auto-converge", no_argument, NULL, O_CONVERGE },
+	{ "part-size", required_argument, NULL, O_PART },
 	{ "tree", required_argument, NULL, 't' },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "verbosity", optional_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-/* "100M" -> 100 * 2^20. 0 or -EINVAL. */
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v <= 0)
-		return -EINVAL;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v *= 1024;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v *= 1024 * 1024;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v *= 1024.0 * 1024 * 1024;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end || v > 1e15)
-		return -EINVAL;
-	*out = (uint64_t)v;
-	return 0;
-}
 
 /* HOST:PORT, [V6]:PORT. 0 or -EINVAL. */
 static int parse_to(struct mig *m, const char *s)
@@ -167,7 +139,7 @@ static int bad(const char *fmt, const char *arg)
 static int parse_num_opt(int c, const char *arg, struct mig *m)
 {
 	int v;
-	uint64_t u;
+	uint64_t u = 0;
 	switch (c) {
 	case O_DOWNTIME:
 		if (parse_int(arg, &v) < 0 || v <= 0)
@@ -180,10 +152,16 @@ static int parse_num_opt(int c, const char *arg, struct mig *m)
 		m->rule.max_iters = v;
 		return 0;
 	case O_BW:
-		if (parse_rate(arg, &u) < 0)
+		if (parse_size(arg, &u) < 0)
 			return bad("--bandwidth needs a rate such as 100M (bytes/s), got '%s'",
 				   arg);
 		m->bandwidth = u;
+		return 0;
+	case O_PART:
+		if (strcmp(arg, "0") && parse_size(arg, &u) < 0)
+			return bad("--part-size needs a size such as 256M, or 0, got '%s'", arg);
+		m->part_size = strcmp(arg, "0") ? u : 0;
+		m->part_set = true;
 		return 0;
 	case O_TIMEOUT:
 		if (parse_int(arg, &v) < 0 || v <= 0 || v > 86400)

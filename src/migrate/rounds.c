@@ -111,6 +111,69 @@ static int client_open(struct mig *m)
 	return ps_client_start(&o, &m->c);
 }
 
+/* The resident memory of the tree of pid (statm, every process reachable through
+ * /proc/PID/task/TID/children, at most 4096), bytes; 0 if unknown. */
+static uint64_t tree_rss(pid_t pid)
+{
+	pid_t q[4096];
+	size_t n = 0, head = 0;
+	uint64_t total = 0;
+	char path[96], *buf = NULL;
+	size_t len;
+
+	q[n++] = pid;
+	while (head < n) {
+		pid_t p = q[head++];
+		unsigned long long size, res;
+		snprintf(path, sizeof(path), "/proc/%d/statm", p);
+		if (read_file(path, &buf, &len, 4096) == 0 &&
+		    sscanf(buf, "%llu %llu", &size, &res) == 2)
+			total += res * page_size;
+		free(buf);
+		buf = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/task", p);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/task/%.16s/children", p, e->d_name);
+			if (read_file(path, &buf, &len, 1 << 16) < 0)
+				continue;
+			char *sp = NULL;
+			for (char *t = strtok_r(buf, " \n", &sp); t && n < 4096;
+			     t = strtok_r(NULL, " \n", &sp)) {
+				int c;
+				if (parse_int(t, &c) == 0 && c > 0)
+					q[n++] = c;
+			}
+			free(buf);
+			buf = NULL;
+		}
+		if (d)
+			closedir(d);
+	}
+	return total;
+}
+
+#define PART_MIN  (64ull << 20)
+#define PARTS_MAX 8
+
+/* Round 0 of a migration without a chain is copied in parts (pre-dump --max-bytes: a
+ * quarter of the tree's memory each, at least 64 MiB, at most 8 parts; --part-size
+ * sets it), each handed to the destination for staging at once (MIG_WARM queued): the
+ * staging of one part runs while the next is copied and sent (docs/migrate.md). 0: in
+ * one piece. */
+static uint64_t part_bytes(const struct mig *m)
+{
+	if (m->pre_only || m->last)
+		return 0;
+	if (m->part_set)
+		return m->part_size;
+	uint64_t rss = tree_rss(m->pid);
+	return rss / 4 > PART_MIN ? rss / 4 : rss > 2 * PART_MIN ? PART_MIN : 0;
+}
+
 /* One round: pre-dump (tree keeps running) or the final dump (held for the hand-over).
  * Records its statistics. 0 or -errno (logged). */
 static int round_run(struct mig *m, bool final)
@@ -118,9 +181,12 @@ static int round_run(struct mig *m, bool final)
 	struct mig_round_rec *rr = &m->rounds[m->n_rounds];
 	char dir[PATH_MAX + 16], prev[16];
 	int n = m->last + 1;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), part = final ? 0 : part_bytes(m);
+	bool partial = false;
 
 	memset(rr, 0, sizeof(*rr));
+	rr->parts = 1;
+again:
 	snprintf(rr->name, sizeof(rr->name), "r%04d", n);
 	snprintf(dir, sizeof(dir), "%s/%s", m->work, rr->name);
 	snprintf(prev, sizeof(prev), "../r%04d", m->last);
@@ -134,6 +200,9 @@ static int round_run(struct mig *m, bool final)
 		.on_frozen_arg = m,
 		.frozen_at = final ? &m->t_freeze : NULL, /* the downtime starts there */
 		.scan_ns = final ? NULL : &rr->scan_ns,
+		/* the last part takes what is left */
+		.max_bytes = rr->parts < PARTS_MAX ? part : 0,
+		.partial = &partial,
 	};
 	if (final) {
 		struct net_opts no = { .tcp_established = m->tcp_established };
@@ -141,18 +210,29 @@ static int round_run(struct mig *m, bool final)
 		m->t_freeze = t0; /* until dump freezes the tree */
 	}
 	ps_client_set_kind(m->c, final ? IMG_KIND_DUMP : IMG_KIND_PREDUMP);
+	partial = false;
 	int r = final ? dump_main(&o) : predump_main(&o);
 	struct ps_round_info ri;
 	/* (the hand-over may have closed the connection: its statistics are gone) */
 	if (m->c && ps_client_last_round(m->c, &ri) == 0 && !strcmp(ri.name, rr->name)) {
-		rr->bytes = ri.bytes;
-		rr->wire = ri.wire;
+		rr->bytes += ri.bytes;
+		rr->wire += ri.wire;
+	}
+	if (r == 0 && partial) { /* a part: staged while the next one is copied */
+		double q;
+		pr_info("round %s: part %d, %.1f MB so far: queued for staging", rr->name,
+			rr->parts, rr->bytes / MB);
+		if ((r = mig_warm(m, rr->name, 0, true, &q)) == 0) {
+			m->last = n++;
+			rr->parts++;
+			goto again;
+		}
 	}
 	/* a pre-copy round is staged at the destination before the next one starts (the
 	 * stop rule sees the staging in the round's time); a cron round is not: nothing
 	 * stays at the destination to hold it */
 	if (r == 0 && !final && !m->pre_only)
-		r = mig_warm(m, rr->name, rr->bytes, &rr->stage_s);
+		r = mig_warm(m, rr->name, rr->bytes, false, &rr->stage_s);
 	rr->secs = (now_ns() - t0) / 1e9;
 	rr->throttle = mig_throttle_pct(m->thr);
 	if (m->n_rounds)
@@ -272,11 +352,12 @@ static void summary_json(const struct mig *m, int r)
 		const struct mig_round_rec *rr = &m->rounds[i];
 		printf("%s{\"name\": \"%s\", \"final\": %s, \"bytes\": %llu, \"wire\": %llu, "
 		       "\"seconds\": %.6f, \"stage_seconds\": %.6f, \"dirty_rate\": %.0f, "
-		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d}",
+		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d, \"parts\": %d}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
 		       rr->stage_s, rr->est.dirty_rate,
-		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle);
+		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle,
+		       rr->parts);
 	}
 	printf("]}}\n");
 	fflush(stdout);
