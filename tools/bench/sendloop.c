@@ -143,8 +143,8 @@ struct place {
 
 static uint8_t *place_mem(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, len, MADV_HUGEPAGE);
@@ -188,19 +188,24 @@ static int place_frames(int c, int fd, size_t len)
 	struct ps_hdr h;
 	const char *why;
 	size_t off = 0;
-	if (!pl.mem || !buf)
+	if (!pl.mem || !buf) {
+		free(buf);
 		return 1;
+	}
 	pthread_mutex_init(&pl.mu, NULL);
 	pthread_cond_init(&pl.cv, NULL);
-	if (fd >= 0 && pthread_create(&th, NULL, place_follow, &pl))
+	if (fd >= 0 && pthread_create(&th, NULL, place_follow, &pl)) {
+		free(buf);
 		return 1;
+	}
 	while (off < len && ps_recv_full(c, hdr, sizeof(hdr), 60000) == 0) {
 		if (ps_hdr_decode(hdr, &h, &why) < 0 || h.len > CHUNK || h.len > len - off)
 			break;
 		if (fd < 0) { /* straight into the tree */
 			if (ps_recv_full(c, pl.mem + off, h.len, 60000) < 0)
 				break;
-		} else if (ps_recv_full(c, buf, h.len, 60000) < 0 || write_full(fd, buf, h.len) < 0) {
+		} else if (ps_recv_full(c, buf, h.len, 60000) < 0 ||
+			   write_full(fd, buf, h.len) < 0) {
 			break;
 		}
 		off += h.len;
@@ -213,6 +218,7 @@ static int place_frames(int c, int fd, size_t len)
 			place_publish(&pl, SIZE_MAX);
 		pthread_join(th, &r);
 	}
+	free(buf);
 	if (off < len || r) {
 		perror("sendloop: placing receiver");
 		return 1;
@@ -235,7 +241,8 @@ static int discard_peer_in(pid_t *pid, const char *dir, size_t place_len)
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/sendloop-%d.data", dir, (int)getpid());
 			int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			st = fd < 0 || (place_len ? place_frames(c, fd, place_len) : store_frames(c, fd));
+			st = fd < 0 ||
+			     (place_len ? place_frames(c, fd, place_len) : store_frames(c, fd));
 			if (fd >= 0)
 				unlink(path);
 			_exit(st);
