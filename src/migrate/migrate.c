@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"  --bandwidth RATE     cap the stream, bytes/s with K/M/G suffixes (unlimited)\n"
 		"  --part-size SIZE     copy round 0 in parts of SIZE, each staged at the\n"
 		"                       destination while the next is sent; 0: in one piece\n"
-		"                       (default: a quarter of the tree's memory above 128 MiB)\n"
+		"                       (default: a quarter of the tree's memory from 512 MiB)\n"
 		"  --auto-converge      throttle a tree that dirties faster than the link (cpu quota)\n"
 		"  --compress on|off|auto   lz4 on the wire (auto)\n"
 		"  --pidns              restore into a new pid namespace at the destination\n"

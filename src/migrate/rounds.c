@@ -156,14 +156,15 @@ static uint64_t tree_rss(pid_t pid)
 	return total;
 }
 
-#define PART_MIN  (64ull << 20)
+#define PART_FROM (512ull << 20) /* a smaller tree gains nothing from parts (measured) */
+#define PART_MIN  (128ull << 20)
 #define PARTS_MAX 8
 
 /* Round 0 of a migration without a chain is copied in parts (pre-dump --max-bytes: a
- * quarter of the tree's memory each, at least 64 MiB, at most 8 parts; --part-size
- * sets it), each handed to the destination for staging at once (MIG_WARM queued): the
- * staging of one part runs while the next is copied and sent (docs/migrate.md). 0: in
- * one piece. */
+ * quarter of the tree's memory each, at least 128 MiB, at most 8 parts, when the tree
+ * has 512 MiB resident or more; --part-size sets it), each handed to the destination
+ * for staging at once (MIG_WARM queued): the staging of one part runs while the next
+ * is copied and sent (docs/migrate.md). 0: in one piece. */
 static uint64_t part_bytes(const struct mig *m)
 {
 	if (m->pre_only || m->last)
@@ -171,7 +172,7 @@ static uint64_t part_bytes(const struct mig *m)
 	if (m->part_set)
 		return m->part_size;
 	uint64_t rss = tree_rss(m->pid);
-	return rss / 4 > PART_MIN ? rss / 4 : rss > 2 * PART_MIN ? PART_MIN : 0;
+	return rss < PART_FROM ? 0 : rss / 4 > PART_MIN ? rss / 4 : PART_MIN;
 }
 
 /* One round: pre-dump (tree keeps running) or the final dump (held for the hand-over).

@@ -6,28 +6,35 @@
 # pages) take several parts. The migration must succeed with the memory built from the
 # staging, the source gone, the destination's tree verifying every page; then the same
 # with a warm restorer that dies after the first part it staged (FERRY_FAULT=warm-exit):
-# the queued parts find it gone, a new one stages the chain, the tree still verifies.
+# the queued parts find it gone, a new one stages the chain, the tree still verifies;
+# and without --part-size, zdtm mig_hog with 576 MiB (parts by default from 512 MiB).
 . "$(dirname "$0")/lib.sh"
 
-# one FAULT|none: a migration in parts; checks the parts and the result
+# one FAULT|none|auto TEST [MIGRATE-ARGS...]: a migration in parts; checks the parts and the
+# result
 one() {
-	if [ "$1" = none ]; then dst_server; else FERRY_FAULT=$1 dst_server; fi
-	src_zdtm predump_ledger
-	migrate_src --part-size 4M --json -v4 -o "$W/mig-$1.log" "$T" >"$W/mig-$1.json" ||
-		die "$1: migrate failed"
-	grep -q '"ok": true' "$W/mig-$1.json" || die "$1: migrate did not report success"
+	local fault=$1 test=$2
+	shift 2
+	case $fault in
+	none | auto) dst_server ;; # (names of runs without a fault)
+	*) FERRY_FAULT=$fault dst_server ;;
+	esac
+	src_zdtm "$test"
+	migrate_src "$@" --json -v4 -o "$W/mig-$fault.log" "$T" >"$W/mig-$fault.json" ||
+		die "$fault: migrate failed"
+	grep -q '"ok": true' "$W/mig-$fault.json" || die "$fault: migrate did not report success"
 	local parts
-	parts=$(sed -n 's/.*"rounds": \[{[^}]*"parts": \([0-9]*\).*/\1/p' "$W/mig-$1.json")
-	[ -n "$parts" ] && ((parts >= 2)) || die "$1: round 0 was not copied in parts ($parts)"
-	log_has "$W/mig-$1.log" "partial: --max-bytes reached"
+	parts=$(sed -n 's/.*"rounds": \[{[^}]*"parts": \([0-9]*\).*/\1/p' "$W/mig-$fault.json")
+	[ -n "$parts" ] && ((parts >= 2)) || die "$fault: round 0 was not copied in parts ($parts)"
+	log_has "$W/mig-$fault.log" "partial: --max-bytes reached"
 	log_has "$W/srv.log" "queued for staging"
-	WAIT_S=10 wait_for gone "$T" || die "$1: the source process $T still runs"
+	WAIT_S=10 wait_for gone "$T" || die "$fault: the source process $T still runs"
 	local dpid
-	dpid=$(json_num "$W/mig-$1.json" dest_pid)
-	[ -n "$dpid" ] && alive "$dpid" || die "$1: no running destination pid ($dpid)"
-	zdtm_verify predump_ledger "$dpid"
-	echo "$1: round 0 in $parts parts"
-	cp "$W/srv.log" "$W/srv-$1.log"
+	dpid=$(json_num "$W/mig-$fault.json" dest_pid)
+	[ -n "$dpid" ] && alive "$dpid" || die "$fault: no running destination pid ($dpid)"
+	zdtm_verify "$test" "$dpid"
+	echo "$fault $test: round 0 in $parts parts"
+	cp "$W/srv.log" "$W/srv-$fault.log"
 	srv_kill
 	rm -f "$W/srv.log"
 }
@@ -39,8 +46,10 @@ rc=$?
 	die "--part-size 12X: exit $rc: $(cat "$W/usage.out")"
 
 hosts_up || die "cannot create the namespaces"
-one none
+one none predump_ledger --part-size 4M
 log_has "$W/srv-none.log" "memory from the warm staging"
-one warm-exit
+one warm-exit predump_ledger --part-size 4M
 log_has "$W/srv-warm-exit.log" "warm restorer is gone: restoring cold"
+# the default: a tree with 512 MiB resident or more goes in parts of a quarter
+ZDTM_HOG_MIB=576 one auto mig_hog
 echo PASS
