@@ -26,6 +26,7 @@
  *   close-bad ID          the same with a size one byte too large
  *   commit-garbage        ROUND_COMMIT of bytes that are no inventory
  *   mig-warm NAME         MIG_WARM of round NAME (migrate's staging request)
+ *   mig-warm-queue NAME   the same with queue (staged in the background, answered at once)
  *   mig-restore NAME      MIG_RESTORE of round NAME
  *   expect-warmed         read until MIG_WARMED; prints "WARMED ok B bytes [cause]"
  *   round NAME PARENT N   a whole valid round written through img_* with a sink that
@@ -454,8 +455,9 @@ static void expect_warmed(void)
 		if (ps_unpack(&mig_warmed__descriptor, buf, h.len, &m) < 0)
 			die("undecodable MIG_WARMED");
 		MigWarmed *w = (MigWarmed *)m;
-		printf("WARMED %s %llu bytes%s%s\n", w->ok ? "ok" : "failed",
-		       (unsigned long long)w->bytes, w->cause ? ": " : "", w->cause ? w->cause : "");
+		printf("WARMED %s %llu bytes%s%s%s\n", w->ok ? "ok" : "failed",
+		       (unsigned long long)w->bytes, w->has_queued && w->queued ? " (queued)" : "",
+		       w->cause ? ": " : "", w->cause ? w->cause : "");
 		protobuf_c_message_free_unpacked(m, NULL);
 		free(buf);
 		return;
@@ -648,10 +650,11 @@ static int action(int argc, char **argv, int i)
 			die("round");
 		return 4;
 	}
-	if (!strcmp(a, "mig-warm")) {
+	if (!strcmp(a, "mig-warm") || !strcmp(a, "mig-warm-queue")) {
 		NEED(1);
 		MigWarm mw = MIG_WARM__INIT;
 		mw.round = argv[i + 1];
+		mw.has_queue = mw.queue = !strcmp(a, "mig-warm-queue");
 		if (ps_send_msg(sock(), PS_MIG_WARM, 0, &mw.base, g.timeout_ms) < 0)
 			die("send MIG_WARM");
 		return 2;
