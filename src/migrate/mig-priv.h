@@ -30,6 +30,7 @@ struct mig_round_rec {
 	enum mig_verdict verdict;
 	int throttle; /* --auto-converge: the tree's throttle during the round, % */
 	int parts;    /* pre-dump rounds it took (round 0 in parts: rounds.c) */
+	bool partial; /* a --pre-dump --max-bytes round that stopped at its budget */
 };
 
 struct mig {
@@ -42,6 +43,7 @@ struct mig {
 	int compress, verbosity, timeout_s;
 	uint64_t bandwidth;
 	uint64_t part_size; /* --part-size (part_set: given; 0 = round 0 in one piece) */
+	uint64_t cron_max;  /* --pre-dump --max-bytes: this run's round at most (0: all) */
 	bool part_set;
 	struct mig_rule rule;
 

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"  --part-size SIZE     copy round 0 in parts of SIZE, each staged at the\n"
 		"                       destination while the next is sent; 0: in one piece\n"
 		"                       (default: a quarter of the tree's memory from 512 MiB)\n"
+		"  --max-bytes SIZE     with --pre-dump: copy at most SIZE this run (a partial\n"
+		"                       round: the next run or the migration copies the rest)\n"
 		"  --auto-converge      throttle a tree that dirties faster than the link (cpu quota)\n"
 		"  --compress on|off|auto   lz4 on the wire (auto)\n"
 		"  --pidns              restore into a new pid namespace at the destination\n"
@@ -82,6 +84,7 @@ enum {
 	O_TCP,
 	O_CONVERGE,
 	O_PART,
+	O_MAXB,
 };
 
 static const struct option mig_long[] = {
@@ -101,6 +104,7 @@ static const struct option mig_long[] = {
 	{ "tcp-established", no_argument, NULL, O_TCP },
 	{ "auto-converge", no_argument, NULL, O_CONVERGE },
 	{ "part-size", required_argument, NULL, O_PART },
+	{ "max-bytes", required_argument, NULL, O_MAXB },
 	{ "tree", required_argument, NULL, 't' },
 	{ "log-file", required_argument, NULL, 'o' },
 	{ "verbosity", optional_argument, NULL, 'v' },
@@ -162,6 +166,11 @@ static int parse_num_opt(int c, const char *arg, struct mig *m)
 			return bad("--part-size needs a size such as 256M, or 0, got '%s'", arg);
 		m->part_size = strcmp(arg, "0") ? u : 0;
 		m->part_set = true;
+		return 0;
+	case O_MAXB:
+		if (parse_size(arg, &u) < 0)
+			return bad("--max-bytes needs a size such as 256M, got '%s'", arg);
+		m->cron_max = u;
 		return 0;
 	case O_TIMEOUT:
 		if (parse_int(arg, &v) < 0 || v <= 0 || v > 86400)
@@ -251,6 +260,8 @@ static int parse_args(int argc, char **argv, struct mig *m)
 		return bad("%s", "--to HOST:PORT is required");
 	if (!m->pid)
 		return bad("%s", "the PID of the tree to migrate is required");
+	if (m->cron_max && !m->pre_only)
+		return bad("%s", "--max-bytes is for --pre-dump runs (a migration: --part-size)");
 	return 0;
 }
 

@@ -201,8 +201,10 @@ again:
 		.on_frozen_arg = m,
 		.frozen_at = final ? &m->t_freeze : NULL, /* the downtime starts there */
 		.scan_ns = final ? NULL : &rr->scan_ns,
-		/* the last part takes what is left */
-		.max_bytes = rr->parts < PARTS_MAX ? part : 0,
+		/* the last part takes what is left; a cron run its --max-bytes */
+		.max_bytes = m->pre_only	     ? m->cron_max
+			     : rr->parts < PARTS_MAX ? part
+						     : 0,
 		.partial = &partial,
 	};
 	if (final) {
@@ -219,7 +221,8 @@ again:
 		rr->bytes += ri.bytes;
 		rr->wire += ri.wire;
 	}
-	if (r == 0 && partial) { /* a part: staged while the next one is copied */
+	rr->partial = partial;
+	if (r == 0 && partial && !m->pre_only) { /* a part: staged while the next one is copied */
 		double q;
 		pr_info("round %s: part %d, %.1f MB so far: queued for staging", rr->name,
 			rr->parts, rr->bytes / MB);
@@ -353,12 +356,13 @@ static void summary_json(const struct mig *m, int r)
 		const struct mig_round_rec *rr = &m->rounds[i];
 		printf("%s{\"name\": \"%s\", \"final\": %s, \"bytes\": %llu, \"wire\": %llu, "
 		       "\"seconds\": %.6f, \"stage_seconds\": %.6f, \"dirty_rate\": %.0f, "
-		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d, \"parts\": %d}",
+		       "\"predicted_ms\": %.3f, \"throttle_pct\": %d, \"parts\": %d, "
+		       "\"partial\": %s}",
 		       i ? ", " : "", rr->name, rr->final ? "true" : "false",
 		       (unsigned long long)rr->bytes, (unsigned long long)rr->wire, rr->secs,
 		       rr->stage_s, rr->est.dirty_rate,
 		       rr->est.predicted_s > 1e6 ? -1.0 : rr->est.predicted_s * 1e3, rr->throttle,
-		       rr->parts);
+		       rr->parts, rr->partial ? "true" : "false");
 	}
 	printf("]}}\n");
 	fflush(stdout);
