@@ -192,7 +192,7 @@ int parse_size(const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || end == s || v <= 0)
+	if (errno || end == s || !(v > 0)) /* (NaN too) */
 		return -EINVAL;
 	switch (*end) {
 	case 'k':

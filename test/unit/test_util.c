@@ -67,6 +67,8 @@ static void test_parse(void)
 	CHECK_EQ(parse_size("1KB", &v), -EINVAL);
 	CHECK_EQ(parse_size("", &v), -EINVAL);
 	CHECK_EQ(parse_size("2e15", &v), -EINVAL);
+	CHECK_EQ(parse_size("nan", &v), -EINVAL);
+	CHECK_EQ(parse_size("inf", &v), -EINVAL);
 }
 
 static void test_is_zero(void)
