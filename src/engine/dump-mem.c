@@ -970,7 +970,7 @@ static int vma_pages_delta(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_
 	return r;
 }
 
-/* The wanted pages of [a, b) of VMA vi (a shared anonymous VMA: always all of it). */
+/* The wanted pages of [a, b) of VMA vi (a shared anonymous VMA: given whole). */
 static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b, uint64_t *pm)
 {
 	const struct proc_vma *v = &p->c->vmas[vi];
@@ -981,7 +981,6 @@ static int vma_pages(struct pages_ctx *p, uint32_t vi, uint64_t a, uint64_t b, u
 		int r = vma_pages_shmem(p, vi);
 		if (r <= 0)
 			return r;
-		a = v->start, b = v->end;
 	}
 	/* PROT_NONE VMAs are not write-tracked (docs/dirty.md): stored whole */
 	if (p->c->delta && v->kind != PVMA_SHMEM_ANON && v->prot != 0)
@@ -1002,22 +1001,20 @@ static int pages_select(struct pages_ctx *p, uint64_t *pm)
 	c->cut = UINT64_MAX;
 	for (size_t i = 0; r == 0 && i < c->n_vmas; i++) {
 		const struct proc_vma *v = &c->vmas[i];
-		if (!c->budget) {
-			r = vma_pages(p, i, v->start, v->end, pm);
-			continue;
-		}
-		/* shared anonymous memory is copied whole or not at all */
-		uint64_t step = v->kind == PVMA_SHMEM_ANON ? v->end - v->start : SLICE;
+		/* without a budget, and for shared anonymous memory (copied whole or not at
+		 * all), a VMA is one slice */
+		bool whole = !c->budget || v->kind == PVMA_SHMEM_ANON;
+		uint64_t step = whole ? v->end - v->start : SLICE;
 		for (uint64_t a = v->start, b; r == 0 && a < v->end; a = b) {
 			b = v->end - a > step ? a + step : v->end; /* (no overflow at the top) */
-			if (*c->budget == 0) {
+			if (c->budget && *c->budget == 0) {
 				c->cut = a;
 				return 0;
 			}
 			uint64_t before = p->selected;
 			r = vma_pages(p, i, a, b, pm);
-			uint64_t used = p->selected - before;
-			*c->budget -= min_t(uint64_t, *c->budget, used);
+			if (c->budget)
+				*c->budget -= min_t(uint64_t, *c->budget, p->selected - before);
 		}
 	}
 	return r;
@@ -1025,9 +1022,9 @@ static int pages_select(struct pages_ctx *p, uint64_t *pm)
 
 int dump_dirty_from(struct dirty_range **d, size_t *n, uint64_t from)
 {
-	size_t k = ranges_find(*d, *n, from); /* the first range ending above from */
 	if (from == UINT64_MAX)
 		return 0;
+	size_t k = ranges_find(*d, *n, from);  /* the first range ending above from */
 	if (k < *n && (*d)[k].start <= from) { /* it holds from: it extends to the end */
 		(*d)[k].end = UINT64_MAX;
 		*n = k + 1;

@@ -592,7 +592,7 @@ static bool pd_partial(const struct predump *s)
 }
 
 /* --json: one line {"round": {...}} on stdout for the round (docs/predump.md). */
-static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
+static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent, bool partial)
 {
 	uint64_t track = 0;
 
@@ -606,7 +606,7 @@ static void pd_json(const struct predump *s, uint64_t pages, uint64_t parent)
 	       s->o->pid, s->prev ? "false" : "true", s->freeze_ns / 1e6, s->seize_ns / 1e6,
 	       track / 1e6, s->release_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
 	       (now_ns() - s->t0) / 1e6, (unsigned long long)pages, (unsigned long long)parent,
-	       (unsigned long long)pages * page_size, pd_partial(s) ? "true" : "false");
+	       (unsigned long long)pages * page_size, partial ? "true" : "false");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct pd_proc *pp = &s->p[i];
 		printf("%s{\"pid\": %d, \"armed\": %s, \"mode\": \"%s\", \"track_ms\": %.3f, "
@@ -629,8 +629,9 @@ static int pd_finish(struct predump *s, int r)
 		pages += s->p[i].pages;
 		parent += s->p[i].parent;
 	}
+	bool partial = pd_partial(s);
 	if (r == 0 && s->o->json)
-		pd_json(s, pages, parent);
+		pd_json(s, pages, parent, partial);
 	for (size_t i = 0; i < s->n; i++) {
 		struct pd_proc *pp = &s->p[i];
 		if (r < 0 && pp->t)
@@ -645,16 +646,16 @@ static int pd_finish(struct predump *s, int r)
 	if (r == 0 && s->o->scan_ns)
 		*s->o->scan_ns = s->scan_ns;
 	if (r == 0 && s->o->partial)
-		*s->o->partial = pd_partial(s);
+		*s->o->partial = partial;
 	if (r == 0)
 		pr_info("pre-dump of %d (%zu processes) into '%s': %llu pages copied, %llu in "
 			"the parent chain%s; freeze %.2f ms, scan %.2f ms, copy %.1f ms, total "
 			"%.1f ms",
 			s->o->pid, s->n, s->o->images_dir, (unsigned long long)pages,
 			(unsigned long long)parent,
-			pd_partial(s) ? " (partial: --max-bytes reached, the next round copies "
-					"the rest)"
-				      : "",
+			partial ? " (partial: --max-bytes reached, the next round copies "
+				  "the rest)"
+				: "",
 			s->freeze_ns / 1e6, s->scan_ns / 1e6, s->copy_ns / 1e6,
 			(now_ns() - s->t0) / 1e6);
 	free(s->p);

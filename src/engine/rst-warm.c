@@ -41,9 +41,8 @@
 #define SLAB_MARGIN (1UL << 30)	  /* away from any mapping */
 #define ROOM_MAX    (256UL << 20) /* in-place growth reserved after a piece */
 #define MAX_ROUNDS  64		  /* chain applied at the start, like rst-chain.c */
-#define MAX_STAGE                                                                                  \
-	(1UL << 40) /* private memory staged per process at most (the                              \
-		     * known bits: 32 MiB; beyond: cold) */
+/* private memory staged per process at most (the known bits: 32 MiB; beyond: cold) */
+#define MAX_STAGE   (1UL << 40)
 #define DISCARD_BUF (1UL << 20)
 
 struct rst_warm {
