@@ -142,6 +142,16 @@ srv_kill() {
 # json_num FILE KEY: a top-level number of migrate's --json summary
 json_num() { sed -n "s/.*\"$2\": \([-0-9.]*\).*/\1/p" "$1" | head -n 1; }
 
+# moved_verify LABEL JSON TEST: after a successful migrate --json of zdtm TEST ($T): the
+# source is gone, the destination's pid runs, and the test verifies there
+moved_verify() {
+	WAIT_S=10 wait_for gone "$T" || die "$1: the source process $T still runs"
+	local dpid
+	dpid=$(json_num "$2" dest_pid)
+	[ -n "$dpid" ] && alive "$dpid" || die "$1: no running destination pid ($dpid)"
+	zdtm_verify "$3" "$dpid"
+}
+
 # zdtm_verify NAME PID: SIGTERM the (restored or original) test; it must print PASS
 zdtm_verify() {
 	kill -TERM "$2" 2>/dev/null || die "$1 ($2) is not running"

@@ -28,11 +28,7 @@ one() {
 	[ -n "$parts" ] && ((parts >= 2)) || die "$fault: round 0 was not copied in parts ($parts)"
 	log_has "$W/mig-$fault.log" "partial: --max-bytes reached"
 	log_has "$W/srv.log" "queued for staging"
-	WAIT_S=10 wait_for gone "$T" || die "$fault: the source process $T still runs"
-	local dpid
-	dpid=$(json_num "$W/mig-$fault.json" dest_pid)
-	[ -n "$dpid" ] && alive "$dpid" || die "$fault: no running destination pid ($dpid)"
-	zdtm_verify "$test" "$dpid"
+	moved_verify "$fault" "$W/mig-$fault.json" "$test"
 	echo "$fault $test: round 0 in $parts parts"
 	cp "$W/srv.log" "$W/srv-$fault.log"
 	srv_kill

@@ -19,11 +19,7 @@ one() {
 	grep -q '"ok": true' "$W/mig-$1.json" || die "$1: migrate did not report success"
 	log_has "$W/srv.log" "round 'r[0-9]*' staged"
 	log_has "$W/srv.log" "$2"
-	WAIT_S=10 wait_for gone "$T" || die "$1: the source process $T still runs"
-	local dpid
-	dpid=$(json_num "$W/mig-$1.json" dest_pid)
-	[ -n "$dpid" ] && alive "$dpid" || die "$1: no running destination pid ($dpid)"
-	zdtm_verify predump_ledger "$dpid"
+	moved_verify "$1" "$W/mig-$1.json" predump_ledger
 	cp "$W/srv.log" "$W/srv-$1.log"
 	srv_kill
 	rm -f "$W/srv.log"
