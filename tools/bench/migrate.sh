@@ -75,7 +75,7 @@ start() { # MIB RATE: the workload; sets pid
 	pid=$(cat "$work/ready")
 }
 
-stop_dest() { # PID: the migrated or restored tree at the destination
+stop_dest() { # PID: a tree to end (at the destination, or a send-once workload); dirs emptied
 	kill -9 "$1" 2>/dev/null
 	wait_gone "$1" 30
 	dpid=
@@ -92,10 +92,8 @@ send_once() { # MIB: the best of 2 streamed pre-dumps of an idle workload of tha
 			--source-id s1 -v1 -o "$work/s1.log" ||
 			die "send-once pre-dump failed: $(grep -m1 error "$work/s1.log")"
 		t1=$(now)
-		kill -9 "$pid"
-		wait_gone "$pid" 30
+		stop_dest "$pid" # (the same clean-up: kill, wait, empty the directories)
 		pid=
-		rm -rf "$work/srv"/* "$work/local"
 		best=$(awk -v a="$t0" -v b="$t1" -v c="$best" \
 			'BEGIN { d = b - a; if (c != "" && c < d) d = c; printf "%.3f", d }')
 	done
